@@ -1,0 +1,420 @@
+"""The speculative decoding loop, instrumented: every step returns a full record.
+
+Phases, named as in the trace and the app: draft -> verify -> accept -> commit.
+Both models keep KV caches. The target scores all drafted tokens in one forward pass; after a
+rejection both caches are cut back to the accepted prefix; the prefix is never recomputed.
+Cache invariant: a cache holds every committed token but the last, which the next forward
+pass feeds.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timezone
+from typing import Callable
+
+import numpy as np
+import torch
+from transformers import DynamicCache
+
+from . import __version__
+from .drafters import (DRAFTERS, Candidates, EarlyExitDrafter, ModelDrafter,
+                       PromptLookupDrafter, crop_cache)
+from .policies import GAMMA_MAX, POLICIES, make_policy
+from .sampling import Sampling, choose, logits_to_probs
+from .trace import RunRecord, StepRecord, Trace, TraceWriter, summarize
+from .verify import verify_greedy, verify_sampled
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    """Everything that decides a run besides the models and the prompt."""
+
+    drafter: str = "model"  # model | prompt-lookup | early-exit
+    gamma: int = 4
+    policy: str = "fixed"  # fixed | heuristic | confidence
+    confidence_threshold: float = 0.4
+    early_exit_layers: int = 4
+    temperature: float = 0.0
+    top_k: int = 0
+    top_p: float = 1.0
+    seed: int = 0
+    max_new_tokens: int = 64
+    chat: bool = True
+    top_alternatives: int = 5  # top-k of p and q recorded per drafted position
+    trace_detail: bool = True  # False: no per-step records (for measuring tracing cost)
+
+    @property
+    def sampling(self) -> Sampling:
+        return Sampling(self.temperature, self.top_k, self.top_p)
+
+    def check(self) -> None:
+        """Raise ValueError with a one-line message for out-of-range settings."""
+        if self.drafter not in DRAFTERS:
+            raise ValueError(f"unknown drafter {self.drafter!r}; choose from "
+                             f"{', '.join(DRAFTERS)}")
+        if self.policy not in POLICIES:
+            raise ValueError(f"unknown policy {self.policy!r}; choose from "
+                             f"{', '.join(POLICIES)}")
+        if not 1 <= self.gamma <= GAMMA_MAX:
+            raise ValueError(f"gamma must be between 1 and {GAMMA_MAX}, got {self.gamma}")
+        if not self.temperature >= 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if self.top_k < 0:
+            raise ValueError(f"top-k must be >= 0, got {self.top_k}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top-p must lie in (0, 1], got {self.top_p}")
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max new tokens must be >= 1, got {self.max_new_tokens}")
+        if not 0 <= self.confidence_threshold <= 1:
+            raise ValueError("confidence threshold must lie in [0, 1], got "
+                             f"{self.confidence_threshold}")
+        if self.early_exit_layers < 1:
+            raise ValueError(f"early-exit layers must be >= 1, got {self.early_exit_layers}")
+        if not 1 <= self.top_alternatives <= 50:
+            raise ValueError("top alternatives must be between 1 and 50, got "
+                             f"{self.top_alternatives}")
+
+
+class DecodeError(RuntimeError):
+    """A run failed part way; ``partial`` holds the trace of the steps that finished."""
+
+    def __init__(self, message: str, partial: Trace | None):
+        super().__init__(message)
+        self.partial = partial
+
+
+StepCallback = Callable[[StepRecord], None]
+
+
+class _Clock:
+    """Phase times. On CUDA: events, read after the step's single transfer (no extra sync)."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+
+    def mark(self):
+        if self.cuda:
+            ev = torch.cuda.Event(enable_timing=True)
+            ev.record()
+            return ev
+        return time.perf_counter()
+
+    def ms(self, a, b) -> float:
+        return a.elapsed_time(b) if self.cuda else (b - a) * 1e3
+
+
+class _TokenText:
+    """Token id -> display text, cached (decoding one id at a time is slow)."""
+
+    def __init__(self, tokenizer):
+        self.tok = tokenizer
+        self.cache: dict[int, str] = {}
+
+    def __call__(self, ids) -> list[str]:
+        out = []
+        for i in ids:
+            i = int(i)
+            s = self.cache.get(i)
+            if s is None:
+                s = self.cache[i] = self.tok.decode([i])
+            out.append(s)
+        return out
+
+
+def encode_prompt(tokenizer, prompt: str, chat: bool) -> list[int]:
+    """Prompt text -> token ids, through the chat template when asked and one exists."""
+    if chat and getattr(tokenizer, "chat_template", None):
+        text = tokenizer.apply_chat_template([{"role": "user", "content": prompt}],
+                                             tokenize=False, add_generation_prompt=True)
+        return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    return list(tokenizer(prompt)["input_ids"])
+
+
+def make_drafter(pair, config: DecodeConfig):
+    s = config.sampling
+    if config.drafter == "model":
+        if pair.draft is None:
+            raise ValueError("the 'model' drafter needs a draft model; give one, or choose "
+                             "the prompt-lookup or early-exit drafter")
+        return ModelDrafter(pair.draft, s)
+    if config.drafter == "early-exit":
+        return EarlyExitDrafter(pair.target, config.early_exit_layers, s)
+    return PromptLookupDrafter()
+
+
+def _f32(a) -> list[float]:
+    """float32 values as the shortest decimals that read back to the same float32."""
+    return [float(str(x)) for x in np.asarray(a, dtype=np.float32)]
+
+
+def _run_record(pair, config: DecodeConfig, mode: str, prompt: str, prompt_ids: list[int],
+                label: str) -> RunRecord:
+    from .models import hardware_info
+    cfg = asdict(config)
+    if mode == "target-only":
+        for k in ("drafter", "gamma", "policy", "confidence_threshold", "early_exit_layers"):
+            cfg.pop(k)
+    uses_draft = mode == "speculative" and config.drafter == "model"
+    return RunRecord(
+        run_id=uuid.uuid4().hex[:12],
+        mode=mode,
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        specviz_version=__version__,
+        target=dict(pair.target_info),
+        draft=dict(pair.draft_info) if uses_draft else None,
+        drafter=config.drafter if mode == "speculative" else None,
+        config=cfg,
+        prompt_text=prompt,
+        prompt_token_ids=list(prompt_ids),
+        hardware=hardware_info(pair.device),
+        label=label,
+    )
+
+
+def _prepare(pair, prompt: str, config: DecodeConfig) -> tuple[list[int], int]:
+    config.check()
+    ids = encode_prompt(pair.tokenizer, prompt, config.chat)
+    if not ids:
+        raise ValueError("the prompt is empty")
+    limit = pair.context_length
+    if len(ids) >= limit:
+        raise ValueError(f"the prompt has {len(ids)} tokens; the target's context holds "
+                         f"{limit}")
+    return ids, limit
+
+
+@torch.inference_mode()
+def speculative_decode(pair, prompt: str, config: DecodeConfig = DecodeConfig(), *,
+                       on_step: StepCallback | None = None,
+                       should_stop: Callable[[], bool] | None = None,
+                       writer: TraceWriter | None = None, label: str = "") -> Trace:
+    """Speculative decoding of ``prompt`` with ``pair``; returns the full trace.
+
+    ``on_step`` gets each step record as soon as it is verified; ``should_stop`` is asked
+    between steps and ends the run early (the trace is kept, stop_reason "stopped");
+    ``writer`` receives each record as it is made. On failure a DecodeError carries the
+    partial trace.
+    """
+    prompt_ids, limit = _prepare(pair, prompt, config)
+    run = _run_record(pair, config, "speculative", prompt, prompt_ids, label)
+    drafter = make_drafter(pair, config)
+    policy = make_policy(config.policy, config.gamma, config.confidence_threshold)
+    return _loop(pair, run, prompt_ids, limit, config, drafter, policy, on_step, should_stop,
+                 writer)
+
+
+@torch.inference_mode()
+def target_only_decode(pair, prompt: str, config: DecodeConfig = DecodeConfig(), *,
+                       on_step: StepCallback | None = None,
+                       should_stop: Callable[[], bool] | None = None,
+                       writer: TraceWriter | None = None, label: str = "") -> Trace:
+    """Plain autoregressive decoding with the target: one token per step, same trace format
+    (gamma 0; each step's token is recorded with kind "bonus", a token drawn from p)."""
+    prompt_ids, limit = _prepare(pair, prompt, config)
+    run = _run_record(pair, config, "target-only", prompt, prompt_ids, label)
+    return _loop(pair, run, prompt_ids, limit, config, None, None, on_step, should_stop,
+                 writer)
+
+
+def _loop(pair, run: RunRecord, prompt_ids: list[int], limit: int, config: DecodeConfig,
+          drafter, policy, on_step, should_stop, writer) -> Trace:
+    device = pair.device
+    s = config.sampling
+    gen = torch.Generator(device=device)
+    gen.manual_seed(config.seed)
+    text = _TokenText(pair.tokenizer)
+    clock = _Clock(device)
+    eos = set(pair.eos_ids)
+    k_top = config.top_alternatives
+    detail = config.trace_detail
+
+    seq_list = list(prompt_ids)
+    seq = torch.tensor(seq_list, dtype=torch.long, device=device)  # (n,)
+    cache = DynamicCache(config=pair.target.config)
+    cached = 0
+    steps: list[StepRecord] = []
+    n_steps = n_emitted = 0
+    n_drafted_total = n_accepted_total = n_evaluated_total = 0
+    draft_passes = 0
+    stop_reason = "max_new_tokens"
+    if drafter is not None:
+        drafter.reset()
+    if writer is not None:
+        writer.write(run)
+    t_start = time.perf_counter()
+
+    def partial(reason: str) -> Trace:
+        wall = time.perf_counter() - t_start
+        summary = summarize(run, steps, wall_s=wall, output_text=_decode(seq_list),
+                            stop_reason=reason, target_forward_passes=n_steps,
+                            draft_forward_passes=draft_passes)
+        if not detail:  # no step records were kept: totals come from the counters
+            summary = replace(summary, output_token_ids=seq_list[len(prompt_ids):],
+                              n_steps=n_steps, n_drafted=n_drafted_total,
+                              n_accepted=n_accepted_total, n_emitted=n_emitted,
+                              alpha_hat=(n_accepted_total / n_evaluated_total
+                                         if n_evaluated_total else None),
+                              mean_accepted_length=n_emitted / max(n_steps, 1),
+                              tokens_per_s=round(n_emitted / wall, 3) if wall > 0 else 0.0)
+        return Trace(run, tuple(steps), summary)
+
+    def _decode(ids: list[int]) -> str:
+        return pair.tokenizer.decode(ids[len(prompt_ids):], skip_special_tokens=False)
+
+    try:
+        while True:
+            remaining = config.max_new_tokens - n_emitted
+            room = limit - len(seq_list)
+            if remaining <= 0:
+                break
+            if room <= 0:
+                stop_reason = "context"
+                break
+            if should_stop is not None and should_stop():
+                stop_reason = "stopped"
+                break
+            t0 = time.perf_counter()
+            m0 = clock.mark()
+            # 1. draft
+            gamma = 0
+            cand = Candidates(seq.new_zeros(0), None, 0)
+            if drafter is not None:
+                want = min(policy.next_gamma(), remaining - 1, room - 1)
+                if want > 0:
+                    if isinstance(drafter, PromptLookupDrafter):
+                        cand = drafter.get_candidates(seq, want, gen, seq_list=seq_list)
+                    else:
+                        cand = drafter.get_candidates(seq, want, gen, policy.stop_below)
+                gamma = int(cand.ids.shape[0])
+                draft_passes += cand.forward_passes
+            m1 = clock.mark()
+            # 2. verify: one target pass over the uncached tail plus every drafted token
+            inp = torch.cat([seq[cached:], cand.ids])[None, :]  # (1, n - cached + gamma)
+            logits = pair.target(input_ids=inp, past_key_values=cache, use_cache=True,
+                                 logits_to_keep=gamma + 1).logits[0]  # (gamma+1, V)
+            p_probs = logits_to_probs(logits, s)  # (gamma+1, V)
+            m2 = clock.mark()
+            # 3. accept
+            if s.greedy:
+                v = verify_greedy(cand.ids, p_probs, cand.q_probs)
+            else:
+                v = verify_sampled(cand.ids, p_probs, cand.q_probs, gen)
+            packed = [cand.ids.float(), v.accepted.float(), v.accept_prob.float(),
+                      v.p_tok.float(), v.n_accepted.float().view(1),
+                      v.next_token.float().view(1)]
+            if v.u is not None:
+                packed.append(v.u.float())
+            if v.q_tok is not None:
+                packed.append(v.q_tok.float())
+            if v.beta is not None:
+                packed.append(v.beta.float())
+            if detail and gamma:
+                pt = torch.topk(p_probs[:gamma], min(k_top, p_probs.shape[-1]), dim=-1)
+                packed += [pt.indices.float().flatten(), pt.values.flatten()]
+                if cand.q_probs is not None:
+                    qt = torch.topk(cand.q_probs, min(k_top, cand.q_probs.shape[-1]), dim=-1)
+                    packed += [qt.indices.float().flatten(), qt.values.flatten()]
+            host = torch.cat(packed).cpu().numpy()  # the step's one device->host transfer
+            # unpack in the order packed
+            o = 0
+
+            def take(n: int) -> np.ndarray:
+                nonlocal o
+                o += n
+                return host[o - n:o]
+
+            drafted = take(gamma).astype(np.int64).tolist()
+            accepted = take(gamma).astype(bool).tolist()
+            accept_prob = take(gamma)
+            p_tok = take(gamma)
+            n_acc = int(take(1)[0])
+            next_tok = int(take(1)[0])
+            u = take(gamma) if v.u is not None else None
+            q_tok = take(gamma) if v.q_tok is not None else None
+            beta = take(gamma) if v.beta is not None else None
+            # 4. commit
+            new_ids = drafted[:n_acc] + [next_tok]
+            kinds = ["accepted"] * n_acc + ["bonus" if n_acc == gamma else "resampled"]
+            for i, t in enumerate(new_ids):  # stop at the first end-of-sequence token
+                if t in eos:
+                    new_ids, kinds = new_ids[:i + 1], kinds[:i + 1]
+                    stop_reason = "eos"
+                    break
+            seq_list.extend(new_ids)
+            seq = torch.cat([seq, torch.tensor(new_ids, dtype=torch.long, device=device)])
+            cached = len(seq_list) - 1
+            crop_cache(cache, cached)
+            if drafter is not None:
+                drafter.update(len(seq_list))
+                policy.update(gamma, n_acc)
+            n_steps += 1
+            n_emitted += len(new_ids)
+            n_drafted_total += gamma
+            n_accepted_total += n_acc
+            n_evaluated_total += min(gamma, n_acc + 1)
+            t1 = time.perf_counter()
+            if detail:
+                draft_ms, verify_ms = clock.ms(m0, m1), clock.ms(m1, m2)
+                total_ms = (t1 - t0) * 1e3
+                rec = StepRecord(
+                    step=len(steps), gamma=gamma, drafted_ids=drafted,
+                    drafted_text=text(drafted),
+                    q=_f32(q_tok) if q_tok is not None else None,
+                    p=_f32(p_tok), accept_prob=_f32(accept_prob),
+                    u=None if u is None else [x if i <= n_acc else None
+                                              for i, x in enumerate(_f32(u))],
+                    accepted=accepted, emitted_ids=new_ids, emitted_text=text(new_ids),
+                    emitted_kinds=kinds,
+                    **_top_fields(take, gamma, k_top, cand.q_probs is not None, text,
+                                  p_probs.shape[-1]),
+                    beta=_f32(beta) if beta is not None else None,
+                    draft_ms=round(draft_ms, 4), verify_ms=round(verify_ms, 4),
+                    accept_ms=round(max(total_ms - draft_ms - verify_ms, 0.0), 4),
+                    total_ms=round(total_ms, 4), t_end_s=round(t1 - t_start, 6))
+                steps.append(rec)
+                if writer is not None:
+                    writer.write(rec)
+                if on_step is not None:
+                    on_step(rec)
+            if stop_reason == "eos":
+                break
+    except KeyboardInterrupt:
+        stop_reason = "stopped"
+    except Exception as e:  # keep what finished; say plainly what broke
+        trace = partial("error")
+        if writer is not None:
+            writer.write(trace.summary)
+        raise DecodeError(f"decoding failed after {len(steps)} steps: {_short(e)}",
+                          trace) from e
+    trace = partial(stop_reason)
+    if writer is not None:
+        writer.write(trace.summary)
+    return trace
+
+
+def _top_fields(take, gamma: int, k: int, has_q: bool, text, vocab: int) -> dict:
+    if not gamma:
+        return {"p_top_ids": [], "p_top_texts": [], "p_top_probs": [],
+                "q_top_ids": [] if has_q else None, "q_top_texts": [] if has_q else None,
+                "q_top_probs": [] if has_q else None}
+    k = min(k, vocab)
+    out: dict = {}
+    for who in ("p", "q") if has_q else ("p",):
+        ids = take(gamma * k).astype(np.int64).reshape(gamma, k).tolist()
+        probs = take(gamma * k).reshape(gamma, k)
+        out[f"{who}_top_ids"] = ids
+        out[f"{who}_top_texts"] = [text(r) for r in ids]
+        out[f"{who}_top_probs"] = [_f32(r) for r in probs]
+    if not has_q:
+        out.update(q_top_ids=None, q_top_texts=None, q_top_probs=None)
+    return out
+
+
+def _short(e: BaseException) -> str:
+    msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    if isinstance(e, torch.OutOfMemoryError):
+        return "out of memory on the device (try a shorter run, float16/bfloat16, or the CPU)"
+    return msg[:300]

@@ -1,0 +1,563 @@
+"""Trace records: what one speculative decoding run did, step by step.
+
+A trace file is JSON Lines. Each run is a ``run`` record, then one ``step`` record per
+verification step, then a ``summary`` record. Several runs may share one file. The format is
+documented in docs/trace-format.md; the key names here are that document's.
+
+Notation: p = target distribution, q = draft distribution.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import IO, Any, Iterable, Iterator
+
+SCHEMA_VERSION = 1
+EMITTED_KINDS = ("accepted", "resampled", "bonus")
+MODES = ("speculative", "target-only")
+
+
+class TraceError(ValueError):
+    """A trace file is malformed. The message names the file, line and field."""
+
+    def __init__(self, message: str, *, source: str = "<trace>", line: int | None = None,
+                 field_name: str | None = None):
+        self.source = source
+        self.line = line
+        self.field_name = field_name
+        where = source if line is None else f"{source}, line {line}"
+        what = f" field '{field_name}'" if field_name else ""
+        super().__init__(f"{where}:{what} {message}")
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """How a run was set up: models, drafter, decoding configuration, prompt, hardware."""
+
+    run_id: str
+    mode: str  # "speculative" | "target-only"
+    created: str
+    specviz_version: str
+    target: dict
+    draft: dict | None
+    drafter: str | None
+    config: dict
+    prompt_text: str
+    prompt_token_ids: list[int]
+    hardware: dict
+    schema_version: int = SCHEMA_VERSION
+    label: str = ""
+
+    def to_json(self) -> dict:
+        return {"record": "run", **asdict(self)}
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """One verification step: what was drafted, how the target judged it, what was emitted.
+
+    Lists indexed by draft position have length ``gamma``; the emitted lists have length
+    ``n_accepted + 1`` (or less when the run stopped inside the step).
+    """
+
+    step: int
+    gamma: int
+    drafted_ids: list[int]
+    drafted_text: list[str]
+    q: list[float] | None  # draft prob of each drafted token; None for drafters without q
+    p: list[float]  # target prob of each drafted token
+    accept_prob: list[float]  # min(1, p/q); greedy: 1.0 if the token is the target's argmax
+    u: list[float | None] | None  # uniform draw per evaluated position; None under greedy
+    accepted: list[bool]
+    emitted_ids: list[int]
+    emitted_text: list[str]
+    emitted_kinds: list[str]
+    p_top_ids: list[list[int]] = field(default_factory=list)
+    p_top_texts: list[list[str]] = field(default_factory=list)
+    p_top_probs: list[list[float]] = field(default_factory=list)
+    q_top_ids: list[list[int]] | None = None
+    q_top_texts: list[list[str]] | None = None
+    q_top_probs: list[list[float]] | None = None
+    beta: list[float] | None = None  # sum_x min(p(x), q(x)) per position (sampling only)
+    draft_ms: float = 0.0
+    verify_ms: float = 0.0
+    accept_ms: float = 0.0
+    total_ms: float = 0.0
+    t_end_s: float = 0.0  # seconds since the run started, at the end of this step
+
+    @property
+    def n_accepted(self) -> int:
+        return sum(self.accepted)
+
+    @property
+    def n_evaluated(self) -> int:
+        """Positions the verifier actually judged: the accepted ones plus the first rejection."""
+        return min(self.gamma, self.n_accepted + 1) if self.gamma else 0
+
+    def to_json(self) -> dict:
+        return {"record": "step", **asdict(self)}
+
+
+@dataclass(frozen=True)
+class SummaryRecord:
+    """Totals of a run. See docs/trace-format.md for the definitions of the rates."""
+
+    output_token_ids: list[int]
+    output_text: str
+    n_steps: int
+    n_drafted: int
+    n_accepted: int
+    n_emitted: int
+    target_forward_passes: int
+    alpha_hat: float | None
+    mean_accepted_length: float | None
+    wall_s: float
+    tokens_per_s: float
+    stop_reason: str = "max_new_tokens"  # "eos" | "max_new_tokens" | "stopped" | "context"
+    draft_forward_passes: int = 0
+    mean_beta: float | None = None
+
+    def to_json(self) -> dict:
+        return {"record": "summary", **asdict(self)}
+
+
+@dataclass(frozen=True)
+class Trace:
+    """One run: its run record, its steps, and its summary (None while incomplete)."""
+
+    run: RunRecord
+    steps: tuple[StepRecord, ...] = ()
+    summary: SummaryRecord | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.summary is not None
+
+    def lines(self) -> Iterator[str]:
+        yield dumps(self.run.to_json())
+        for s in self.steps:
+            yield dumps(s.to_json())
+        if self.summary is not None:
+            yield dumps(self.summary.to_json())
+
+    def with_summary(self) -> "Trace":
+        """This trace with a summary computed from its steps (for incomplete runs)."""
+        if self.summary is not None:
+            return self
+        return Trace(self.run, self.steps, summarize(self.run, self.steps, wall_s=None,
+                                                     output_text="", stop_reason="stopped"))
+
+
+def summarize(run: RunRecord, steps: Iterable[StepRecord], *, wall_s: float | None,
+              output_text: str, stop_reason: str,
+              target_forward_passes: int | None = None,
+              draft_forward_passes: int = 0) -> SummaryRecord:
+    """Totals and rates from step records.
+
+    alpha_hat = accepted / evaluated, where evaluated counts each step's accepted positions
+    plus its first rejected one (positions after a rejection are never judged). Under the
+    i.i.d. model of Leviathan et al. this is the maximum-likelihood estimate of alpha.
+    mean_accepted_length = emitted tokens per verification step (accepted drafts + the one
+    target token), the expected value E = (1 - alpha^(gamma+1)) / (1 - alpha) of that paper.
+    """
+    steps = list(steps)
+    out = [t for s in steps for t in s.emitted_ids]
+    n_drafted = sum(s.gamma for s in steps)
+    n_accepted = sum(s.n_accepted for s in steps)
+    n_evaluated = sum(s.n_evaluated for s in steps)
+    betas = [b for s in steps if s.beta for b in s.beta[: s.n_evaluated]]
+    if wall_s is None:
+        wall_s = steps[-1].t_end_s if steps else 0.0
+    spec = run.mode == "speculative"
+    return SummaryRecord(
+        output_token_ids=out,
+        output_text=output_text,
+        n_steps=len(steps),
+        n_drafted=n_drafted,
+        n_accepted=n_accepted,
+        n_emitted=len(out),
+        target_forward_passes=len(steps) if target_forward_passes is None
+        else target_forward_passes,
+        alpha_hat=(n_accepted / n_evaluated) if (spec and n_evaluated) else None,
+        mean_accepted_length=(len(out) / len(steps)) if steps else None,
+        wall_s=round(wall_s, 6),
+        tokens_per_s=round(len(out) / wall_s, 3) if wall_s > 0 else 0.0,
+        stop_reason=stop_reason,
+        draft_forward_passes=draft_forward_passes,
+        mean_beta=(sum(betas) / len(betas)) if betas else None,
+    )
+
+
+def dumps(obj: dict) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+class TraceWriter:
+    """Writes records line by line, flushing each, so a crash loses at most one step."""
+
+    def __init__(self, path_or_file: str | os.PathLike | IO[str], *, append: bool = False):
+        if isinstance(path_or_file, (str, os.PathLike)):
+            Path(path_or_file).parent.mkdir(parents=True, exist_ok=True)
+            self._f: IO[str] = open(path_or_file, "a" if append else "w", encoding="utf-8")
+            self._own = True
+        else:
+            self._f = path_or_file
+            self._own = False
+
+    def write(self, record: RunRecord | StepRecord | SummaryRecord) -> None:
+        self._f.write(dumps(record.to_json()) + "\n")
+        self._f.flush()
+
+    def write_trace(self, trace: Trace) -> None:
+        for line in trace.lines():
+            self._f.write(line + "\n")
+        self._f.flush()
+
+    def close(self) -> None:
+        if self._own:
+            self._f.close()
+
+    def __enter__(self) -> "TraceWriter":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def write_traces(path: str | os.PathLike, traces: Iterable[Trace]) -> None:
+    with TraceWriter(path) as w:
+        for t in traces:
+            w.write_trace(t)
+
+
+def traces_to_jsonl(traces: Iterable[Trace]) -> str:
+    return "".join(line + "\n" for t in traces for line in t.lines())
+
+
+# ---------------------------------------------------------------- validation and loading
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v: Any) -> bool:
+    return (isinstance(v, (int, float)) and not isinstance(v, bool)
+            and math.isfinite(v))
+
+
+class _Checker:
+    def __init__(self, source: str, line: int, obj: dict):
+        self.source, self.line, self.obj = source, line, obj
+
+    def fail(self, name: str | None, msg: str) -> TraceError:
+        return TraceError(msg, source=self.source, line=self.line, field_name=name)
+
+    def get(self, name: str, *, optional: bool = False, default: Any = None) -> Any:
+        if name not in self.obj:
+            if optional:
+                return default
+            raise self.fail(name, "is missing")
+        return self.obj[name]
+
+    def int_(self, name: str, *, lo: int | None = None, optional: bool = False,
+             default: int = 0) -> int:
+        v = self.get(name, optional=optional, default=default)
+        if not _is_int(v):
+            raise self.fail(name, f"must be an integer, got {_show(v)}")
+        if lo is not None and v < lo:
+            raise self.fail(name, f"must be >= {lo}, got {v}")
+        return v
+
+    def num(self, name: str, *, optional: bool = False, nullable: bool = False,
+            default: float = 0.0, lo: float | None = None, hi: float | None = None) -> Any:
+        v = self.get(name, optional=optional, default=default)
+        if v is None and nullable:
+            return None
+        if not _is_num(v):
+            raise self.fail(name, f"must be a finite number, got {_show(v)}")
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            raise self.fail(name, f"must lie in [{lo}, {hi}], got {v}")
+        return float(v)
+
+    def str_(self, name: str, *, optional: bool = False, default: str = "") -> str:
+        v = self.get(name, optional=optional, default=default)
+        if not isinstance(v, str):
+            raise self.fail(name, f"must be a string, got {_show(v)}")
+        return v
+
+    def dict_(self, name: str, *, nullable: bool = False, optional: bool = False) -> Any:
+        v = self.get(name, optional=optional, default={})
+        if v is None and nullable:
+            return None
+        if not isinstance(v, dict):
+            raise self.fail(name, f"must be an object, got {_show(v)}")
+        return v
+
+    def list_(self, name: str, kind: str, *, length: int | None = None,
+              nullable: bool = False, optional: bool = False, lo: float | None = None,
+              hi: float | None = None, items_nullable: bool = False) -> Any:
+        v = self.get(name, optional=optional, default=None if nullable else [])
+        if v is None and nullable:
+            return None
+        if not isinstance(v, list):
+            raise self.fail(name, f"must be a list, got {_show(v)}")
+        if length is not None and len(v) != length:
+            raise self.fail(name, f"must have {length} entries, has {len(v)}")
+        test = {"int": _is_int, "num": _is_num, "str": lambda x: isinstance(x, str),
+                "bool": lambda x: isinstance(x, bool)}[kind]
+        for i, x in enumerate(v):
+            if x is None and items_nullable:
+                continue
+            if not test(x):
+                raise self.fail(name, f"entry {i} must be of type {kind}, got {_show(x)}")
+            if kind == "num" and ((lo is not None and x < lo) or (hi is not None and x > hi)):
+                raise self.fail(name, f"entry {i} must lie in [{lo}, {hi}], got {x}")
+            if kind == "int" and lo is not None and x < lo:
+                raise self.fail(name, f"entry {i} must be >= {lo}, got {x}")
+        return v
+
+    def nested(self, name: str, kind: str, *, length: int, nullable: bool = False,
+               lo: float | None = None, hi: float | None = None) -> Any:
+        v = self.get(name, optional=True, default=None if nullable else [])
+        if v is None and nullable:
+            return None
+        if not isinstance(v, list):
+            raise self.fail(name, f"must be a list, got {_show(v)}")
+        if v and len(v) != length:
+            raise self.fail(name, f"must have {length} entries, has {len(v)}")
+        test = {"int": _is_int, "num": _is_num, "str": lambda x: isinstance(x, str)}[kind]
+        for i, row in enumerate(v):
+            if not isinstance(row, list):
+                raise self.fail(name, f"entry {i} must be a list, got {_show(row)}")
+            for x in row:
+                if not test(x) or (kind == "num" and ((lo is not None and x < lo)
+                                                      or (hi is not None and x > hi))):
+                    raise self.fail(name, f"entry {i} holds an invalid value {_show(x)}")
+        return v
+
+
+def _show(v: Any) -> str:
+    s = json.dumps(v, ensure_ascii=True, default=str)
+    return s if len(s) <= 40 else s[:37] + "..."
+
+
+_MODEL_KEYS = ("source",)
+
+
+def _parse_run(c: _Checker) -> RunRecord:
+    version = c.int_("schema_version", lo=1)
+    if version > SCHEMA_VERSION:
+        raise c.fail("schema_version", f"is {version}; this specviz reads up to "
+                     f"{SCHEMA_VERSION} (upgrade specviz)")
+    mode = c.str_("mode", optional=True, default="speculative")
+    if mode not in MODES:
+        raise c.fail("mode", f"must be one of {', '.join(MODES)}, got {_show(mode)}")
+    target = c.dict_("target")
+    draft = c.dict_("draft", nullable=True, optional=True)
+    for name, m in (("target", target), ("draft", draft)):
+        if m is not None and not isinstance(m.get("source"), str):
+            raise c.fail(name, "must name its 'source' as a string")
+    drafter = c.get("drafter", optional=True)
+    if drafter is not None and not isinstance(drafter, str):
+        raise c.fail("drafter", f"must be a string or null, got {_show(drafter)}")
+    config = c.dict_("config")
+    gamma = config.get("gamma")
+    if gamma is not None and not (_is_int(gamma) and gamma >= 0):
+        raise c.fail("config", f"'gamma' must be a non-negative integer, got {_show(gamma)}")
+    temp = config.get("temperature")
+    if temp is not None and not (_is_num(temp) and temp >= 0):
+        raise c.fail("config", f"'temperature' must be >= 0, got {_show(temp)}")
+    return RunRecord(
+        run_id=c.str_("run_id", optional=True, default=f"line{c.line}"),
+        mode=mode,
+        created=c.str_("created", optional=True),
+        specviz_version=c.str_("specviz_version", optional=True),
+        target=target,
+        draft=draft,
+        drafter=drafter,
+        config=config,
+        prompt_text=c.str_("prompt_text"),
+        prompt_token_ids=c.list_("prompt_token_ids", "int", lo=0),
+        hardware=c.dict_("hardware", optional=True),
+        schema_version=version,
+        label=c.str_("label", optional=True),
+    )
+
+
+def _parse_step(c: _Checker) -> StepRecord:
+    g = c.int_("gamma", lo=0)
+    drafted_ids = c.list_("drafted_ids", "int", length=g, lo=0)
+    accepted = c.list_("accepted", "bool", length=g)
+    # accepted must be a prefix: True... then False...
+    seen_false = False
+    for i, a in enumerate(accepted):
+        if a and seen_false:
+            raise c.fail("accepted", f"entry {i} is true after a rejection "
+                         "(accepted tokens must form a prefix)")
+        seen_false = seen_false or not a
+    emitted_ids = c.list_("emitted_ids", "int", lo=0)
+    kinds = c.list_("emitted_kinds", "str", length=len(emitted_ids))
+    for i, k in enumerate(kinds):
+        if k not in EMITTED_KINDS:
+            raise c.fail("emitted_kinds", f"entry {i} must be one of "
+                         f"{', '.join(EMITTED_KINDS)}, got {_show(k)}")
+    n_acc = sum(accepted)
+    if len(emitted_ids) > n_acc + 1:
+        raise c.fail("emitted_ids", f"has {len(emitted_ids)} tokens, but only {n_acc} drafts "
+                     "were accepted (at most accepted + 1 may be emitted)")
+    if emitted_ids[:n_acc] != drafted_ids[:len(emitted_ids[:n_acc])]:
+        raise c.fail("emitted_ids", "must begin with the accepted drafted tokens")
+    topn = c.nested
+    q = c.list_("q", "num", length=g, nullable=True, lo=0.0, hi=1.0)
+    return StepRecord(
+        step=c.int_("step", lo=0),
+        gamma=g,
+        drafted_ids=drafted_ids,
+        drafted_text=c.list_("drafted_text", "str", length=g),
+        q=q,
+        p=c.list_("p", "num", length=g, lo=0.0, hi=1.0),
+        accept_prob=c.list_("accept_prob", "num", length=g, lo=0.0, hi=1.0),
+        u=c.list_("u", "num", length=g, nullable=True, lo=0.0, hi=1.0, items_nullable=True),
+        accepted=accepted,
+        emitted_ids=emitted_ids,
+        emitted_text=c.list_("emitted_text", "str", length=len(emitted_ids)),
+        emitted_kinds=kinds,
+        p_top_ids=topn("p_top_ids", "int", length=g),
+        p_top_texts=topn("p_top_texts", "str", length=g),
+        p_top_probs=topn("p_top_probs", "num", length=g, lo=0.0, hi=1.0),
+        q_top_ids=topn("q_top_ids", "int", length=g, nullable=True),
+        q_top_texts=topn("q_top_texts", "str", length=g, nullable=True),
+        q_top_probs=topn("q_top_probs", "num", length=g, nullable=True, lo=0.0, hi=1.0),
+        beta=c.list_("beta", "num", length=g, nullable=True, optional=True, lo=0.0, hi=1.0),
+        draft_ms=c.num("draft_ms", optional=True, lo=0.0),
+        verify_ms=c.num("verify_ms", optional=True, lo=0.0),
+        accept_ms=c.num("accept_ms", optional=True, lo=0.0),
+        total_ms=c.num("total_ms", optional=True, lo=0.0),
+        t_end_s=c.num("t_end_s", optional=True, lo=0.0),
+    )
+
+
+def _parse_summary(c: _Checker) -> SummaryRecord:
+    return SummaryRecord(
+        output_token_ids=c.list_("output_token_ids", "int", lo=0),
+        output_text=c.str_("output_text"),
+        n_steps=c.int_("n_steps", lo=0),
+        n_drafted=c.int_("n_drafted", lo=0),
+        n_accepted=c.int_("n_accepted", lo=0),
+        n_emitted=c.int_("n_emitted", lo=0),
+        target_forward_passes=c.int_("target_forward_passes", lo=0),
+        alpha_hat=c.num("alpha_hat", nullable=True, lo=0.0, hi=1.0),
+        mean_accepted_length=c.num("mean_accepted_length", nullable=True, lo=0.0),
+        wall_s=c.num("wall_s", lo=0.0),
+        tokens_per_s=c.num("tokens_per_s", lo=0.0),
+        stop_reason=c.str_("stop_reason", optional=True, default="max_new_tokens"),
+        draft_forward_passes=c.int_("draft_forward_passes", optional=True, lo=0),
+        mean_beta=c.num("mean_beta", optional=True, nullable=True, default=None,
+                        lo=0.0, hi=1.0),
+    )
+
+
+def _check_known(c: _Checker, cls: type) -> None:
+    known = {f.name for f in fields(cls)} | {"record"}
+    extra = sorted(set(c.obj) - known)
+    if extra:
+        raise c.fail(extra[0], "is not a known field of this record")
+
+
+def parse_lines(lines: Iterable[str], source: str = "<trace>") -> list[Trace]:
+    """Parse JSON Lines into traces; raise TraceError naming line and field on bad input."""
+    traces: list[Trace] = []
+    run: RunRecord | None = None
+    steps: list[StepRecord] = []
+    summary: SummaryRecord | None = None
+
+    def close() -> None:
+        if run is not None:
+            traces.append(Trace(run, tuple(steps), summary))
+
+    n = 0
+    for n, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            obj = json.loads(raw)
+        except (json.JSONDecodeError, RecursionError) as e:
+            msg = getattr(e, "msg", "nesting too deep")
+            raise TraceError(f"is not valid JSON ({msg})", source=source, line=n) from None
+        if not isinstance(obj, dict):
+            raise TraceError("must be a JSON object", source=source, line=n)
+        c = _Checker(source, n, obj)
+        kind = obj.get("record")
+        if kind == "run":
+            _check_known(c, RunRecord)
+            close()
+            run, steps, summary = _parse_run(c), [], None
+        elif kind == "step":
+            if run is None:
+                raise c.fail("record", "a step record must follow a run record")
+            if summary is not None:
+                raise c.fail("record", "a step record follows this run's summary")
+            _check_known(c, StepRecord)
+            st = _parse_step(c)
+            if st.step != len(steps):
+                raise c.fail("step", f"must be {len(steps)} (steps count up from 0), "
+                             f"got {st.step}")
+            steps.append(st)
+        elif kind == "summary":
+            if run is None:
+                raise c.fail("record", "a summary record must follow a run record")
+            if summary is not None:
+                raise c.fail("record", "this run already has a summary")
+            _check_known(c, SummaryRecord)
+            summary = _parse_summary(c)
+            if summary.n_steps != len(steps):
+                raise c.fail("n_steps", f"says {summary.n_steps} but the run has "
+                             f"{len(steps)} step records")
+        else:
+            raise c.fail("record", f"must be 'run', 'step' or 'summary', got {_show(kind)}")
+    close()
+    if not traces:
+        raise TraceError("holds no run record (is it a specviz trace?)", source=source,
+                         line=None)
+    return traces
+
+
+MAX_LINE_CHARS = 50_000_000
+
+
+def read_traces(path_or_file: str | os.PathLike | IO[str] | IO[bytes] | bytes,
+                source: str | None = None) -> list[Trace]:
+    """Load every run of a JSON Lines trace; a run without summary loads as incomplete."""
+    if isinstance(path_or_file, bytes):
+        text = _decode(path_or_file, source or "<upload>")
+        return parse_lines(io.StringIO(text), source or "<upload>")
+    if isinstance(path_or_file, (str, os.PathLike)):
+        src = source or str(path_or_file)
+        try:
+            data = Path(path_or_file).read_bytes()
+        except OSError as e:
+            raise TraceError(f"cannot be read ({e.strerror or e})", source=src) from None
+        return parse_lines(io.StringIO(_decode(data, src)), src)
+    data = path_or_file.read()
+    src = source or getattr(path_or_file, "name", "<trace>")
+    if isinstance(data, bytes):
+        data = _decode(data, src)
+    return parse_lines(io.StringIO(data), src)
+
+
+def _decode(data: bytes, source: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise TraceError("is not UTF-8 text", source=source, line=line) from None
+
+
+def read_trace(path: str | os.PathLike) -> Trace:
+    """The first run of a trace file."""
+    return read_traces(path)[0]
