@@ -13,12 +13,25 @@ Public API::
 
 __version__ = "0.1.0"
 
-from .decoding import (DecodeConfig, DecodeError, encode_prompt,  # noqa: E402
-                       speculative_decode, target_only_decode)
-from .models import (DEFAULT_TARGET, ModelPair, ModelSourceError, load_pair,  # noqa: E402
-                     embedded_names)
-from .trace import (RunRecord, StepRecord, SummaryRecord, Trace, TraceError,  # noqa: E402
-                    TraceWriter, read_trace, read_traces, write_traces)
+from .decoding import (  # noqa: E402
+                       DecodeConfig,
+                       DecodeError,
+                       encode_prompt,
+                       speculative_decode,
+                       target_only_decode,
+)
+from .models import DEFAULT_TARGET, ModelPair, ModelSourceError, embedded_names, load_pair  # noqa: E402
+from .trace import (  # noqa: E402
+                       RunRecord,
+                       StepRecord,
+                       SummaryRecord,
+                       Trace,
+                       TraceError,
+                       TraceWriter,
+                       read_trace,
+                       read_traces,
+                       write_traces,
+)
 
 __all__ = [
     "DEFAULT_TARGET", "DecodeConfig", "DecodeError", "ModelPair", "ModelSourceError",

@@ -81,7 +81,8 @@ def read_prompts(path: str) -> list[str]:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
-        raise CliError(f"cannot read prompts file {path}: {getattr(e, 'strerror', None) or e}")
+        reason = getattr(e, "strerror", None) or "not UTF-8 text"
+        raise CliError(f"cannot read prompts file {path}: {reason}") from None
     prompts = []
     for n, line in enumerate(text.splitlines(), start=1):
         if not line.strip():

@@ -20,10 +20,16 @@ import torch
 from transformers import DynamicCache
 
 from . import __version__
-from .drafters import (DRAFTERS, Candidates, EarlyExitDrafter, ModelDrafter,
-                       PromptLookupDrafter, crop_cache)
+from .drafters import (
+    DRAFTERS,
+    Candidates,
+    EarlyExitDrafter,
+    ModelDrafter,
+    PromptLookupDrafter,
+    crop_cache,
+)
 from .policies import GAMMA_MAX, POLICIES, make_policy
-from .sampling import Sampling, choose, logits_to_probs
+from .sampling import Sampling, logits_to_probs
 from .trace import RunRecord, StepRecord, Trace, TraceWriter, summarize
 from .verify import verify_greedy, verify_sampled
 
@@ -318,14 +324,7 @@ def _loop(pair, run: RunRecord, prompt_ids: list[int], limit: int, config: Decod
                     qt = torch.topk(cand.q_probs, min(k_top, cand.q_probs.shape[-1]), dim=-1)
                     packed += [qt.indices.float().flatten(), qt.values.flatten()]
             host = torch.cat(packed).cpu().numpy()  # the step's one device->host transfer
-            # unpack in the order packed
-            o = 0
-
-            def take(n: int) -> np.ndarray:
-                nonlocal o
-                o += n
-                return host[o - n:o]
-
+            take = _Unpack(host).take  # in the order packed
             drafted = take(gamma).astype(np.int64).tolist()
             accepted = take(gamma).astype(bool).tolist()
             accept_prob = take(gamma)
@@ -393,6 +392,17 @@ def _loop(pair, run: RunRecord, prompt_ids: list[int], limit: int, config: Decod
     if writer is not None:
         writer.write(trace.summary)
     return trace
+
+
+class _Unpack:
+    """Reads consecutive slices of the step's packed host array."""
+
+    def __init__(self, host: np.ndarray):
+        self.host, self.at = host, 0
+
+    def take(self, n: int) -> np.ndarray:
+        self.at += n
+        return self.host[self.at - n:self.at]
 
 
 def _top_fields(take, gamma: int, k: int, has_q: bool, text, vocab: int) -> dict:

@@ -6,8 +6,14 @@ import sys
 import pytest
 import torch
 
-from specviz import (DecodeConfig, DecodeError, load_pair, read_traces, speculative_decode,
-                     target_only_decode)
+from specviz import (
+    DecodeConfig,
+    DecodeError,
+    load_pair,
+    read_traces,
+    speculative_decode,
+    target_only_decode,
+)
 from specviz.drafters import lookup, truncated_model
 from specviz.trace import TraceWriter
 
