@@ -27,6 +27,7 @@ from .drafters import (
     ModelDrafter,
     PromptLookupDrafter,
     crop_cache,
+    truncated_model,
 )
 from .policies import GAMMA_MAX, POLICIES, make_policy
 from .sampling import Sampling, logits_to_probs
@@ -163,14 +164,23 @@ def _run_record(pair, config: DecodeConfig, mode: str, prompt: str, prompt_ids: 
     if mode == "target-only":
         for k in ("drafter", "gamma", "policy", "confidence_threshold", "early_exit_layers"):
             cfg.pop(k)
-    uses_draft = mode == "speculative" and config.drafter == "model"
+    draft = None
+    if mode == "speculative" and config.drafter == "model":
+        draft = dict(pair.draft_info)
+    elif mode == "speculative" and config.drafter == "early-exit":
+        n, t = config.early_exit_layers, pair.target_info
+        view = truncated_model(pair.target, min(n, max(t["n_layers"] - 1, 1)))
+        unique = {id(w): w.numel() for w in view.parameters()}  # tied weights once
+        draft = {**t, "source": f"{t['source']} (first {n} of {t['n_layers']} layers)",
+                 "n_layers": n, "n_params": sum(unique.values()),
+                 "shares_target_weights": True}
     return RunRecord(
         run_id=uuid.uuid4().hex[:12],
         mode=mode,
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         specviz_version=__version__,
         target=dict(pair.target_info),
-        draft=dict(pair.draft_info) if uses_draft else None,
+        draft=draft,
         drafter=config.drafter if mode == "speculative" else None,
         config=cfg,
         prompt_text=prompt,
@@ -248,6 +258,8 @@ def _loop(pair, run: RunRecord, prompt_ids: list[int], limit: int, config: Decod
     stop_reason = "max_new_tokens"
     if drafter is not None:
         drafter.reset()
+    if not detail:
+        writer = None  # untraced runs (for measuring tracing cost) keep no step records
     if writer is not None:
         writer.write(run)
     t_start = time.perf_counter()

@@ -13,6 +13,8 @@ import io
 import json
 import math
 import os
+import re
+import sys
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator
@@ -246,8 +248,10 @@ def _is_int(v: Any) -> bool:
 
 
 def _is_num(v: Any) -> bool:
-    return (isinstance(v, (int, float)) and not isinstance(v, bool)
-            and math.isfinite(v))
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    # an int beyond float range would make math.isfinite raise OverflowError
+    return abs(v) <= sys.float_info.max if isinstance(v, int) else math.isfinite(v)
 
 
 class _Checker:
@@ -280,6 +284,8 @@ class _Checker:
             return None
         if not _is_num(v):
             raise self.fail(name, f"must be a finite number, got {_show(v)}")
+        if hi is None and lo is not None and v < lo:
+            raise self.fail(name, f"must be >= {lo}, got {v}")
         if (lo is not None and v < lo) or (hi is not None and v > hi):
             raise self.fail(name, f"must lie in [{lo}, {hi}], got {v}")
         return float(v)
@@ -291,7 +297,7 @@ class _Checker:
         return v
 
     def dict_(self, name: str, *, nullable: bool = False, optional: bool = False) -> Any:
-        v = self.get(name, optional=optional, default={})
+        v = self.get(name, optional=optional, default=None if nullable else {})
         if v is None and nullable:
             return None
         if not isinstance(v, dict):
@@ -342,7 +348,10 @@ class _Checker:
 
 
 def _show(v: Any) -> str:
-    s = json.dumps(v, ensure_ascii=True, default=str)
+    try:
+        s = json.dumps(v, ensure_ascii=True, default=str)
+    except RecursionError:  # nested almost as deep as json.loads allows
+        s = f"a {type(v).__name__} nested too deep to show"
     return s if len(s) <= 40 else s[:37] + "..."
 
 
@@ -469,6 +478,42 @@ def _check_known(c: _Checker, cls: type) -> None:
         raise c.fail(extra[0], "is not a known field of this record")
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+_PARTIAL_TOKEN = re.compile(r"[-+0-9.eE]*|t(r(ue?)?)?|f(a(l(se?)?)?)?|n(u(ll?)?)?")
+
+
+def _cut_short(raw: str, e: Exception) -> bool:
+    """Whether a line without its newline is a record cut off mid-write: valid JSON that
+    stops early (inside a string, a number, a literal, or between tokens)."""
+    if raw.endswith("\n") or not isinstance(e, json.JSONDecodeError):
+        return False
+    rest = raw[e.pos:]
+    return (e.msg.startswith("Unterminated string")
+            or (e.msg.startswith("Invalid \\uXXXX") and len(rest) < 12)
+            or _PARTIAL_TOKEN.fullmatch(rest) is not None)
+
+
+def _encodable(obj: Any) -> bool:
+    """Whether every string of a parsed record can be written back as UTF-8 (JSON escapes
+    can encode lone surrogates, which UTF-8 cannot). Iterative: records may nest deeply."""
+    todo = [obj]
+    while todo:
+        v = todo.pop()
+        if isinstance(v, str):
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError:
+                return False
+        elif isinstance(v, dict):
+            todo += [*v.keys(), *v.values()]
+        elif isinstance(v, list):
+            todo += v
+    return True
+
+
 def parse_lines(lines: Iterable[str], source: str = "<trace>") -> list[Trace]:
     """Parse JSON Lines into traces; raise TraceError naming line and field on bad input."""
     traces: list[Trace] = []
@@ -481,16 +526,24 @@ def parse_lines(lines: Iterable[str], source: str = "<trace>") -> list[Trace]:
             traces.append(Trace(run, tuple(steps), summary))
 
     n = 0
-    for n, raw in enumerate(lines, start=1):
+    it = iter(lines)
+    for n, raw in enumerate(it, start=1):
         if not raw.strip():
             continue
         try:
-            obj = json.loads(raw)
-        except (json.JSONDecodeError, RecursionError) as e:
-            msg = getattr(e, "msg", "nesting too deep")
-            raise TraceError(f"is not valid JSON ({msg})", source=source, line=n) from None
+            obj = json.loads(raw, parse_constant=_no_constant)
+        except (ValueError, RecursionError) as e:  # ValueError: JSONDecodeError, huge ints
+            if _cut_short(raw, e) and next(it, None) is None:
+                break  # the writer stopped mid-line: keep the complete records before it
+            msg = getattr(e, "msg", None) or ("nesting too deep"
+                                              if isinstance(e, RecursionError) else str(e))
+            raise TraceError(f"is not valid JSON ({msg[:80]})", source=source,
+                             line=n) from None
         if not isinstance(obj, dict):
             raise TraceError("must be a JSON object", source=source, line=n)
+        if "\\u" in raw and not _encodable(obj):
+            raise TraceError("holds a lone surrogate escape (\\ud800-\\udfff), which is not "
+                             "text", source=source, line=n)
         c = _Checker(source, n, obj)
         kind = obj.get("record")
         if kind == "run":
@@ -543,8 +596,11 @@ def read_traces(path_or_file: str | os.PathLike | IO[str] | IO[bytes] | bytes,
         except OSError as e:
             raise TraceError(f"cannot be read ({e.strerror or e})", source=src) from None
         return parse_lines(io.StringIO(_decode(data, src)), src)
-    data = path_or_file.read()
-    src = source or getattr(path_or_file, "name", "<trace>")
+    src = source or str(getattr(path_or_file, "name", "<trace>"))
+    try:
+        data = path_or_file.read()
+    except UnicodeDecodeError:  # a text-mode file of something else
+        raise TraceError("is not UTF-8 text", source=src) from None
     if isinstance(data, bytes):
         data = _decode(data, src)
     return parse_lines(io.StringIO(data), src)
@@ -554,6 +610,8 @@ def _decode(data: bytes, source: str) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
+        if e.reason == "unexpected end of data":  # cut inside the last character
+            return data[: e.start].decode("utf-8")
         line = data[: e.start].count(b"\n") + 1
         raise TraceError("is not UTF-8 text", source=source, line=line) from None
 

@@ -1,0 +1,175 @@
+"""Parquet export: one row per drafted position, exact round trip, clear errors."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from specviz import DecodeConfig, load_pair, speculative_decode, target_only_decode
+from specviz.parquet import (
+    COLUMNS,
+    METADATA_KEY,
+    read_parquet_traces,
+    traces_to_parquet,
+    traces_to_rows,
+)
+from specviz.trace import Trace, TraceError
+
+PROMPT = "abc abc abc, héllo ✓ oUx abc"
+
+
+@pytest.fixture(scope="module")
+def traces() -> list[Trace]:
+    """Every drafter, greedy and sampling, a baseline, an incomplete run, a run without steps."""
+    pair = load_pair("embedded:tiny-random-target")
+    cfg = dict(chat=False, max_new_tokens=8, top_alternatives=3)
+    runs = [
+        speculative_decode(pair, PROMPT, DecodeConfig(drafter="prompt-lookup", gamma=3, **cfg),
+                           label="lookup ✓"),
+        speculative_decode(pair, PROMPT, DecodeConfig(drafter="model", gamma=3,
+                                                      temperature=1.0, seed=3, **cfg)),
+        speculative_decode(pair, PROMPT, DecodeConfig(drafter="prompt-lookup", gamma=4,
+                                                      temperature=0.8, **cfg)),
+        speculative_decode(pair, PROMPT, DecodeConfig(drafter="early-exit", gamma=2,
+                                                      early_exit_layers=2, policy="heuristic",
+                                                      **cfg)),
+        target_only_decode(pair, PROMPT, DecodeConfig(max_new_tokens=3, chat=False)),
+    ]
+    incomplete = Trace(runs[1].run, runs[1].steps[:2], None)
+    empty = Trace(runs[0].run)
+    return runs + [incomplete, empty]
+
+
+def _export(traces) -> bytes:
+    buf = io.BytesIO()
+    traces_to_parquet(traces, buf)
+    return buf.getvalue()
+
+
+def test_round_trip(traces, tmp_path):
+    path = tmp_path / "runs.parquet"
+    traces_to_parquet(traces, path)
+    back = read_parquet_traces(path)
+    assert back == traces
+    assert [t.complete for t in back] == [t.complete for t in traces]
+    assert read_parquet_traces(path.read_bytes()) == traces
+    with open(path, "rb") as f:
+        assert read_parquet_traces(f) == traces
+
+
+def test_one_row_per_drafted_position(traces):
+    df = pd.read_parquet(io.BytesIO(_export(traces)))
+    assert list(df.columns) == list(COLUMNS)
+    assert all(set(row) <= set(COLUMNS) for row in traces_to_rows(traces))  # no stray names
+    expected = sum(max(s.gamma, 1) for t in traces for s in t.steps) + sum(
+        1 for t in traces if not t.steps)
+    assert len(df) == expected
+    drafted = df[df["position"].notna()]
+    assert len(drafted) == sum(s.gamma for t in traces for s in t.steps)
+    # steps that drafted nothing keep one row, with their emitted token
+    no_draft = df[df["step"].notna() & df["position"].isna()]
+    assert len(no_draft) == sum(1 for t in traces for s in t.steps if s.gamma == 0)
+    assert (no_draft["step_gamma"] == 0).all()
+    assert no_draft["emitted_kinds"].map(list).map(lambda k: k == ["bonus"]).all()
+    # run-level columns come from the run record and its config
+    first = df[df["run_index"] == 0].iloc[0]
+    assert first["drafter"] == "prompt-lookup" and first["label"] == "lookup ✓"
+    assert first["config_gamma"] == 3 and first["policy"] == "fixed"
+    assert first["temperature"] == 0.0 and first["seed"] == 0
+    assert first["target_source"] == "embedded:tiny-random-target"
+    base = df[df["mode"] == "target-only"]
+    assert base["config_gamma"].isna().all() and base["drafter"].isna().all()
+    # per-position values equal the step records'
+    t = traces[1]
+    rows = df[df["run_index"] == 1].sort_values(["step", "position"])
+    assert rows["p"].tolist() == [x for s in t.steps for x in s.p]
+    assert rows["q"].tolist() == [x for s in t.steps for x in s.q]
+    assert rows["accepted"].tolist() == [x for s in t.steps for x in s.accepted]
+    assert rows["evaluated"].sum() == sum(s.n_evaluated for s in t.steps)
+    # the empty run is one row with no step
+    assert df[df["run_index"] == 6]["step"].isna().all()
+    assert df.groupby("run_index")["complete"].first().tolist() == [True] * 5 + [False] * 2
+
+
+def test_alpha_hat_from_the_table(traces):
+    """The table carries what the definitions need: alpha_hat = accepted / evaluated."""
+    df = pd.read_parquet(io.BytesIO(_export(traces)))
+    run = df[df["run_index"] == 1]
+    summary = json.loads(run["summary_json"].iloc[0])
+    assert run["accepted"].sum() / run["evaluated"].sum() == pytest.approx(summary["alpha_hat"])
+
+
+def test_not_a_parquet_file():
+    with pytest.raises(TraceError, match=r"^x\.parquet: is not a readable Parquet file"):
+        read_parquet_traces(b'{"record": "run"}\n', source="x.parquet")
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(TraceError, match="is not a readable Parquet file"):
+        read_parquet_traces(tmp_path / "nope.parquet")
+
+
+def test_parquet_that_is_not_a_specviz_export(tmp_path):
+    path = tmp_path / "other.parquet"
+    pq.write_table(pa.table({"a": [1, 2]}), path)
+    with pytest.raises(TraceError, match="is a Parquet file but not a specviz trace export"):
+        read_parquet_traces(path)
+
+
+def _with(data: bytes, change) -> bytes:
+    table = change(pq.read_table(io.BytesIO(data)))
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    return buf.getvalue()
+
+
+def test_newer_export_version(traces):
+    data = _with(_export(traces), lambda t: t.replace_schema_metadata(
+        {METADATA_KEY: json.dumps({"format": "specviz-trace-parquet", "version": 99})}))
+    with pytest.raises(TraceError, match=r"export version 99.*upgrade specviz"):
+        read_parquet_traces(data)
+
+
+def test_missing_column(traces):
+    data = _with(_export(traces), lambda t: t.drop_columns(["p"]).replace_schema_metadata(
+        t.schema.metadata))
+    with pytest.raises(TraceError, match="lacks the column"):
+        read_parquet_traces(data)
+
+
+def test_column_of_the_wrong_type(traces):
+    def retype(t):
+        i = t.schema.get_field_index("step")
+        return t.set_column(i, "step", t.column("step").cast(pa.string()))
+    with pytest.raises(TraceError, match="field 'step' has type string, expected int64"):
+        read_parquet_traces(_with(_export(traces), retype))
+
+
+def test_tampered_values_are_validated(traces):
+    """A value the JSON Lines loader would refuse is refused here too, naming the run."""
+    def tamper(t):
+        p = t.column("p").to_pylist()
+        i = next(i for i, x in enumerate(p) if x is not None)
+        p[i] = 1.5
+        return t.set_column(t.schema.get_field_index("p"), "p", pa.array(p, pa.float64()))
+    data = _with(_export(traces), tamper)
+    with pytest.raises(TraceError, match=r"run 0, line 2: field 'p' entry 0 must lie in"):
+        read_parquet_traces(data, source="t.parquet")
+
+
+def test_nothing_to_export():
+    with pytest.raises(ValueError, match="no traces"):
+        traces_to_parquet([], io.BytesIO())
+
+
+def test_value_beyond_parquet_types(traces):
+    from dataclasses import replace
+    t = traces[0]
+    step = replace(t.steps[0], drafted_ids=[2 ** 70] + t.steps[0].drafted_ids[1:])
+    with pytest.raises(ValueError, match="cannot be stored in Parquet"):
+        traces_to_parquet([Trace(t.run, (step,) + t.steps[1:], t.summary)], io.BytesIO())
