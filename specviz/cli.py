@@ -164,9 +164,6 @@ def _load(args):
 
 
 def cmd_run(args) -> int:
-    from tqdm import tqdm
-
-    from .decoding import DecodeError, speculative_decode, target_only_decode
     from .trace import TraceWriter
     prompts = _prompts(args)
     _precheck(args)
@@ -177,6 +174,20 @@ def cmd_run(args) -> int:
     except OSError as e:
         raise CliError(f"cannot write {out}: {e.strerror or e}") from None
     rows = []
+    try:
+        _decode_all(args, pair, prompts, writer, out, rows)
+    except CliError:
+        if out.exists() and out.stat().st_size == 0:
+            out.unlink()  # nothing was written: leave no empty trace file behind
+        raise
+    _print_summary(rows, out)
+    return 0
+
+
+def _decode_all(args, pair, prompts, writer, out: Path, rows: list) -> None:
+    from tqdm import tqdm
+
+    from .decoding import DecodeError, speculative_decode, target_only_decode
     with writer:
         for i, prompt in enumerate(prompts):
             cfg = _config(args, pair, args.seed + i)
@@ -197,8 +208,6 @@ def cmd_run(args) -> int:
                     except DecodeError as e:
                         raise CliError(f"{e} (the finished steps are kept in {out})") from None
                 rows.append((i, mode, trace))
-    _print_summary(rows, out)
-    return 0
 
 
 def _print_summary(rows, out: Path) -> None:

@@ -109,3 +109,26 @@ def test_custom_sources_can_be_turned_off(monkeypatch, tmp_path, capsys):
     tiny_model("target").save_pretrained(tmp_path / "m")
     assert main(["run", "--target", str(tmp_path / "m"), "--prompt", "hi"]) == 2
     assert "custom model sources are turned off" in capsys.readouterr().err
+
+
+def test_bench_measures_every_method_and_writes_json_and_markdown(tmp_path, capsys):
+    js, md = tmp_path / "b.json", tmp_path / "b.md"
+    rc = main(["bench", *TINY, "--prompt", "the cat sat on the mat", "--max-new-tokens", "10",
+               "--repeats", "1", "--json", str(js), "--markdown", str(md)])
+    assert rc == 0
+    result = json.loads(js.read_text())
+    assert set(result["tokens_per_s"]) == {
+        "specviz speculative, tracing on", "specviz speculative, tracing off",
+        "transformers assisted generate", "specviz target-only",
+        "transformers generate (target only)"}
+    assert all(v > 0 for v in result["tokens_per_s"].values())
+    assert all(result["greedy_output_equals_target_greedy"].values())
+    assert result["hardware"]["cpu_count"] >= 1 and result["c"] > 0
+    assert "| transformers assisted generate |" in md.read_text()
+    assert "tokens/s" in capsys.readouterr().out
+
+
+def test_a_run_that_fails_before_decoding_leaves_no_empty_file(tmp_path):
+    out = tmp_path / "t.jsonl"
+    assert main(["run", *TINY, "--prompt", "ab" * 300, "--out", str(out)]) == 2
+    assert not out.exists()

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Regenerates the bundled example traces in assets/traces/ on this machine (the hardware is
+# recorded in each run record). Usage: bash scripts/make_example_traces.sh [PREFIX]
+# PREFIX defaults to "cpu"; on a GPU box use e.g. "h200" (add --device cuda via EXTRA).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+prefix=${1:-cpu}
+extra=${EXTRA:-}
+prompts=assets/prompts/examples.jsonl
+run() { python3 -m specviz run --prompts "$prompts" --baseline --max-new-tokens 96 $extra "$@"; }
+if python3 -c "import sys; from specviz.models import embedded_names; sys.exit('smollm2-draft' not in embedded_names())"; then
+  run --drafter model --gamma 4 --label "$prefix draft model, greedy" \
+      --out "assets/traces/$prefix-smollm2-draft-greedy.jsonl"
+  run --drafter model --gamma 4 --temperature 0.7 --label "$prefix draft model, tau 0.7" \
+      --out "assets/traces/$prefix-smollm2-draft-t0.7.jsonl"
+fi
+run --drafter prompt-lookup --gamma 4 --label "$prefix prompt lookup, greedy" \
+    --out "assets/traces/$prefix-smollm2-prompt-lookup-greedy.jsonl"
+run --drafter early-exit --early-exit-layers 8 --gamma 4 --label "$prefix early exit (8 layers), greedy" \
+    --out "assets/traces/$prefix-smollm2-early-exit-greedy.jsonl"
