@@ -1,0 +1,21 @@
+"""specviz: the Streamlit app. Run with ``streamlit run app.py``.
+
+Routes over the page files in app_pages/; the sidebar (model pair, decoding parameters) is shared.
+"""
+
+import streamlit as st
+
+from ui.common import sidebar_ui
+
+st.set_page_config(page_title="specviz", page_icon=":material/fast_forward:", layout="wide")
+
+pages = [
+    st.Page("app_pages/home.py", title="Overview", icon=":material/home:", default=True),
+    st.Page("app_pages/live.py", title="Live decoding", icon=":material/play_arrow:"),
+    st.Page("app_pages/inspector.py", title="Trace inspector", icon=":material/search:"),
+    st.Page("app_pages/theory.py", title="Theory", icon=":material/functions:"),
+    st.Page("app_pages/toy_lab.py", title="Toy lab", icon=":material/science:"),
+]
+page = st.navigation(pages)
+st.session_state.settings = sidebar_ui()
+page.run()

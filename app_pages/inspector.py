@@ -1,0 +1,90 @@
+"""Trace inspector: open bundled or uploaded traces, compare runs, diagnose one."""
+
+import pandas as pd
+import streamlit as st
+
+from specviz import Trace
+from specviz import figures as G
+from specviz import frames as F
+from specviz.diagnosis import measure
+from ui.common import bundled_files, load_bundled
+from ui.uploads import MAX_UPLOAD_MB, read_upload
+from ui.views import diagnosis_ui, frames_of, render_trace, trace_key
+
+st.title("Trace inspector")
+files = {f.name: f for f in bundled_files()}
+chosen = st.multiselect("Bundled example traces (real runs, hardware recorded)", list(files),
+                        default=list(files)[:1], key="insp_bundled")
+uploads = st.file_uploader(f"…or upload traces (JSON Lines or Parquet, up to "
+                           f"{MAX_UPLOAD_MB} MB each)", type=["jsonl", "json", "parquet"],
+                           accept_multiple_files=True, key="insp_uploads")
+if not files:
+    st.caption("No bundled traces in assets/traces/ yet.")
+
+loaded: list[tuple[Trace, str]] = []
+for name in chosen:
+    traces, error = load_bundled(files[name])
+    if error:
+        st.error(error)
+    loaded += [(t, name) for t in traces]
+for up in uploads or []:
+    traces, error = read_upload(up.name, up.getvalue())
+    if error:
+        st.error(f"Cannot open this file. {error}")
+    loaded += [(t, up.name) for t in traces]
+if not loaded:
+    st.info("Choose a bundled trace or upload one (made by the Live page's download, "
+            "`python -m specviz.cli`, or `write_traces`).")
+    st.stop()
+
+traces = [t for t, _ in loaded]
+sources = [s for _, s in loaded]
+runs = F.runs_frame(traces, sources)
+labels = [f"{i + 1}. {name} · {prompt[:28]}"
+          for i, (name, prompt) in enumerate(zip(runs[F.RUN_NAME], runs[F.PROMPT]))]
+st.subheader("Runs")
+st.dataframe(runs.drop(columns=[F.RUN_ID]), hide_index=True)
+
+
+def _baseline(i: int):
+    same_file = [t for t, s in loaded if s == sources[i]]
+    return F.baseline_for(traces[i], same_file)
+
+
+st.subheader("Compare runs")
+spec_idx = [i for i, t in enumerate(traces) if not F.is_target_only(t)]
+compare = st.multiselect("Runs side by side", labels,
+                         default=[labels[i] for i in spec_idx[:2]], key="insp_compare")
+if compare:
+    idx = [labels.index(c) for c in compare]
+    tagged = [(labels[i], frames_of(trace_key(traces[i], sources[i]), traces[i])) for i in idx]
+    speed = runs.iloc[idx].assign(**{F.RUN_NAME: [labels[i] for i in idx]})
+    c1, c2 = st.columns(2)
+    pos = [F.tag(fr["position"], name) for name, fr in tagged if not fr["position"].empty]
+    if pos:
+        c1.plotly_chart(G.fig_compare_positions(pd.concat(pos, ignore_index=True)),
+                        key="insp_cmp_pos")
+    c2.plotly_chart(G.fig_compare_speed(speed), key="insp_cmp_speed")
+    st.plotly_chart(G.fig_wall_clock(pd.concat([F.tag(fr["steps"], name)
+                                                for name, fr in tagged], ignore_index=True)),
+                    key="insp_cmp_clock")
+    rows = []
+    for i in idx:
+        if F.is_target_only(traces[i]):
+            continue
+        c = measure(traces[i], _baseline(i))
+        rows.append((labels[i], c.alpha, c.mean_accepted_length, c.tokens_per_s,
+                     c.speedup_measured, c.c, c.v, c.overhead))
+    if rows:
+        st.dataframe(pd.DataFrame(rows, columns=["run", "α̂", "mean accepted length",
+                                                 "tokens/s", "speedup (measured)", "c", "v",
+                                                 "overhead"]), hide_index=True)
+
+st.subheader("One run in detail")
+pick = st.selectbox("Run", labels, index=spec_idx[0] if spec_idx else 0, key="insp_pick")
+i = labels.index(pick)
+trace, base = traces[i], _baseline(i)
+
+if not F.is_target_only(trace):
+    diagnosis_ui(trace, base, key="insp")
+render_trace(trace, key="insp", baseline=base, source=sources[i])

@@ -1,0 +1,98 @@
+"""One look for every figure: colors by meaning, and a shared layout helper."""
+
+from __future__ import annotations
+
+import html
+
+import plotly.graph_objects as go
+
+# Okabe-Ito colors (readable with color-vision deficiencies), one per meaning
+KIND_COLORS = {
+    "accepted": "#009E73",  # draft kept
+    "rejected": "#D55E00",  # draft thrown away at the first rejection
+    "unjudged": "#BBBBBB",  # drafts after a rejection: never judged
+    "resampled": "#E69F00",  # correction drawn from norm(max(0, p - q))
+    "bonus": "#0072B2",  # token drawn from p after every draft was accepted
+    "target": "#555555",  # target-only decoding
+}
+KIND_LABELS = {
+    "accepted": "accepted draft",
+    "rejected": "rejected draft",
+    "unjudged": "not judged (after a rejection)",
+    "resampled": "correction from norm(max(0, p − q))",
+    "bonus": "bonus token from p",
+    "target": "target-only token",
+}
+P_COLOR = "#332288"  # target
+Q_COLOR = "#CC79A7"  # draft
+RESIDUAL_COLOR = KIND_COLORS["resampled"]
+THEORY_COLOR = "#444444"
+PHASE_COLORS = {"draft": Q_COLOR, "verify": P_COLOR, "overhead": "#999999"}
+SERIES = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442",
+          "#000000"]
+
+
+GRID = "#EBF0F8"
+AXIS = dict(gridcolor=GRID, zerolinecolor=GRID, linecolor="#BCC3CC", automargin=True)
+
+
+def layout(title: str | None = None, height: int | None = None, legend: bool = True,
+           **extra) -> dict:
+    """The shared layout as a plain dict: white background, light grid, compact margins,
+    horizontal legend on top. ``extra`` adds to it (axes are merged with the axis style).
+
+    Built as one dict and given to the Figure constructor: a Plotly template or later
+    ``update_layout`` calls cost tens of milliseconds per figure.
+    """
+    out = dict(
+        paper_bgcolor="white", plot_bgcolor="white", colorway=SERIES,
+        # the title at the very top, the legend between it and the plot
+        title=dict(text=title, x=0.0, xanchor="left", y=1.0, yanchor="top",
+                   yref="container", pad=dict(t=12)) if title else None,
+        height=height,
+        margin=dict(l=50, r=20, t=(100 if legend else 55) if title else 30, b=40),
+        font=dict(size=13),
+        showlegend=legend,
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0.0),
+        hoverlabel=dict(font_size=13),
+    )
+    for key in ("xaxis", "yaxis"):
+        out[key] = {**AXIS, **extra.pop(key, {})}
+    out.update(extra)
+    return out
+
+
+def themed(data: list, title: str | None = None, height: int | None = None,
+           legend: bool = True, **extra) -> go.Figure:
+    """A figure of ``data`` traces with the shared layout (see ``layout``)."""
+    return go.Figure(data=data, layout=layout(title, height, legend, **extra))
+
+
+def apply_theme(fig: go.Figure, title: str | None = None, height: int | None = None,
+                legend: bool = True) -> go.Figure:
+    """The shared layout applied to an existing figure (e.g. one made with subplots)."""
+    theme = layout(title, height, legend)
+    theme.pop("xaxis")
+    theme.pop("yaxis")
+    fig.update_layout(theme)
+    fig.update_xaxes(AXIS)
+    fig.update_yaxes(AXIS)
+    return fig
+
+
+def hline(y: float, color: str = "#999") -> dict:
+    """A horizontal line across the plot, as a layout shape."""
+    return dict(type="line", xref="paper", x0=0, x1=1, y0=y, y1=y,
+                line=dict(color=color, dash="dot"))
+
+
+def vline(x: float, color: str = "#999") -> dict:
+    """A vertical line across the plot, as a layout shape."""
+    return dict(type="line", yref="paper", y0=0, y1=1, x0=x, x1=x,
+                line=dict(color=color, dash="dot"))
+
+
+def show_token(text: str) -> str:
+    """Token text made visible and safe for Plotly labels: HTML-escaped, whitespace shown."""
+    shown = text.replace(" ", "␣").replace("\n", "↵").replace("\t", "⇥")
+    return html.escape(shown if shown else "∅", quote=False)

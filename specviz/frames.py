@@ -1,0 +1,337 @@
+"""Traces -> tidy pandas DataFrames, one row per thing a view draws.
+
+Every view of the app (and every figure builder in ``specviz.figures``) reads these frames,
+never the trace records themselves. The column names live here and nowhere else.
+
+Notation: p = target distribution, q = draft distribution.
+
+Frames:
+- ``steps_frame``: one row per verification step (timings, counts).
+- ``drafts_frame``: one row per drafted position (p, q, min(1, p/q), u, status).
+- ``tokens_frame``: one row per token piece in reading order: emitted tokens by kind, and the
+  drafts that were thrown away (kinds "rejected" and "unjudged").
+- ``position_frame``: acceptance rate by draft position, beside the i.i.d. prediction.
+- ``accepted_length_frame``: how many drafts each step accepted, beside the theory.
+- ``topk_frame``: the top-k alternatives of p and q at one drafted position.
+- ``runs_frame``: one row per run, key stats.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .theory import accepted_length_pmf
+from .trace import StepRecord, Trace
+
+# ---------------------------------------------------------------- column names
+STEP = "step"
+POS = "pos"  # draft position in its step, 0-based
+COL = "col"  # timeline column: draft position, or gamma for the token the target added
+GAMMA = "gamma"
+N_ACCEPTED = "n_accepted"
+N_EVALUATED = "n_evaluated"
+N_EMITTED = "n_emitted"
+ALL_ACCEPTED = "all_accepted"
+DRAFT_MS = "draft_ms"
+VERIFY_MS = "verify_ms"
+OVERHEAD_MS = "overhead_ms"  # accept + commit + bookkeeping: total - draft - verify
+TOTAL_MS = "total_ms"
+T_START_S = "t_start_s"
+T_END_S = "t_end_s"
+TOKENS_CUM = "tokens_cum"  # tokens emitted up to and including this step
+TOKEN_ID = "token_id"
+TEXT = "text"
+P = "p"  # target probability of the token
+Q = "q"  # draft probability of the token (NaN for drafters without q)
+ACCEPT_PROB = "accept_prob"  # min(1, p/q); greedy: 1 if the token is the target's argmax
+U = "u"  # the uniform draw (NaN under greedy and for positions never judged)
+BETA = "beta"  # sum_x min(p(x), q(x)) at this position
+STATUS = "status"  # drafts: accepted | rejected | unjudged
+KIND = "kind"  # tokens: accepted | resampled | bonus | target | rejected | unjudged
+EMITTED = "emitted"
+OUT_INDEX = "out_index"  # index of an emitted token in the output; -1 for thrown-away drafts
+RESIDUAL = "residual"  # norm(max(0, p - q)) over the tokens shown
+IS_DRAFTED = "is_drafted"
+RANK = "rank"
+
+# position_frame
+N_REACHED = "n_reached"  # steps that drafted this position
+N_JUDGED = "n_judged"  # steps whose verifier judged this position
+N_ACCEPTED_AT = "n_accepted_at"
+RATE_JUDGED = "rate_judged"  # accepted / judged: P(accept | reached the verifier)
+RATE_DRAFTED = "rate_drafted"  # accepted / drafted: P(this position survives)
+PRED_JUDGED = "pred_judged"  # i.i.d. prediction: alpha
+PRED_DRAFTED = "pred_drafted"  # i.i.d. prediction: alpha^(pos + 1)
+
+# accepted_length_frame
+LENGTH = "length"  # accepted drafts in a step
+COUNT = "count"
+FRACTION = "fraction"
+PRED_COUNT = "pred_count"
+PRED_FRACTION = "pred_fraction"
+
+# runs_frame
+RUN_ID = "run_id"
+RUN_NAME = "run"
+SOURCE = "source"
+MODE = "mode"
+TARGET = "target"
+DRAFTER = "drafter"
+TEMPERATURE = "temperature"
+N_STEPS = "n_steps"
+ALPHA_HAT = "alpha_hat"
+MEAN_ACCEPTED_LENGTH = "mean_accepted_length"
+TOKENS_PER_S = "tokens_per_s"
+WALL_S = "wall_s"
+STOP_REASON = "stop_reason"
+DEVICE = "device"
+PROMPT = "prompt"
+CREATED = "created"
+
+STATUSES = ("accepted", "rejected", "unjudged")
+KINDS = ("accepted", "resampled", "bonus", "target", "rejected", "unjudged")
+
+STEP_COLUMNS = [STEP, GAMMA, N_ACCEPTED, N_EVALUATED, N_EMITTED, ALL_ACCEPTED, DRAFT_MS,
+                VERIFY_MS, OVERHEAD_MS, TOTAL_MS, T_START_S, T_END_S, TOKENS_CUM]
+DRAFT_COLUMNS = [STEP, POS, TOKEN_ID, TEXT, P, Q, ACCEPT_PROB, U, BETA, STATUS]
+TOKEN_COLUMNS = [STEP, POS, COL, TOKEN_ID, TEXT, KIND, EMITTED, OUT_INDEX, P, Q, ACCEPT_PROB,
+                 U]
+POSITION_COLUMNS = [POS, N_REACHED, N_JUDGED, N_ACCEPTED_AT, RATE_JUDGED, RATE_DRAFTED,
+                    PRED_JUDGED, PRED_DRAFTED]
+LENGTH_COLUMNS = [LENGTH, COUNT, FRACTION, PRED_COUNT, PRED_FRACTION]
+TOPK_COLUMNS = [TOKEN_ID, TEXT, P, Q, RESIDUAL, IS_DRAFTED, RANK]
+RUN_COLUMNS = [RUN_NAME, SOURCE, MODE, TARGET, DRAFTER, GAMMA, TEMPERATURE, N_STEPS, N_EMITTED,
+               ALPHA_HAT, MEAN_ACCEPTED_LENGTH, TOKENS_PER_S, WALL_S, STOP_REASON, DEVICE,
+               PROMPT, CREATED, RUN_ID]
+
+NAN = float("nan")
+
+
+def _num(x: float | None) -> float:
+    return NAN if x is None else float(x)
+
+
+def is_target_only(trace: Trace) -> bool:
+    return trace.run.mode == "target-only"
+
+
+def steps_frame(trace: Trace) -> pd.DataFrame:
+    """One row per verification step: draft size, counts, phase times (ms), clock (s)."""
+    rows = [(s.step, s.gamma, s.n_accepted, s.n_evaluated, len(s.emitted_ids),
+             s.gamma > 0 and s.n_accepted == s.gamma, s.draft_ms, s.verify_ms,
+             max(s.total_ms - s.draft_ms - s.verify_ms, 0.0), s.total_ms,
+             max(s.t_end_s - s.total_ms / 1e3, 0.0), s.t_end_s, 0) for s in trace.steps]
+    df = pd.DataFrame(rows, columns=STEP_COLUMNS)
+    df[TOKENS_CUM] = df[N_EMITTED].cumsum()
+    return df.astype({ALL_ACCEPTED: bool})
+
+
+def _status(s: StepRecord, i: int) -> str:
+    if s.accepted[i]:
+        return "accepted"
+    return "rejected" if i == s.n_accepted else "unjudged"
+
+
+def drafts_frame(trace: Trace) -> pd.DataFrame:
+    """One row per drafted position: the token, p, q, min(1, p/q), u, beta, status."""
+    rows = []
+    for s in trace.steps:
+        for i in range(s.gamma):
+            rows.append((s.step, i, s.drafted_ids[i], s.drafted_text[i], s.p[i],
+                         NAN if s.q is None else s.q[i], s.accept_prob[i],
+                         NAN if s.u is None else _num(s.u[i]),
+                         NAN if s.beta is None else s.beta[i], _status(s, i)))
+    return pd.DataFrame(rows, columns=DRAFT_COLUMNS)
+
+
+def tokens_frame(trace: Trace) -> pd.DataFrame:
+    """Token pieces in reading order, for the colored text and the timeline.
+
+    Per step: the accepted drafts, then the drafts thrown away ("rejected" for the first
+    rejection, "unjudged" after it), then the token the target added ("resampled" correction
+    or "bonus"). Target-only runs have one token per step, of kind "target".
+    """
+    target_only = is_target_only(trace)
+    rows = []
+    out = 0
+    for s in trace.steps:
+        n_acc = s.n_accepted
+        for i in range(s.gamma):
+            status = _status(s, i)
+            emitted = status == "accepted" and i < len(s.emitted_ids)
+            rows.append((s.step, i, i, s.drafted_ids[i], s.drafted_text[i], status, emitted,
+                         out + i if emitted else -1, s.p[i],
+                         NAN if s.q is None else s.q[i], s.accept_prob[i],
+                         NAN if s.u is None else _num(s.u[i])))
+        extra = s.emitted_ids[n_acc:]
+        for j, tok in enumerate(extra):  # the correction or bonus (absent if cut by a stop)
+            kind = "target" if target_only else s.emitted_kinds[n_acc + j]
+            rows.append((s.step, s.gamma, s.gamma, tok, s.emitted_text[n_acc + j], kind, True,
+                         out + n_acc + j, NAN, NAN, NAN, NAN))
+        out += len(s.emitted_ids)
+    return pd.DataFrame(rows, columns=TOKEN_COLUMNS)
+
+
+def position_frame(trace: Trace, alpha: float | None = None) -> pd.DataFrame:
+    """Acceptance by draft position, measured and as the i.i.d. model predicts from alpha.
+
+    rate_judged = accepted / judged (the i.i.d. model says: alpha at every position);
+    rate_drafted = accepted / drafted (it says: alpha^(pos + 1)).
+    """
+    alpha = trace_alpha(trace) if alpha is None else alpha
+    g_max = max((s.gamma for s in trace.steps), default=0)
+    reached = np.zeros(g_max, dtype=np.int64)
+    judged = np.zeros(g_max, dtype=np.int64)
+    acc = np.zeros(g_max, dtype=np.int64)
+    for s in trace.steps:
+        reached[: s.gamma] += 1
+        judged[: s.n_evaluated] += 1
+        acc[: s.n_accepted] += 1
+    pos = np.arange(g_max)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        df = pd.DataFrame({POS: pos, N_REACHED: reached, N_JUDGED: judged, N_ACCEPTED_AT: acc,
+                           RATE_JUDGED: np.where(judged > 0, acc / np.maximum(judged, 1), NAN),
+                           RATE_DRAFTED: np.where(reached > 0, acc / np.maximum(reached, 1),
+                                                  NAN)})
+    a = NAN if alpha is None else alpha
+    df[PRED_JUDGED] = a
+    df[PRED_DRAFTED] = a ** (pos + 1.0)
+    return df
+
+
+def accepted_length_frame(trace: Trace, alpha: float | None = None) -> pd.DataFrame:
+    """Histogram of accepted drafts per step beside the theory (a mixture over each step's
+    gamma, so adaptive draft lengths are handled)."""
+    alpha = trace_alpha(trace) if alpha is None else alpha
+    steps = [s for s in trace.steps if s.gamma > 0]
+    g_max = max((s.gamma for s in steps), default=0)
+    counts = np.zeros(g_max + 1)
+    pred = np.zeros(g_max + 1)
+    by_gamma: dict[int, int] = {}
+    for s in steps:
+        counts[s.n_accepted] += 1
+        by_gamma[s.gamma] = by_gamma.get(s.gamma, 0) + 1
+    if alpha is not None:
+        for g, n in by_gamma.items():
+            pred[: g + 1] += n * accepted_length_pmf(alpha, g)
+    else:
+        pred[:] = NAN
+    n = max(len(steps), 1)
+    return pd.DataFrame({LENGTH: np.arange(g_max + 1), COUNT: counts.astype(int),
+                         FRACTION: counts / n, PRED_COUNT: pred, PRED_FRACTION: pred / n})
+
+
+def topk_frame(trace: Trace, step: int, pos: int) -> pd.DataFrame:
+    """The top-k tokens of p and of q at one drafted position (their union), with the
+    residual norm(max(0, p - q)).
+
+    Only the recorded top-k are known: a token missing from one list gets NaN there, and the
+    residual is computed over the tokens shown with missing values read as 0 (so it is an
+    approximation when the lists differ). The drafted token's own p and q are exact.
+    """
+    s = trace.steps[step]
+    p_of: dict[int, float] = {}
+    q_of: dict[int, float] = {}
+    text: dict[int, str] = {}
+    if s.p_top_ids:
+        for t, x, pr in zip(s.p_top_ids[pos], s.p_top_texts[pos], s.p_top_probs[pos]):
+            p_of[t], text[t] = pr, x
+    if s.q_top_ids:
+        for t, x, pr in zip(s.q_top_ids[pos], s.q_top_texts[pos], s.q_top_probs[pos]):
+            q_of[t], text[t] = pr, x
+    d = s.drafted_ids[pos]
+    p_of[d] = s.p[pos]
+    text[d] = s.drafted_text[pos]
+    q_of[d] = 1.0 if s.q is None else s.q[pos]  # without q the draft is one-hot on d
+    if s.q is None:
+        q_of = {t: (1.0 if t == d else 0.0) for t in text}
+    ids = list(text)
+    p = np.array([p_of.get(t, NAN) for t in ids])
+    q = np.array([q_of.get(t, NAN) for t in ids])
+    res = np.clip(np.nan_to_num(p) - np.nan_to_num(q), 0.0, None)
+    total = res.sum()
+    res = res / total if total > 0 else res
+    df = pd.DataFrame({TOKEN_ID: ids, TEXT: [text[t] for t in ids], P: p, Q: q, RESIDUAL: res,
+                       IS_DRAFTED: [t == d for t in ids]})
+    df = df.sort_values([P, Q], ascending=False, na_position="last").reset_index(drop=True)
+    df[RANK] = np.arange(len(df))
+    return df[TOPK_COLUMNS]
+
+
+def trace_alpha(trace: Trace) -> float | None:
+    """alpha_hat = accepted / judged drafts (from the summary when there is one)."""
+    if trace.summary is not None and trace.summary.alpha_hat is not None:
+        return trace.summary.alpha_hat
+    judged = sum(s.n_evaluated for s in trace.steps)
+    return sum(s.n_accepted for s in trace.steps) / judged if judged else None
+
+
+def run_name(trace: Trace, source: str = "") -> str:
+    """A short readable name of a run: label or run id, with its drafter and gamma."""
+    r = trace.run
+    what = "target only" if is_target_only(trace) else \
+        f"{r.drafter or 'draft'} γ={r.config.get('gamma', '?')}"
+    head = r.label or r.run_id
+    return f"{head} · {what}" + (f" · {source}" if source else "")
+
+
+def runs_frame(traces: Sequence[Trace], sources: Iterable[str] | None = None) -> pd.DataFrame:
+    """One row per run: setup and key stats (summary computed for incomplete runs)."""
+    sources = list(sources) if sources is not None else [""] * len(traces)
+    rows = []
+    for t, src in zip(traces, sources):
+        r, sm = t.run, t.with_summary().summary
+        rows.append((run_name(t), src, r.mode, r.target.get("source", ""),
+                     r.drafter or "", r.config.get("gamma", 0) if r.mode != "target-only"
+                     else 0, r.config.get("temperature", NAN), sm.n_steps, sm.n_emitted,
+                     _num(sm.alpha_hat), _num(sm.mean_accepted_length), sm.tokens_per_s,
+                     sm.wall_s, sm.stop_reason, r.hardware.get("gpu") or
+                     r.hardware.get("cpu") or r.hardware.get("device", ""),
+                     _short(r.prompt_text), r.created, r.run_id))
+    return pd.DataFrame(rows, columns=RUN_COLUMNS)
+
+
+def _short(text: str, n: int = 60) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def first_divergence(a: Sequence[int], b: Sequence[int]) -> int | None:
+    """Index of the first token where two outputs differ (or where one ends); None if equal."""
+    for i, (x, y) in enumerate(zip(a, b)):
+        if x != y:
+            return i
+    return None if len(a) == len(b) else min(len(a), len(b))
+
+
+def finite(x: float | None) -> bool:
+    return x is not None and math.isfinite(x)
+
+
+def tag(df: pd.DataFrame, name: str) -> pd.DataFrame:
+    """A copy of a frame with a ``run`` column naming the run (for multi-run figures)."""
+    return df.assign(**{RUN_NAME: name})
+
+
+_SAME_SETUP = ("temperature", "top_k", "top_p", "max_new_tokens", "chat")
+
+
+def baseline_for(trace: Trace, traces: Sequence[Trace]) -> Trace | None:
+    """The target-only run among ``traces`` with this run's target, prompt, sampling settings
+    and device (the last one if several), or None."""
+    if is_target_only(trace):
+        return None
+    r = trace.run
+    found = None
+    for t in traces:
+        b = t.run
+        if (b.mode == "target-only" and b.target.get("source") == r.target.get("source")
+                and b.prompt_text == r.prompt_text
+                and b.hardware.get("device") == r.hardware.get("device")
+                and all(b.config.get(k) == r.config.get(k) for k in _SAME_SETUP)):
+            found = t
+    return found

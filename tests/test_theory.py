@@ -1,0 +1,75 @@
+"""The formulas of Leviathan et al., checked against known values and a simulation; the
+bottleneck diagnosis on measured costs."""
+
+import numpy as np
+import pytest
+
+from specviz import theory as T
+from specviz.diagnosis import diagnose, measure
+from tests._traces import handmade_trace
+
+
+def test_expected_tokens_known_values():
+    assert T.expected_tokens(0.0, 4) == pytest.approx(1.0)
+    assert T.expected_tokens(1.0, 4) == pytest.approx(5.0)
+    assert T.expected_tokens(0.5, 2) == pytest.approx(1.75)
+    e = T.expected_tokens(np.array([0.0, 0.5, 0.999999]), 3)
+    assert e == pytest.approx([1.0, 1.875, 4.0], rel=1e-4)
+
+
+def test_pmf_matches_expected_tokens_and_simulation():
+    alpha, gamma = 0.7, 5
+    pmf = T.accepted_length_pmf(alpha, gamma)
+    assert pmf.sum() == pytest.approx(1.0)
+    assert (np.arange(gamma + 1) * pmf).sum() + 1 == pytest.approx(
+        T.expected_tokens(alpha, gamma))
+    rng = np.random.default_rng(0)
+    ok = rng.random((200_000, gamma)) < alpha  # i.i.d. acceptance
+    n = np.cumprod(ok, axis=1).sum(axis=1)
+    assert np.bincount(n, minlength=gamma + 1) / len(n) == pytest.approx(pmf, abs=0.005)
+
+
+def test_speedup_and_best_gamma():
+    assert T.speedup(0.8, 4, 0.0) == pytest.approx(T.expected_tokens(0.8, 4))
+    assert T.speedup(0.8, 4, 0.05, v=1.0) == pytest.approx(
+        T.expected_tokens(0.8, 4) / 1.2)
+    g, s = T.best_gamma(0.8, 0.05)
+    brute = [T.speedup(0.8, k, 0.05) for k in range(1, 33)]
+    assert g == int(np.argmax(brute)) + 1 and s == pytest.approx(max(brute))
+    assert T.best_gamma(0.3, 0.5)[0] == 1  # weak, costly draft: draft as little as possible
+
+
+def test_curves_and_what_if():
+    curves = T.curves_frame([0.5, 0.9], range(1, 5), 0.1)
+    assert len(curves) == 8 and {T.ALPHA, T.GAMMA, T.E, T.SPEEDUP} <= set(curves.columns)
+    table = T.what_if(0.7, 4, 0.1, 1.2, 0.1)
+    assert table[T.SCENARIO].iloc[0] == "now"
+    assert table[T.SPEEDUP].iloc[0] == pytest.approx(T.speedup(0.7, 4, 0.1, 1.2, 0.1))
+    best = table[table[T.SCENARIO].str.startswith("best")][T.SPEEDUP].iloc[0]
+    assert best >= table[T.SPEEDUP].max() - 1e-9 or best >= table[T.SPEEDUP].iloc[0]
+
+
+def test_measure_and_diagnose_handmade():
+    trace = handmade_trace()
+    costs = measure(trace)  # no baseline: T = mean verify pass (v = 1 assumed)
+    assert costs.alpha == pytest.approx(5 / 7)
+    assert costs.target_step_ms == pytest.approx(10.0)
+    assert costs.c == pytest.approx(1.0 / 10.0)  # 3 ms for 3 drafts, over 10 ms
+    assert costs.v == pytest.approx(1.0)
+    assert costs.overhead == pytest.approx(0.1)
+    d = diagnose(costs)
+    assert d.limiter in d.gains and d.gains[d.limiter] == max(d.gains.values())
+    assert d.predicted_speedup == pytest.approx(T.speedup(5 / 7, 3, 0.1, 1.0, 0.1))
+    assert d.findings
+
+
+def test_diagnose_names_a_costly_draft():
+    from specviz.diagnosis import Costs
+    costs = Costs(alpha=0.9, gamma=4, mean_accepted_length=None, tokens_per_target_pass=None,
+                  tokens_per_s=1.0, c=0.6, v=1.0, overhead=0.0, target_step_ms=10.0,
+                  target_step_from="baseline", speedup_measured=None, mean_beta=None)
+    assert diagnose(costs).limiter == "draft cost"
+    low = Costs(alpha=0.2, gamma=4, mean_accepted_length=None, tokens_per_target_pass=None,
+                tokens_per_s=1.0, c=0.01, v=1.0, overhead=0.0, target_step_ms=10.0,
+                target_step_from="baseline", speedup_measured=None, mean_beta=None)
+    assert diagnose(low).limiter in ("acceptance", "draft length")

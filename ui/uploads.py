@@ -1,0 +1,42 @@
+"""Reading uploaded trace files: size-limited, validated, errors as plain messages."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from specviz import Trace, TraceError, read_traces
+
+MAX_UPLOAD_MB = 50
+
+
+@st.cache_data(show_spinner="Reading the trace …", max_entries=8)
+def parse_trace_bytes(name: str, data: bytes) -> list[Trace]:
+    """JSON Lines or Parquet bytes -> traces; raises TraceError with a plain message."""
+    if name.lower().endswith(".parquet"):
+        try:
+            from specviz.parquet import read_parquet_traces
+        except ImportError:
+            raise TraceError("is Parquet, but Parquet support is not available in this "
+                             "installation; upload JSON Lines", source=name) from None
+        try:
+            return read_parquet_traces(data, source=name)
+        except TraceError:
+            raise
+        except Exception as e:  # pyarrow's own errors, said in one line
+            first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+            raise TraceError(f"cannot be read as Parquet ({type(e).__name__}: {first})",
+                             source=name) from None
+    return read_traces(data, source=name)
+
+
+def read_upload(name: str, data: bytes) -> tuple[list[Trace], str | None]:
+    """(traces, error message): never raises for a bad file."""
+    if len(data) > MAX_UPLOAD_MB * 1024 * 1024:
+        return [], (f"{name}: is {len(data) / 2**20:.1f} MB; the limit is "
+                    f"{MAX_UPLOAD_MB} MB")
+    try:
+        return parse_trace_bytes(name, data), None
+    except TraceError as e:
+        return [], str(e)
+    except Exception as e:  # anything else, still one plain line
+        return [], f"{name}: cannot be read ({type(e).__name__}: {str(e)[:200]})"

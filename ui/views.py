@@ -1,0 +1,229 @@
+"""The views of one run (colored text, timeline, acceptance, inspector, latency, metrics),
+drawn from a trace; reused by every page."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import streamlit as st
+
+from specviz import Trace, theory
+from specviz import figures as G
+from specviz import frames as F
+from specviz.diagnosis import METRIC_DEFINITIONS, Costs, diagnose, measure
+from specviz.trace import traces_to_jsonl
+
+TIMELINE_WINDOW = 40
+
+
+def trace_key(trace: Trace, source: str = "") -> str:
+    """A cache key of a trace: its source, run id and length (runs only grow)."""
+    return f"{source}|{trace.run.run_id}|{len(trace.steps)}|{trace.complete}"
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def frames_of(key: str, _trace: Trace) -> dict[str, pd.DataFrame]:
+    """The tidy frames of a trace, computed once per trace."""
+    return {"steps": F.steps_frame(_trace), "drafts": F.drafts_frame(_trace),
+            "tokens": F.tokens_frame(_trace), "position": F.position_frame(_trace),
+            "lengths": F.accepted_length_frame(_trace)}
+
+
+def _num(x: float | None, fmt: str = "{:.2f}") -> str:
+    return "–" if x is None or not math.isfinite(x) else fmt.format(x)
+
+
+def metrics_ui(trace: Trace, baseline: Trace | None = None) -> Costs:
+    """Key metrics as st.metric, and a table with their definitions beside them."""
+    costs = measure(trace, baseline)
+    sm = trace.with_summary().summary
+    rows = [("α̂", _num(costs.alpha, "{:.3f}"), "alpha_hat"),
+            ("mean accepted length", _num(costs.mean_accepted_length), "mean_accepted_length"),
+            ("tokens per target pass", _num(costs.tokens_per_target_pass),
+             "tokens_per_target_pass"),
+            ("speedup", _num(costs.speedup_measured, "{:.2f}×") if baseline else
+             "no baseline", "speedup"),
+            ("c (draft cost)", _num(costs.c, "{:.3f}"), "c"),
+            ("v (verify cost)", _num(costs.v, "{:.2f}"), "v"),
+            ("overhead", _num(costs.overhead, "{:.2f}"), "overhead")]
+    cols = st.columns(5)
+    cols[0].metric("α̂", rows[0][1], help=METRIC_DEFINITIONS["alpha_hat"])
+    cols[1].metric("mean accepted length", rows[1][1],
+                   help=METRIC_DEFINITIONS["mean_accepted_length"])
+    cols[2].metric("tokens / s", _num(sm.tokens_per_s, "{:.1f}"),
+                   help="Emitted tokens / wall time of the run (prefill included).")
+    cols[3].metric("speedup", rows[3][1], help=METRIC_DEFINITIONS["speedup"])
+    cols[4].metric("tokens / steps", f"{sm.n_emitted} / {sm.n_steps}",
+                   help=f"Tokens emitted / verification steps. Stop reason: {sm.stop_reason}")
+    with st.expander("All metrics, with their definitions", expanded=False):
+        table = pd.DataFrame([(name, value, METRIC_DEFINITIONS[k]) for name, value, k in rows],
+                             columns=["metric", "value", "definition"])
+        st.table(table.set_index("metric"))
+        st.caption(f"Costs are in units of one target-only step "
+                   f"({_num(costs.target_step_ms, '{:.2f}')} ms, from the "
+                   f"{costs.target_step_from}).")
+    return costs
+
+
+def colored_text_ui(tokens: pd.DataFrame, highlight: int | None = None,
+                    ghosts: str = "rejected", target_only: bool = False) -> None:
+    """The output as colored text (hover a token for p, q, min(1, p/q), u)."""
+    kinds = ("target",) if target_only else ("accepted", "resampled", "bonus", "rejected")
+    st.html(G.legend_html(kinds) + G.colored_text_html(tokens, ghosts=ghosts,
+                                                       highlight=highlight))
+
+
+def _window(tokens: pd.DataFrame, key: str, n_steps: int) -> pd.DataFrame:
+    if n_steps <= TIMELINE_WINDOW:
+        return tokens
+    start = st.slider("first step shown", 0, n_steps - 1,
+                      max(n_steps - TIMELINE_WINDOW, 0), key=f"{key}_tl_start")
+    sel = tokens[F.STEP].between(start, start + TIMELINE_WINDOW - 1)
+    return tokens[sel]
+
+
+@st.fragment
+def timeline_ui(tokens: pd.DataFrame, n_steps: int, key: str) -> None:
+    """The token timeline, a window of steps at a time (moving it reruns only this part)."""
+    st.plotly_chart(G.fig_timeline(_window(tokens, key, n_steps)), key=f"{key}_timeline")
+
+
+@st.fragment
+def inspector_ui(trace: Trace, drafts: pd.DataFrame, key: str) -> None:
+    """Verify inspector: pick a step and a draft position; only this fragment reruns."""
+    if drafts.empty:
+        st.info("This run drafted nothing, so there is nothing to verify.")
+        return
+    steps = sorted(drafts[F.STEP].unique().tolist())
+    c1, c2 = st.columns([3, 1])
+    step = c1.select_slider("step", steps, value=steps[0], key=f"{key}_insp_step")
+    rows = drafts[drafts[F.STEP] == step]
+    labels = [f"{p + 1}: {G.show_token(t)} ({s})" for p, t, s in
+              zip(rows[F.POS], rows[F.TEXT], rows[F.STATUS])]
+    choice = c2.selectbox("draft position", range(len(rows)), format_func=labels.__getitem__,
+                          key=f"{key}_insp_pos")
+    row = rows.iloc[int(choice)]
+    topk = F.topk_frame(trace, int(step), int(row[F.POS]))
+    fig = G.fig_verify_inspector(topk, float(row[F.ACCEPT_PROB]), float(row[F.U]),
+                                 str(row[F.TEXT]), str(row[F.STATUS]))
+    st.plotly_chart(fig, key=f"{key}_inspector")
+    greedy = not math.isfinite(float(row[F.U])) and row[F.STATUS] != "unjudged"
+    st.caption(("Greedy decoding: a draft is accepted when it is the target's top token "
+                "(min(1, p/q) shows 1 or 0). " if greedy else "")
+               + "▶ marks the drafted token. The residual is computed over the tokens shown "
+                 "(top-k of p and q), so it is approximate when the lists differ.")
+
+
+def run_figures(fr: dict[str, pd.DataFrame], trace: Trace, name: str,
+                baseline: Trace | None = None, base_fr: dict | None = None) -> dict:
+    """Every figure of a run, by title (for drawing and for download); the full timeline
+    comes as a function, built only when it is downloaded (the page draws a window)."""
+    tokens = fr["tokens"]
+    figs = {"timeline": lambda: G.fig_timeline(tokens),  # built only when downloaded
+            "acceptance heatmap": G.fig_acceptance_heatmap(fr["drafts"]),
+            "acceptance by position": G.fig_position_acceptance(fr["position"]),
+            "accepted length": G.fig_accepted_length(fr["lengths"]),
+            "latency": G.fig_latency(fr["steps"])}
+    clocks = [F.tag(fr["steps"], name)]
+    if baseline is not None and base_fr is not None:
+        clocks.append(F.tag(base_fr["steps"], F.run_name(baseline)))
+    both = pd.concat(clocks, ignore_index=True)
+    figs["tokens vs time"] = G.fig_tokens_vs_time(both)
+    figs["wall clock"] = G.fig_wall_clock(both)
+    return figs
+
+
+def downloads_ui(traces: list[Trace], figs: dict, key: str) -> None:
+    """Download the trace (JSON Lines) and any figure (self-contained HTML)."""
+    c1, c2, c3 = st.columns([1, 1, 1])
+    c1.download_button("Download trace (JSONL)", data=lambda: traces_to_jsonl(traces),
+                       file_name=f"specviz-{traces[0].run.run_id}.jsonl",
+                       mime="application/jsonl", on_click="ignore", key=f"{key}_dl_trace")
+    which = c2.selectbox("figure", list(figs), key=f"{key}_dl_which",
+                         label_visibility="collapsed")
+    fig = figs[which]
+
+    def html() -> str:
+        return (fig() if callable(fig) else fig).to_html(include_plotlyjs=True, full_html=True)
+
+    c3.download_button("Download figure (HTML)", data=html,
+                       file_name=f"specviz-{which.replace(' ', '-')}.html", mime="text/html",
+                       on_click="ignore", key=f"{key}_dl_fig")
+
+
+def render_trace(trace: Trace, key: str, baseline: Trace | None = None, source: str = "",
+                 highlight: int | None = None, downloads: bool = True) -> None:
+    """All views of one run (and its target-only baseline, when given)."""
+    fr = frames_of(trace_key(trace, source), trace)
+    base_fr = frames_of(trace_key(baseline, source), baseline) if baseline else None
+    name = F.run_name(trace)
+    target_only = F.is_target_only(trace)
+    if not target_only:
+        metrics_ui(trace, baseline)
+    st.subheader("Colored text")
+    colored_text_ui(fr["tokens"], highlight=highlight, target_only=target_only)
+    st.subheader("Token timeline")
+    timeline_ui(fr["tokens"], len(trace.steps), key)
+    figs = run_figures(fr, trace, name, baseline, base_fr)
+    tabs = st.tabs(["Acceptance", "Verify inspector", "Latency", "Download"])
+    with tabs[0]:
+        st.plotly_chart(figs["acceptance heatmap"], key=f"{key}_heat")
+        c1, c2 = st.columns(2)
+        c1.plotly_chart(figs["acceptance by position"], key=f"{key}_pos")
+        c2.plotly_chart(figs["accepted length"], key=f"{key}_len")
+    with tabs[1]:
+        inspector_ui(trace, fr["drafts"], key)
+    with tabs[2]:
+        st.plotly_chart(figs["latency"], key=f"{key}_lat")
+        c1, c2 = st.columns(2)
+        c1.plotly_chart(figs["tokens vs time"], key=f"{key}_tvt")
+        c2.plotly_chart(figs["wall clock"], key=f"{key}_clock")
+    with tabs[3]:
+        if downloads:
+            downloads_ui([trace] + ([baseline] if baseline else []), figs, key)
+
+
+def baseline_check_ui(spec: Trace, base: Trace | None) -> int | None:
+    """Compare a run with its target-only baseline; under greedy decoding the outputs must be
+    identical. Returns the output index of the first divergence (to highlight), if any."""
+    if base is None:
+        return None
+    greedy = spec.run.config.get("temperature", 0) == 0
+    a, b = spec.summary.output_token_ids, base.summary.output_token_ids
+    n = min(len(a), len(b))
+    div = F.first_divergence(a[:n], b[:n])
+    if not greedy:
+        st.info("Sampling (τ > 0): the outputs differ token by token, but both follow the "
+                "target's distribution.")
+    elif div is None:
+        st.success(f"Identical output: the speculative run and the target alone agree on "
+                   f"all {n} tokens (greedy decoding, as the theory promises).")
+    else:
+        st.warning(f"The outputs differ from token {div} on (highlighted). Under greedy "
+                   "decoding they should match; tiny numerical differences between the "
+                   "batched verify pass and one-token steps can flip near-ties.")
+    return div if greedy else None
+
+
+def diagnosis_ui(trace: Trace, baseline: Trace | None, key: str) -> None:
+    """What limits this run's speedup, and a what-if over alpha, gamma and c."""
+    costs = measure(trace, baseline)
+    dg = diagnose(costs)
+    with st.container(border=True):
+        st.markdown(f"**Bottleneck diagnosis.** {dg.headline}")
+        for line in dg.findings:
+            st.markdown(f"- {line}")
+        if baseline is None:
+            st.caption("No target-only baseline of this setup in the file: costs are "
+                       "relative to the verify pass (v = 1 assumed).")
+        if costs.alpha is None or costs.c is None:
+            return
+        st.markdown("**What if…** (formulas of Leviathan et al.; move the sliders for your "
+                    "own scenario)")
+        c1, c2, c3 = st.columns(3)
+        a = c1.slider("α", 0.0, 0.99, float(min(costs.alpha, 0.99)), 0.01, key=f"{key}_wi_a")
+        g = c2.slider("γ", 1, 32, max(int(round(costs.gamma)), 1), key=f"{key}_wi_g")
+        c = c3.slider("c", 0.0, 1.0, float(min(costs.c, 1.0)), 0.005, key=f"{key}_wi_c")
+        table = theory.what_if(a, g, c, costs.v, costs.overhead)
+        st.plotly_chart(G.fig_what_if(table), key=f"{key}_whatif")
