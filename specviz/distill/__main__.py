@@ -1,0 +1,221 @@
+"""python -m specviz.distill {data,train,pack,all,eval} ... (see specviz/distill/__init__.py)"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from ..models import DEFAULT_TARGET, DRAFT_ASSET, hardware_info, load_model, load_pair
+
+
+def _log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def _target(args):
+    dev = torch.device(args.device if args.device != "auto" else
+                       ("cuda" if torch.cuda.is_available() else "cpu"))
+    t = load_model(args.target, device=dev, dtype=torch.float32, allow_custom=True)
+    t.tokenizer.padding_side = "left"
+    return t
+
+
+def cmd_data(args, t=None) -> None:
+    from .data import make_data
+    t = t or _target(args)
+    make_data(t.model, t.tokenizer, args.out, n_self=args.n_self, n_seed=args.n_seed,
+              batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
+              prompt_max_new_tokens=args.prompt_max_new_tokens,
+              max_seconds=args.data_seconds, answer_batches=args.answer_batches,
+              seed=args.seed, log=_log)
+
+
+def cmd_train(args, t=None) -> Path:
+    from ..models import fetch_smollm2
+    from .data import load_data
+    from .train import save_draft, train_draft
+    t = t or _target(args)
+    data_dir = Path(args.data or args.out)
+    seqs, _ = load_data(data_dir / "data.npz")
+    _log(f"{len(seqs)} sequences, {sum(len(s) for s in seqs)} tokens")
+    shape = {k: v for k, v in (("hidden_size", args.hidden), ("num_hidden_layers", args.layers),
+                               ("intermediate_size", args.intermediate),
+                               ("num_attention_heads", args.heads),
+                               ("num_key_value_heads", args.kv_heads)) if v}
+    draft, info = train_draft(t.model, seqs, steps=args.steps, max_seconds=args.train_seconds,
+                              max_tokens=args.max_tokens, max_len=args.max_len, lr=args.lr,
+                              warmup=args.warmup, seed=args.seed, eval_every=args.eval_every,
+                              shape=shape, pad_id=int(t.tokenizer.pad_token_id or 2), log=_log)
+    info["n_params"] = sum(p.numel() for p in draft.parameters())
+    info["hardware"] = hardware_info(next(t.model.parameters()).device)
+    info["data"] = str(data_dir / "data.npz")
+    tok_dir = fetch_smollm2() if args.target == DEFAULT_TARGET else args.target
+    out = save_draft(draft, tok_dir, Path(args.out) / "draft", info)
+    meta = data_dir / "data-meta.json"
+    if meta.exists():
+        (out / "data-meta.json").write_text(meta.read_text())
+    _log(f"draft saved in {out}")
+    return out
+
+
+def cmd_pack(args) -> None:
+    from .card import pack
+    dest = pack(args.draft or Path(args.out) / "draft", args.dest)
+    _log(f"packed into {dest}")
+
+
+def cmd_all(args) -> None:
+    t = _target(args)
+    cmd_data(args, t)
+    args.data = args.out
+    cmd_train(args, t)
+    if not args.no_pack:
+        cmd_pack(args)
+
+
+def cmd_eval(args) -> None:
+    from .evaluate import markdown_table, run_eval
+    from .prompts import CATEGORIES, load_heldout
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    pair = load_pair(args.target, args.draft, device=args.device, allow_custom=True)
+    rows = load_heldout()
+    prompts = [r for c in CATEGORIES for r in [x for x in rows if x["category"] == c]
+               [:args.n_per_category]]
+    temps = tuple(float(x) for x in args.temperatures.split(","))
+    load_before = os.getloadavg()
+    res = run_eval(pair, prompts, temperatures=temps, gamma=args.gamma,
+                   max_new_tokens=args.max_new_tokens, seed=args.seed, log=_log)
+    res["hardware"] = hardware_info(pair.device)
+    res["load_average_1_5_15min"] = {"before": load_before, "after": os.getloadavg()}
+    res["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    res["draft"] = pair.draft_info
+    res["command"] = "python -m specviz.distill " + " ".join(sys.argv[1:])
+    table = markdown_table(res)
+    print(table)
+    print(f"c = {res['c']}")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(res, indent=1))
+
+
+def cmd_speed(args) -> None:
+    from .evaluate import measure_speedup
+    from .prompts import CATEGORIES, load_heldout
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    pair = load_pair(args.target, args.draft, device=args.device, allow_custom=True)
+    rows = load_heldout()
+    prompts = [r for c in CATEGORIES for r in [x for x in rows if x["category"] == c]
+               [:args.n_per_category]]
+    load_before = os.getloadavg()
+    res = {}
+    for gamma in (int(g) for g in args.gammas.split(",")):
+        res[f"gamma={gamma}"] = measure_speedup(
+            pair, prompts, temperature=args.temperature, gamma=gamma,
+            max_new_tokens=args.max_new_tokens, repeats=args.repeats, seed=args.seed, log=_log)
+        _log(f"gamma {gamma}: median speedup {res[f'gamma={gamma}']['speedup_median']:.2f}, "
+             f"median c {res[f'gamma={gamma}']['c_median']:.3f}")
+    res.update(hardware=hardware_info(pair.device), draft=pair.draft_info,
+               load_average_1_5_15min={"before": load_before, "after": os.getloadavg()},
+               date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+               command="python -m specviz.distill " + " ".join(sys.argv[1:]))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(res, indent=1))
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m specviz.distill", description=__doc__)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    def common(p):
+        p.add_argument("--target", default=DEFAULT_TARGET)
+        p.add_argument("--device", default="auto")
+        p.add_argument("--seed", type=int, default=0)
+
+    def data_opts(p):
+        p.add_argument("--n-self", type=int, default=24576, help="self-written prompts asked")
+        p.add_argument("--n-seed", type=int, default=None, help="seed prompts (default all)")
+        p.add_argument("--batch-size", type=int, default=2048)
+        p.add_argument("--max-new-tokens", type=int, default=192)
+        p.add_argument("--prompt-max-new-tokens", type=int, default=64)
+        p.add_argument("--data-seconds", type=float, default=None,
+                       help="stop answering after this many seconds")
+        p.add_argument("--answer-batches", type=int, default=11,
+                       help="answer batches to run (the shipped draft: 11 of 12); 0 = all")
+
+    def train_opts(p):
+        p.add_argument("--steps", type=int, default=2600)
+        p.add_argument("--train-seconds", type=float, default=None,
+                       help="fix the step count after 20 steps so training fits this budget")
+        p.add_argument("--max-tokens", type=int, default=32768, help="tokens per batch")
+        p.add_argument("--max-len", type=int, default=384)
+        p.add_argument("--lr", type=float, default=2e-3)
+        p.add_argument("--warmup", type=int, default=100)
+        p.add_argument("--eval-every", type=int, default=500)
+        for k in ("hidden", "layers", "intermediate", "heads", "kv-heads"):
+            p.add_argument(f"--{k}", type=int, default=None)
+
+    p = sub.add_parser("data", help="the target writes prompts and answers")
+    common(p)
+    data_opts(p)
+    p.add_argument("--out", required=True)
+    p.set_defaults(fn=cmd_data)
+    p = sub.add_parser("train", help="distil a draft from the target on DATA/data.npz")
+    common(p)
+    train_opts(p)
+    p.add_argument("--data", default=None, help="folder with data.npz (default: --out)")
+    p.add_argument("--out", required=True)
+    p.set_defaults(fn=cmd_train)
+    p = sub.add_parser("pack", help="copy a trained draft into assets with its model card")
+    p.add_argument("--draft", default=None, help="trained draft folder (default OUT/draft)")
+    p.add_argument("--out", default="artifacts/distill")
+    p.add_argument("--dest", default=str(DRAFT_ASSET))
+    p.set_defaults(fn=cmd_pack)
+    p = sub.add_parser("all", help="data, train and pack in one process")
+    common(p)
+    data_opts(p)
+    train_opts(p)
+    p.add_argument("--out", required=True)
+    p.add_argument("--draft", default=None)
+    p.add_argument("--dest", default=str(DRAFT_ASSET))
+    p.add_argument("--no-pack", action="store_true")
+    p.set_defaults(fn=cmd_all, data=None)
+    p = sub.add_parser("eval", help="alpha, accepted length, c and speedup on held-out prompts")
+    common(p)
+    p.add_argument("--draft", default="embedded:smollm2-draft")
+    p.add_argument("--n-per-category", type=int, default=4)
+    p.add_argument("--max-new-tokens", type=int, default=64)
+    p.add_argument("--gamma", type=int, default=4)
+    p.add_argument("--temperatures", default="0,0.7,1.0")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--json", default=None, help="write the full result here")
+    p.set_defaults(fn=cmd_eval)
+    p = sub.add_parser("speed", help="speedup over target-only in interleaved pairs")
+    common(p)
+    p.add_argument("--draft", default="embedded:smollm2-draft")
+    p.add_argument("--n-per-category", type=int, default=1)
+    p.add_argument("--max-new-tokens", type=int, default=64)
+    p.add_argument("--gammas", default="4")
+    p.add_argument("--temperature", type=float, default=0.0)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--json", default=None)
+    p.set_defaults(fn=cmd_speed)
+    args = ap.parse_args(argv)
+    if getattr(args, "answer_batches", None) == 0:
+        args.answer_batches = None
+    if getattr(args, "train_seconds", None) is not None:
+        args.steps = None  # the budget decides the step count
+    args.fn(args)
+
+
+if __name__ == "__main__":
+    main()
