@@ -30,6 +30,7 @@ from specviz import figures as G  # noqa: E402
 from specviz import frames as F  # noqa: E402
 from specviz import read_traces, write_traces  # noqa: E402
 from specviz.diagnosis import diagnose, measure  # noqa: E402
+from specviz.models import cpu_name  # noqa: E402
 
 WINDOW = 40  # steps the app's timeline shows at once
 
@@ -109,7 +110,7 @@ def main() -> None:
     n_drafts = sum(s.gamma for s in trace.steps)
     print(f"trace: {len(trace.steps)} steps, {n_drafts} drafted positions, "
           f"{trace.with_summary().summary.n_emitted} tokens")
-    print(f"hardware: {platform.processor() or platform.machine()} · {_cpu()} · "
+    print(f"hardware: {platform.processor() or platform.machine()} · {cpu_name()} · "
           f"{os.cpu_count()} logical CPUs · Python {platform.python_version()} · "
           f"pandas {pd.__version__} · plotly {plotly.__version__}")
     render_all(trace)  # warm-up (imports, caches)
@@ -119,16 +120,6 @@ def main() -> None:
         print(f"  {k:28s} {1e3 * statistics.median(r[k] for r in runs):8.1f}")
     total = statistics.median(r["total"] for r in runs)
     print(f"\nall views: {total:.3f} s (target <= 1 s): {'OK' if total <= 1.0 else 'SLOW'}")
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 if __name__ == "__main__":

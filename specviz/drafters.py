@@ -120,7 +120,7 @@ class PromptLookupDrafter:
     has_probs = False
     name = "prompt-lookup"
 
-    def __init__(self, max_ngram: int = 3, min_ngram: int = 1):
+    def __init__(self, max_ngram: int = 3, min_ngram: int = 2):
         self.max_ngram, self.min_ngram = max_ngram, min_ngram
 
     def reset(self) -> None:
@@ -137,8 +137,12 @@ class PromptLookupDrafter:
         return Candidates(torch.tensor(found, dtype=torch.long, device=seq.device), None, 0)
 
 
-def lookup(tokens: list[int], gamma: int, max_ngram: int = 3, min_ngram: int = 1) -> list[int]:
-    """Up to gamma tokens that followed the latest earlier match of the trailing n-gram."""
+def lookup(tokens: list[int], gamma: int, max_ngram: int = 3, min_ngram: int = 2) -> list[int]:
+    """Up to gamma tokens that followed the latest earlier match of the trailing n-gram.
+
+    Matches of fewer than min_ngram tokens are not used: a lone repeated token predicts its
+    successor poorly, and every rejected draft costs verify work.
+    """
     n = len(tokens)
     if gamma <= 0:
         return []

@@ -118,14 +118,14 @@ def hardware_info(device: torch.device) -> dict:
     import transformers
     info = {"platform": platform.platform(), "python": platform.python_version(),
             "torch": torch.__version__, "transformers": transformers.__version__,
-            "device": str(device), "cpu": _cpu_name(), "cpu_count": os.cpu_count(),
+            "device": str(device), "cpu": cpu_name(), "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads()}
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):

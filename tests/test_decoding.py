@@ -216,7 +216,8 @@ def test_early_exit_shares_the_target_weights(pair):
 def test_prompt_lookup_copies_what_followed_the_latest_match():
     assert lookup([1, 2, 3, 9, 1, 2, 3, 7, 1, 2, 3], 2) == [7, 1]
     assert lookup([5, 6, 7], 3) == []
-    assert lookup([4, 4], 3) == [4]
+    assert lookup([4, 4], 3) == []  # a lone repeated token is not a match by default
+    assert lookup([4, 4], 3, min_ngram=1) == [4]
 
 
 def test_importing_specviz_does_not_import_streamlit():
