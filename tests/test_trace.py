@@ -23,7 +23,8 @@ from specviz.trace import (
     write_traces,
 )
 
-PROMPT = "abc abc abc, héllo ✓ oUx abc"  # greedy prompt lookup accepts 1 of 3 once
+PROMPT = "abc abc abc, héllo ✓ oUx abc"
+GREEDY_PROMPT = "the cat sat on the mat and the cat sat"
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +38,9 @@ def traces() -> list[Trace]:
                            label="prompt lookup, greedy ✓"),
         speculative_decode(pair, PROMPT, DecodeConfig(drafter="model", gamma=3,
                                                       temperature=1.0, seed=3, **cfg)),
-        speculative_decode(pair, PROMPT, DecodeConfig(drafter="model", gamma=2,
-                                                      policy="heuristic", **cfg)),
+        speculative_decode(pair, GREEDY_PROMPT,  # greedy early exit accepts 1 of 2 once
+                           DecodeConfig(drafter="early-exit", gamma=2, early_exit_layers=2,
+                                        policy="heuristic", **cfg)),
         speculative_decode(pair, PROMPT, DecodeConfig(drafter="prompt-lookup", gamma=4,
                                                       temperature=0.8, **cfg)),
         speculative_decode(pair, PROMPT, DecodeConfig(drafter="early-exit", gamma=2,
