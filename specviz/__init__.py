@@ -13,25 +13,27 @@ Public API::
 
 __version__ = "0.1.0"
 
-from .decoding import (  # noqa: E402
-                       DecodeConfig,
-                       DecodeError,
-                       encode_prompt,
-                       speculative_decode,
-                       target_only_decode,
-)
-from .models import DEFAULT_TARGET, ModelPair, ModelSourceError, embedded_names, load_pair  # noqa: E402
-from .trace import (  # noqa: E402
-                       RunRecord,
-                       StepRecord,
-                       SummaryRecord,
-                       Trace,
-                       TraceError,
-                       TraceWriter,
-                       read_trace,
-                       read_traces,
-                       write_traces,
-)
+# Imported on first use, so that reading traces (the app's landing page) does not wait for
+# torch and transformers to load.
+_EXPORTS = {
+    "DecodeConfig": "decoding", "DecodeError": "decoding", "encode_prompt": "decoding",
+    "speculative_decode": "decoding", "target_only_decode": "decoding",
+    "DEFAULT_TARGET": "models", "ModelPair": "models", "ModelSourceError": "models",
+    "load_pair": "models", "embedded_names": "models",
+    "RunRecord": "trace", "StepRecord": "trace", "SummaryRecord": "trace", "Trace": "trace",
+    "TraceError": "trace", "TraceWriter": "trace", "read_trace": "trace",
+    "read_traces": "trace", "write_traces": "trace",
+}
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        import importlib
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'specviz' has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_TARGET", "DecodeConfig", "DecodeError", "ModelPair", "ModelSourceError",
