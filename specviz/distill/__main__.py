@@ -79,8 +79,8 @@ def cmd_all(args) -> None:
         cmd_pack(args)
 
 
-def cmd_eval(args) -> None:
-    from .evaluate import markdown_table, run_eval
+def _pair_and_heldout(args):
+    """The pair under evaluation and the first n held-out prompts of each category."""
     from .prompts import CATEGORIES, load_heldout
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -88,6 +88,12 @@ def cmd_eval(args) -> None:
     rows = load_heldout()
     prompts = [r for c in CATEGORIES for r in [x for x in rows if x["category"] == c]
                [:args.n_per_category]]
+    return pair, prompts
+
+
+def cmd_eval(args) -> None:
+    from .evaluate import markdown_table, run_eval
+    pair, prompts = _pair_and_heldout(args)
     temps = tuple(float(x) for x in args.temperatures.split(","))
     load_before = os.getloadavg()
     res = run_eval(pair, prompts, temperatures=temps, gamma=args.gamma,
@@ -107,13 +113,7 @@ def cmd_eval(args) -> None:
 
 def cmd_speed(args) -> None:
     from .evaluate import measure_speedup
-    from .prompts import CATEGORIES, load_heldout
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    pair = load_pair(args.target, args.draft, device=args.device, allow_custom=True)
-    rows = load_heldout()
-    prompts = [r for c in CATEGORIES for r in [x for x in rows if x["category"] == c]
-               [:args.n_per_category]]
+    pair, prompts = _pair_and_heldout(args)
     load_before = os.getloadavg()
     res = {}
     for gamma in (int(g) for g in args.gammas.split(",")):
