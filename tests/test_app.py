@@ -167,3 +167,36 @@ def test_toy_lab_page():
     at.radio(key="toy_rule").set_value("buggy: also accept whenever q ≥ 0.5").run()
     _no_failure(at)
     assert float(at.metric[3].value) > exact_tv + 0.1
+
+
+def test_live_failure_mid_run_is_a_message_and_keeps_the_steps(monkeypatch):
+    """A decode that breaks part way: one plain error line, no exception, steps kept."""
+    import ui.live
+    from specviz import decoding
+
+    def failing(pair, prompt, cfg, **kw):
+        calls = {"n": 0}
+
+        def boom(module, args, kwargs):
+            calls["n"] += 1
+            if calls["n"] == 4:
+                raise RuntimeError("simulated device failure")
+        handle = pair.target.register_forward_pre_hook(boom, with_kwargs=True)
+        try:
+            return decoding.speculative_decode(pair, prompt, cfg, **kw)
+        finally:
+            handle.remove()
+
+    monkeypatch.setattr(ui.live, "speculative_decode", failing)
+    at = _app("app_pages/live.py")
+    at.selectbox(key="target").set_value("embedded:tiny-random-target")
+    at.slider(key="max_new_tokens").set_value(16)
+    at.run()
+    at.button(key="run").click()
+    at.run()
+    _no_failure(at)
+    errors = [e.value for e in at.error]
+    assert any("decoding failed after 3 steps" in e and "simulated device failure" in e
+               for e in errors), errors
+    kept = at.session_state["live_store"]["result"]["spec"]
+    assert len(kept.steps) == 3
