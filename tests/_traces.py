@@ -3,6 +3,7 @@ tiny random models (made once per test session)."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from functools import lru_cache
 
 from specviz.trace import RunRecord, StepRecord, Trace, summarize
@@ -66,3 +67,19 @@ def tiny_runs() -> dict[str, Trace]:
         "greedy": speculative_decode(pair, prompt, greedy, label="greedy"),
         "greedy-base": target_only_decode(pair, prompt, greedy, label="greedy-base"),
     }
+
+
+@contextmanager
+def failing_forward(model, on_call: int, message: str = "simulated device failure"):
+    """Within the block, the model's forward pass number ``on_call`` raises RuntimeError."""
+    calls = {"n": 0}
+
+    def boom(module, args, kwargs):
+        calls["n"] += 1
+        if calls["n"] == on_call:
+            raise RuntimeError(message)
+    handle = model.register_forward_pre_hook(boom, with_kwargs=True)
+    try:
+        yield
+    finally:
+        handle.remove()

@@ -7,7 +7,7 @@ import pytest
 
 from specviz import write_traces
 from specviz.trace import traces_to_jsonl
-from tests._traces import tiny_runs
+from tests._traces import failing_forward, tiny_runs
 
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
@@ -175,17 +175,8 @@ def test_live_failure_mid_run_is_a_message_and_keeps_the_steps(monkeypatch):
     from specviz import decoding
 
     def failing(pair, prompt, cfg, **kw):
-        calls = {"n": 0}
-
-        def boom(module, args, kwargs):
-            calls["n"] += 1
-            if calls["n"] == 4:
-                raise RuntimeError("simulated device failure")
-        handle = pair.target.register_forward_pre_hook(boom, with_kwargs=True)
-        try:
+        with failing_forward(pair.target, on_call=4):
             return decoding.speculative_decode(pair, prompt, cfg, **kw)
-        finally:
-            handle.remove()
 
     monkeypatch.setattr(ui.live, "speculative_decode", failing)
     at = _app("app_pages/live.py")

@@ -16,6 +16,7 @@ from specviz import (
 )
 from specviz.drafters import lookup, truncated_model
 from specviz.trace import TraceWriter
+from tests._traces import failing_forward
 
 PROMPT = "the cat sat on the mat and the cat sat"
 
@@ -144,20 +145,11 @@ def test_stop_between_steps_keeps_the_partial_trace(pair, tmp_path):
 
 
 def test_failure_mid_run_raises_with_the_finished_steps(pair, tmp_path):
-    n = {"calls": 0}
-
-    def boom(module, args, kwargs):
-        n["calls"] += 1
-        if n["calls"] == 4:
-            raise RuntimeError("simulated device failure")
-    handle = pair.target.register_forward_pre_hook(boom, with_kwargs=True)
     path = tmp_path / "t.jsonl"
-    try:
-        with TraceWriter(path) as w, pytest.raises(DecodeError) as err:
-            speculative_decode(pair, PROMPT, DecodeConfig(max_new_tokens=40, chat=False),
-                               writer=w)
-    finally:
-        handle.remove()
+    with failing_forward(pair.target, on_call=4), TraceWriter(path) as w, \
+            pytest.raises(DecodeError) as err:
+        speculative_decode(pair, PROMPT, DecodeConfig(max_new_tokens=40, chat=False),
+                           writer=w)
     assert "simulated device failure" in str(err.value)
     assert len(err.value.partial.steps) == 3
     loaded = read_traces(path)[0]
