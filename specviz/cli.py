@@ -76,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command_line() -> str:
+    """How this process was started, as recorded in traces and bench results."""
+    return " ".join(["python -m specviz"] + sys.argv[1:])
+
+
 def read_prompts(path: str) -> list[str]:
     """Prompts from a JSON Lines file with a 'prompt' field per line."""
     try:
@@ -202,7 +207,7 @@ def _decode_all(args, pair, prompts, writer, out: Path, rows: list) -> None:
                         bar.update(len(rec.emitted_ids))
                     try:
                         trace = fn(pair, prompt, cfg, on_step=on_step, writer=writer,
-                                   label=args.label)
+                                   label=args.label, command=_command_line())
                     except ValueError as e:
                         raise CliError(str(e)) from None
                     except DecodeError as e:
@@ -246,7 +251,7 @@ def cmd_bench(args) -> int:
     pair = _load(args)
     cfg = _config(args, pair, args.seed)
     result = run_bench(pair, cfg, prompts=prompts, repeats=args.repeats,
-                       command=" ".join(["python -m specviz"] + sys.argv[1:]))
+                       command=_command_line())
     print(result["markdown"])
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))

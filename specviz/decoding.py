@@ -158,7 +158,7 @@ def _f32(a) -> list[float]:
 
 
 def _run_record(pair, config: DecodeConfig, mode: str, prompt: str, prompt_ids: list[int],
-                label: str) -> RunRecord:
+                label: str, command: str = "") -> RunRecord:
     from .models import hardware_info
     cfg = asdict(config)
     if mode == "target-only":
@@ -187,6 +187,7 @@ def _run_record(pair, config: DecodeConfig, mode: str, prompt: str, prompt_ids: 
         prompt_token_ids=list(prompt_ids),
         hardware=hardware_info(pair.device),
         label=label,
+        command=command,
     )
 
 
@@ -206,7 +207,8 @@ def _prepare(pair, prompt: str, config: DecodeConfig) -> tuple[list[int], int]:
 def speculative_decode(pair, prompt: str, config: DecodeConfig = DecodeConfig(), *,
                        on_step: StepCallback | None = None,
                        should_stop: Callable[[], bool] | None = None,
-                       writer: TraceWriter | None = None, label: str = "") -> Trace:
+                       writer: TraceWriter | None = None, label: str = "",
+                       command: str = "") -> Trace:
     """Speculative decoding of ``prompt`` with ``pair``; returns the full trace.
 
     ``on_step`` gets each step record as soon as it is verified; ``should_stop`` is asked
@@ -215,7 +217,7 @@ def speculative_decode(pair, prompt: str, config: DecodeConfig = DecodeConfig(),
     partial trace.
     """
     prompt_ids, limit = _prepare(pair, prompt, config)
-    run = _run_record(pair, config, "speculative", prompt, prompt_ids, label)
+    run = _run_record(pair, config, "speculative", prompt, prompt_ids, label, command)
     drafter = make_drafter(pair, config)
     policy = make_policy(config.policy, config.gamma, config.confidence_threshold)
     return _loop(pair, run, prompt_ids, limit, config, drafter, policy, on_step, should_stop,
@@ -226,11 +228,12 @@ def speculative_decode(pair, prompt: str, config: DecodeConfig = DecodeConfig(),
 def target_only_decode(pair, prompt: str, config: DecodeConfig = DecodeConfig(), *,
                        on_step: StepCallback | None = None,
                        should_stop: Callable[[], bool] | None = None,
-                       writer: TraceWriter | None = None, label: str = "") -> Trace:
+                       writer: TraceWriter | None = None, label: str = "",
+                       command: str = "") -> Trace:
     """Plain autoregressive decoding with the target: one token per step, same trace format
     (gamma 0; each step's token is recorded with kind "bonus", a token drawn from p)."""
     prompt_ids, limit = _prepare(pair, prompt, config)
-    run = _run_record(pair, config, "target-only", prompt, prompt_ids, label)
+    run = _run_record(pair, config, "target-only", prompt, prompt_ids, label, command)
     return _loop(pair, run, prompt_ids, limit, config, None, None, on_step, should_stop,
                  writer)
 

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2 added run.command
 EMITTED_KINDS = ("accepted", "resampled", "bonus")
 MODES = ("speculative", "target-only")
 
@@ -54,6 +54,7 @@ class RunRecord:
     hardware: dict
     schema_version: int = SCHEMA_VERSION
     label: str = ""
+    command: str = ""  # the command line that made the run, if any (schema 2)
 
     def to_json(self) -> dict:
         return {"record": "run", **asdict(self)}
@@ -395,6 +396,7 @@ def _parse_run(c: _Checker) -> RunRecord:
         hardware=c.dict_("hardware", optional=True),
         schema_version=version,
         label=c.str_("label", optional=True),
+        command=c.str_("command", optional=True),
     )
 
 
