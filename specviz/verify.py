@@ -43,15 +43,28 @@ def _prefix(ok: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return keep, keep.sum()
 
 
+def _check_rule(rule: str) -> None:
+    if rule not in RULES:
+        raise ValueError(f"unknown verifier rule {rule!r}; choose from {', '.join(RULES)}")
+
+
 def verify_greedy(drafted: torch.Tensor, p_probs: torch.Tensor,
-                  q_probs: torch.Tensor | None) -> Verdict:
-    """drafted (gamma,), p_probs (gamma+1, vocab), q_probs (gamma, vocab) or None."""
+                  q_probs: torch.Tensor | None, rule: str = "exact") -> Verdict:
+    """drafted (gamma,), p_probs (gamma+1, vocab), q_probs (gamma, vocab) or None.
+
+    ``rule`` "accept-high-q" is the deliberately wrong verifier of ``verify_sampled``: it also
+    keeps a draft whose q is at least 0.5. ("correction-from-p" is the exact rule here: the
+    greedy correction is p's argmax either way.)
+    """
+    _check_rule(rule)
     gamma = drafted.shape[0]
     target_choice = torch.argmax(p_probs, dim=-1)  # (gamma+1,)
     ok = drafted == target_choice[:gamma]
+    q_tok = None if q_probs is None else q_probs.gather(-1, drafted[:, None]).squeeze(-1)
+    if rule == "accept-high-q" and q_tok is not None:
+        ok = ok | (q_tok >= 0.5)
     accepted, n = _prefix(ok)
     p_tok = p_probs[:gamma].gather(-1, drafted[:, None]).squeeze(-1)
-    q_tok = None if q_probs is None else q_probs.gather(-1, drafted[:, None]).squeeze(-1)
     return Verdict(accepted, n, ok.float(), None, target_choice[n], p_tok, q_tok, None)
 
 
@@ -64,8 +77,7 @@ def verify_sampled(drafted: torch.Tensor, p_probs: torch.Tensor, q_probs: torch.
     negative control in tests: "correction-from-p" draws the correction from p instead of the
     residual; "accept-high-q" also accepts every token whose q is at least 0.5.
     """
-    if rule not in RULES:
-        raise ValueError(f"unknown verifier rule {rule!r}; choose from {', '.join(RULES)}")
+    _check_rule(rule)
     gamma, vocab = drafted.shape[0], p_probs.shape[-1]
     if q_probs is None:
         q_probs = torch.nn.functional.one_hot(drafted, vocab).to(p_probs.dtype)  # (gamma, V)

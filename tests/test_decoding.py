@@ -1,5 +1,7 @@
 """The decoding loop on tiny random models: lossless greedy, caches, stops, failures."""
 
+import copy
+import dataclasses
 import subprocess
 import sys
 
@@ -217,3 +219,20 @@ def test_importing_specviz_does_not_import_streamlit():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_wrong_verifier_rule_is_recorded_and_caught_by_the_output_check(pair, baseline):
+    """A teaching run with the deliberately wrong rule: accepted tokens the target would not
+    choose show up as a difference from target-only greedy output."""
+    confident = copy.deepcopy(pair.draft)
+    with torch.no_grad():
+        confident.lm_head.weight.mul_(50.0)  # sharp q: the draft is often sure, and wrong
+    sure = dataclasses.replace(pair, draft=confident)
+    cfg = DecodeConfig(drafter="model", gamma=4, max_new_tokens=40, chat=False)
+    exact = speculative_decode(sure, PROMPT, cfg)
+    assert exact.summary.output_token_ids == baseline
+    wrong = speculative_decode(sure, PROMPT, dataclasses.replace(cfg, verifier="accept-high-q"))
+    assert wrong.run.config["verifier"] == "accept-high-q"
+    assert wrong.summary.output_token_ids != baseline
+    with pytest.raises(ValueError, match="unknown verifier"):
+        speculative_decode(pair, PROMPT, DecodeConfig(verifier="sloppy", chat=False))

@@ -123,3 +123,16 @@ def test_sample_follows_probs():
     draws = sample(probs.expand(30000, 3).contiguous(), g)
     counts = torch.bincount(draws, minlength=3).float()
     assert chi_square_pvalue(counts, probs) > 1e-3
+
+
+def test_greedy_accept_high_q_is_wrong_and_exact_is_not():
+    """The teaching rule keeps a draft the target would not choose when q >= 0.5."""
+    p = torch.tensor([[0.1, 0.9, 0.0], [0.5, 0.2, 0.3]])  # (gamma+1, V): argmax 1 then 0
+    q = torch.tensor([[0.8, 0.1, 0.1]])  # draft is confident in token 0
+    drafted = torch.tensor([0])
+    exact = verify_greedy(drafted, p, q)
+    wrong = verify_greedy(drafted, p, q, rule="accept-high-q")
+    assert int(exact.n_accepted) == 0 and int(exact.next_token) == 1
+    assert int(wrong.n_accepted) == 1 and int(wrong.next_token) == 0
+    with pytest.raises(ValueError, match="unknown verifier rule"):
+        verify_greedy(drafted, p, q, rule="nope")
