@@ -1,0 +1,562 @@
+"""One speculative step replayed as micro-steps, with narration from its own numbers.
+
+A step of a trace becomes a list of ``MicroStep`` records, in the decoder's phase order:
+draft (one per drafted token) -> verify (one target pass) -> accept (one per judged position)
+-> add (the correction from norm(max(0, p - q)) or the bonus token) -> commit (the caches are
+cut back). Each record carries a title and a narration written from the step's numbers, and
+``strip_tokens`` / ``positions_frame`` / ``topk_view`` say what is visible at that micro-step.
+
+Cache bookkeeping follows the decoder's invariant: a cache holds every committed token but
+the last, which the next forward pass feeds; rejected positions are dropped.
+
+Notation: p = target distribution, q = draft distribution. No streamlit here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+
+from . import frames as F
+from .trace import StepRecord, Trace
+
+PHASES = ("draft", "verify", "accept", "add", "commit")
+PHASE_LABELS = {"draft": "1 · draft", "verify": "2 · verify", "accept": "3 · accept",
+                "add": "4 · correction or bonus", "commit": "5 · commit: cut the caches"}
+PREFIX_TOKENS = 12  # committed tokens shown before the step in the token strip
+PROMPT_CHARS = 48  # prompt tail shown when fewer tokens were generated
+DRAFT_CACHE_DRAFTERS = ("model", "early-exit")  # drafters with a KV cache of their own
+
+# strip token states
+PREFIX = "prefix"
+PROMPT = "prompt"
+PENDING = "pending"  # drafted, not judged yet
+ACCEPTED, REJECTED, UNJUDGED = "accepted", "rejected", "unjudged"
+RESAMPLED, BONUS = "resampled", "bonus"
+
+# positions_frame / topk_view columns (besides frames' P, Q, ACCEPT_PROB, U, TEXT, POS)
+STATE = "state"
+CURRENT = "current"
+MARK = "mark"
+RESIDUAL = F.RESIDUAL
+MOMENT = "moment"  # cache_frame: which cache, when
+HELD_COMMITTED = "held_committed"  # positions of committed tokens in the cache
+HELD_DRAFTS = "held_drafts"  # positions of this step's drafts in the cache
+
+
+class WalkError(ValueError):
+    """A step that cannot be walked through (a target-only run, a step out of range)."""
+
+
+@dataclass(frozen=True)
+class Position:
+    """One drafted position: the token, q (None without a draft distribution), p,
+    min(1, p/q), the uniform draw u (None under greedy or when never judged), its fate."""
+
+    pos: int
+    token_id: int
+    text: str
+    q: float | None
+    p: float
+    accept_prob: float
+    u: float | None
+    status: str  # accepted | rejected | unjudged
+
+
+@dataclass(frozen=True)
+class Added:
+    """The token the target added after the accepted drafts."""
+
+    token_id: int
+    text: str
+    kind: str  # resampled | bonus
+
+
+@dataclass(frozen=True)
+class CacheCounts:
+    """Sequence and KV-cache lengths around one step (positions, prompt included).
+
+    The target feeds ``target_fed`` tokens (the uncached tail plus every draft) in its one
+    verify pass; afterwards its cache holds ``target_after_verify`` and keeps ``target_kept``
+    (every committed token but the last). The draft model's cache (None for prompt lookup)
+    holds the committed tokens and every draft but the last after drafting.
+    """
+
+    prompt: int
+    committed_before: int
+    committed_after: int
+    target_before: int
+    target_fed: int
+    target_after_verify: int
+    target_kept: int
+    draft_before: int | None = None
+    draft_after_drafting: int | None = None
+    draft_kept: int | None = None
+
+    @property
+    def target_dropped(self) -> int:
+        return self.target_after_verify - self.target_kept
+
+    @property
+    def draft_dropped(self) -> int | None:
+        if self.draft_kept is None or self.draft_after_drafting is None:
+            return None
+        return self.draft_after_drafting - self.draft_kept
+
+
+@dataclass(frozen=True)
+class MicroStep:
+    """One thing to show: its phase, the drafted position it is about, title, narration."""
+
+    index: int
+    phase: str
+    title: str
+    narration: str
+    position: int | None = None
+
+
+@dataclass(frozen=True)
+class StripToken:
+    """One piece of the token strip: text, state (prefix, pending, accepted, ...) and the
+    segment it belongs to (prefix | drafts | added)."""
+
+    text: str
+    state: str
+    segment: str
+
+
+@dataclass(frozen=True)
+class StepWalk:
+    """A step of a run, ready to replay: its positions, the added token, the caches and the
+    micro-steps with their narration."""
+
+    step: int
+    n_steps: int
+    greedy: bool
+    drafter: str
+    has_q: bool
+    positions: tuple[Position, ...]
+    added: Added | None
+    prefix: tuple[str, ...]
+    prompt_tail: str | None
+    cache: CacheCounts
+    micro: tuple[MicroStep, ...]
+
+    @property
+    def gamma(self) -> int:
+        return len(self.positions)
+
+    @property
+    def n_accepted(self) -> int:
+        return sum(x.status == ACCEPTED for x in self.positions)
+
+    def phase_start(self, phase: str) -> int:
+        """Index of the first micro-step of a phase (-1 when the step has none)."""
+        return next((m.index for m in self.micro if m.phase == phase), -1)
+
+
+# ---------------------------------------------------------------- wording helpers
+
+def num(x: float | None) -> str:
+    """A probability as the narration writes it: 3 decimals, or 2 significant digits
+    below 0.001."""
+    if x is None or not math.isfinite(x):
+        return "–"
+    if x == 0 or x >= 0.001:
+        return f"{x:.3f}"
+    return f"{x:.1e}"
+
+
+def quote(text: str) -> str:
+    """A token quoted for the narration, with newlines and tabs made visible."""
+    shown = text.replace("\n", "↵").replace("\t", "⇥")
+    return f"'{shown}'" if shown else "∅ (empty)"
+
+
+def _top(texts: list[str] | None, probs: list[float] | None, k: int = 3) -> str:
+    if not texts or not probs:
+        return ""
+    return ", ".join(f"{quote(t)} {num(pr)}" for t, pr in zip(texts[:k], probs[:k]))
+
+
+# ---------------------------------------------------------------- building a walk
+
+def is_walkable(trace: Trace) -> bool:
+    """Whether a run has speculative steps to walk through (not target-only, has steps)."""
+    return not F.is_target_only(trace) and len(trace.steps) > 0
+
+
+def cache_counts(trace: Trace, step: int) -> CacheCounts:
+    """Sequence and cache lengths around ``step``, replaying the decoder's bookkeeping over
+    the steps before it: the target's cache starts empty and after each step keeps every
+    committed token but the last; the draft's keeps min(what it held, committed - 1)."""
+    n = len(trace.run.prompt_token_ids)
+    target = 0
+    has_draft = trace.run.drafter in DRAFT_CACHE_DRAFTERS
+    draft = 0
+    for s in trace.steps[:step]:
+        after = n + len(s.emitted_ids)
+        if has_draft and s.gamma:
+            draft = n + s.gamma - 1
+        draft = min(draft, after - 1)
+        target, n = after - 1, after
+    s = trace.steps[step]
+    after = n + len(s.emitted_ids)
+    drafted = (n + s.gamma - 1) if (has_draft and s.gamma) else draft
+    return CacheCounts(
+        prompt=len(trace.run.prompt_token_ids), committed_before=n, committed_after=after,
+        target_before=target, target_fed=n - target + s.gamma,
+        target_after_verify=n + s.gamma, target_kept=after - 1,
+        draft_before=draft if has_draft else None,
+        draft_after_drafting=drafted if has_draft else None,
+        draft_kept=min(drafted, after - 1) if has_draft else None)
+
+
+def _positions(s: StepRecord) -> tuple[Position, ...]:
+    out = []
+    for i in range(s.gamma):
+        status = ACCEPTED if s.accepted[i] else (REJECTED if i == s.n_accepted else UNJUDGED)
+        u = s.u[i] if s.u is not None and i < len(s.u) else None
+        out.append(Position(i, s.drafted_ids[i], s.drafted_text[i],
+                            None if s.q is None else float(s.q[i]), float(s.p[i]),
+                            float(s.accept_prob[i]), None if u is None else float(u), status))
+    return tuple(out)
+
+
+def _added(s: StepRecord) -> Added | None:
+    n_acc = s.n_accepted
+    if len(s.emitted_ids) <= n_acc:
+        return None  # the run ended inside the step (end of sequence among the accepted)
+    return Added(s.emitted_ids[n_acc], s.emitted_text[n_acc], s.emitted_kinds[n_acc])
+
+
+def _prefix(trace: Trace, step: int) -> tuple[tuple[str, ...], str | None]:
+    before = [t for s in trace.steps[:step] for t in s.emitted_text]
+    tail = tuple(before[-PREFIX_TOKENS:])
+    if len(before) >= PREFIX_TOKENS:
+        return tail, None
+    prompt = trace.run.prompt_text
+    return tail, ("…" + prompt[-PROMPT_CHARS:]) if len(prompt) > PROMPT_CHARS else prompt
+
+
+def walk_step(trace: Trace, step: int) -> StepWalk:
+    """The micro-steps of one step of a speculative run, with their narration."""
+    if F.is_target_only(trace):
+        raise WalkError("a target-only run drafts nothing: there is no speculative step to "
+                        "walk through (choose a speculative run)")
+    if not 0 <= step < len(trace.steps):
+        raise WalkError(f"step {step} is out of range: the run has {len(trace.steps)} steps")
+    s = trace.steps[step]
+    drafter = trace.run.drafter or "model"
+    prefix, prompt_tail = _prefix(trace, step)
+    walk = StepWalk(step=step, n_steps=len(trace.steps), greedy=s.u is None, drafter=drafter,
+                    has_q=s.q is not None and drafter != "prompt-lookup",
+                    positions=_positions(s), added=_added(s), prefix=prefix,
+                    prompt_tail=prompt_tail, cache=cache_counts(trace, step), micro=())
+    return replace(walk, micro=tuple(_micro_steps(trace, s, walk)))
+
+
+def _micro_steps(trace: Trace, s: StepRecord, w: StepWalk) -> list[MicroStep]:
+    items: list[tuple[str, str, str, int | None]] = []
+    lookup = w.drafter == "prompt-lookup"
+    # 1. draft
+    if not w.positions:
+        why = ("prompt lookup found no earlier match of the last tokens" if lookup else
+               "the draft length for this step is 0 (too few tokens left, or the policy "
+               "asked for none)")
+        items.append(("draft", "Nothing drafted",
+                      f"The drafter proposes nothing in this step: {why}. The target will "
+                      "add one token on its own, as in ordinary decoding.", None))
+    for x in w.positions:
+        items.append(("draft", f"Draft token {x.pos + 1} of {w.gamma}",
+                      _draft_text(s, w, x), x.pos))
+    # 2. verify
+    title = "The target scores every draft in one pass" if w.positions else \
+        "The target's one pass"
+    items.append(("verify", title, _verify_text(s, w), None))
+    # 3. accept
+    for x in w.positions:
+        if x.status == UNJUDGED:
+            break
+        items.append(("accept", f"Judge position {x.pos + 1}", _accept_text(s, w, x), x.pos))
+    # 4. add
+    items.append(("add", _add_title(w), _add_text(trace, s, w), w.n_accepted
+                  if w.n_accepted < w.gamma else None))
+    # 5. commit
+    items.append(("commit", "Commit: cut the caches back", _commit_text(w), None))
+    return [MicroStep(i, ph, title, text, pos) for i, (ph, title, text, pos)
+            in enumerate(items)]
+
+
+def _draft_text(s: StepRecord, w: StepWalk, x: Position) -> str:
+    if w.drafter == "prompt-lookup":
+        return (f"Prompt lookup copies {quote(x.text)}: it followed an earlier occurrence of "
+                "the last few tokens. It has no distribution, so the verifier treats the "
+                "proposal as certain: q is one-hot on it (q = 1).")
+    who = "The draft model" if w.drafter == "model" else "The early-exit draft (the " \
+        "target's first layers)"
+    how = "takes its most likely token" if w.greedy else "samples from q"
+    top = _top(s.q_top_texts[x.pos] if s.q_top_texts else None,
+               s.q_top_probs[x.pos] if s.q_top_probs else None)
+    text = f"{who} {how}: {quote(x.text)} with q = {num(x.q)}."
+    if top:
+        text += f" q's top choices here: {top}."
+    if x.pos + 1 < w.gamma:
+        text += " It feeds this token back in to draft the next one."
+    return text
+
+
+def _verify_text(s: StepRecord, w: StepWalk) -> str:
+    c = w.cache
+    tail = c.target_fed - w.gamma
+    fed = (f"It feeds {c.target_fed} token{'s' if c.target_fed != 1 else ''}: "
+           + (f"the whole prompt ({c.prompt} tokens, the prefill)" if c.target_before == 0
+              else f"the {tail} committed token{'s' if tail != 1 else ''} not yet in its cache")
+           + (f" and the {w.gamma} draft{'s' if w.gamma != 1 else ''}." if w.gamma else "."))
+    if not w.positions:
+        return "The target runs one forward pass, as in ordinary decoding. " + fed
+    ps = "; ".join(f"p({quote(x.text)}) = {num(x.p)}" for x in w.positions)
+    text = (f"The target runs one forward pass over all {w.gamma} drafted positions, plus one "
+            f"position after them. {fed} It gives {ps}.")
+    if w.greedy:
+        text += (" (Greedy decoding: p and q are shown as the plain softmax; only the "
+                 "target's most likely token decides.)")
+    return text
+
+
+def _accept_text(s: StepRecord, w: StepWalk, x: Position) -> str:
+    verdict = "accepted" if x.status == ACCEPTED else "rejected"
+    head = f"Position {x.pos + 1}, {quote(x.text)}: "
+    if w.greedy:
+        top_text = s.p_top_texts[x.pos][0] if s.p_top_texts and s.p_top_texts[x.pos] else None
+        top_p = s.p_top_probs[x.pos][0] if s.p_top_probs and s.p_top_probs[x.pos] else None
+        if x.status == ACCEPTED:
+            text = head + (f"it is the target's most likely token (p = {num(x.p)}), so greedy "
+                           "decoding keeps it: accepted.")
+        elif top_text is not None:
+            text = head + (f"the target's most likely token is {quote(top_text)} "
+                           f"(p = {num(top_p)}), not this one (p = {num(x.p)}): rejected.")
+        else:
+            text = head + f"it is not the target's most likely token (p = {num(x.p)}): rejected."
+    else:
+        u = "–" if x.u is None else num(x.u)
+        cmp = "<" if x.status == ACCEPTED else "≥"
+        if not w.has_q:
+            rule = (f"q is one-hot, so it is kept with probability min(1, p/1) = p = "
+                    f"{num(x.accept_prob)}")
+        elif x.accept_prob >= 1.0:
+            rule = (f"p = {num(x.p)} ≥ q = {num(x.q)}, so it is kept with probability "
+                    f"min(1, p/q) = 1")
+        else:
+            rule = (f"it is kept with probability min(1, p/q) = min(1, {num(x.p)}/{num(x.q)}) "
+                    f"= {num(x.accept_prob)}")
+        side = "below" if x.status == ACCEPTED else "not below"
+        text = (head + rule + f"; the draw u = {u} is {side} that (u {cmp} "
+                f"{num(x.accept_prob)}): {verdict}.")
+    later = [p for p in w.positions if p.status == UNJUDGED]
+    if x.status == REJECTED and later:
+        names = ", ".join(quote(p.text) for p in later)
+        text += (f" The draft{'s' if len(later) > 1 else ''} after it ({names}) "
+                 f"{'are' if len(later) > 1 else 'is'} never judged: "
+                 f"{'they' if len(later) > 1 else 'it'} followed a rejected token.")
+    return text
+
+
+def _add_title(w: StepWalk) -> str:
+    if w.added is None:
+        return "Nothing added: the run ended"
+    return "The correction" if w.added.kind == RESAMPLED else "The bonus token"
+
+
+def _add_text(trace: Trace, s: StepRecord, w: StepWalk) -> str:
+    a = w.added
+    if a is None:
+        last = s.emitted_text[-1] if s.emitted_text else ""
+        return (f"The accepted tokens end with {quote(last)}, where the run stopped (end of "
+                "sequence or the end of the run): no token is added.")
+    if a.kind == BONUS and not w.positions:
+        how = "p's most likely token" if w.greedy else "drawn from p"
+        return (f"With nothing drafted the target adds one token, {how}: {quote(a.text)}. "
+                "This step costs a full target pass for one token.")
+    if a.kind == BONUS:
+        how = "p's most likely token there" if w.greedy else "drawn from p there"
+        return (f"All {w.gamma} drafts were accepted. The target's pass also scored the "
+                f"position after them, so it adds a bonus token for free, {how}: "
+                f"{quote(a.text)} ({w.gamma + 1} tokens from one target pass; p at that "
+                "position is not recorded in the trace).")
+    pos = w.n_accepted
+    x = w.positions[pos]
+    if w.greedy:
+        top = s.p_top_probs[pos][0] if s.p_top_probs and s.p_top_probs[pos] else None
+        return (f"In place of the rejected {quote(x.text)} the target adds its own most likely "
+                f"token at position {pos + 1}: {quote(a.text)}"
+                + (f" (p = {num(top)})." if top is not None else "."))
+    topk = F.topk_frame(trace, s.step, pos)
+    row = topk[topk[F.TOKEN_ID] == a.token_id]
+    head = (f"The correction {quote(a.text)} is drawn from the residual norm(max(0, p − q)) at "
+            f"position {pos + 1}, which puts no weight on tokens the draft over-proposed "
+            f"({quote(x.text)} among them).")
+    if not w.has_q:
+        p_y = float(row[F.P].iloc[0]) if len(row) and np.isfinite(row[F.P].iloc[0]) else None
+        text = head + (f" With q one-hot the residual is p without {quote(x.text)}, "
+                       "renormalised: p(y) / (1 − p(x))")
+        if p_y is not None and x.p < 1:
+            text += (f", here {num(p_y)} / (1 − {num(x.p)}) = {num(p_y / (1 - x.p))} for "
+                     f"{quote(a.text)}.")
+        else:
+            text += f"; {quote(a.text)} is outside the recorded top-k of p."
+        return text
+    if len(row):
+        r = row.iloc[0]
+        q = f"q = {num(r[F.Q])}" if np.isfinite(r[F.Q]) else "q outside its recorded top-k"
+        pq = f"p = {num(r[F.P])}, {q}"
+        text = head + (f" For {quote(a.text)}: {pq}; its share of the residual, computed from "
+                       f"the recorded top-k only, is about {num(float(r[RESIDUAL]))}.")
+    else:
+        text = head + f" {quote(a.text)} is outside the recorded top-k of p and q."
+    return text + (" Only the top-k of p and q are recorded, so the residual shown is an "
+                   "approximation; the decoder used the full distributions.")
+
+
+def _commit_text(w: StepWalk) -> str:
+    c = w.cache
+    n_new = c.committed_after - c.committed_before
+    text = (f"Before the step {c.committed_before} tokens were committed ({c.prompt} prompt + "
+            f"{c.committed_before - c.prompt} generated). After the verify pass the target's "
+            f"cache held {c.target_after_verify} positions. This step commits {n_new} "
+            f"token{'s' if n_new != 1 else ''} (n = {c.committed_after}); the target cache "
+            f"keeps {c.target_kept}: every committed token but the last, which the next "
+            "pass feeds")
+    dropped = c.target_dropped
+    what = "the rejected draft" + (" and the drafts after it" if dropped > 1 else "")
+    text += (f", and drops {dropped} position{'s' if dropped != 1 else ''} ({what})."
+             if dropped else "; it drops nothing.")
+    if c.draft_kept is not None:
+        text += (f" The draft's cache held {c.draft_after_drafting} after drafting (the "
+                 f"committed tokens and every draft but the last) and keeps {c.draft_kept}")
+        text += (f", dropping {c.draft_dropped}." if c.draft_dropped else ".")
+        if c.draft_kept < c.committed_after - 1:
+            text += (" It is one short of the target's: its last draft was never fed to it, "
+                     "so its next pass feeds that token with the one after it.")
+    elif w.drafter == "prompt-lookup":
+        text += " Prompt lookup keeps no cache: it only searches the committed tokens."
+    return text
+
+
+# ---------------------------------------------------------------- what a micro-step shows
+
+def _visible(m: MicroStep, x: Position) -> bool:
+    """Whether a drafted position has been proposed by micro-step ``m``."""
+    return m.phase != "draft" or (m.position is not None and x.pos <= m.position)
+
+
+def _state(w: StepWalk, m: MicroStep, x: Position) -> str:
+    """A drafted position's state at micro-step ``m``: pending until judged; the drafts after
+    a rejection show as unjudged from the rejection on."""
+    order = PHASES.index(m.phase)
+    if order > PHASES.index("accept"):
+        return x.status
+    if m.phase == "accept" and m.position is not None and (
+            x.pos <= m.position or (x.status == UNJUDGED and m.position == w.n_accepted)):
+        return x.status
+    return PENDING
+
+
+def strip_tokens(w: StepWalk, index: int) -> list[StripToken]:
+    """The token strip at micro-step ``index``: the committed prefix, the drafts seen so far
+    (pending, then accepted / rejected / unjudged), then the added token."""
+    m = w.micro[index]
+    out = [StripToken(w.prompt_tail, PROMPT, "prefix")] if w.prompt_tail else []
+    out += [StripToken(t, PREFIX, "prefix") for t in w.prefix]
+    out += [StripToken(x.text, _state(w, m, x), "drafts") for x in w.positions
+            if _visible(m, x)]
+    if PHASES.index(m.phase) >= PHASES.index("add") and w.added is not None:
+        out.append(StripToken(w.added.text, w.added.kind, "added"))
+    return out
+
+
+def positions_frame(w: StepWalk, index: int) -> pd.DataFrame:
+    """One row per drafted position, with only what is known at micro-step ``index``:
+    p is NaN before the verify pass, u and the status are hidden until judged.
+    Prompt lookup's q is 1 (one-hot)."""
+    m = w.micro[index]
+    seen_p = PHASES.index(m.phase) >= PHASES.index("verify")
+    rows = []
+    for x in w.positions:
+        if not _visible(m, x):
+            continue
+        state = _state(w, m, x)
+        q = x.q if w.has_q else 1.0
+        judged = state in (ACCEPTED, REJECTED)
+        rows.append((x.pos, x.text, q if q is not None else np.nan,
+                     x.p if seen_p else np.nan, x.accept_prob if seen_p else np.nan,
+                     x.u if judged and x.u is not None else np.nan, state,
+                     m.position == x.pos))
+    return pd.DataFrame(rows, columns=[F.POS, F.TEXT, F.Q, F.P, F.ACCEPT_PROB, F.U, STATE,
+                                       CURRENT])
+
+
+def topk_view(trace: Trace, w: StepWalk, index: int) -> pd.DataFrame | None:
+    """The recorded top-k of q (and of p once verified, and the residual at the correction)
+    at the micro-step's drafted position; None when it is about no position.
+
+    Columns: text, q, p, residual, mark ("drafted", "added" or "").
+    """
+    m = w.micro[index]
+    if m.position is None or m.position >= w.gamma:
+        return None
+    topk = F.topk_frame(trace, w.step, m.position).copy()
+    order = PHASES.index(m.phase)
+    if order < PHASES.index("verify"):
+        topk[F.P] = np.nan
+        topk = topk[topk[F.Q].notna()]
+    show_residual = (m.phase == "add" and not w.greedy and w.added is not None
+                     and w.added.kind == RESAMPLED)
+    if not show_residual:
+        topk[RESIDUAL] = np.nan
+    added = w.added.token_id if (w.added is not None and m.phase == "add") else None
+    marks = np.where(topk[F.IS_DRAFTED], "drafted",
+                     np.where(topk[F.TOKEN_ID] == added, "added", ""))
+    out = topk.assign(**{MARK: marks})[[F.TEXT, F.Q, F.P, RESIDUAL, MARK]]
+    return out.reset_index(drop=True)
+
+
+def cache_frame(c: CacheCounts) -> pd.DataFrame:
+    """One row per cache at one moment of the step: the committed positions it holds and
+    the draft positions it holds beyond them (the draft's rows only for drafters with a
+    cache)."""
+    n = c.committed_before
+    rows = [("target before the step", c.target_before),
+            ("target after verify", c.target_after_verify),
+            ("target after commit", c.target_kept)]
+    if c.draft_kept is not None:
+        rows += [("draft before drafting", c.draft_before),
+                 ("draft after drafting", c.draft_after_drafting),
+                 ("draft after commit", c.draft_kept)]
+    out = []
+    for moment, held in rows:
+        committed = held if "commit" in moment else min(held, n)
+        out.append((moment, committed, held - committed))
+    return pd.DataFrame(out, columns=[MOMENT, HELD_COMMITTED, HELD_DRAFTS])
+
+
+def neighbour(trace: Trace, step: int, index: int, delta: int) -> tuple[int, int]:
+    """(step, micro-step index) one micro-step forward (delta = 1) or back (delta = -1),
+    crossing into the next or previous step; it stays put at either end of the run."""
+    n_micro = len(walk_step(trace, step).micro)
+    index += delta
+    if index >= n_micro:
+        return (step + 1, 0) if step + 1 < len(trace.steps) else (step, n_micro - 1)
+    if index < 0:
+        if step == 0:
+            return 0, 0
+        return step - 1, len(walk_step(trace, step - 1).micro) - 1
+    return step, index
+
+
+def is_last(trace: Trace, step: int, index: int) -> bool:
+    """Whether (step, index) is the run's very last micro-step."""
+    return step == len(trace.steps) - 1 and index == len(walk_step(trace, step).micro) - 1
