@@ -1,0 +1,228 @@
+"""The walkthrough's widgets: which trace and run, presenter mode, autoplay, and the player
+that replays one step a micro-step at a time (an st.fragment: stepping reruns only it)."""
+
+from __future__ import annotations
+
+import time
+
+import streamlit as st
+
+from specviz import Trace
+from specviz import frames as F
+from specviz import walkthrough as W
+from specviz.figures import show_token
+from specviz.figures import walkthrough_views as V
+from ui.common import bundled_files, load_bundled
+from ui.live import live_store
+from ui.uploads import MAX_UPLOAD_MB, read_upload
+
+LIVE = "Last live run (this session)"
+UPLOAD = "Upload a trace file…"
+SPEEDS = {"slow (4 s)": 4.0, "normal (2 s)": 2.0, "fast (1 s)": 1.0, "very fast (0.5 s)": 0.5}
+PRESENTER_CSS = """<style>
+section[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"],
+[data-testid="stExpandSidebarButton"] { display: none !important; }
+.stMainBlockContainer, .block-container { max-width: 100% !important; padding-top: 2rem; }
+.st-key-wt_stage .wt-narration { font-size: 1.9rem !important; }
+.st-key-wt_stage .wt-strip { font-size: 2.1rem !important; }
+.st-key-wt_stage .wt-phases span { font-size: 1.25rem !important; }
+.st-key-wt_stage button p, .st-key-wt_stage label p { font-size: 1.3rem !important; }
+h1 { font-size: 3rem !important; }
+</style>"""
+PRESENTER_FONT = 20  # figure font size in presenter mode
+
+
+def _reset_position() -> None:
+    st.session_state.wt_step = 0
+    st.session_state.wt_micro = 0
+    st.session_state.wt_playing = False
+
+
+def _init_state() -> None:
+    for key, value in (("wt_step", 0), ("wt_micro", 0), ("wt_playing", False),
+                       ("wt_last_tick", 0.0), ("wt_presenter", False),
+                       ("wt_speed", "normal (2 s)")):
+        if key not in st.session_state:
+            st.session_state[key] = value
+
+
+def _live_trace() -> Trace | None:
+    result = live_store()["result"]
+    spec = result["spec"] if result else None
+    return spec if spec is not None and spec.steps else None
+
+
+def trace_source_ui() -> tuple[list[Trace], str] | None:
+    """Where the runs come from: this session's last live run, a bundled trace, or an
+    upload (validated by ui.uploads). None, with a message, when nothing is there yet."""
+    _init_state()
+    live = _live_trace()
+    options = ([LIVE] if live is not None else []) + [f.name for f in bundled_files()] \
+        + [UPLOAD]
+    if st.session_state.get("wt_source") not in options:
+        st.session_state.wt_source = options[0]
+    source = st.selectbox("Trace", options, key="wt_source", on_change=_reset_position,
+                          help="The last run of *Live decoding*, an example trace shipped "
+                               "with specviz, or a trace file of your own.")
+    if source == LIVE:
+        return [live], "live"
+    if source == UPLOAD:
+        up = st.file_uploader(f"Trace file (JSON Lines or Parquet, up to {MAX_UPLOAD_MB} MB)",
+                              type=["jsonl", "json", "parquet"], key="wt_upload",
+                              on_change=_reset_position)
+        if up is None:
+            st.info("Upload a trace (the Live page's download, `python -m specviz run --out`, "
+                    "or `write_traces`), or run one on *Live decoding*: its last run appears "
+                    "here.")
+            return None
+        traces, error = read_upload(up.name, up.getvalue())
+        if error:
+            st.error(f"Cannot open this file. {error}")
+            return None
+        return traces, up.name
+    files = {f.name: f for f in bundled_files()}
+    traces, error = load_bundled(files[source])
+    if error:
+        st.error(f"Cannot open this trace. {error}")
+        return None
+    return traces, source
+
+
+def run_picker_ui(traces: list[Trace], source: str) -> Trace | None:
+    """A speculative run of the file; target-only runs have nothing to walk through."""
+    runs = [t for t in traces if W.is_walkable(t)]
+    skipped = sum(F.is_target_only(t) for t in traces)
+    if not runs:
+        st.info(f"{source} holds no speculative run with steps"
+                + (f" (only {skipped} target-only run{'s' if skipped != 1 else ''}: the target "
+                   "decodes alone, one token per step, so no draft is proposed, verified or "
+                   "rejected)" if skipped else "")
+                + ". Choose another trace.")
+        return None
+    labels = [f"{i + 1}. {F.run_name(t)} · {t.run.prompt_text[:40]!r}" for i, t in
+              enumerate(runs)]
+    if st.session_state.get("wt_run") not in labels:
+        st.session_state.wt_run = labels[0]
+    pick = st.selectbox("Run", labels, key="wt_run", on_change=_reset_position)
+    if skipped:
+        st.caption(f"{skipped} target-only run{'s' if skipped != 1 else ''} of this file "
+                   "not listed: nothing is drafted there.")
+    return runs[labels.index(pick)]
+
+
+def presenter_ui() -> bool:
+    """Presenter mode: large type, no sidebar. Returns whether it is on."""
+    _init_state()
+    on = st.toggle("Presenter mode", key="wt_presenter",
+                   help="Large type for a projector; hides the sidebar (turn it off to get "
+                        "the sidebar and the page list back).")
+    if on:
+        st.html(PRESENTER_CSS)
+    return on
+
+
+def _play_pause() -> None:
+    ss = st.session_state
+    ss.wt_playing = not ss.wt_playing
+    ss.wt_last_tick = time.monotonic()
+
+
+def autoplay_ui() -> float | None:
+    """Play / Pause and the speed. Returns the seconds between micro-steps while playing,
+    else None. (Both controls rerun the whole page, which starts or stops the timer.)"""
+    _init_state()
+    c1, c2 = st.columns([1, 2])
+    playing = st.session_state.wt_playing
+    c1.button("⏸ Pause" if playing else "▶ Autoplay", key="wt_play", on_click=_play_pause,
+              help="Step through the micro-steps on a timer; stops by itself at the end of "
+                   "the run.")
+    speed = c2.select_slider("Speed", list(SPEEDS), key="wt_speed",
+                             label_visibility="collapsed")
+    return SPEEDS[speed] if playing else None
+
+
+def _move(trace: Trace, delta: int) -> None:
+    ss = st.session_state
+    ss.wt_step, ss.wt_micro = W.neighbour(trace, ss.wt_step, ss.wt_micro, delta)
+
+
+def _jumped() -> None:
+    st.session_state.wt_micro = 0
+
+
+def _tick(trace: Trace, interval: float) -> None:
+    """One autoplay step, when the timer (not some other rerun) brought us here."""
+    ss = st.session_state
+    now = time.monotonic()
+    if now - ss.wt_last_tick < 0.8 * interval:
+        return
+    ss.wt_last_tick = now
+    if W.is_last(trace, ss.wt_step, ss.wt_micro):
+        ss.wt_playing = False
+        st.rerun()  # a full rerun drops the fragment's timer
+    _move(trace, 1)
+
+
+def player_ui(trace: Trace, interval: float | None, presenter: bool = False) -> None:
+    """The player: previous / next (← / → keys), jump to a step, and the current micro-step
+    (phase, token strip, narration, figures). Reruns on its own every ``interval`` seconds
+    while autoplay is on."""
+    st.fragment(run_every=interval)(_player)(trace, interval, presenter)
+
+
+def _player(trace: Trace, interval: float | None, presenter: bool) -> None:
+    ss = st.session_state
+    n_steps = len(trace.steps)
+    if not 0 <= ss.wt_step < n_steps:
+        ss.wt_step, ss.wt_micro = 0, 0
+    if interval is not None and ss.wt_playing:
+        _tick(trace, interval)
+    walk = W.walk_step(trace, ss.wt_step)
+    ss.wt_micro = min(max(ss.wt_micro, 0), len(walk.micro) - 1)
+    m = walk.micro[ss.wt_micro]
+    with st.container(key="wt_stage"):
+        c1, c2, c3, c4 = st.columns([1, 1, 1.2, 3], vertical_alignment="bottom")
+        c1.button("◀ Previous", key="wt_prev", shortcut="Left", on_click=_move,
+                  args=(trace, -1), disabled=ss.wt_step == 0 and ss.wt_micro == 0)
+        c2.button("Next ▶", key="wt_next", shortcut="Right", on_click=_move, args=(trace, 1),
+                  disabled=W.is_last(trace, ss.wt_step, ss.wt_micro), type="primary")
+        c3.number_input("Jump to step", 0, n_steps - 1, key="wt_step", on_change=_jumped,
+                        help=f"Steps are numbered 0 to {n_steps - 1}, as in the trace.")
+        c4.caption(f"Step {walk.step} of {n_steps - 1} · micro-step {m.index + 1} of "
+                   f"{len(walk.micro)} · γ = {walk.gamma} · "
+                   + ("greedy" if walk.greedy else "sampled") + f" · drafter {walk.drafter}"
+                   + (" · autoplay on" if ss.wt_playing else ""))
+        st.html(V.phase_bar_html(m.phase))
+        st.html(V.token_strip_html(W.strip_tokens(walk, m.index)))
+        st.html(V.narration_html(m.title, m.narration))
+        _figures_ui(trace, walk, m, presenter)
+
+
+def _big(fig, presenter: bool):
+    if presenter:
+        fig.update_layout(font_size=PRESENTER_FONT)
+    return fig
+
+
+def _figures_ui(trace: Trace, walk: W.StepWalk, m: W.MicroStep, presenter: bool) -> None:
+    left, right = st.columns([3, 2])
+    probs = V.fig_step_probabilities(W.positions_frame(walk, m.index), walk.greedy,
+                                     walk.has_q)
+    left.plotly_chart(_big(probs, presenter), key="wt_fig_probs")
+    if m.phase in ("verify", "commit"):
+        right.plotly_chart(_big(V.fig_cache_lengths(W.cache_frame(walk.cache)), presenter),
+                           key="wt_fig_cache")
+        return
+    topk = W.topk_view(trace, walk, m.index)
+    if topk is None or topk.empty:
+        right.caption("The figure on the right shows the recorded top-k alternatives at the "
+                      "position being drafted or judged.")
+        return
+    x = walk.positions[m.position]
+    what = {"draft": "q's top-k", "accept": "top-k of q and p", "add": "top-k and residual"}
+    title = f"Position {x.pos + 1} ({show_token(x.text)}): {what.get(m.phase, 'top-k')}"
+    right.plotly_chart(_big(V.fig_topk_alternatives(topk, title), presenter),
+                       key="wt_fig_topk")
+    if m.phase == "add" and not walk.greedy:
+        right.caption("Residual over the recorded top-k only: an approximation of "
+                      "norm(max(0, p − q)); the decoder drew from the full distributions.")
