@@ -36,9 +36,9 @@ def fig_step_probabilities(positions: pd.DataFrame, greedy: bool = False,
                hovertemplate="%{x}: q = %{y:.4f}<extra></extra>"),
         go.Bar(x=labels, y=positions[F.P], name="p (target)", marker_color=P_COLOR,
                hovertemplate="%{x}: p = %{y:.4f}<extra></extra>"),
-        go.Scatter(x=labels, y=positions[F.ACCEPT_PROB], name=accept_name,
-                   mode="lines+markers", line=dict(color=KIND_COLORS["accepted"], dash="dot"),
-                   marker=dict(symbol="line-ew-open", size=28, line=dict(width=3)),
+        go.Scatter(x=labels, y=positions[F.ACCEPT_PROB], name=accept_name, mode="markers",
+                   marker=dict(symbol="line-ew-open", size=34, color=KIND_COLORS["accepted"],
+                               line=dict(width=4)),
                    hovertemplate="%{x}: " + accept_name + " = %{y:.4f}<extra></extra>"),
     ]
     if not greedy:
