@@ -198,20 +198,24 @@ def _player(trace: Trace, interval: float | None, presenter: bool) -> None:
         _figures_ui(trace, walk, m, presenter)
 
 
-def _big(fig, presenter: bool):
+def _chart(slot, fig, key: str, presenter: bool) -> None:
+    """Draw a figure; in presenter mode with large type (Streamlit's own chart theme would
+    reset the font sizes, so it is left out there)."""
     if presenter:
-        fig.update_layout(font_size=PRESENTER_FONT)
-    return fig
+        fig.update_layout(font_size=PRESENTER_FONT, title_font_size=PRESENTER_FONT + 4)
+        fig.update_xaxes(tickfont_size=PRESENTER_FONT)
+        fig.update_yaxes(tickfont_size=PRESENTER_FONT)
+    slot.plotly_chart(fig, key=key, theme=None if presenter else "streamlit")
 
 
 def _figures_ui(trace: Trace, walk: W.StepWalk, m: W.MicroStep, presenter: bool) -> None:
     left, right = st.columns([3, 2])
     probs = V.fig_step_probabilities(W.positions_frame(walk, m.index), walk.greedy,
                                      walk.has_q)
-    left.plotly_chart(_big(probs, presenter), key="wt_fig_probs")
+    _chart(left, probs, "wt_fig_probs", presenter)
     if m.phase in ("verify", "commit"):
-        right.plotly_chart(_big(V.fig_cache_lengths(W.cache_frame(walk.cache)), presenter),
-                           key="wt_fig_cache")
+        _chart(right, V.fig_cache_lengths(W.cache_frame(walk.cache)), "wt_fig_cache",
+               presenter)
         return
     topk = W.topk_view(trace, walk, m.index)
     if topk is None or topk.empty:
@@ -221,8 +225,7 @@ def _figures_ui(trace: Trace, walk: W.StepWalk, m: W.MicroStep, presenter: bool)
     x = walk.positions[m.position]
     what = {"draft": "q's top-k", "accept": "top-k of q and p", "add": "top-k and residual"}
     title = f"Position {x.pos + 1} ({show_token(x.text)}): {what.get(m.phase, 'top-k')}"
-    right.plotly_chart(_big(V.fig_topk_alternatives(topk, title), presenter),
-                       key="wt_fig_topk")
+    _chart(right, V.fig_topk_alternatives(topk, title), "wt_fig_topk", presenter)
     if m.phase == "add" and not walk.greedy:
         right.caption("Residual over the recorded top-k only: an approximation of "
                       "norm(max(0, p − q)); the decoder drew from the full distributions.")
