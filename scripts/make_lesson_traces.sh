@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Regenerates the traces the guided lessons read, into assets/traces/lessons/, on this machine
+# (the hardware and the command line are recorded in each run record). Three prompts, 48 new
+# tokens each: a few minutes on 2 CPU cores. Usage: bash scripts/make_lesson_traces.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=assets/traces/lessons
+mkdir -p "$out"
+prompts=assets/prompts/lessons.jsonl  # the first three prompts of examples.jsonl
+run() { nice -n 10 python3 -m specviz run --prompts "$prompts" --max-new-tokens 48 "$@"; }
+
+# lessons 6 and 8: draft length sweep, greedy, each with its own target-only baseline
+for g in 1 2 4 8; do
+  run --gamma "$g" --baseline --label "lesson: draft model, greedy, gamma $g" --out "$out/gamma-$g.jsonl"
+done
+# lesson 7: temperature (greedy is gamma-4.jsonl) and the roles swapped
+for t in 0.7 1.0; do
+  run --gamma 4 --temperature "$t" --seed 1 --baseline --label "lesson: draft model, tau $t" \
+      --out "$out/tau-$t.jsonl"
+done
+run --target embedded:smollm2-draft --draft embedded:smollm2-135m-instruct --gamma 4 --baseline \
+    --label "lesson: roles swapped (135M model drafts for the small one)" --out "$out/roles-swapped.jsonl"
+# lesson 12: draft-length policies (fixed gamma comes from the sweep)
+run --gamma 4 --policy heuristic --label "lesson: heuristic policy, start gamma 4" \
+    --out "$out/policy-heuristic.jsonl"
+for th in 0.3 0.5 0.7; do
+  run --gamma 8 --policy confidence --confidence-threshold "$th" \
+      --label "lesson: confidence policy, threshold $th, gamma up to 8" --out "$out/policy-confidence-$th.jsonl"
+done
+# lesson 10: a deliberately wrong verifier, greedy with its baseline, and sampled
+run --gamma 4 --verifier accept-high-q --baseline --label "lesson: wrong verifier accept-high-q, greedy" \
+    --out "$out/wrong-accept-high-q-greedy.jsonl"
+run --gamma 4 --temperature 0.7 --seed 1 --verifier accept-high-q \
+    --label "lesson: wrong verifier accept-high-q, tau 0.7" --out "$out/wrong-accept-high-q-t0.7.jsonl"
