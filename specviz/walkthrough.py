@@ -434,7 +434,11 @@ def _commit_text(w: StepWalk) -> str:
     what = "the rejected draft" + (" and the drafts after it" if dropped > 1 else "")
     text += (f", and drops {dropped} position{'s' if dropped != 1 else ''} ({what})."
              if dropped else "; it drops nothing.")
-    if c.draft_kept is not None:
+    if c.draft_kept is not None and not w.positions:
+        text += (f" The draft model drafted nothing; its cache holds {c.draft_after_drafting} "
+                 f"and keeps {c.draft_kept}")
+        text += (f", dropping {c.draft_dropped}." if c.draft_dropped else ".")
+    elif c.draft_kept is not None:
         text += (f" The draft's cache held {c.draft_after_drafting} after drafting (the "
                  f"committed tokens and every draft but the last) and keeps {c.draft_kept}")
         text += (f", dropping {c.draft_dropped}." if c.draft_dropped else ".")
@@ -497,6 +501,19 @@ def positions_frame(w: StepWalk, index: int) -> pd.DataFrame:
                      m.position == x.pos))
     return pd.DataFrame(rows, columns=[F.POS, F.TEXT, F.Q, F.P, F.ACCEPT_PROB, F.U, STATE,
                                        CURRENT])
+
+
+def verify_table(trace: Trace, w: StepWalk) -> pd.DataFrame:
+    """What the one verify pass computed, as text for a table: one row per drafted
+    position with the draft, its p, and p's recorded top-k."""
+    s = trace.steps[w.step]
+    rows = []
+    for x in w.positions:
+        texts = s.p_top_texts[x.pos] if s.p_top_texts else None
+        probs = s.p_top_probs[x.pos] if s.p_top_probs else None
+        rows.append((x.pos + 1, quote(x.text), num(x.p),
+                     _top(texts, probs, k=len(texts or ())) or "not recorded"))
+    return pd.DataFrame(rows, columns=["position", "draft", "p(draft)", "p's top-k"])
 
 
 def topk_view(trace: Trace, w: StepWalk, index: int) -> pd.DataFrame | None:

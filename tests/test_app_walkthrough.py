@@ -74,6 +74,15 @@ def test_steps_through_a_bundled_trace(traces_dir, monkeypatch):
     assert _shows(at, sampled, 0, 1) and not _shows(at, sampled, 0, 0)
     at.button(key="wt_prev").click().run()
     assert _shows(at, sampled, 0, 0)
+    assert not at.dataframe
+    # the verify pass: p and its top-k for every drafted position, in a table
+    verify = W.walk_step(sampled, 0).phase_start("verify")
+    at.session_state["wt_micro"] = verify
+    at.run()
+    assert _shows(at, sampled, 0, verify)
+    table = at.dataframe[0].value
+    assert len(table) == sampled.steps[0].gamma
+    assert table["p(draft)"].tolist() == [W.num(p) for p in sampled.steps[0].p]
     # jump to a step: its first micro-step
     at.number_input(key="wt_step").set_value(2).run()
     _ok(at)

@@ -244,6 +244,13 @@ def test_strip_segments_prefix_accepted_added(hand):
     assert [t.text for t in W.strip_tokens(w, 0) if t.segment == "drafts"] == ["e"]
 
 
+def test_verify_table_lists_p_and_its_top_k(hand):
+    table = W.verify_table(hand, W.walk_step(hand, 0))
+    assert table["position"].tolist() == [1, 2, 3]
+    assert table["p(draft)"].tolist() == ["0.600", "0.300", "0.100"]
+    assert table["p's top-k"].tolist()[0] == "'b' 0.600, 'j' 0.200"
+
+
 def test_topk_view_marks_and_residual(hand):
     w = W.walk_step(hand, 0)
     draft = W.topk_view(hand, w, 2)

@@ -144,6 +144,7 @@ def autoplay_ui() -> float | None:
 def _move(trace: Trace, delta: int) -> None:
     ss = st.session_state
     ss.wt_step, ss.wt_micro = W.neighbour(trace, ss.wt_step, ss.wt_micro, delta)
+    ss.wt_last_tick = time.monotonic()  # a click while playing restarts the timer's count
 
 
 def _jumped() -> None:
@@ -156,7 +157,6 @@ def _tick(trace: Trace, interval: float) -> None:
     now = time.monotonic()
     if now - ss.wt_last_tick < 0.8 * interval:
         return
-    ss.wt_last_tick = now
     if W.is_last(trace, ss.wt_step, ss.wt_micro):
         ss.wt_playing = False
         st.rerun()  # a full rerun drops the fragment's timer
@@ -195,6 +195,8 @@ def _player(trace: Trace, interval: float | None, presenter: bool) -> None:
         st.html(V.phase_bar_html(m.phase))
         st.html(V.token_strip_html(W.strip_tokens(walk, m.index)))
         st.html(V.narration_html(m.title, m.narration))
+        if m.phase == "verify" and walk.positions:
+            st.dataframe(W.verify_table(trace, walk), hide_index=True)
         _figures_ui(trace, walk, m, presenter)
 
 
