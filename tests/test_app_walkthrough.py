@@ -84,7 +84,7 @@ def test_steps_through_a_bundled_trace(traces_dir, monkeypatch):
     assert len(table) == sampled.steps[0].gamma
     assert table["p(draft)"].tolist() == [W.num(p) for p in sampled.steps[0].p]
     # jump to a step: its first micro-step
-    at.number_input(key="wt_step").set_value(2).run()
+    at.number_input(key="wt_jump").set_value(2).run()
     _ok(at)
     assert (at.session_state["wt_step"], at.session_state["wt_micro"]) == (2, 0)
     assert _shows(at, sampled, 2, 0)
@@ -97,6 +97,9 @@ def test_steps_through_a_bundled_trace(traces_dir, monkeypatch):
     at.button(key="wt_next").click().run()
     assert (at.session_state["wt_step"], at.session_state["wt_micro"]) == (3, 0)
     assert _shows(at, sampled, 3, 0)
+    # "Go" jumps again to the step in the field
+    at.button(key="wt_go").click().run()
+    assert (at.session_state["wt_step"], at.session_state["wt_micro"]) == (2, 0)
     # another run of another file starts again at step 0
     at.selectbox(key="wt_source").set_value("b-greedy.jsonl").run()
     _ok(at)

@@ -147,7 +147,8 @@ def _move(trace: Trace, delta: int) -> None:
     ss.wt_last_tick = time.monotonic()  # a click while playing restarts the timer's count
 
 
-def _jumped() -> None:
+def _jump() -> None:
+    st.session_state.wt_step = st.session_state.wt_jump
     st.session_state.wt_micro = 0
 
 
@@ -181,14 +182,19 @@ def _player(trace: Trace, interval: float | None, presenter: bool) -> None:
     ss.wt_micro = min(max(ss.wt_micro, 0), len(walk.micro) - 1)
     m = walk.micro[ss.wt_micro]
     with st.container(key="wt_stage"):
-        c1, c2, c3, c4 = st.columns([1, 1, 1.2, 3], vertical_alignment="bottom")
+        c1, c2, c3, c4, c5 = st.columns([1, 1, 1.2, 0.6, 2.6], vertical_alignment="bottom")
         c1.button("◀ Previous", key="wt_prev", shortcut="Left", on_click=_move,
                   args=(trace, -1), disabled=ss.wt_step == 0 and ss.wt_micro == 0)
         c2.button("Next ▶", key="wt_next", shortcut="Right", on_click=_move, args=(trace, 1),
                   disabled=W.is_last(trace, ss.wt_step, ss.wt_micro), type="primary")
-        c3.number_input("Jump to step", 0, n_steps - 1, key="wt_step", on_change=_jumped,
+        # the field holds the step to jump to, never set from here: a value written by the
+        # script during a fragment rerun can be sent back stale by the browser
+        if ss.get("wt_jump", 0) > n_steps - 1:
+            ss.wt_jump = 0
+        c3.number_input("Jump to step", 0, n_steps - 1, key="wt_jump", on_change=_jump,
                         help=f"Steps are numbered 0 to {n_steps - 1}, as in the trace.")
-        c4.caption(f"Step {walk.step} of {n_steps - 1} · micro-step {m.index + 1} of "
+        c4.button("Go", key="wt_go", on_click=_jump)
+        c5.caption(f"Step {walk.step} of {n_steps - 1} · micro-step {m.index + 1} of "
                    f"{len(walk.micro)} · γ = {walk.gamma} · "
                    + ("greedy" if walk.greedy else "sampled") + f" · drafter {walk.drafter}"
                    + (" · autoplay on" if ss.wt_playing else ""))
