@@ -2,6 +2,8 @@
 written from the step's own numbers, cache bookkeeping checked against the real decoder,
 HTML escaping, and the figures."""
 
+import subprocess
+import sys
 from dataclasses import replace
 from functools import lru_cache
 
@@ -325,3 +327,11 @@ def test_fig_topk_and_caches(hand):
     caches = V.fig_cache_lengths(W.cache_frame(w.cache))
     assert list(caches.data[0].y) == list(W.cache_frame(w.cache)[W.MOMENT])
     assert len(caches.data[0].y) == 6  # target and draft, three moments each
+
+
+def test_the_library_leaves_streamlit_out():
+    code = ("import sys, specviz.walkthrough, specviz.figures.walkthrough_views; "
+            "print('streamlit' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"

@@ -27,6 +27,7 @@ section[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"],
 .st-key-wt_stage .wt-strip { font-size: 2.1rem !important; }
 .st-key-wt_stage .wt-phases span { font-size: 1.25rem !important; }
 .st-key-wt_stage button p, .st-key-wt_stage label p { font-size: 1.3rem !important; }
+.st-key-wt_stage [data-testid="stCaptionContainer"] { font-size: 1.15rem !important; }
 h1 { font-size: 3rem !important; }
 </style>"""
 PRESENTER_FONT = 20  # figure font size in presenter mode
