@@ -185,18 +185,19 @@ LESSONS: tuple[Lesson, ...] = (
         "Choose greedy or sampled, a step and a position. The inspector draws p, q and the "
         "draw u against min(1, p/q). The check below recomputes every decision of the run "
         "from the recorded p, q and u and compares it with what the verifier did.",
-        _q("Sampling. The draft gives its token x twice the probability the target gives it "
-           "(q(x) = 2 p(x)). How likely is x to be accepted?",
-           ("One half: min(1, p/q) = 1/2.", True,
+        _q("Sampling. The draft gives its token x more probability than the target does "
+           "(q(x) > p(x)). What happens to x?",
+           ("It is accepted with probability p(x) / q(x), which is below 1.", True,
             "Right. The verifier keeps x with probability p/q when the draft is "
-            "over-confident, which cancels the draft's excess on x exactly."),
-           ("Always: the target gives x a positive probability.", False,
+            "over-confident, which cancels the draft's excess on x exactly; the correction "
+            "from norm(max(0, p − q)) then puts the missing mass where p exceeds q."),
+           ("It is always accepted: the target gives x a positive probability.", False,
             "That would make the output follow q wherever q over-weights a token; the "
-            "acceptance probability is min(1, p/q), here 1/2."),
-           ("Never: q(x) is larger than p(x).", False,
+            "acceptance probability is min(1, p/q), below 1 here."),
+           ("It is always rejected: q(x) is larger than p(x).", False,
             "A draft above the target is refused only part of the time, with probability "
-            "1 − p/q = 1/2 here."),
-           ("Only if x is the target's most likely token.", False,
+            "1 − p(x)/q(x)."),
+           ("It is accepted only if x is the target's most likely token.", False,
             "That is the greedy rule (τ = 0). Under sampling acceptance is random, with "
             "probability min(1, p/q).")),
     ),
@@ -242,17 +243,19 @@ LESSONS: tuple[Lesson, ...] = (
         "The points are the prepared γ sweep (measured tokens per step); the line is E for "
         "the α you choose, starting at the α̂ measured over the sweep. Move α and see where "
         "the ceiling 1 / (1 − α) lies.",
-        _q("With α = 0.6, what do tokens per step approach as γ grows without bound?",
-           ("2.5 = 1 / (1 − 0.6).", True,
-            "Right: E → 1 / (1 − α). Beyond a few drafts almost nothing is added, while "
-            "every draft still costs c."),
+        _q("Each draft is accepted with probability α < 1. What do the expected tokens per "
+           "step approach as γ grows without bound?",
+           ("1 / (1 − α).", True,
+            "Right: E = 1 + α + α² + … + α^γ, a geometric sum that tends to 1 / (1 − α). "
+            "Beyond a few drafts almost nothing is added, while every draft still costs c."),
            ("γ + 1: every draft can be accepted.", False,
-            "Only with α = 1. At α = 0.6 all of 8 drafts survive with probability "
-            "0.6^8 < 2 %."),
-           ("0.6 γ: a fixed share of the drafts is accepted.", False,
-            "Acceptance stops at the first rejection, so later positions need every earlier "
-            "one accepted; the expected count saturates instead of growing linearly."),
-           ("1.6: the accepted draft plus the target token.", False,
+            "Only with α = 1. All γ drafts survive with probability α^γ, which vanishes as γ "
+            "grows."),
+           ("α γ: a fixed share of the drafts is accepted.", False,
+            "Acceptance stops at the first rejection, so position i survives only if every "
+            "earlier one did (probability α^i); the sum saturates instead of growing "
+            "linearly."),
+           ("1 + α: the first draft plus the target's token.", False,
             "That is E for γ = 1. Longer drafts add α², α³, … until the sum reaches "
             "1 / (1 − α).")),
     ),
@@ -349,15 +352,17 @@ LESSONS: tuple[Lesson, ...] = (
         "decoder ships two deliberately wrong rules for teaching (`--verifier`): "
         "**accept-high-q** also accepts any draft the draft itself is confident about "
         "(q ≥ 0.5), and **correction-from-p** draws the correction from p instead of the "
-        "residual norm(max(0, p − q)). Both accept more or the same, so α̂ and the speed "
-        "look better.\n\n"
+        "residual norm(max(0, p − q)). At any position accept-high-q keeps every draft the "
+        "exact rule keeps, and more, so steps emit more tokens and the decoder looks "
+        "faster.\n\n"
         "Two checks catch them: under greedy decoding, the **identical-output check** "
         "(speculative output = the target's own greedy output, token for token); under "
         "sampling, a **distribution check** (many samples, compared with p), since two "
         "sampled outputs differ anyway.",
         (GREEDY, WRONG_GREEDY, TAU[0.7], WRONG_SAMPLED),
-        "Switch the verifier between the exact rule and accept-high-q: compare α̂, speed and "
-        "the identical-output check on the prepared greedy runs. Then run the distribution "
+        "Switch the verifier between the exact rule and accept-high-q: compare α̂, speed, "
+        "the exact rule replayed on the recorded decisions, and the identical-output check "
+        "on the prepared greedy runs. Then run the distribution "
         "check: the real verifier on p and q taken from one recorded position, with the rule "
         "you choose.",
         _q("Under sampling, why is comparing one speculative output with the target-only "
@@ -700,6 +705,24 @@ def decisions_frame(trace: Trace) -> pd.DataFrame:
                          s.accepted[i], decided == s.accepted[i]))
     return pd.DataFrame(rows, columns=[F.STEP, F.POS, F.TEXT, F.P, F.Q, F.U, RECOMPUTED_PROB,
                                        RECOMPUTED, RECORDED, AGREES])
+
+
+DISAGREE = "disagree"
+KEPT_AGAINST_RULE = "kept_against_rule"  # accepted, but the exact rule rejects
+
+
+def rule_check_frame(traces: Sequence[Trace]) -> pd.DataFrame:
+    """The exact acceptance rule replayed on every speculative run: one row per run with its
+    judged decisions, how many the recomputation disagrees with, and how many of those are
+    drafts the verifier kept although the exact rule rejects them."""
+    rows = []
+    for t in speculative(traces):
+        d = decisions_frame(t)
+        bad = d[~d[AGREES]]
+        rows.append((short(t.run.prompt_text, 50), t.run.config.get("verifier", "exact"),
+                     len(d), len(bad), int((bad[RECORDED] & ~bad[RECOMPUTED]).sum())))
+    return pd.DataFrame(rows, columns=[PROMPT, "verifier", "judged", DISAGREE,
+                                       KEPT_AGAINST_RULE])
 
 
 # ---------------------------------------------------------------- lesson 5: step structure
