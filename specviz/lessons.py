@@ -95,11 +95,11 @@ LESSONS: tuple[Lesson, ...] = (
         _q("Why must the draft and the target share a tokenizer?",
            ("So that a drafted token id means the same token to the target, and p and q "
             "are distributions over the same vocabulary.", True,
-            "Right. The verifier compares p(x) with q(x) for the same token x and feeds the "
+            "The verifier compares p(x) with q(x) for the same token x and feeds the "
             "draft's ids straight into the target's forward pass; neither works if an id "
             "means different text to each model."),
            ("So that both models produce the same probabilities.", False,
-            "No: they almost never do (that is why some drafts are rejected). A shared "
+            "They almost never do (that is why some drafts are rejected). A shared "
             "vocabulary makes p and q comparable, not equal."),
            ("Because the target re-tokenizes the draft's text before verifying it.", False,
             "No re-tokenization happens: the draft's token ids go into the target as they "
@@ -127,7 +127,7 @@ LESSONS: tuple[Lesson, ...] = (
            "to verify them?",
            ("One: the target scores all four drafted positions (and the position after "
             "them) in a single pass.", True,
-            "Right. That single pass is where the saving comes from: several tokens can be "
+            "That single pass is where the saving comes from: several tokens can be "
             "kept for the price of one target pass."),
            ("Four: one per drafted token.", False,
             "That is what decoding with the target alone costs. Verification feeds the four "
@@ -158,7 +158,7 @@ LESSONS: tuple[Lesson, ...] = (
            "on?",
            ("The prompt, the text emitted so far, and the draft's own tokens at positions 1 "
             "and 2 of this step.", True,
-            "Right. The draft runs autoregressively over its own guesses; that is why a wrong "
+            "The draft runs autoregressively over its own guesses; that is why a wrong "
             "guess at position 1 usually spoils positions 2 and 3."),
            ("Only the prompt.", False,
             "The draft sees everything before the position: prompt, emitted text and its "
@@ -188,7 +188,7 @@ LESSONS: tuple[Lesson, ...] = (
         _q("Sampling. The draft gives its token x more probability than the target does "
            "(q(x) > p(x)). What happens to x?",
            ("It is accepted with probability p(x) / q(x), which is below 1.", True,
-            "Right. The verifier keeps x with probability p/q when the draft is "
+            "The verifier keeps x with probability p/q when the draft is "
             "over-confident, which cancels the draft's excess on x exactly; the correction "
             "from norm(max(0, p − q)) then puts the missing mass where p exceeds q."),
            ("It is always accepted: the target gives x a positive probability.", False,
@@ -218,7 +218,7 @@ LESSONS: tuple[Lesson, ...] = (
            "append?",
            ("Four tokens: the three accepted drafts, then a correction drawn from "
             "norm(max(0, p − q)) at position 4.", True,
-            "Right: the accepted prefix plus exactly one target token."),
+            "The step appends the accepted prefix plus exactly one target token."),
            ("Three tokens: only the accepted drafts.", False,
             "The target always adds one token: at the first rejection it is the correction, "
             "so a step never emits fewer tokens than it accepted plus one."),
@@ -246,7 +246,7 @@ LESSONS: tuple[Lesson, ...] = (
         _q("Each draft is accepted with probability α < 1. What do the expected tokens per "
            "step approach as γ grows without bound?",
            ("1 / (1 − α).", True,
-            "Right: E = 1 + α + α² + … + α^γ, a geometric sum that tends to 1 / (1 − α). "
+            "E = 1 + α + α² + … + α^γ, a geometric sum that tends to 1 / (1 − α). "
             "Beyond a few drafts almost nothing is added, while every draft still costs c."),
            ("γ + 1: every draft can be accepted.", False,
             "Only with α = 1. All γ drafts survive with probability α^γ, which vanishes as γ "
@@ -276,7 +276,7 @@ LESSONS: tuple[Lesson, ...] = (
         _q("For the lowest latency, which model should draft?",
            ("The much cheaper model that still agrees with the target often (small c, high "
             "α).", True,
-            "Right. Speedup needs both: cheap drafts (γ c small) and many accepted drafts "
+            "Speedup needs both: cheap drafts (γ c small) and many accepted drafts "
             "(large E)."),
            ("The larger, more accurate model: it gets the most drafts accepted.", False,
             "High α does not help if each draft costs as much as a target step or more: c "
@@ -306,7 +306,7 @@ LESSONS: tuple[Lesson, ...] = (
            "than γ = 2?",
            ("Each step scores γ + 1 positions, but the drafts after the first rejection are "
             "thrown away, so tokens per scored position fall as γ grows.", True,
-            "Right. E / (γ + 1) decreases with γ for any α < 1; the budget buys fewer kept "
+            "E / (γ + 1) decreases with γ for any α < 1; the budget buys fewer kept "
             "tokens per position."),
            ("Because the draft model is slower at γ = 8.", False,
             "Drafting cost is not part of this budget; the loss comes from scored positions "
@@ -336,7 +336,7 @@ LESSONS: tuple[Lesson, ...] = (
         _q("A trace shows drafting taking most of every step while α̂ is high. What limits "
            "the speedup?",
            ("The draft is too slow: its cost c per token eats the gain.", True,
-            "Right: the drafts are good but expensive. A smaller draft, fewer layers for "
+            "The drafts are good but expensive. A smaller draft, fewer layers for "
             "early exit, or prompt lookup lower c."),
            ("Acceptance is too low.", False,
             "A high α̂ says most judged drafts survive; acceptance is not the problem here."),
@@ -369,7 +369,7 @@ LESSONS: tuple[Lesson, ...] = (
            "output not enough to catch a wrong verifier?",
            ("Two correct sampled outputs differ anyway; only the distribution over many "
             "samples shows whether the output follows p.", True,
-            "Right. Under sampling the check is statistical: collect many emitted tokens and "
+            "Under sampling the check is statistical: collect many emitted tokens and "
             "compare their frequencies with p (the toy check measures the distance)."),
            ("Because a wrong verifier only changes greedy output.", False,
             "Both wrong rules change the sampled distribution too; the distribution check "
@@ -400,7 +400,7 @@ LESSONS: tuple[Lesson, ...] = (
            "runs only once per step. Which measurement best explains it?",
            ("v well above 1: a verification pass over γ + 1 positions costs several "
             "target-only steps.", True,
-            "Right. The theory's v = 1 assumes memory-bound decoding; a CPU is compute-bound, "
+            "The theory's v = 1 assumes memory-bound decoding; a CPU is compute-bound, "
             "so scoring more positions costs more time."),
            ("α̂ is too low.", False,
             "The question says α̂ is high; the cost side of the ratio is the problem."),
@@ -430,7 +430,7 @@ LESSONS: tuple[Lesson, ...] = (
            "the policy?",
            ("Compare the measured p99 of each policy on representative prompts, and pick the "
             "lowest that keeps the mean acceptable.", True,
-            "Right. Tail latency depends on how often long steps are wasted; measure it on "
+            "Tail latency depends on how often long steps are wasted; measure it on "
             "the traffic you serve."),
            ("Pick the largest fixed γ: it has the most tokens per step.", False,
             "Long steps that are rejected early cost the most time for one token; they feed "

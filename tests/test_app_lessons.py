@@ -61,6 +61,11 @@ def _change(at: AppTest, kind: str, key: str, value) -> None:
     at.run()
 
 
+def _n_correct(at: AppTest) -> int:
+    text = at.get("progress")[0].proto.text  # "... answered correctly: K of 12"
+    return int(text.rsplit("correctly: ", 1)[1].split(" of ")[0])
+
+
 def _open(at: AppTest, number: int) -> None:
     at.selectbox(key="lesson_pick").set_value(number).run()
     _ok(at)
@@ -88,10 +93,11 @@ def test_lesson_renders_experiments_and_answers(at, number):
     quiz.set_value(wrong.text).run()
     _ok(at)
     assert at.warning[-1].value == f"Not quite. {wrong.feedback}"
+    before = _n_correct(at)
     right = next(o for o in lesson.quiz.options if o.correct)
     at.radio(key=f"quiz_{number}").set_value(right.text).run()
     assert at.success[-1].value == f"Correct. {right.feedback}"
-    assert "quizzes answered correctly" in at.get("progress")[0].proto.text
+    assert _n_correct(at) == before + 1  # the progress bar counts it at once
 
 
 def test_next_and_previous_lesson(at):

@@ -89,19 +89,26 @@ def provenance_ui(files: dict[str, list[Trace]]) -> None:
                    "they are noisy.")
 
 
+def _record(lesson: L.Lesson) -> None:
+    """Count a correct answer before the page redraws (so the progress bar shows it)."""
+    chosen = st.session_state.get(f"quiz_{lesson.number}")
+    done = st.session_state.setdefault(CORRECT, set())
+    if any(o.correct and o.text == chosen for o in lesson.quiz.options):
+        done.add(lesson.number)
+
+
 def quiz_ui(lesson: L.Lesson) -> L.Option | None:
     """The check-your-understanding question; the chosen answer's feedback below it."""
     st.subheader("Check your understanding")
     quiz = lesson.quiz
     texts = [o.text for o in quiz.options]
-    choice = st.radio(quiz.question, texts, index=None, key=f"quiz_{lesson.number}")
+    choice = st.radio(quiz.question, texts, index=None, key=f"quiz_{lesson.number}",
+                      on_change=_record, args=(lesson,))
     if choice is None:
         st.caption("Choose an answer to see why it is right or wrong.")
         return None
     option = quiz.options[texts.index(choice)]
-    done = st.session_state.setdefault(CORRECT, set())
     if option.correct:
-        done.add(lesson.number)
         st.success(f"Correct. {option.feedback}")
     else:
         st.warning(f"Not quite. {option.feedback}")
