@@ -20,6 +20,7 @@ import pandas as pd
 from . import frames as F
 from . import theory, toy
 from .diagnosis import Costs
+from .figures.theme import show_token
 from .trace import Trace, read_traces
 
 TRACES_ROOT = Path(__file__).resolve().parent.parent / "assets" / "traces"
@@ -822,8 +823,9 @@ USED = "used"
 
 
 def budget_frame(files: dict[str, list[Trace]], budget: float, kind: str) -> pd.DataFrame:
-    """Replay each γ file's speculative steps (runs in file order, steps in recorded order)
-    until the verification budget is spent: a step is counted only if it fits whole.
+    """Replay each γ file's speculative steps (runs in file order, steps in recorded order,
+    the first step of each run left out: it also processes the prompt) until the
+    verification budget is spent: a step is counted only if it fits whole.
 
     kind "target time (ms)": a step costs its verify_ms; "scored positions": γ + 1.
     Columns: file, gamma, steps (replayed), tokens (emitted by them), used (budget spent),
@@ -838,7 +840,7 @@ def budget_frame(files: dict[str, list[Trace]], budget: float, kind: str) -> pd.
             continue
         used = 0.0
         n_steps = tokens = 0
-        for s in (s for t in specs for s in t.steps):
+        for s in (s for t in specs for s in t.steps[1:]):
             cost = s.verify_ms if kind == BUDGET_KINDS[0] else s.gamma + 1
             if used + cost > budget:
                 break
@@ -855,7 +857,7 @@ def budget_limit(files: dict[str, list[Trace]], kind: str) -> float:
     """The largest budget every file can fill: the smallest total over the files."""
     totals = []
     for traces in files.values():
-        steps = [s for t in speculative(traces) for s in t.steps]
+        steps = [s for t in speculative(traces) for s in t.steps[1:]]
         if steps:
             totals.append(sum(s.verify_ms if kind == BUDGET_KINDS[0] else s.gamma + 1
                               for s in steps))
@@ -927,7 +929,7 @@ def toy_from_position(trace: Trace, step: int, pos: int) -> tuple[list[str], np.
     topk = F.topk_frame(trace, step, pos)
     p = np.nan_to_num(topk[F.P].to_numpy(dtype=float))
     q = np.nan_to_num(topk[F.Q].to_numpy(dtype=float))
-    texts = [f"{r}:{t}" for r, t in zip(topk[F.RANK], topk[F.TEXT])]
+    texts = [f"{r}: {show_token(t)}" for r, t in zip(topk[F.RANK], topk[F.TEXT])]
     return texts, toy.normalise(p), toy.normalise(q)
 
 
@@ -973,8 +975,9 @@ def policy_name(trace: Trace) -> str:
 
 
 def latency_frame(traces: Sequence[Trace], include_prefill: bool = False) -> pd.DataFrame:
-    """One row per policy (runs of the same policy pooled): tokens, mean and p50/p90/p99
-    per-token latency (ms), mean drafted tokens per step, α̂, tokens/s."""
+    """One row per policy (runs of the same policy pooled): tokens, target passes per token
+    (timing-free), mean and p50/p90/p99 per-token latency (ms), mean drafted tokens per
+    step, α̂, tokens/s."""
     groups: dict[str, list[Trace]] = {}
     for t in traces:
         groups.setdefault(policy_name(t), []).append(t)
@@ -985,12 +988,13 @@ def latency_frame(traces: Sequence[Trace], include_prefill: bool = False) -> pd.
         judged = sum(s.n_evaluated for s in steps)
         emitted = sum(t.with_summary().summary.n_emitted for t in runs)
         wall = sum(t.with_summary().summary.wall_s for t in runs)
-        rows.append((name, len(lat), float(lat.mean()) if len(lat) else F.NAN,
+        rows.append((name, len(lat), len(steps) / emitted if emitted else F.NAN,
+                     float(lat.mean()) if len(lat) else F.NAN,
                      *(float(np.percentile(lat, k)) if len(lat) else F.NAN
                        for k in PERCENTILES),
                      float(np.mean([s.gamma for s in steps])) if steps else F.NAN,
                      sum(s.n_accepted for s in steps) / judged if judged else F.NAN,
                      emitted / wall if wall else F.NAN))
-    return pd.DataFrame(rows, columns=[POLICY, TOKENS, "mean_ms",
+    return pd.DataFrame(rows, columns=[POLICY, TOKENS, "target_passes_per_token", "mean_ms",
                                        *(f"p{k}_ms" for k in PERCENTILES), "mean_gamma",
                                        theory.ALPHA, F.TOKENS_PER_S])

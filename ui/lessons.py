@@ -167,8 +167,9 @@ def exp_verification(files: dict[str, list[Trace]]) -> None:
     step = st.select_slider("Step", drafting, value=drafting[min(1, len(drafting) - 1)],
                             key="l2_step")
     rec = trace.steps[step]
-    st.markdown(f"Step {step} drafted **{rec.gamma}** tokens. The target scored all of them "
-                f"(and the position after them) in **one** forward pass of "
+    plural = "s" if rec.gamma > 1 else ""
+    st.markdown(f"Step {step} drafted **{rec.gamma}** token{plural}. The target scored all of "
+                f"them (and the position after them) in **one** forward pass of "
                 f"{rec.verify_ms:.1f} ms:")
     df = L.step_frame(trace, step)[[F.POS, F.TEXT, F.Q, F.P, F.ACCEPT_PROB, F.STATUS]]
     st.dataframe(df.assign(**{F.POS: df[F.POS] + 1}), hide_index=True)
@@ -272,7 +273,7 @@ def exp_efficiency(files: dict[str, list[Trace]]) -> None:
                 "draft.")
     show = sweep[["gamma", "alpha", "tokens_per_step", "expected_tokens", "c", "v",
                   "overhead", "speedup_predicted", "speedup_measured"]]
-    st.dataframe(show, hide_index=True)
+    st.dataframe(show.round(3), hide_index=True)
     st.caption("Speedup predicted = E / (γ c + v + overhead) from each run's measured values; "
                "measured = tokens/s over the target-only baseline of the same file.")
 
@@ -311,19 +312,25 @@ def exp_budget(files: dict[str, list[Trace]]) -> None:
     c1, c2 = st.columns(2)
     kind = c1.radio("Budget", L.BUDGET_KINDS, key="l8_kind")
     limit = L.budget_limit(files, kind)
-    step = 10.0 if kind == L.BUDGET_KINDS[1] else 250.0
-    top = float(max(step, np.floor(limit / step) * step))
-    budget = c2.slider("Budget size", step, top, float(np.floor(top / 2 / step) * step)
-                       or step, step, key=f"l8_budget_{kind}")
+    step = 10 if kind == L.BUDGET_KINDS[1] else 250
+    top = int(max(step, limit // step * step))
+    budget = c2.slider(f"Budget size ({'ms' if step == 250 else 'positions'})", step, top,
+                       max(step, top // 2 // step * step), step, key=f"l8_budget_{kind}")
     table = L.budget_frame(files, budget, kind)
     unit = "ms" if kind == L.BUDGET_KINDS[0] else "positions"
     st.plotly_chart(LV.fig_budget(table, unit), key="l8_fig")
     best = table.loc[table["tokens"].idxmax()]
     st.markdown(f"With {budget:.0f} {unit} of verification, **γ = {int(best['gamma'])}** "
                 f"delivers the most tokens ({int(best['tokens'])}).")
-    st.dataframe(table, hide_index=True)
+    st.dataframe(table.round(3), hide_index=True)
     st.caption("Steps are replayed in recorded order (all prompts of each file, one after "
-               "another); a step counts only if it fits the budget whole.")
+               "another, each run's first step left out since it also processes the prompt); "
+               "a step counts only if it fits the budget whole.")
+
+
+READINGS = {"draft too slow": "draft cost", "α too low": "acceptance",
+            "verification too costly": "verification cost",
+            "per-step overhead": "overhead", "γ badly chosen": "draft length"}
 
 
 def exp_reading(files: dict[str, list[Trace]]) -> None:
@@ -341,18 +348,21 @@ def exp_reading(files: dict[str, list[Trace]]) -> None:
     c1, c2 = st.columns(2)
     c1.plotly_chart(G.fig_latency(steps), key="l9_lat")
     c2.plotly_chart(G.fig_accepted_length(F.accepted_length_frame(trace)), key="l9_len")
-    guess = st.radio("What limits this run?", ["draft too slow", "α too low",
-                                                "verification too costly",
-                                                "per-step overhead"], index=None,
-                     key="l9_guess", horizontal=True)
+    guess = st.radio("What limits this run?", list(READINGS), index=None, key="l9_guess",
+                     horizontal=True)
     if guess is not None:
         dg = diagnose(measure(trace, base))
         with st.container(border=True):
             st.markdown(f"**Diagnosis computed from the trace.** {dg.headline}")
             for line in dg.findings:
                 st.markdown(f"- {line}")
-            st.caption(f"Your reading: {guess}. The diagnosis removes each measured cost in "
-                       "turn and names the one whose removal the formula rewards most.")
+            if READINGS[guess] == dg.limiter:
+                st.success(f"Your reading ({guess}) matches the diagnosis.")
+            else:
+                st.info(f"Your reading was {guess}; the diagnosis points to {dg.limiter}.")
+            st.caption("The diagnosis removes each measured cost in turn (α̂ + 0.1, c → 0, "
+                       "v → 1, overhead → 0, best γ) and names the one whose removal the "
+                       "formula rewards most.")
 
 
 def exp_wrong_verifier(files: dict[str, list[Trace]]) -> None:
@@ -470,13 +480,15 @@ def exp_policy(files: dict[str, list[Trace]]) -> None:
         return
     shown = table[table[L.POLICY].isin(chosen)]
     st.plotly_chart(LV.fig_latency_percentiles(shown), key="l12_fig")
-    st.dataframe(shown, hide_index=True)
+    st.dataframe(shown.round(2), hide_index=True)
     best = shown.loc[shown["p99_ms"].idxmin()]
     st.markdown(f"Lowest p99 among these: **{best[L.POLICY]}** ({best['p99_ms']:.1f} ms per "
                 "token).")
     st.caption("Per-token latency = the step's total time / the tokens it emitted, so every "
                "token of one step shares its latency. 'target only' is the baseline of the "
-               "γ = 4 file.")
+               "γ = 4 file. The files were recorded one after another on a shared CPU, so "
+               "their timings also reflect the load of the moment; target passes per token "
+               "does not depend on timing.")
 
 
 EXPERIMENTS = {
