@@ -124,3 +124,12 @@ def test_lesson_ten_shows_the_failed_identical_output_check(at):
     assert [e.value for e in at.error if e.value.startswith(FAILED_CHECK)]
     at.radio(key="l10_rule").set_value("exact").run()
     assert any("Identical output" in s.value for s in at.success)
+
+
+def test_one_step_lessons_link_to_the_walkthrough(at):
+    for number in (2, 4, 5):
+        _open(at, number)
+        links = [e.proto.page for e in at.get("page_link")]
+        assert "walkthrough" in links, number
+    _open(at, 6)
+    assert not at.get("page_link")

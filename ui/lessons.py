@@ -3,6 +3,8 @@ each lesson's experiment (drawn from real traces), the quiz with feedback, navig
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -15,6 +17,9 @@ from specviz.diagnosis import diagnose, measure
 from specviz.figures import lesson_views as LV
 from ui.common import load_bundled
 
+ROOT = Path(__file__).resolve().parent.parent
+WALKTHROUGH = ROOT / "app_pages" / "walkthrough.py"
+ONE_STEP = ("parallel-verification", "acceptance-rule", "step-structure")
 PICK = "lesson_pick"
 CORRECT = "lessons_correct"  # lesson numbers whose quiz was answered correctly
 N = len(L.LESSONS)
@@ -512,4 +517,7 @@ def experiment_ui(lesson: L.Lesson, files: dict[str, list[Trace]]) -> None:
     st.subheader("Experiment")
     st.markdown(lesson.experiment)
     EXPERIMENTS[lesson.slug](files)
+    if lesson.slug in ONE_STEP and WALKTHROUGH.is_file():
+        st.page_link(str(WALKTHROUGH.relative_to(ROOT)), icon=":material/slideshow:",
+                     label="Replay one step micro-step by micro-step in the Walkthrough")
 
