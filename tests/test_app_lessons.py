@@ -133,3 +133,14 @@ def test_one_step_lessons_link_to_the_walkthrough(at):
         assert "walkthrough" in links, number
     _open(at, 6)
     assert not at.get("page_link")
+
+
+@pytest.mark.parametrize("param, header", [("7", "7. "), ("99", "1. "), ("x", "1. ")])
+def test_query_parameter_opens_a_lesson(param, header):
+    app = AppTest.from_file(APP, default_timeout=120)
+    app.query_params["lesson"] = param
+    app.run()
+    app.switch_page("app_pages/lessons.py")
+    app.run()
+    _ok(app)
+    assert app.header[0].value.startswith(header)
