@@ -148,7 +148,9 @@ def exp_architecture(files: dict[str, list[Trace]]) -> None:
     trace = _first_spec(files[name])
     roles = L.roles_frame(trace)
     c1, c2 = st.columns([3, 2])
-    c1.dataframe(roles, hide_index=True)
+    c1.dataframe(roles.round(1).rename(columns={
+        L.N_PARAMS: "parameters", L.N_LAYERS: "layers", L.PASSES: "forward passes",
+        L.TIME_MS: "time (ms)"}), hide_index=True)
     c2.plotly_chart(LV.fig_role_time(roles), key="l1_roles")
     vocab = L.shared_vocabulary(trace)
     if vocab["positions"]:
