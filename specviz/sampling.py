@@ -43,16 +43,20 @@ def logits_to_probs(logits: torch.Tensor, s: Sampling) -> torch.Tensor:
     return torch.softmax(logits, dim=-1)
 
 
-def sample(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+def sample(probs: torch.Tensor, generator: torch.Generator | None,
+           e: torch.Tensor | None = None) -> torch.Tensor:
     """Draw one index per row of (..., vocab) probabilities; returns (...,) int64.
 
     Uses the exponential-race trick (argmax of probs / E, E ~ Exp(1)), which samples exactly
-    from probs and needs no host synchronisation on a GPU.
+    from probs and needs no host synchronisation on a GPU. ``e`` gives E pre-drawn (same
+    shape as probs), as the CUDA-graph engine does; else it is drawn from ``generator``.
     """
-    e = torch.empty_like(probs).exponential_(1.0, generator=generator)
+    if e is None:
+        e = torch.empty_like(probs).exponential_(1.0, generator=generator)
     return torch.argmax(probs / e, dim=-1)
 
 
-def choose(probs: torch.Tensor, s: Sampling, generator: torch.Generator | None) -> torch.Tensor:
-    """argmax under greedy decoding, else a sample."""
-    return torch.argmax(probs, dim=-1) if s.greedy else sample(probs, generator)
+def choose(probs: torch.Tensor, s: Sampling, generator: torch.Generator | None,
+           e: torch.Tensor | None = None) -> torch.Tensor:
+    """argmax under greedy decoding, else a sample (with pre-drawn ``e`` if given)."""
+    return torch.argmax(probs, dim=-1) if s.greedy else sample(probs, generator, e)

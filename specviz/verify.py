@@ -65,17 +65,21 @@ def verify_greedy(drafted: torch.Tensor, p_probs: torch.Tensor,
         ok = ok | (q_tok >= 0.5)
     accepted, n = _prefix(ok)
     p_tok = p_probs[:gamma].gather(-1, drafted[:, None]).squeeze(-1)
-    return Verdict(accepted, n, ok.float(), None, target_choice[n], p_tok, q_tok, None)
+    nxt = target_choice.index_select(0, n.view(1))[0]  # no host read of n
+    return Verdict(accepted, n, ok.float(), None, nxt, p_tok, q_tok, None)
 
 
 def verify_sampled(drafted: torch.Tensor, p_probs: torch.Tensor, q_probs: torch.Tensor | None,
-                   generator: torch.Generator | None, rule: str = "exact") -> Verdict:
+                   generator: torch.Generator | None, rule: str = "exact", *,
+                   u: torch.Tensor | None = None, e: torch.Tensor | None = None) -> Verdict:
     """Exact speculative sampling over gamma drafted tokens.
 
     drafted (gamma,), p_probs (gamma+1, vocab), q_probs (gamma, vocab) or None (q one-hot).
     ``rule`` other than "exact" is a deliberately wrong verifier, kept for teaching and as a
     negative control in tests: "correction-from-p" draws the correction from p instead of the
     residual; "accept-high-q" also accepts every token whose q is at least 0.5.
+    ``u`` (gamma,) uniforms and ``e`` (vocab,) Exp(1) noise may be given pre-drawn (the
+    CUDA-graph engine draws them outside its graphs); else they come from ``generator``.
     """
     _check_rule(rule)
     gamma, vocab = drafted.shape[0], p_probs.shape[-1]
@@ -87,7 +91,8 @@ def verify_sampled(drafted: torch.Tensor, p_probs: torch.Tensor, q_probs: torch.
     p_tok = p_probs[:gamma].gather(-1, drafted[:, None]).squeeze(-1)  # (gamma,)
     q_tok = q_probs.gather(-1, drafted[:, None]).squeeze(-1)  # (gamma,)
     accept_prob = torch.clamp(p_tok / q_tok.clamp_min(1e-30), max=1.0)
-    u = torch.rand(gamma, generator=generator, device=p_probs.device)
+    if u is None:
+        u = torch.rand(gamma, generator=generator, device=p_probs.device)
     ok = u < accept_prob
     if rule == "accept-high-q":
         ok = ok | (q_tok >= 0.5)
@@ -95,13 +100,14 @@ def verify_sampled(drafted: torch.Tensor, p_probs: torch.Tensor, q_probs: torch.
     # the distribution of the next token: residual at the first rejection, or p at gamma
     idx = torch.clamp(n, max=gamma - 1) if gamma else n
     if gamma:
-        p_n, q_n = p_probs[idx], q_probs[idx]  # (V,)
+        at = idx.view(1)  # index on the device: no host read of n
+        p_n, q_n = p_probs.index_select(0, at)[0], q_probs.index_select(0, at)[0]  # (V,)
         residual = torch.clamp(p_n - q_n, min=0.0) if rule != "correction-from-p" else p_n
         mass = residual.sum()
         residual = torch.where(mass > 0, residual / mass.clamp_min(1e-30), p_n)
         dist = torch.where(n < gamma, residual, p_probs[gamma])
     else:
         dist = p_probs[0]
-    nxt = sample(dist, generator)
+    nxt = sample(dist, generator, e)
     beta = torch.minimum(p_probs[:gamma], q_probs).sum(-1) if has_q else None
     return Verdict(accepted, n, accept_prob, u, nxt, p_tok, q_tok if has_q else None, beta)
