@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 import uuid
+import weakref
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from typing import Callable
@@ -27,7 +28,19 @@ from .drafters import (
     ModelDrafter,
     PromptLookupDrafter,
     crop_cache,
+    lookup,
     truncated_model,
+)
+from .engine import (
+    ENGINES,
+    HostCopier,
+    StaticLlama,
+    StaticState,
+    Unsupported,
+    bucket,
+    check_against,
+    check_supported,
+    stacked_layers,
 )
 from .policies import GAMMA_MAX, POLICIES, make_policy
 from .sampling import Sampling, logits_to_probs
@@ -53,6 +66,7 @@ class DecodeConfig:
     top_alternatives: int = 5  # top-k of p and q recorded per drafted position
     trace_detail: bool = True  # False: no per-step records (for measuring tracing cost)
     verifier: str = "exact"  # or a deliberately wrong rule of verify.RULES, for teaching
+    engine: str = "auto"  # auto (CUDA graphs on a GPU, else eager) | eager | static | graphs
 
     @property
     def sampling(self) -> Sampling:
@@ -81,6 +95,8 @@ class DecodeConfig:
                              f"{self.confidence_threshold}")
         if self.early_exit_layers < 1:
             raise ValueError(f"early-exit layers must be >= 1, got {self.early_exit_layers}")
+        if self.engine not in ENGINES:
+            raise ValueError(f"unknown engine {self.engine!r}; choose from {', '.join(ENGINES)}")
         if self.verifier not in RULES:
             raise ValueError(f"unknown verifier {self.verifier!r}; choose from "
                              f"{', '.join(RULES)}")
@@ -118,11 +134,17 @@ class _Clock:
 
 
 class _TokenText:
-    """Token id -> display text, cached (decoding one id at a time is slow)."""
+    """Token id -> display text, cached per tokenizer across runs (decoding one id at a time
+    is slow, and a step shows dozens of ids)."""
+
+    _caches: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
     def __init__(self, tokenizer):
         self.tok = tokenizer
-        self.cache: dict[int, str] = {}
+        try:
+            self.cache: dict[int, str] = self._caches.setdefault(tokenizer, {})
+        except TypeError:  # a tokenizer that cannot be weakly referenced: cache per run
+            self.cache = {}
 
     def __call__(self, ids) -> list[str]:
         out = []
@@ -162,7 +184,7 @@ def _f32(a) -> list[float]:
 
 
 def _run_record(pair, config: DecodeConfig, mode: str, prompt: str, prompt_ids: list[int],
-                label: str, command: str = "") -> RunRecord:
+                label: str, command: str = "", engine: dict | None = None) -> RunRecord:
     from .models import hardware_info
     cfg = asdict(config)
     if mode == "target-only":
@@ -189,7 +211,7 @@ def _run_record(pair, config: DecodeConfig, mode: str, prompt: str, prompt_ids: 
         config=cfg,
         prompt_text=prompt,
         prompt_token_ids=list(prompt_ids),
-        hardware=hardware_info(pair.device),
+        hardware={**hardware_info(pair.device), **({"engine": engine} if engine else {})},
         label=label,
         command=command,
     )
@@ -221,10 +243,13 @@ def speculative_decode(pair, prompt: str, config: DecodeConfig = DecodeConfig(),
     partial trace.
     """
     prompt_ids, limit = _prepare(pair, prompt, config)
-    run = _run_record(pair, config, "speculative", prompt, prompt_ids, label, command)
-    drafter = make_drafter(pair, config)
+    if config.drafter == "model" and pair.draft is None:
+        make_drafter(pair, config)  # raises the one-line error
+    path, why = resolve_engine(pair, config, "speculative")
+    run = _run_record(pair, config, "speculative", prompt, prompt_ids, label, command,
+                      _engine_info(path, why))
     policy = make_policy(config.policy, config.gamma, config.confidence_threshold)
-    return _loop(pair, run, prompt_ids, limit, config, drafter, policy, on_step, should_stop,
+    return _loop(pair, run, prompt_ids, limit, config, path, policy, on_step, should_stop,
                  writer)
 
 
@@ -237,15 +262,249 @@ def target_only_decode(pair, prompt: str, config: DecodeConfig = DecodeConfig(),
     """Plain autoregressive decoding with the target: one token per step, same trace format
     (gamma 0; each step's token is recorded with kind "bonus", a token drawn from p)."""
     prompt_ids, limit = _prepare(pair, prompt, config)
-    run = _run_record(pair, config, "target-only", prompt, prompt_ids, label, command)
-    return _loop(pair, run, prompt_ids, limit, config, None, None, on_step, should_stop,
+    path, why = resolve_engine(pair, config, "target-only")
+    run = _run_record(pair, config, "target-only", prompt, prompt_ids, label, command,
+                      _engine_info(path, why))
+    return _loop(pair, run, prompt_ids, limit, config, path, None, on_step, should_stop,
                  writer)
 
 
+def resolve_engine(pair, config: DecodeConfig, mode: str) -> tuple[str, str]:
+    """Which engine runs: ("eager" | "static" | "graphs", why). Raises ValueError when an
+    engine asked for by name cannot run this pair."""
+    want = config.engine
+    if want == "eager":
+        return "eager", "asked for"
+    cuda = pair.device.type == "cuda"
+    models = [pair.target]
+    if mode == "speculative" and config.drafter == "model" and pair.draft is not None:
+        models.append(pair.draft)
+    try:
+        for m in models:
+            check_supported(m)
+    except Unsupported as e:
+        if want == "auto":
+            return "eager", str(e)
+        raise ValueError(str(e)) from None
+    if want == "graphs" and not cuda:
+        raise ValueError(f"CUDA graphs need a CUDA device; this pair is on {pair.device}")
+    if want == "auto":
+        return ("graphs", "CUDA device") if cuda else ("eager", "no CUDA device")
+    return want, "asked for"
+
+
+def _engine_info(path: str, why: str) -> dict:
+    return {"path": path, "cuda_graphs": path == "graphs", "static_cache": path != "eager",
+            "why": why}
+
+
+def _pack(drafted: torch.Tensor, v, p_probs: torch.Tensor, q_probs: torch.Tensor | None,
+          detail: bool, k_top: int) -> torch.Tensor:
+    """Everything the step record needs, in one float32 tensor (read by _Unpack in order)."""
+    gamma = drafted.shape[0]
+    packed = [drafted.float(), v.accepted.float(), v.accept_prob.float(), v.p_tok.float(),
+              v.n_accepted.float().view(1), v.next_token.float().view(1)]
+    for extra in (v.u, v.q_tok, v.beta):
+        if extra is not None:
+            packed.append(extra.float())
+    if detail and gamma:
+        pt = torch.topk(p_probs[:gamma], min(k_top, p_probs.shape[-1]), dim=-1)
+        packed += [pt.indices.float().flatten(), pt.values.flatten()]
+        if q_probs is not None:
+            qt = torch.topk(q_probs, min(k_top, q_probs.shape[-1]), dim=-1)
+            packed += [qt.indices.float().flatten(), qt.values.flatten()]
+    return torch.cat(packed)
+
+
+@dataclass
+class _Step:
+    """What one step's device work hands back to the host."""
+
+    host: np.ndarray  # the packed trace data (see _pack)
+    gamma: int
+    has_q: bool
+    vocab: int
+    marks: tuple  # clock marks: draft start, verify start, verify end
+    draft_passes: int
+
+
+class _EagerSteps:
+    """transformers' forward passes with a DynamicCache per model: the reference path."""
+
+    def __init__(self, pair, config: DecodeConfig, drafter, prompt_ids: list[int], gen,
+                 clock: _Clock):
+        self.pair, self.config, self.drafter, self.gen, self.clock = (
+            pair, config, drafter, gen, clock)
+        self.seq = torch.tensor(prompt_ids, dtype=torch.long, device=pair.device)  # (n,)
+        self.cache = DynamicCache(config=pair.target.config)
+        self.cached = 0
+        if drafter is not None:
+            drafter.reset()
+
+    overlaps = False  # each step ends with its host copy: nothing to overlap
+
+    def launch(self, want: int, stop_below: float | None, seq_list: list[int]) -> _Step:
+        s, clock = self.config.sampling, self.clock
+        m0 = clock.mark()
+        # 1. draft
+        cand = Candidates(self.seq.new_zeros(0), None, 0)
+        if self.drafter is not None and want > 0:
+            if isinstance(self.drafter, PromptLookupDrafter):
+                cand = self.drafter.get_candidates(self.seq, want, self.gen, seq_list=seq_list)
+            else:
+                cand = self.drafter.get_candidates(self.seq, want, self.gen, stop_below)
+        gamma = int(cand.ids.shape[0])
+        m1 = clock.mark()
+        # 2. verify: one target pass over the uncached tail plus every drafted token
+        inp = torch.cat([self.seq[self.cached:], cand.ids])[None, :]  # (1, n - cached + g)
+        logits = self.pair.target(input_ids=inp, past_key_values=self.cache, use_cache=True,
+                                  logits_to_keep=gamma + 1).logits[0]  # (gamma+1, V)
+        p_probs = logits_to_probs(logits, s)  # (gamma+1, V)
+        m2 = clock.mark()
+        # 3. accept
+        if s.greedy:
+            v = verify_greedy(cand.ids, p_probs, cand.q_probs, self.config.verifier)
+        else:
+            v = verify_sampled(cand.ids, p_probs, cand.q_probs, self.gen, self.config.verifier)
+        packed = _pack(cand.ids, v, p_probs, cand.q_probs, self.config.trace_detail,
+                       self.config.top_alternatives)
+        return _Step(packed.cpu().numpy(), gamma, cand.q_probs is not None,
+                     p_probs.shape[-1], (m0, m1, m2), cand.forward_passes)
+
+    def result(self, launched: _Step) -> _Step:
+        return launched
+
+    def commit(self, seq_list: list[int], new_ids: list[int]) -> None:
+        """Cut both caches back to the committed prefix (all but its last token)."""
+        self.seq = torch.cat([self.seq, self.seq.new_tensor(new_ids)])
+        self.cached = len(seq_list) - 1
+        crop_cache(self.cache, self.cached)
+        if self.drafter is not None:
+            self.drafter.update(len(seq_list))
+
+
+# static states reused across runs: model -> {shape key: StaticState}; model -> its layers
+_STATES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_LAYERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_CHECKED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _engine_for(model, n_layers: int | None, max_len: int) -> StaticLlama:
+    if model not in _LAYERS:
+        _LAYERS[model] = stacked_layers(model)
+    layers = _LAYERS[model][:n_layers] if n_layers else _LAYERS[model]
+    engine = StaticLlama(model, layers, max_len)
+    if n_layers is None and model not in _CHECKED:
+        check_against(model, engine)
+        _CHECKED[model] = True
+    return engine
+
+
+def _static_state(pair, config: DecodeConfig, drafter: str | None, max_len: int,
+                  graphs: bool) -> tuple[StaticState, bool]:
+    """A free state of the right shape (cached), or a fresh private one if it is in use.
+    Returns (state, locked): ``locked`` means the caller must release state.lock."""
+    draft_model, n_layers = None, None
+    if drafter == "model":
+        draft_model = pair.draft
+    elif drafter == "early-exit":
+        n_layers = config.early_exit_layers
+    key = (id(draft_model), drafter, n_layers, max_len, graphs)
+    states = _STATES.setdefault(pair.target, {})
+    state = states.get(key)
+    if state is not None and state.lock.acquire(blocking=False):
+        return state, True
+
+    def build() -> StaticState:
+        target = _engine_for(pair.target, None, max_len)
+        draft = None
+        if draft_model is not None:
+            draft = _engine_for(draft_model, None, max_len)
+        elif n_layers is not None:
+            total = pair.target.config.num_hidden_layers
+            if not 1 <= n_layers < total:
+                raise ValueError(f"early exit needs 1 to {total - 1} layers, got {n_layers}")
+            draft = StaticLlama(pair.target, _LAYERS[pair.target][:n_layers], max_len)
+        return StaticState(target, draft, graphs)
+
+    if state is None:
+        state = states[key] = build()
+        state.lock.acquire()
+        return state, True
+    return build(), False  # the cached one is busy (another run): a private one
+
+
+class _StaticSteps:
+    """The static engine (specviz.engine): device-resident state, CUDA graphs when enabled."""
+
+    def __init__(self, pair, config: DecodeConfig, drafter: str | None,
+                 prompt_ids: list[int], gen, clock: _Clock, graphs: bool):
+        self.config, self.drafter, self.gen, self.clock = config, drafter, gen, clock
+        self.lookup = PromptLookupDrafter() if drafter == "prompt-lookup" else None
+        max_len = bucket(len(prompt_ids) + config.max_new_tokens + 1)
+        self.state, self.locked = _static_state(pair, config, drafter, max_len, graphs)
+        try:
+            self.state.prefill(prompt_ids)
+        except BaseException:
+            self.close()
+            raise
+        self.vocab = self.state.q.shape[-1]
+        self.pack_key = (config.trace_detail, config.top_alternatives)
+        self.copier = HostCopier(pair.device)
+        self.overlaps = pair.device.type == "cuda"
+
+    def close(self) -> None:
+        if self.locked:
+            self.state.lock.release()
+            self.locked = False
+
+    def _pack(self, drafted, v, p_probs, q_probs) -> torch.Tensor:
+        return _pack(drafted, v, p_probs, q_probs, self.config.trace_detail,
+                     self.config.top_alternatives)
+
+    def launch(self, want: int, stop_below: float | None, seq_list: list[int]) -> _Step:
+        """Queue the step's device work; on CUDA this returns before the GPU is done."""
+        s, st, clock = self.config.sampling, self.state, self.clock
+        gamma, has_q, passes = 0, False, 0
+        if want > 0 and self.lookup is not None:
+            found = lookup(seq_list, want, self.lookup.max_ngram, self.lookup.min_ngram)
+            gamma = len(found)
+            if gamma:
+                st.put_drafts(found)
+        elif want > 0 and self.drafter is not None:
+            gamma, has_q = want, True
+        if not s.greedy:
+            st.draw_noise(gamma, self.gen)
+        m0 = clock.mark()
+        # 1. draft
+        if has_q:
+            st.draft_step(gamma, min(2, len(seq_list)), s)
+            passes = gamma
+            if stop_below is not None:  # the confidence policy's extra host read
+                low = (st.q[:gamma].amax(-1) < stop_below).nonzero().flatten().tolist()
+                gamma = low[0] + 1 if low else gamma
+        m1 = clock.mark()
+        # 2. verify
+        p_probs = st.verify_step(gamma, s)
+        m2 = clock.mark()
+        # 3. accept, and commit on the device
+        packed = st.accept_step(gamma, p_probs, has_q, s, self.config.verifier, self._pack,
+                                self.pack_key)
+        return _Step(self.copier.start(packed), gamma, has_q, self.vocab, (m0, m1, m2),
+                     passes)
+
+    def result(self, launched: _Step) -> _Step:
+        """Wait for the step's one device -> host copy (its only synchronisation)."""
+        launched.host = self.copier.finish(launched.host)
+        return launched
+
+    def commit(self, seq_list: list[int], new_ids: list[int]) -> None:
+        pass  # the accept phase already advanced the device's sequence and length
+
+
 def _loop(pair, run: RunRecord, prompt_ids: list[int], limit: int, config: DecodeConfig,
-          drafter, policy, on_step, should_stop, writer) -> Trace:
+          path: str, policy, on_step, should_stop, writer) -> Trace:
     device = pair.device
-    s = config.sampling
     gen = torch.Generator(device=device)
     gen.manual_seed(config.seed)
     text = _TokenText(pair.tokenizer)
@@ -253,22 +512,17 @@ def _loop(pair, run: RunRecord, prompt_ids: list[int], limit: int, config: Decod
     eos = set(pair.eos_ids)
     k_top = config.top_alternatives
     detail = config.trace_detail
+    greedy = config.sampling.greedy
+    drafter_kind = config.drafter if policy is not None else None
 
     seq_list = list(prompt_ids)
-    seq = torch.tensor(seq_list, dtype=torch.long, device=device)  # (n,)
-    cache = DynamicCache(config=pair.target.config)
-    cached = 0
     steps: list[StepRecord] = []
     n_steps = n_emitted = 0
     n_drafted_total = n_accepted_total = n_evaluated_total = 0
     draft_passes = 0
     stop_reason = "max_new_tokens"
-    if drafter is not None:
-        drafter.reset()
     if not detail:
         writer = None  # untraced runs (for measuring tracing cost) keep no step records
-    if writer is not None:
-        writer.write(run)
     t_start = time.perf_counter()
 
     def partial(reason: str) -> Trace:
@@ -289,70 +543,56 @@ def _loop(pair, run: RunRecord, prompt_ids: list[int], limit: int, config: Decod
     def _decode(ids: list[int]) -> str:
         return pair.tokenizer.decode(ids[len(prompt_ids):], skip_special_tokens=False)
 
+    backend = None
     try:
-        while True:
-            remaining = config.max_new_tokens - n_emitted
-            room = limit - len(seq_list)
-            if remaining <= 0:
-                break
-            if room <= 0:
-                stop_reason = "context"
-                break
-            if should_stop is not None and should_stop():
-                stop_reason = "stopped"
-                break
-            t0 = time.perf_counter()
-            m0 = clock.mark()
-            # 1. draft
-            gamma = 0
-            cand = Candidates(seq.new_zeros(0), None, 0)
-            if drafter is not None:
-                want = min(policy.next_gamma(), remaining - 1, room - 1)
-                if want > 0:
-                    if isinstance(drafter, PromptLookupDrafter):
-                        cand = drafter.get_candidates(seq, want, gen, seq_list=seq_list)
-                    else:
-                        cand = drafter.get_candidates(seq, want, gen, policy.stop_below)
-                gamma = int(cand.ids.shape[0])
-                draft_passes += cand.forward_passes
-            m1 = clock.mark()
-            # 2. verify: one target pass over the uncached tail plus every drafted token
-            inp = torch.cat([seq[cached:], cand.ids])[None, :]  # (1, n - cached + gamma)
-            logits = pair.target(input_ids=inp, past_key_values=cache, use_cache=True,
-                                 logits_to_keep=gamma + 1).logits[0]  # (gamma+1, V)
-            p_probs = logits_to_probs(logits, s)  # (gamma+1, V)
-            m2 = clock.mark()
-            # 3. accept
-            if s.greedy:
-                v = verify_greedy(cand.ids, p_probs, cand.q_probs, config.verifier)
-            else:
-                v = verify_sampled(cand.ids, p_probs, cand.q_probs, gen, config.verifier)
-            packed = [cand.ids.float(), v.accepted.float(), v.accept_prob.float(),
-                      v.p_tok.float(), v.n_accepted.float().view(1),
-                      v.next_token.float().view(1)]
-            if v.u is not None:
-                packed.append(v.u.float())
-            if v.q_tok is not None:
-                packed.append(v.q_tok.float())
-            if v.beta is not None:
-                packed.append(v.beta.float())
-            if detail and gamma:
-                pt = torch.topk(p_probs[:gamma], min(k_top, p_probs.shape[-1]), dim=-1)
-                packed += [pt.indices.float().flatten(), pt.values.flatten()]
-                if cand.q_probs is not None:
-                    qt = torch.topk(cand.q_probs, min(k_top, cand.q_probs.shape[-1]), dim=-1)
-                    packed += [qt.indices.float().flatten(), qt.values.flatten()]
-            host = torch.cat(packed).cpu().numpy()  # the step's one device->host transfer
-            take = _Unpack(host).take  # in the order packed
+        if path == "eager":
+            drafter = make_drafter(pair, config) if drafter_kind else None
+            backend = _EagerSteps(pair, config, drafter, prompt_ids, gen, clock)
+        else:
+            backend = _StaticSteps(pair, config, drafter_kind, prompt_ids, gen, clock,
+                                   graphs=path == "graphs")
+    except Unsupported as e:
+        raise ValueError(str(e)) from None
+    if writer is not None:
+        writer.write(run)
+    def next_want() -> int | None:
+        """The next step's draft length, or None when the run ends (stop_reason set)."""
+        nonlocal stop_reason
+        remaining = config.max_new_tokens - n_emitted
+        room = limit - len(seq_list)
+        if remaining <= 0:
+            return None
+        if room <= 0:
+            stop_reason = "context"
+            return None
+        if should_stop is not None and should_stop():
+            stop_reason = "stopped"
+            return None
+        return min(policy.next_gamma(), remaining - 1, room - 1) if policy else 0
+
+    def launch(want: int):
+        t0 = time.perf_counter()
+        return backend.launch(want, policy.stop_below if policy else None, seq_list), t0
+
+    try:
+        want = next_want()
+        pending = launch(want) if want is not None else None
+        while pending is not None:
+            launched, t0 = pending
+            out = backend.result(launched)
+            t1 = time.perf_counter()
+            gamma = out.gamma
+            draft_passes += out.draft_passes
+            take = _Unpack(out.host).take  # in the order packed
             drafted = take(gamma).astype(np.int64).tolist()
             accepted = take(gamma).astype(bool).tolist()
             accept_prob = take(gamma)
             p_tok = take(gamma)
             n_acc = int(take(1)[0])
             next_tok = int(take(1)[0])
-            u = take(gamma) if v.u is not None else None
-            q_tok = take(gamma) if v.q_tok is not None else None
-            beta = take(gamma) if v.beta is not None else None
+            u = None if greedy else take(gamma)
+            q_tok = take(gamma) if out.has_q else None
+            beta = take(gamma) if out.has_q and not greedy else None
             # 4. commit
             new_ids = drafted[:n_acc] + [next_tok]
             kinds = ["accepted"] * n_acc + ["bonus" if n_acc == gamma else "resampled"]
@@ -362,19 +602,21 @@ def _loop(pair, run: RunRecord, prompt_ids: list[int], limit: int, config: Decod
                     stop_reason = "eos"
                     break
             seq_list.extend(new_ids)
-            seq = torch.cat([seq, torch.tensor(new_ids, dtype=torch.long, device=device)])
-            cached = len(seq_list) - 1
-            crop_cache(cache, cached)
-            if drafter is not None:
-                drafter.update(len(seq_list))
+            backend.commit(seq_list, new_ids)
+            if policy is not None:
                 policy.update(gamma, n_acc)
             n_steps += 1
             n_emitted += len(new_ids)
             n_drafted_total += gamma
             n_accepted_total += n_acc
             n_evaluated_total += min(gamma, n_acc + 1)
-            t1 = time.perf_counter()
+            pending = None
+            if backend.overlaps and stop_reason != "eos":
+                # the GPU starts the next step while the host writes this one's record
+                want = next_want()
+                pending = launch(want) if want is not None else None
             if detail:
+                m0, m1, m2 = out.marks
                 draft_ms, verify_ms = clock.ms(m0, m1), clock.ms(m1, m2)
                 total_ms = (t1 - t0) * 1e3
                 rec = StepRecord(
@@ -386,8 +628,7 @@ def _loop(pair, run: RunRecord, prompt_ids: list[int], limit: int, config: Decod
                                               for i, x in enumerate(_f32(u))],
                     accepted=accepted, emitted_ids=new_ids, emitted_text=text(new_ids),
                     emitted_kinds=kinds,
-                    **_top_fields(take, gamma, k_top, cand.q_probs is not None, text,
-                                  p_probs.shape[-1]),
+                    **_top_fields(take, gamma, k_top, out.has_q, text, out.vocab),
                     beta=_f32(beta) if beta is not None else None,
                     draft_ms=round(draft_ms, 4), verify_ms=round(verify_ms, 4),
                     accept_ms=round(max(total_ms - draft_ms - verify_ms, 0.0), 4),
@@ -397,8 +638,9 @@ def _loop(pair, run: RunRecord, prompt_ids: list[int], limit: int, config: Decod
                     writer.write(rec)
                 if on_step is not None:
                     on_step(rec)
-            if stop_reason == "eos":
-                break
+            if not backend.overlaps and stop_reason != "eos":
+                want = next_want()
+                pending = launch(want) if want is not None else None
     except KeyboardInterrupt:
         stop_reason = "stopped"
     except Exception as e:  # keep what finished; say plainly what broke
@@ -407,6 +649,9 @@ def _loop(pair, run: RunRecord, prompt_ids: list[int], limit: int, config: Decod
             writer.write(trace.summary)
         raise DecodeError(f"decoding failed after {len(steps)} steps: {_short(e)}",
                           trace) from e
+    finally:
+        if isinstance(backend, _StaticSteps):
+            backend.close()
     trace = partial(stop_reason)
     if writer is not None:
         writer.write(trace.summary)
