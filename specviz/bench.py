@@ -79,51 +79,116 @@ def _median(xs: list[float]) -> float | None:
     return statistics.median(xs) if xs else None
 
 
+def default_engines(device: torch.device) -> list[str]:
+    """The engines a bench compares: eager and CUDA graphs on a GPU, eager on a CPU."""
+    return ["eager", "graphs"] if device.type == "cuda" else ["eager"]
+
+
+def _spec(engine: str, traced: bool) -> str:
+    return f"specviz speculative, {engine}, tracing {'on' if traced else 'off'}"
+
+
+def _base(engine: str) -> str:
+    return f"specviz target-only, {engine}"
+
+
+HF_ASSISTED = "transformers assisted generate"
+HF_TARGET = "transformers generate (target only)"
+
+
 def run_bench(pair, cfg, *, prompts: list[str] | None = None, repeats: int = 3,
-              command: str = "") -> dict:
-    """Measure every method on every prompt ``repeats`` times; returns a result dict with a
-    markdown table under "markdown"."""
+              engines: list[str] | None = None, command: str = "",
+              progress=lambda msg: None) -> dict:
+    """Measure every method on every prompt ``repeats`` times, methods interleaved prompt by
+    prompt; returns a result dict with a markdown table under "markdown".
+
+    For each engine (eager: transformers' forward with dynamic caches; static: the static
+    engine without graphs; graphs: the static engine replayed as CUDA graphs) it runs
+    target-only decoding and speculative decoding with tracing on and off; transformers'
+    generate runs with and without the assistant.
+    """
     prompts = prompts or DEFAULT_PROMPTS
-    traced = replace(cfg, trace_detail=True)
-    untraced = replace(cfg, trace_detail=False)
-    methods = {
-        "specviz speculative, tracing on":
-            lambda p: _ours(speculative_decode, pair, p, traced),
-        "specviz speculative, tracing off":
-            lambda p: _ours(speculative_decode, pair, p, untraced),
-        "transformers assisted generate":
-            lambda p: _hf_generate(pair, cfg, encode_prompt(pair.tokenizer, p, cfg.chat), True),
-        "specviz target-only":
-            lambda p: _ours(target_only_decode, pair, p, traced),
-        "transformers generate (target only)":
-            lambda p: _hf_generate(pair, cfg, encode_prompt(pair.tokenizer, p, cfg.chat),
-                                   False),
-    }
-    # warm-up: one short call of each
-    warm = replace(cfg, max_new_tokens=min(8, cfg.max_new_tokens))
-    for fn in (speculative_decode, target_only_decode):
-        fn(pair, prompts[0], warm)
-    _hf_generate(pair, warm, encode_prompt(pair.tokenizer, prompts[0], cfg.chat), True)
+    engines = engines or default_engines(pair.device)
+    methods = {}
+    for e in engines:
+        traced = replace(cfg, trace_detail=True, engine=e)
+        untraced = replace(cfg, trace_detail=False, engine=e)
+        methods[_base(e)] = lambda p, c=traced: _ours(target_only_decode, pair, p, c)
+        methods[_spec(e, True)] = lambda p, c=traced: _ours(speculative_decode, pair, p, c)
+        methods[_spec(e, False)] = lambda p, c=untraced: _ours(speculative_decode, pair, p, c)
+    methods[HF_ASSISTED] = lambda p: _hf_generate(
+        pair, cfg, encode_prompt(pair.tokenizer, p, cfg.chat), True) + (None,)
+    methods[HF_TARGET] = lambda p: _hf_generate(
+        pair, cfg, encode_prompt(pair.tokenizer, p, cfg.chat), False) + (None,)
+
+    # warm-up: every method once on the first prompt at full length (CUDA graphs are
+    # captured here: that time is reported, not counted in the measurements)
+    warm_s = {}
+    for name, fn in methods.items():
+        progress(f"warm-up: {name}")
+        t = time.perf_counter()
+        fn(prompts[0])
+        warm_s[name] = time.perf_counter() - t
 
     tokens = {m: 0 for m in methods}
     seconds = {m: 0.0 for m in methods}
     outputs: dict[str, dict[int, list[int]]] = {m: {} for m in methods}
-    traces = []
-    for _ in range(repeats):
+    traces: dict[str, list] = {m: [] for m in methods}
+    for r in range(repeats):
         for i, prompt in enumerate(prompts):
+            progress(f"repeat {r + 1}/{repeats}, prompt {i + 1}/{len(prompts)}")
             for name, fn in methods.items():
-                ids, dt, trace = fn(prompt) + (None,) if "transformers" in name else fn(prompt)
+                ids, dt, trace = fn(prompt)
                 tokens[name] += len(ids)
                 seconds[name] += dt
                 outputs[name][i] = ids
-                if trace is not None and name in ("specviz speculative, tracing on",
-                                                  "specviz target-only"):
-                    traces.append((name, trace))
+                if trace is not None and trace.steps:
+                    traces[name].append(trace)
     tps = {m: tokens[m] / seconds[m] if seconds[m] else 0.0 for m in methods}
+    same = None
+    if cfg.sampling.greedy:
+        ref = outputs[HF_TARGET]
+        same = {m: all(outputs[m][i] == ref[i] for i in ref) for m in methods}
 
-    spec_steps = [s for n, t in traces if n.startswith("specviz spec") for s in t.steps[1:]]
-    base_steps = [s for n, t in traces if n == "specviz target-only" for s in t.steps[1:]]
-    spec_traces = [t for n, t in traces if n.startswith("specviz spec")]
+    per_engine = {e: _engine_figures(e, tps, traces, cfg.gamma) for e in engines}
+    result = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": command,
+        "hardware": hardware_info(pair.device),
+        "target": pair.target_info, "draft": pair.draft_info if cfg.drafter == "model" else None,
+        "drafter": cfg.drafter, "gamma": cfg.gamma, "temperature": cfg.temperature,
+        "max_new_tokens": cfg.max_new_tokens, "prompts": len(prompts), "repeats": repeats,
+        "engines": engines, "tokens_per_s": tps, "tokens": tokens, "seconds": seconds,
+        "warmup_s": warm_s, "per_engine": per_engine,
+        "greedy_output_equals_target_greedy": same,
+    }
+    if "eager" in engines and len(engines) > 1:
+        fast = engines[-1]
+        result["fast_engine"] = fast
+        result["fast_target_only_vs_eager_target_only"] = _ratio(tps[_base(fast)],
+                                                                 tps[_base("eager")])
+        result["fast_speculative_vs_eager_speculative"] = _ratio(tps[_spec(fast, True)],
+                                                                 tps[_spec("eager", True)])
+    result["markdown"] = to_markdown(result)
+    return result
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a and b else None
+
+
+def _engine_figures(engine: str, tps: dict, traces: dict, gamma: int) -> dict:
+    """Speedups, tracing cost, alpha_hat, c, v and the prediction for one engine.
+
+    c = draft time per drafted token / target-only forward time; v = verify pass time /
+    target-only forward time (medians over steps after each run's first); the prediction is
+    E / (gamma c + v) with E = (1 - alpha^(gamma+1)) / (1 - alpha). Host work per step
+    (verifying, packing, trace records) is outside c and v: overhead = 1 - (draft + verify
+    time) / step time, medians over speculative steps.
+    """
+    spec_traces = traces[_spec(engine, True)]
+    spec_steps = [s for t in spec_traces for s in t.steps[1:]]
+    base_steps = [s for t in traces[_base(engine)] for s in t.steps[1:]]
     n_acc = sum(t.summary.n_accepted for t in spec_traces)
     n_eval = sum(sum(s.n_evaluated for s in t.steps) for t in spec_traces)
     alpha = n_acc / n_eval if n_eval else None
@@ -134,35 +199,26 @@ def run_bench(pair, cfg, *, prompts: list[str] | None = None, repeats: int = 3,
     verify = _median([s.verify_ms for s in spec_steps])
     c = draft_per_tok / t_target if (draft_per_tok is not None and t_target) else None
     v = verify / t_target if (verify is not None and t_target) else None
-    g = cfg.gamma
     predicted = None
     if alpha is not None and c is not None and v is not None:
-        e = (g + 1) if alpha >= 1 else (1 - alpha ** (g + 1)) / (1 - alpha)
-        predicted = e / (g * c + v)
-    same = None
-    if cfg.sampling.greedy:
-        ref = outputs["transformers generate (target only)"]
-        same = {m: all(outputs[m][i] == ref[i] for i in ref) for m in methods}
-    ours, hf = tps["specviz speculative, tracing on"], tps["transformers assisted generate"]
-    base = tps["specviz target-only"]
-    result = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": command,
-        "hardware": hardware_info(pair.device),
-        "target": pair.target_info, "draft": pair.draft_info if cfg.drafter == "model" else None,
-        "drafter": cfg.drafter, "gamma": g, "temperature": cfg.temperature,
-        "max_new_tokens": cfg.max_new_tokens, "prompts": len(prompts), "repeats": repeats,
-        "tokens_per_s": tps, "tokens": tokens, "seconds": seconds,
-        "ratio_ours_vs_transformers_assisted": ours / hf if hf else None,
-        "tracing_cost": 1 - ours / tps["specviz speculative, tracing off"]
-        if tps["specviz speculative, tracing off"] else None,
-        "speedup_vs_target_only": ours / base if base else None,
+        e = (gamma + 1) if alpha >= 1 else (1 - alpha ** (gamma + 1)) / (1 - alpha)
+        predicted = e / (gamma * c + v)
+    overhead = _median([1 - (s.draft_ms + s.verify_ms) / s.total_ms for s in spec_steps
+                        if s.total_ms > 0])
+    on, off = tps[_spec(engine, True)], tps[_spec(engine, False)]
+    speedup = _ratio(on, tps[_base(engine)])
+    return {
+        "tokens_per_s_speculative": on,
+        "tokens_per_s_target_only": tps[_base(engine)],
+        "speedup_vs_target_only": speedup,
+        "ratio_vs_transformers_assisted": _ratio(on, tps[HF_ASSISTED]),
+        "tracing_cost": 1 - on / off if off else None,
         "alpha_hat": alpha, "mean_accepted_length": n_emit / n_steps if n_steps else None,
-        "c": c, "v": v, "predicted_speedup": predicted,
-        "greedy_output_equals_target_greedy": same,
+        "target_forward_ms": t_target, "draft_ms_per_token": draft_per_tok,
+        "verify_ms": verify, "c": c, "v": v, "predicted_speedup": predicted,
+        "measured_over_predicted": _ratio(speedup, predicted),
+        "step_overhead": overhead,
     }
-    result["markdown"] = to_markdown(result)
-    return result
 
 
 def _ours(fn, pair, prompt: str, cfg):
@@ -189,21 +245,31 @@ def to_markdown(r: dict) -> str:
         + f"; gamma {r['gamma']}; temperature {r['temperature']}; {r['prompts']} prompts x "
         f"{r['repeats']} repeats, up to {r['max_new_tokens']} new tokens each.",
         "",
-        "| method | tokens | seconds | tokens/s | same output as target greedy |",
-        "|---|---:|---:|---:|---|",
+        "| method | tokens | seconds | tokens/s | same output as target greedy | warm-up s |",
+        "|---|---:|---:|---:|---|---:|",
     ]
     same = r.get("greedy_output_equals_target_greedy") or {}
     for m, tps in r["tokens_per_s"].items():
         s = same.get(m)
         lines.append(f"| {m} | {r['tokens'][m]} | {r['seconds'][m]:.2f} | {tps:.2f} | "
-                     f"{'-' if s is None else ('yes' if s else 'NO')} |")
-    lines += [
-        "",
-        f"- ours / transformers assisted: {_fmt(r['ratio_ours_vs_transformers_assisted'])}",
-        f"- tracing cost (1 - on/off): {_fmt(r['tracing_cost'], '.1%')}",
-        f"- speedup over specviz target-only: {_fmt(r['speedup_vs_target_only'])}",
-        f"- alpha_hat {_fmt(r['alpha_hat'])}, mean accepted length "
-        f"{_fmt(r['mean_accepted_length'], '.2f')}, c {_fmt(r['c'])}, v {_fmt(r['v'])}, "
-        f"predicted speedup E/(gamma c + v) {_fmt(r['predicted_speedup'])}",
-    ]
+                     f"{'-' if s is None else ('yes' if s else 'NO')} | "
+                     f"{r['warmup_s'][m]:.2f} |")
+    lines += ["", "| engine | speedup vs its target-only | vs transformers assisted | "
+              "tracing cost | alpha_hat | mean accepted length | target pass ms | c | v | "
+              "predicted | measured / predicted | host overhead per step |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for e, f in r["per_engine"].items():
+        lines.append(
+            f"| {e} | {_fmt(f['speedup_vs_target_only'])} | "
+            f"{_fmt(f['ratio_vs_transformers_assisted'])} | {_fmt(f['tracing_cost'], '.1%')} | "
+            f"{_fmt(f['alpha_hat'])} | {_fmt(f['mean_accepted_length'], '.2f')} | "
+            f"{_fmt(f['target_forward_ms'], '.2f')} | {_fmt(f['c'])} | {_fmt(f['v'])} | "
+            f"{_fmt(f['predicted_speedup'])} | {_fmt(f['measured_over_predicted'])} | "
+            f"{_fmt(f['step_overhead'], '.1%')} |")
+    if r.get("fast_engine"):
+        fast = r["fast_engine"]
+        lines += ["", f"- {fast} target-only / eager target-only: "
+                  f"{_fmt(r['fast_target_only_vs_eager_target_only'], '.2f')}x",
+                  f"- {fast} speculative / eager speculative: "
+                  f"{_fmt(r['fast_speculative_vs_eager_speculative'], '.2f')}x"]
     return "\n".join(lines)

@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="top-k of p and q recorded per drafted position (default 5)")
     run.add_argument("--out", default=None, help="trace file (default traces/run-TIME.jsonl)")
     run.add_argument("--label", default="", help="a label stored in each run record")
+    run.add_argument("--engine", choices=["auto", "eager", "static", "graphs"], default="auto",
+                     help="auto (default): CUDA graphs on a GPU, else transformers' eager "
+                          "forward; static: the static-cache engine without graphs")
     run.add_argument("--verifier", choices=["exact", "correction-from-p", "accept-high-q"],
                      default="exact",
                      help="acceptance rule (default exact); the others are deliberately wrong "
@@ -74,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="measure speed against transformers' generate")
     _common_model_args(bench)
     bench.add_argument("--repeats", type=int, default=3)
+    bench.add_argument("--engines", default=None,
+                       help="comma-separated engines to compare: eager, static, graphs "
+                            "(default: eager,graphs on a GPU, eager on a CPU)")
     bench.add_argument("--json", default=None, metavar="FILE", help="write results as JSON")
     bench.add_argument("--markdown", default=None, metavar="FILE",
                        help="write the table as markdown")
@@ -128,7 +134,7 @@ def _config(args, pair, seed: int):
         early_exit_layers=args.early_exit_layers, temperature=args.temperature,
         top_k=args.top_k, top_p=args.top_p, seed=seed, max_new_tokens=args.max_new_tokens,
         chat=not args.no_chat, top_alternatives=getattr(args, "top_alternatives", 5),
-        verifier=getattr(args, "verifier", "exact"))
+        verifier=getattr(args, "verifier", "exact"), engine=getattr(args, "engine", "auto"))
     try:
         cfg.check()
     except ValueError as e:
@@ -198,6 +204,7 @@ def _decode_all(args, pair, prompts, writer, out: Path, rows: list) -> None:
     from tqdm import tqdm
 
     from .decoding import DecodeError, speculative_decode, target_only_decode
+    _warm_up_graphs(args, pair, prompts[0])
     with writer:
         for i, prompt in enumerate(prompts):
             cfg = _config(args, pair, args.seed + i)
@@ -218,6 +225,25 @@ def _decode_all(args, pair, prompts, writer, out: Path, rows: list) -> None:
                     except DecodeError as e:
                         raise CliError(f"{e} (the finished steps are kept in {out})") from None
                 rows.append((i, mode, trace))
+
+
+def _warm_up_graphs(args, pair, prompt: str) -> None:
+    """CUDA graphs are captured on a run's first steps; capture once before the recorded runs
+    so that their timings show the steady state."""
+    from .decoding import resolve_engine, speculative_decode, target_only_decode
+    cfg = _config(args, pair, args.seed)
+    try:
+        if resolve_engine(pair, cfg, "speculative")[0] != "graphs":
+            return
+    except ValueError as e:
+        raise CliError(str(e)) from None
+    print("capturing CUDA graphs (one warm-up run, not recorded)", file=sys.stderr)
+    fns = [speculative_decode] + ([target_only_decode] if args.baseline else [])
+    for fn in fns:
+        try:
+            fn(pair, prompt, cfg)
+        except ValueError as e:
+            raise CliError(str(e)) from None
 
 
 def _print_summary(rows, out: Path) -> None:
@@ -253,10 +279,21 @@ def cmd_bench(args) -> int:
     _precheck(args)
     if args.repeats < 1:
         raise CliError("--repeats must be >= 1")
+    engines = None
+    if args.engines:
+        engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+        bad = [e for e in engines if e not in ("eager", "static", "graphs")]
+        if bad or not engines:
+            raise CliError(f"--engines takes eager, static and graphs, got {args.engines!r}")
     pair = _load(args)
+    if engines and "graphs" in engines and pair.device.type != "cuda":
+        raise CliError(f"the graphs engine needs a CUDA device; the models are on "
+                       f"{pair.device}")
     cfg = _config(args, pair, args.seed)
-    result = run_bench(pair, cfg, prompts=prompts, repeats=args.repeats,
-                       command=_command_line())
+    result = run_bench(pair, cfg, prompts=prompts, repeats=args.repeats, engines=engines,
+                       command=_command_line(),
+                       progress=lambda msg: print(f"bench: {msg}", file=sys.stderr,
+                                                  flush=True))
     print(result["markdown"])
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))

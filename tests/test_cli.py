@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from specviz import read_traces
 from specviz.cli import main
@@ -114,18 +115,34 @@ def test_custom_sources_can_be_turned_off(monkeypatch, tmp_path, capsys):
 def test_bench_measures_every_method_and_writes_json_and_markdown(tmp_path, capsys):
     js, md = tmp_path / "b.json", tmp_path / "b.md"
     rc = main(["bench", *TINY, "--prompt", "the cat sat on the mat", "--max-new-tokens", "10",
-               "--repeats", "1", "--json", str(js), "--markdown", str(md)])
+               "--repeats", "1", "--engines", "eager,static", "--json", str(js),
+               "--markdown", str(md)])
     assert rc == 0
     result = json.loads(js.read_text())
     assert set(result["tokens_per_s"]) == {
-        "specviz speculative, tracing on", "specviz speculative, tracing off",
-        "transformers assisted generate", "specviz target-only",
-        "transformers generate (target only)"}
+        "specviz speculative, eager, tracing on", "specviz speculative, eager, tracing off",
+        "specviz target-only, eager", "specviz speculative, static, tracing on",
+        "specviz speculative, static, tracing off", "specviz target-only, static",
+        "transformers assisted generate", "transformers generate (target only)"}
     assert all(v > 0 for v in result["tokens_per_s"].values())
     assert all(result["greedy_output_equals_target_greedy"].values())
-    assert result["hardware"]["cpu_count"] >= 1 and result["c"] > 0
-    assert "| transformers assisted generate |" in md.read_text()
+    assert result["hardware"]["cpu_count"] >= 1
+    for engine in ("eager", "static"):
+        f = result["per_engine"][engine]
+        assert f["c"] > 0 and f["v"] > 0 and f["predicted_speedup"] > 0
+        assert 0 <= f["step_overhead"] < 1
+    assert result["fast_engine"] == "static"
+    text = md.read_text()
+    assert "| transformers assisted generate |" in text and "| static |" in text
     assert "tokens/s" in capsys.readouterr().out
+
+
+def test_bench_refuses_graphs_without_cuda_and_unknown_engines(capsys):
+    assert main(["bench", *TINY, "--prompt", "hi", "--engines", "warp"]) == 2
+    assert "--engines takes eager, static and graphs" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert main(["bench", *TINY, "--prompt", "hi", "--engines", "graphs"]) == 2
+        assert "needs a CUDA device" in capsys.readouterr().err
 
 
 def test_a_run_that_fails_before_decoding_leaves_no_empty_file(tmp_path):
