@@ -12,7 +12,7 @@ st.title("Live decoding")
 s = settings()
 st.caption(f"Target **{s.target}** · draft **{s.draft or 'none'}** · drafter **{s.drafter}** "
            f"· γ = {s.gamma} ({s.policy}) · τ = {s.temperature:g} · max {s.max_new_tokens} "
-           "tokens. Change them in the sidebar.")
+           f"tokens · engine {s.engine}. Change them in the sidebar.")
 
 if "prompt" not in st.session_state:
     st.session_state.prompt = PRESETS["story"]

@@ -240,7 +240,8 @@ class _Graphs:
                 undo()
             torch.cuda.current_stream().wait_stream(side)
             graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
+            # thread_local: another thread (a second app session) may use the GPU meanwhile
+            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
                 out = fn()
             undo()
             hit = self.graphs[key] = (graph, out)

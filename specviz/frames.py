@@ -279,6 +279,23 @@ def run_name(trace: Trace, source: str = "") -> str:
     return f"{head} · {what}" + (f" · {source}" if source else "")
 
 
+def engine_summary(trace: Trace) -> str:
+    """Where and how a run ran, in one line: device, engine, CUDA graphs on or off."""
+    hw = trace.run.hardware
+    device = hw.get("device", "unknown device")
+    chip = hw.get("gpu") or hw.get("cpu")
+    where = f"{device} ({chip})" if chip else device
+    eng = hw.get("engine")
+    if not isinstance(eng, dict):
+        return f"Ran on {where}; engine not recorded (transformers' eager forward)."
+    path = eng.get("path")
+    how = {"graphs": "static KV caches, CUDA graphs on",
+           "static": "static KV caches, CUDA graphs off",
+           "eager": "transformers' eager forward, CUDA graphs off"}.get(path, str(path))
+    why = eng.get("why")
+    return f"Ran on {where}: {how}" + (f" ({why})." if why else ".")
+
+
 def runs_frame(traces: Sequence[Trace], sources: Iterable[str] | None = None) -> pd.DataFrame:
     """One row per run: setup and key stats (summary computed for incomplete runs)."""
     sources = list(sources) if sources is not None else [""] * len(traces)

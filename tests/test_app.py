@@ -4,6 +4,7 @@ live run with the tiny random models."""
 from pathlib import Path
 
 import pytest
+import torch
 
 from specviz import write_traces
 from specviz.trace import traces_to_jsonl
@@ -87,10 +88,34 @@ def test_live_run_with_tiny_models_and_baseline(monkeypatch):
     assert "specviz-text" in _html(at)
     assert _charts(at) >= 6
     assert any(m.label == "speedup" and m.value.endswith("×") for m in at.metric)
+    # which path ran: device and engine
+    assert any(c.value.startswith("Ran on cpu") and "CUDA graphs off" in c.value
+               for c in at.caption)
     # moving the inspector is a fragment rerun that keeps the run
     at.select_slider(key="live_insp_step").set_value(spec.steps[-1].step).run()
     _no_failure(at)
     assert at.session_state["live_store"]["result"]["spec"] is spec
+
+
+def test_live_engine_choice_runs_or_says_why_not():
+    at = _app("app_pages/live.py")
+    at.selectbox(key="target").set_value("embedded:tiny-random-target")
+    at.slider(key="max_new_tokens").set_value(8)
+    at.selectbox(key="engine").set_value("static")
+    at.run()
+    at.button(key="run").click()
+    at.run()
+    _no_failure(at)
+    spec = at.session_state["live_store"]["result"]["spec"]
+    assert spec.run.hardware["engine"]["path"] == "static"
+    assert any("static KV caches, CUDA graphs off" in c.value for c in at.caption)
+    if not torch.cuda.is_available():
+        at.selectbox(key="engine").set_value("graphs")
+        at.run()
+        at.button(key="run").click()
+        at.run()
+        _no_failure(at)
+        assert any("CUDA graphs need a CUDA device" in e.value for e in at.error)
 
 
 def test_live_bad_model_source_is_a_message(monkeypatch):

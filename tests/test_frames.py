@@ -106,3 +106,22 @@ def test_first_divergence():
     assert F.first_divergence([1, 2, 3], [1, 2, 3]) is None
     assert F.first_divergence([1, 2, 3], [1, 5, 3]) == 1
     assert F.first_divergence([1, 2], [1, 2, 3]) == 2
+
+
+def test_engine_summary_says_where_and_how_a_run_ran(hand):
+    import dataclasses
+    from pathlib import Path
+
+    from specviz import read_traces
+    gpu = read_traces(Path(__file__).resolve().parent.parent / "assets" / "traces"
+                      / "h200-smollm2-draft-greedy-graphs.jsonl")[0]
+    assert F.engine_summary(gpu) == ("Ran on cuda (NVIDIA H200): static KV caches, CUDA "
+                                     "graphs on (CUDA device).")
+    hw = {"device": "cpu", "cpu": "AMD EPYC",
+          "engine": {"path": "eager", "cuda_graphs": False, "static_cache": False,
+                     "why": "no CUDA device"}}
+    cpu = dataclasses.replace(hand, run=dataclasses.replace(hand.run, hardware=hw))
+    assert F.engine_summary(cpu) == ("Ran on cpu (AMD EPYC): transformers' eager forward, "
+                                     "CUDA graphs off (no CUDA device).")
+    old = dataclasses.replace(hand, run=dataclasses.replace(hand.run, hardware={}))
+    assert "engine not recorded" in F.engine_summary(old)

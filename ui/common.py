@@ -50,13 +50,14 @@ class Settings:
     seed: int
     max_new_tokens: int
     chat: bool
+    engine: str = "auto"
 
     def config(self, default_drafter: str) -> DecodeConfig:
         drafter = default_drafter if self.drafter == AUTO_DRAFTER else self.drafter
         return DecodeConfig(drafter=drafter, gamma=self.gamma, policy=self.policy,
                             temperature=self.temperature, top_k=self.top_k, top_p=self.top_p,
                             seed=self.seed, max_new_tokens=self.max_new_tokens,
-                            chat=self.chat)
+                            chat=self.chat, engine=self.engine)
 
 
 def _targets() -> list[str]:
@@ -123,10 +124,15 @@ def sidebar_ui() -> Settings:
     max_new = sb.slider("max new tokens", 8, 512, step=8, key="max_new_tokens")
     _default("chat", True)
     chat = sb.checkbox("use the chat template", key="chat")
+    _default("engine", "auto")
+    engine = sb.selectbox("Engine", ["auto", "eager", "static", "graphs"], key="engine",
+                          help="auto: CUDA graphs on a GPU, else transformers' eager forward. "
+                               "static: static KV caches without graphs. graphs needs a CUDA "
+                               "device and a Llama-family pair.")
     return Settings(target=target, draft=draft, drafter=drafter, gamma=int(gamma),
                     policy=policy, temperature=float(temperature), top_k=int(top_k),
                     top_p=float(top_p), seed=int(seed), max_new_tokens=int(max_new),
-                    chat=bool(chat))
+                    chat=bool(chat), engine=engine)
 
 
 def settings() -> Settings:

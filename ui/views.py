@@ -159,6 +159,7 @@ def render_trace(trace: Trace, key: str, baseline: Trace | None = None, source: 
     base_fr = frames_of(trace_key(baseline, source), baseline) if baseline else None
     name = F.run_name(trace)
     target_only = F.is_target_only(trace)
+    st.caption(F.engine_summary(trace))
     if not target_only:
         metrics_ui(trace, baseline)
     st.subheader("Colored text")
