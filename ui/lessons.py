@@ -89,9 +89,9 @@ def provenance_ui(files: dict[str, list[Trace]]) -> None:
     """The prepared runs the lesson shows: model pair, hardware and command of each."""
     with st.expander("The prepared runs behind this lesson (model pair, hardware, command)"):
         st.dataframe(L.provenance_frame(files), hide_index=True)
-        st.caption("Every number on this page is computed from these recorded runs. Timings "
-                   "on the CPU runs come from a 2-core machine shared with other work, so "
-                   "they are noisy.")
+        st.caption("Every number on this page is computed from these recorded runs. CPU "
+                   "timings vary from run to run by tens of percent on the 2-core machine, "
+                   "so read small timing differences between files as noise.")
 
 
 def _record(lesson: L.Lesson) -> None:
@@ -493,9 +493,9 @@ def exp_policy(files: dict[str, list[Trace]]) -> None:
                 "token).")
     st.caption("Per-token latency = the step's total time / the tokens it emitted, so every "
                "token of one step shares its latency. 'target only' is the baseline of the "
-               "γ = 4 file. The files were recorded one after another on a shared CPU, so "
-               "their timings also reflect the load of the moment; target passes per token "
-               "does not depend on timing.")
+               "γ = 4 file. The files were recorded one after another on a 2-core CPU whose "
+               "speed varies from run to run, so small differences are noise; target passes "
+               "per token does not depend on timing.")
 
 
 EXPERIMENTS = {
