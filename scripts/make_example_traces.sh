@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Regenerates the bundled example traces in assets/traces/ on this machine (the hardware is
 # recorded in each run record). Usage: bash scripts/make_example_traces.sh [PREFIX]
-# PREFIX defaults to "cpu"; on a GPU box use e.g. "h200" (add --device cuda via EXTRA).
+# PREFIX defaults to "cpu"; on a GPU box use e.g. "h200" (add --device cuda via EXTRA). The
+# bundled h200-* files were made with EXTRA="--device cuda --engine eager" (transformers'
+# forward); h200-smollm2-draft-greedy-graphs.jsonl comes from scripts/bench_gpu.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 prefix=${1:-cpu}
