@@ -75,7 +75,8 @@ WRONG_SAMPLED = f"{LESSON_DIR}/wrong-accept-high-q-t0.7.jsonl"
 CPU_BUNDLE = ("cpu-smollm2-draft-greedy.jsonl", "cpu-smollm2-early-exit-greedy.jsonl",
               "cpu-smollm2-prompt-lookup-greedy.jsonl")
 H200_BUNDLE = ("h200-smollm2-draft-greedy.jsonl", "h200-smollm2-early-exit-greedy.jsonl",
-               "h200-smollm2-prompt-lookup-greedy.jsonl")
+               "h200-smollm2-prompt-lookup-greedy.jsonl",
+               "h200-smollm2-draft-greedy-graphs.jsonl")  # the last one: CUDA graphs
 
 LESSONS: tuple[Lesson, ...] = (
     Lesson(
