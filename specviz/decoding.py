@@ -27,6 +27,7 @@ from .drafters import (
     EarlyExitDrafter,
     ModelDrafter,
     PromptLookupDrafter,
+    check_early_exit_layers,
     crop_cache,
     lookup,
     truncated_model,
@@ -166,12 +167,19 @@ def encode_prompt(tokenizer, prompt: str, chat: bool) -> list[int]:
     return list(tokenizer(prompt)["input_ids"])
 
 
+def check_drafter(pair, config: DecodeConfig) -> None:
+    """Raise ValueError (one line) when the pair cannot run the config's drafter."""
+    if config.drafter == "model" and pair.draft is None:
+        raise ValueError("the 'model' drafter needs a draft model; give one, or choose "
+                         "the prompt-lookup or early-exit drafter")
+    if config.drafter == "early-exit":
+        check_early_exit_layers(pair.target, config.early_exit_layers)
+
+
 def make_drafter(pair, config: DecodeConfig):
+    check_drafter(pair, config)
     s = config.sampling
     if config.drafter == "model":
-        if pair.draft is None:
-            raise ValueError("the 'model' drafter needs a draft model; give one, or choose "
-                             "the prompt-lookup or early-exit drafter")
         return ModelDrafter(pair.draft, s)
     if config.drafter == "early-exit":
         return EarlyExitDrafter(pair.target, config.early_exit_layers, s)
@@ -243,8 +251,7 @@ def speculative_decode(pair, prompt: str, config: DecodeConfig = DecodeConfig(),
     partial trace.
     """
     prompt_ids, limit = _prepare(pair, prompt, config)
-    if config.drafter == "model" and pair.draft is None:
-        make_drafter(pair, config)  # raises the one-line error
+    check_drafter(pair, config)
     path, why = resolve_engine(pair, config, "speculative")
     run = _run_record(pair, config, "speculative", prompt, prompt_ids, label, command,
                       _engine_info(path, why))
@@ -420,10 +427,7 @@ def _static_state(pair, config: DecodeConfig, drafter: str | None, max_len: int,
         draft = None
         if draft_model is not None:
             draft = _engine_for(draft_model, None, max_len)
-        elif n_layers is not None:
-            total = pair.target.config.num_hidden_layers
-            if not 1 <= n_layers < total:
-                raise ValueError(f"early exit needs 1 to {total - 1} layers, got {n_layers}")
+        elif n_layers is not None:  # its range was checked by check_drafter
             draft = StaticLlama(pair.target, _LAYERS[pair.target][:n_layers], max_len)
         return StaticState(target, draft, graphs)
 

@@ -87,10 +87,15 @@ class EarlyExitDrafter(ModelDrafter):
     name = "early-exit"
 
     def __init__(self, target: torch.nn.Module, n_layers: int, sampling: Sampling):
-        total = target.config.num_hidden_layers
-        if not 1 <= n_layers < total:
-            raise ValueError(f"early exit needs 1 to {total - 1} layers, got {n_layers}")
+        check_early_exit_layers(target, n_layers)
         super().__init__(truncated_model(target, n_layers), sampling)
+
+
+def check_early_exit_layers(target: torch.nn.Module, n_layers: int) -> None:
+    """Early exit keeps 1 to all-but-one of the target's layers; raise ValueError otherwise."""
+    total = target.config.num_hidden_layers
+    if not 1 <= n_layers < total:
+        raise ValueError(f"early exit needs 1 to {total - 1} layers, got {n_layers}")
 
 
 def truncated_model(target: torch.nn.Module, n_layers: int) -> torch.nn.Module:

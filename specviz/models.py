@@ -9,6 +9,7 @@ Sources:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -125,7 +126,9 @@ def hardware_info(device: torch.device) -> dict:
     return info
 
 
+@functools.lru_cache(maxsize=1)
 def cpu_name() -> str:
+    """The CPU's model name (read once per process)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):

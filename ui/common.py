@@ -186,7 +186,7 @@ def bundled_files() -> list[Path]:
     return sorted(folder.glob("*.jsonl")) if folder.is_dir() else []
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
+@st.cache_data(show_spinner=False, max_entries=48)  # room for examples + lesson runs (22)
 def read_bundled(path: str, mtime: float) -> list[Trace]:
     """A bundled trace file, parsed once per version of the file."""
     from specviz import read_traces
