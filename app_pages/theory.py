@@ -10,6 +10,7 @@ from specviz import frames as F
 from specviz import theory as T
 from specviz.diagnosis import measure
 from specviz.figures.theory_views import MEASURED_LABEL
+from specviz.limits import GAMMA_MAX, GAMMA_MIN
 from ui.common import bundled_files, load_bundled
 from ui.live import live_store
 
@@ -25,7 +26,7 @@ st.markdown(
 
 c1, c2, c3, c4 = st.columns(4)
 alpha = c1.slider("α (acceptance rate)", 0.0, 0.99, 0.7, 0.01, key="th_alpha")
-gamma = c2.slider("γ", 1, 32, 4, key="th_gamma")
+gamma = c2.slider("γ", GAMMA_MIN, GAMMA_MAX, 4, key="th_gamma")
 c = c3.slider("c (draft cost / target step)", 0.0, 1.0, 0.05, 0.005, key="th_c")
 v = c4.slider("v (verify cost / target step)", 0.5, 4.0, 1.0, 0.05, key="th_v")
 g_best, s_best = T.best_gamma(alpha, c, v)

@@ -12,6 +12,9 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from .errors import one_line
+from .limits import GAMMA_MAX, GAMMA_MIN
+
 EXIT_USAGE = 2
 EXIT_FAILED = 1
 
@@ -45,7 +48,8 @@ def _common_model_args(p: argparse.ArgumentParser) -> None:
                    help="JSON Lines file, one object with a 'prompt' field per line")
     p.add_argument("--no-chat", action="store_true", help="do not apply the chat template")
     p.add_argument("--max-new-tokens", type=int, default=64)
-    p.add_argument("--gamma", type=int, default=4, help="draft length, 1 to 32 (default 4)")
+    p.add_argument("--gamma", type=int, default=4,
+                   help=f"draft length, {GAMMA_MIN} to {GAMMA_MAX} (default 4)")
     p.add_argument("--policy", choices=["fixed", "heuristic", "confidence"], default="fixed")
     p.add_argument("--confidence-threshold", type=float, default=0.4)
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
@@ -319,6 +323,5 @@ def main(argv: list[str] | None = None) -> int:
         print("specviz: interrupted", file=sys.stderr)
         return 130
     except Exception as e:  # last resort: still one line, never a traceback
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        print(f"specviz: error: {type(e).__name__}: {msg[:300]}", file=sys.stderr)
+        print(f"specviz: error: {one_line(e)}", file=sys.stderr)
         return EXIT_FAILED

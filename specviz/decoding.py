@@ -43,7 +43,9 @@ from .engine import (
     check_supported,
     stacked_layers,
 )
-from .policies import GAMMA_MAX, POLICIES, make_policy
+from .errors import one_line
+from .limits import GAMMA_MAX, GAMMA_MIN, MAX_NEW_TOKENS_MAX, TOP_ALTERNATIVES_MAX
+from .policies import POLICIES, make_policy
 from .sampling import Sampling, logits_to_probs
 from .trace import RunRecord, StepRecord, Trace, TraceWriter, summarize
 from .verify import RULES, verify_greedy, verify_sampled
@@ -81,16 +83,18 @@ class DecodeConfig:
         if self.policy not in POLICIES:
             raise ValueError(f"unknown policy {self.policy!r}; choose from "
                              f"{', '.join(POLICIES)}")
-        if not 1 <= self.gamma <= GAMMA_MAX:
-            raise ValueError(f"gamma must be between 1 and {GAMMA_MAX}, got {self.gamma}")
+        if not GAMMA_MIN <= self.gamma <= GAMMA_MAX:
+            raise ValueError(f"gamma must be between {GAMMA_MIN} and {GAMMA_MAX}, "
+                             f"got {self.gamma}")
         if not self.temperature >= 0:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
         if self.top_k < 0:
             raise ValueError(f"top-k must be >= 0, got {self.top_k}")
         if not 0 < self.top_p <= 1:
             raise ValueError(f"top-p must lie in (0, 1], got {self.top_p}")
-        if self.max_new_tokens < 1:
-            raise ValueError(f"max new tokens must be >= 1, got {self.max_new_tokens}")
+        if not 1 <= self.max_new_tokens <= MAX_NEW_TOKENS_MAX:
+            raise ValueError(f"max new tokens must be between 1 and {MAX_NEW_TOKENS_MAX}, "
+                             f"got {self.max_new_tokens}")
         if not 0 <= self.confidence_threshold <= 1:
             raise ValueError("confidence threshold must lie in [0, 1], got "
                              f"{self.confidence_threshold}")
@@ -101,9 +105,9 @@ class DecodeConfig:
         if self.verifier not in RULES:
             raise ValueError(f"unknown verifier {self.verifier!r}; choose from "
                              f"{', '.join(RULES)}")
-        if not 1 <= self.top_alternatives <= 50:
-            raise ValueError("top alternatives must be between 1 and 50, got "
-                             f"{self.top_alternatives}")
+        if not 1 <= self.top_alternatives <= TOP_ALTERNATIVES_MAX:
+            raise ValueError(f"top alternatives must be between 1 and {TOP_ALTERNATIVES_MAX}, "
+                             f"got {self.top_alternatives}")
 
 
 class DecodeError(RuntimeError):
@@ -692,7 +696,6 @@ def _top_fields(take, gamma: int, k: int, has_q: bool, text, vocab: int) -> dict
 
 
 def _short(e: BaseException) -> str:
-    msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     if isinstance(e, torch.OutOfMemoryError):
         return "out of memory on the device (try a shorter run, float16/bfloat16, or the CPU)"
-    return msg[:300]
+    return one_line(e, with_type=False)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import theory
+from .limits import GAMMA_MAX
 from .trace import Trace
 
 METRIC_DEFINITIONS = {
@@ -114,7 +115,7 @@ class Diagnosis:
     best_gamma: int | None = None
 
 
-def diagnose(costs: Costs, gamma_max: int = 32) -> Diagnosis:
+def diagnose(costs: Costs, gamma_max: int = GAMMA_MAX) -> Diagnosis:
     """Say what limits the speedup: remove each cost in turn (alpha -> +0.1, c -> 0, v -> 1,
     overhead -> 0, gamma -> best) and see which removal the formula rewards most."""
     a, c, v, o = costs.alpha, costs.c, costs.v, costs.overhead

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .policies import GAMMA_MAX
+from .limits import GAMMA_MAX
 from .sampling import Sampling, choose, logits_to_probs
 from .verify import verify_greedy, verify_sampled
 

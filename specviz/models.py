@@ -25,6 +25,8 @@ from typing import Callable
 
 import torch
 
+from .errors import one_line
+
 DEFAULT_TARGET = "embedded:smollm2-135m-instruct"
 DRAFT_ASSET = Path(__file__).resolve().parent.parent / "assets" / "models" / "smollm2-draft"
 
@@ -303,8 +305,8 @@ def load_model(spec: str, *, device: torch.device, dtype: torch.dtype,
                                                          local_files_only=local,
                                                          trust_remote_code=False)
         except (OSError, ValueError, KeyError) as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ModelSourceError(f"cannot load {spec}: {first[:300]}") from None
+            raise ModelSourceError(f"cannot load {spec}: {one_line(e, with_type=False)}"
+                                   ) from None
     model = model.to(device=device, dtype=dtype).eval()
     cfg = model.config
     info = {"source": spec, "n_params": sum(p.numel() for p in model.parameters()),

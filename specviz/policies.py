@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from .limits import GAMMA_MAX
+
 POLICIES = ("fixed", "heuristic", "confidence")
-GAMMA_MAX = 32
 
 
 class FixedGamma:
@@ -25,7 +26,7 @@ class FixedGamma:
 
 class HeuristicGamma(FixedGamma):
     """+2 after a step whose drafts were all accepted, -1 otherwise (transformers' assisted
-    generation schedule), kept within 1..32."""
+    generation schedule), kept within 1..GAMMA_MAX."""
 
     name = "heuristic"
 

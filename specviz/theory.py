@@ -14,6 +14,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .limits import GAMMA_MAX
+
 ALPHA = "alpha"
 GAMMA = "gamma"
 C = "c"
@@ -55,7 +57,7 @@ def speedup(alpha, gamma, c, v=1.0, overhead=0.0):
 
 
 def best_gamma(alpha: float, c: float, v: float = 1.0, overhead: float = 0.0,
-               gamma_max: int = 32) -> tuple[int, float]:
+               gamma_max: int = GAMMA_MAX) -> tuple[int, float]:
     """The gamma in 1..gamma_max with the highest expected speedup, and that speedup."""
     g = np.arange(1, gamma_max + 1)
     s = speedup(alpha, g, c, v, overhead)
@@ -73,14 +75,14 @@ def curves_frame(alphas, gammas, c: float, v: float = 1.0,
 
 
 def best_gamma_frame(alphas, c: float, v: float = 1.0, overhead: float = 0.0,
-                     gamma_max: int = 32) -> pd.DataFrame:
+                     gamma_max: int = GAMMA_MAX) -> pd.DataFrame:
     """One row per alpha: the best gamma and its speedup."""
     rows = [(a, *best_gamma(a, c, v, overhead, gamma_max)) for a in alphas]
     return pd.DataFrame(rows, columns=[ALPHA, GAMMA, SPEEDUP])
 
 
 def what_if(alpha: float, gamma: int, c: float, v: float = 1.0, overhead: float = 0.0,
-            gamma_max: int = 32) -> pd.DataFrame:
+            gamma_max: int = GAMMA_MAX) -> pd.DataFrame:
     """Predicted speedup of the current setting and of single changes to it.
 
     Rows: now; gamma - 1 / + 1 / best; a draft that is accepted more (alpha + 0.1, e.g. a

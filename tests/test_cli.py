@@ -34,7 +34,7 @@ def test_run_writes_runs_and_baselines_and_prints_a_summary(tmp_path, capsys):
     (["--gamma", "33"], "gamma must be between 1 and 32"),
     (["--temperature", "-1"], "temperature must be >= 0"),
     (["--top-p", "0"], "top-p must lie in (0, 1]"),
-    (["--max-new-tokens", "0"], "max new tokens must be >= 1"),
+    (["--max-new-tokens", "0"], "max new tokens must be between 1 and"),
     (["--gamma", "x"], "invalid int value"),
     (["--drafter", "oracle"], "invalid choice"),
 ])

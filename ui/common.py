@@ -9,6 +9,7 @@ from pathlib import Path
 import streamlit as st
 
 from specviz import DEFAULT_TARGET, DecodeConfig, ModelSourceError, Trace, TraceError
+from specviz.errors import one_line
 from specviz.models import custom_sources_allowed, embedded_names, load_pair
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -176,8 +177,7 @@ def load_pair_ui(s: Settings):
 
 
 def short_error(e: BaseException) -> str:
-    msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
-    return f"{type(e).__name__}: {msg[:300]}" if msg else type(e).__name__
+    return one_line(e)
 
 
 def bundled_files() -> list[Path]:

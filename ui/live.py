@@ -21,6 +21,7 @@ from specviz import (
 )
 from specviz import figures as G
 from specviz import frames as F
+from specviz.errors import one_line
 
 PAINT_EVERY_S = 0.25
 LIVE_WINDOW = 24
@@ -111,7 +112,7 @@ def stream(pair, prompt: str, cfg: DecodeConfig, *, target_only: bool, label: st
     except MemoryError:
         error = "out of memory; try fewer tokens or a smaller pair"
     except Exception as e:  # a clear line, never a traceback
-        error = f"{type(e).__name__}: {str(e).strip().splitlines()[0][:300] if str(e) else ''}"
+        error = one_line(e)
     if not pending:
         try:
             paint(final=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from specviz import Trace, TraceError, read_traces
+from specviz.errors import one_line
 
 MAX_UPLOAD_MB = 50
 
@@ -23,8 +24,7 @@ def parse_trace_bytes(name: str, data: bytes) -> list[Trace]:
         except TraceError:
             raise
         except Exception as e:  # pyarrow's own errors, said in one line
-            first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
-            raise TraceError(f"cannot be read as Parquet ({type(e).__name__}: {first})",
+            raise TraceError(f"cannot be read as Parquet ({one_line(e, 200)})",
                              source=name) from None
     return read_traces(data, source=name)
 
@@ -39,4 +39,4 @@ def read_upload(name: str, data: bytes) -> tuple[list[Trace], str | None]:
     except TraceError as e:
         return [], str(e)
     except Exception as e:  # anything else, still one plain line
-        return [], f"{name}: cannot be read ({type(e).__name__}: {str(e)[:200]})"
+        return [], f"{name}: cannot be read ({one_line(e, 200)})"

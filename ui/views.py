@@ -12,6 +12,7 @@ from specviz import Trace, theory
 from specviz import figures as G
 from specviz import frames as F
 from specviz.diagnosis import METRIC_DEFINITIONS, Costs, diagnose, measure
+from specviz.limits import GAMMA_MAX, GAMMA_MIN
 from specviz.trace import traces_to_jsonl
 
 TIMELINE_WINDOW = 40
@@ -224,7 +225,7 @@ def diagnosis_ui(trace: Trace, baseline: Trace | None, key: str) -> None:
                     "own scenario)")
         c1, c2, c3 = st.columns(3)
         a = c1.slider("α", 0.0, 0.99, float(min(costs.alpha, 0.99)), 0.01, key=f"{key}_wi_a")
-        g = c2.slider("γ", 1, 32, max(int(round(costs.gamma)), 1), key=f"{key}_wi_g")
+        g = c2.slider("γ", GAMMA_MIN, GAMMA_MAX, max(int(round(costs.gamma)), 1), key=f"{key}_wi_g")
         c = c3.slider("c", 0.0, 1.0, float(min(costs.c, 1.0)), 0.005, key=f"{key}_wi_c")
         table = theory.what_if(a, g, c, costs.v, costs.overhead)
         st.plotly_chart(G.fig_what_if(table), key=f"{key}_whatif")

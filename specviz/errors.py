@@ -1,0 +1,18 @@
+"""One way to say an error in one line, for the CLI, the app and the loaders alike."""
+
+from __future__ import annotations
+
+import re
+
+_CONTROL = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def one_line(e: BaseException, limit: int = 300, with_type: bool = True) -> str:
+    """``Type: first line of the message`` with terminal escapes and control characters
+    removed, cut to ``limit`` characters; the type alone when the message is empty."""
+    text = str(e).strip()
+    first = _CONTROL.sub("", text.splitlines()[0]).strip() if text else ""
+    first = first[:limit]
+    if not with_type:
+        return first or type(e).__name__
+    return f"{type(e).__name__}: {first}" if first else type(e).__name__
