@@ -9,7 +9,21 @@ up to the wall time the throughput is measured on.
     c = draft time per drafted token / T
     v = verification pass time / T
     overhead = (step time - draft - verify) / T     accept, commit, bookkeeping
-    predicted speedup = E(alpha, gamma) / (gamma c + v + overhead)
+    predicted speedup = E / (gamma c + v + overhead)
+
+with E the tokens per verification step (measured for a run; E(alpha, gamma) in theory) and
+gamma the drafted tokens per step.
+
+The diagnosis splits the gap between the ideal speedup (gamma + 1: every draft accepted,
+drafting, verifying and bookkeeping free beyond one target step) and the predicted one into
+comparable parts, in log units so that they add up:
+
+    ln(ideal / predicted) = ln((g + 1) / (gamma + 1))      short drafts (g: the gamma asked for)
+                          + ln((gamma + 1) / E)             rejected drafts (acceptance)
+                          + ln(gamma c + v + overhead)      shared by draft, verify and overhead
+                                                            in proportion to gamma c, v - 1 and
+                                                            overhead
+The largest part names the limiter.
 """
 
 from __future__ import annotations
@@ -58,6 +72,7 @@ class Costs:
     target_step_from: str  # "baseline" | "verify pass (v = 1 assumed)" | "unknown"
     speedup_measured: float | None
     mean_beta: float | None
+    gamma_config: int | None = None  # the γ the run asked for (its policy's starting γ)
 
 
 def _mean(xs) -> float | None:
@@ -100,73 +115,111 @@ def measure(trace: Trace, baseline: Trace | None = None) -> Costs:
                                          if sm.target_forward_passes else None),
                  tokens_per_s=sm.tokens_per_s, c=c, v=v, overhead=overhead,
                  target_step_ms=base_ms, target_step_from=source, speedup_measured=speed,
-                 mean_beta=sm.mean_beta)
+                 mean_beta=sm.mean_beta, gamma_config=_int_or_none(t.run.config.get("gamma")))
+
+
+def _int_or_none(x) -> int | None:
+    return int(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else None
+
+
+FACTORS = ("short drafts", "acceptance", "draft cost", "verification cost", "overhead")
 
 
 @dataclass(frozen=True)
 class Diagnosis:
-    """The verdict on one run: what limits it and what to try."""
+    """The verdict on one run: what limits it, with the numbers that chose the label."""
 
-    limiter: str  # acceptance | draft cost | verification cost | overhead | draft length
+    limiter: str  # one of FACTORS, or "unknown"
     headline: str
     findings: list[str] = field(default_factory=list)
     predicted_speedup: float | None = None
-    gains: dict[str, float] = field(default_factory=dict)  # fix -> predicted speedup
+    ideal_speedup: float | None = None  # gamma + 1: every draft kept, all costs but 1 gone
+    shares: dict[str, float] = field(default_factory=dict)  # factor -> share of the gap
     best_gamma: int | None = None
 
 
+def gap_shares(tokens_per_step: float, gamma_drafted: float, gamma_asked: float, c: float,
+               v: float, overhead: float) -> dict[str, float]:
+    """Each factor's part of ln(ideal / predicted) (see the module docstring), as a share
+    of the whole; parts can be negative (e.g. v < 1 gains back time). Empty if there is no
+    gap to split."""
+    g_ref = max(gamma_asked, gamma_drafted)
+    total = gamma_drafted * c + v + overhead
+    parts = {"short drafts": np.log((g_ref + 1) / (gamma_drafted + 1)),
+             "acceptance": np.log((gamma_drafted + 1) / max(tokens_per_step, 1e-9))}
+    excess = {"draft cost": gamma_drafted * c, "verification cost": v - 1.0,
+              "overhead": overhead}
+    spent = sum(excess.values())  # = total - 1
+    for k, x in excess.items():
+        parts[k] = np.log(total) * x / spent if abs(spent) > 1e-9 else 0.0
+    gap = sum(parts.values())
+    if not gap > 1e-9:
+        return {}
+    return {k: float(parts[k] / gap) for k in FACTORS}
+
+
 def diagnose(costs: Costs, gamma_max: int = GAMMA_MAX) -> Diagnosis:
-    """Say what limits the speedup: remove each cost in turn (alpha -> +0.1, c -> 0, v -> 1,
-    overhead -> 0, gamma -> best) and see which removal the formula rewards most."""
+    """Say what limits the speedup, by splitting the gap between the ideal and the predicted
+    speedup into comparable parts (module docstring), and show those parts."""
     a, c, v, o = costs.alpha, costs.c, costs.v, costs.overhead
-    if a is None or c is None or v is None or o is None:
+    e = costs.mean_accepted_length
+    if a is None or c is None or v is None or o is None or e is None:
         return Diagnosis("unknown", "Not enough measurements to diagnose this run (it needs "
                          "drafted steps with timings).")
-    g = max(int(round(costs.gamma)), 1)
-    now = theory.speedup(a, g, c, v, o)
-    g_best, s_best = theory.best_gamma(a, c, v, o, gamma_max)
-    gains = {
-        "acceptance": theory.speedup(min(a + 0.1, 0.999), g, c, v, o),
-        "draft cost": theory.speedup(a, g, 0.0, v, o),
-        "verification cost": theory.speedup(a, g, c, min(v, 1.0), o),
-        "overhead": theory.speedup(a, g, c, v, 0.0),
-        "draft length": s_best,
-    }
-    limiter = max(gains, key=lambda k: gains[k])
+    g = costs.gamma  # drafted tokens per step (mean)
+    g_asked = costs.gamma_config or max(int(round(g)), 1)
+    g_ref = max(g_asked, g)
     total = g * c + v + o
+    now = e / total
+    ideal = g_ref + 1
+    shares = gap_shares(e, g, g_asked, c, v, o)
+    g_int = max(int(round(g)), 1)
+    g_best, s_best = theory.best_gamma(a, c, v, o, gamma_max)
+    s_here = theory.speedup(a, g_int, c, v, o)
     findings = [
-        f"Each step costs {total:.2f} target steps: drafting {g * c:.2f} ({g} × c = "
-        f"{c:.3f}), verifying {v:.2f}, overhead {o:.2f}; it yields "
-        f"E = {theory.expected_tokens(a, g):.2f} tokens at α̂ = {a:.2f}.",
-        f"Predicted speedup {now:.2f}×"
+        f"Each step costs {total:.2f} target steps: drafting {g * c:.2f} ({g:.2f} drafted "
+        f"× c = {c:.3f}), verifying {v:.2f}, overhead {o:.2f}; it yields {e:.2f} tokens "
+        f"(α̂ = {a:.2f}).",
+        f"Predicted speedup {e:.2f} / {total:.2f} = {now:.2f}×"
         + (f"; measured {costs.speedup_measured:.2f}×." if costs.speedup_measured else "."),
     ]
+    if shares:
+        parts = ", ".join(f"{k} {shares[k]:.0%}" for k in FACTORS if abs(shares[k]) >= 0.005)
+        findings.append(f"Of the gap between the ideal {ideal:.2f}× (γ = {g_ref:g}, every draft "
+                        f"kept, each step costing one target step) and {now:.2f}×: {parts}.")
+    if g < 0.75 * g_asked:
+        findings.append(f"The drafter proposed {g:.2f} tokens per step on average, of γ = "
+                        f"{g_asked}: prompt lookup finds no earlier match in most steps, or "
+                        "the confidence policy stops early.")
     if a < 0.5:
         findings.append(f"Acceptance is low (α̂ = {a:.2f}): most drafts are thrown away. A "
                         "draft closer to the target, a lower temperature, or prompt lookup "
                         "on repetitive text raises α.")
-    if g * c > 0.5 * total:
-        findings.append(f"Drafting takes {g * c / total:.0%} of each step: the draft is too "
-                        "slow relative to the target (smaller draft, or prompt lookup).")
     if v > 1.5:
         findings.append(f"A verification pass costs {v:.2f} target steps: scoring γ + 1 "
-                        "tokens is not free here (compute-bound, e.g. on a CPU), so long "
-                        "drafts cost more than the theory's v = 1 assumes.")
+                        "tokens is not free here (on a CPU the pass for several positions "
+                        "costs more than the one-token step).")
     if o > 0.3:
         findings.append(f"Per-step overhead is {o:.2f} target steps (Python, sampling, "
                         "tracing): at this model size it eats the gain.")
-    if g_best != g and s_best > now * 1.05:
-        findings.append(f"γ = {g_best} would be better than γ = {g} ({s_best:.2f}× vs "
-                        f"{now:.2f}×).")
+    if g >= 0.75 * g_asked and g_best != g_int and s_best > s_here * 1.05:
+        findings.append(f"By the i.i.d. model, γ = {g_best} would be better than γ = {g_int} "
+                        f"({s_best:.2f}× vs {s_here:.2f}×).")
     if now < 1.0:
         findings.append("Predicted below 1×: with these costs speculative decoding is slower "
                         "than the target alone.")
+    if not shares:
+        return Diagnosis("unknown", "Nothing to improve: this run reaches the ideal "
+                         "speedup.", findings, now, ideal, shares, g_best)
+    limiter = max(shares, key=lambda k: shares[k])
     headlines = {
-        "acceptance": "Limited by acceptance: too few drafts survive verification.",
-        "draft cost": "Limited by draft cost: drafting takes too long per token.",
-        "verification cost": "Limited by verification cost: scoring the drafts costs more "
-                             "than one target step.",
-        "overhead": "Limited by per-step overhead outside the models.",
-        "draft length": f"Limited by the draft length: γ = {g_best} fits this α̂ and c better.",
+        "short drafts": f"Limited by short drafts: {g:.2f} tokens drafted per step of γ = "
+                        f"{g_asked}.",
+        "acceptance": f"Limited by acceptance: too few drafts survive (α̂ = {a:.2f}).",
+        "draft cost": f"Limited by draft cost: drafting takes {g * c:.2f} target steps per "
+                      "step.",
+        "verification cost": f"Limited by verification cost: one verify pass costs {v:.2f} "
+                             "target steps.",
+        "overhead": f"Limited by per-step overhead outside the models ({o:.2f} target steps).",
     }
-    return Diagnosis(limiter, headlines[limiter], findings, now, gains, g_best)
+    return Diagnosis(limiter, headlines[limiter], findings, now, ideal, shares, g_best)

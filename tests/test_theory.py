@@ -58,18 +58,37 @@ def test_measure_and_diagnose_handmade():
     assert costs.v == pytest.approx(1.0)
     assert costs.overhead == pytest.approx(0.1)
     d = diagnose(costs)
-    assert d.limiter in d.gains and d.gains[d.limiter] == max(d.gains.values())
-    assert d.predicted_speedup == pytest.approx(T.speedup(5 / 7, 3, 0.1, 1.0, 0.1))
+    assert d.limiter in d.shares and d.shares[d.limiter] == max(d.shares.values())
+    assert sum(d.shares.values()) == pytest.approx(1.0)
+    total = costs.gamma * costs.c + costs.v + costs.overhead
+    assert d.predicted_speedup == pytest.approx(costs.mean_accepted_length / total)
     assert d.findings
 
 
-def test_diagnose_names_a_costly_draft():
+def _costs(alpha, gamma, c, v, overhead, tokens, asked=4):
     from specviz.diagnosis import Costs
-    costs = Costs(alpha=0.9, gamma=4, mean_accepted_length=None, tokens_per_target_pass=None,
-                  tokens_per_s=1.0, c=0.6, v=1.0, overhead=0.0, target_step_ms=10.0,
-                  target_step_from="baseline", speedup_measured=None, mean_beta=None)
-    assert diagnose(costs).limiter == "draft cost"
-    low = Costs(alpha=0.2, gamma=4, mean_accepted_length=None, tokens_per_target_pass=None,
-                tokens_per_s=1.0, c=0.01, v=1.0, overhead=0.0, target_step_ms=10.0,
-                target_step_from="baseline", speedup_measured=None, mean_beta=None)
-    assert diagnose(low).limiter in ("acceptance", "draft length")
+    return Costs(alpha=alpha, gamma=gamma, mean_accepted_length=tokens,
+                 tokens_per_target_pass=None, tokens_per_s=1.0, c=c, v=v, overhead=overhead,
+                 target_step_ms=10.0, target_step_from="baseline", speedup_measured=None,
+                 mean_beta=None, gamma_config=asked)
+
+
+def test_diagnose_names_a_costly_draft():
+    assert diagnose(_costs(0.9, 4, 0.6, 1.0, 0.0, 4.1)).limiter == "draft cost"
+    assert diagnose(_costs(0.2, 4, 0.01, 1.0, 0.0, 1.25)).limiter == "acceptance"
+
+
+def test_diagnosis_compares_like_with_like():
+    """The parts of the gap are comparable: a near-useless draft (early exit, alpha 0.03) is
+    limited by acceptance even though its c is large; a costly verify pass is named when it
+    is the largest part; a drafter that rarely drafts is limited by short drafts."""
+    early_exit = diagnose(_costs(0.03, 4, 0.35, 1.8, 0.1, 1.03))
+    assert early_exit.limiter == "acceptance"
+    slow_verify = diagnose(_costs(0.95, 4, 0.02, 2.5, 0.05, 4.5))
+    assert slow_verify.limiter == "verification cost"
+    lookup = diagnose(_costs(0.65, 0.46, 0.0, 1.1, 0.05, 1.3))
+    assert lookup.limiter == "short drafts"
+    assert any("0.46 tokens per step" in f for f in lookup.findings)
+    for d in (early_exit, slow_verify, lookup):
+        assert sum(d.shares.values()) == pytest.approx(1.0)
+        assert any("Of the gap" in f for f in d.findings)  # the numbers behind the label
