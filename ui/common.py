@@ -11,9 +11,9 @@ import streamlit as st
 from specviz import DEFAULT_TARGET, DecodeConfig, ModelSourceError, Trace, TraceError
 from specviz.errors import one_line
 from specviz.models import custom_sources_allowed, embedded_names, load_pair
+from specviz.paths import TRACES
 
-ROOT = Path(__file__).resolve().parent.parent
-TRACES_DIR = ROOT / "assets" / "traces"
+TRACES_DIR = TRACES
 TRACES_ENV = "SPECVIZ_TRACES_DIR"  # another folder of example traces (tests, deployments)
 TINY_TARGET = "embedded:tiny-random-target"
 CUSTOM = "custom…"

@@ -12,8 +12,10 @@ import json
 import random
 from pathlib import Path
 
+from ..paths import PROMPTS
+
 CATEGORIES = ("chat", "story", "explanation", "code")
-HELDOUT = Path(__file__).resolve().parents[2] / "assets" / "prompts" / "heldout.jsonl"
+HELDOUT = PROMPTS / "heldout.jsonl"
 
 TOPICS = [
     "the ocean", "volcanoes", "honey bees", "the moon", "rainforests", "deserts", "glaciers",
