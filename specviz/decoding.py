@@ -1,14 +1,14 @@
-"""The speculative decoding loop, instrumented: every step returns a full record.
+"""Running speculative decoding and recording every step.
 
-Phases, named as in the trace and the app: draft -> verify -> accept -> commit.
-Both models keep KV caches. The target scores all drafted tokens in one forward pass; after a
-rejection both caches are cut back to the accepted prefix; the prefix is never recomputed.
-Cache invariant: a cache holds every committed token but the last, which the next forward
-pass feeds.
+The algorithm itself is specviz.core.algorithm (draft -> verify -> accept -> commit); this
+module chooses the engine, builds the models' forward passes and the drafter for it, runs the
+steps, and turns each into a StepRecord (timings, texts, top-k alternatives), written as it
+is made. Nothing here decides which token is emitted.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 import weakref
@@ -18,25 +18,21 @@ from typing import Callable
 
 import numpy as np
 import torch
-from transformers import DynamicCache
 
 from . import __version__
-from .drafters import (
+from .core.algorithm import Decoder, Step, steps
+from .core.drafters import (
     DRAFTERS,
-    Candidates,
-    EarlyExitDrafter,
     ModelDrafter,
     PromptLookupDrafter,
     check_early_exit_layers,
-    crop_cache,
-    lookup,
-    truncated_model,
 )
-from .engine import (
+from .core.state import RunState
+from .engines.eager import CachedLM, truncated_model
+from .engines.phases import EagerPhases, GraphPhases, HostCopier
+from .engines.static import (
     ENGINES,
-    HostCopier,
     StaticLlama,
-    StaticState,
     Unsupported,
     bucket,
     check_against,
@@ -46,9 +42,9 @@ from .engine import (
 from .errors import one_line
 from .limits import GAMMA_MAX, GAMMA_MIN, MAX_NEW_TOKENS_MAX, TOP_ALTERNATIVES_MAX
 from .policies import POLICIES, make_policy
-from .sampling import Sampling, logits_to_probs
+from .sampling import Sampling
 from .trace import RunRecord, StepRecord, Trace, TraceWriter, summarize
-from .verify import RULES, verify_greedy, verify_sampled
+from .verify import RULES
 
 
 @dataclass(frozen=True)
@@ -180,16 +176,6 @@ def check_drafter(pair, config: DecodeConfig) -> None:
         check_early_exit_layers(pair.target, config.early_exit_layers)
 
 
-def make_drafter(pair, config: DecodeConfig):
-    check_drafter(pair, config)
-    s = config.sampling
-    if config.drafter == "model":
-        return ModelDrafter(pair.draft, s)
-    if config.drafter == "early-exit":
-        return EarlyExitDrafter(pair.target, config.early_exit_layers, s)
-    return PromptLookupDrafter()
-
-
 def _f32(a) -> list[float]:
     """float32 values as the shortest decimals that read back to the same float32."""
     return [float(str(x)) for x in np.asarray(a, dtype=np.float32)]
@@ -309,206 +295,89 @@ def _engine_info(path: str, why: str) -> dict:
             "why": why}
 
 
-def _pack(drafted: torch.Tensor, v, p_probs: torch.Tensor, q_probs: torch.Tensor | None,
-          detail: bool, k_top: int) -> torch.Tensor:
-    """Everything the step record needs, in one float32 tensor (read by _Unpack in order)."""
-    gamma = drafted.shape[0]
-    packed = [drafted.float(), v.accepted.float(), v.accept_prob.float(), v.p_tok.float(),
-              v.n_accepted.float().view(1), v.next_token.float().view(1)]
-    for extra in (v.u, v.q_tok, v.beta):
-        if extra is not None:
-            packed.append(extra.float())
-    if detail and gamma:
-        pt = torch.topk(p_probs[:gamma], min(k_top, p_probs.shape[-1]), dim=-1)
-        packed += [pt.indices.float().flatten(), pt.values.flatten()]
-        if q_probs is not None:
-            qt = torch.topk(q_probs, min(k_top, q_probs.shape[-1]), dim=-1)
-            packed += [qt.indices.float().flatten(), qt.values.flatten()]
-    return torch.cat(packed)
+# ---------------------------------------------------------------- the models per engine
+
+def _eager_parts(pair, config: DecodeConfig, kind: str | None, max_len: int):
+    """transformers' forward with dynamic caches: fresh for every run."""
+    s = config.sampling
+    drafter = None
+    if kind == "model":
+        drafter = ModelDrafter(CachedLM(pair.draft), s)
+    elif kind == "early-exit":
+        drafter = ModelDrafter(CachedLM(truncated_model(pair.target, config.early_exit_layers)),
+                               s)
+    elif kind == "prompt-lookup":
+        drafter = PromptLookupDrafter()
+    state = RunState(max_len, pair.target.config.vocab_size, pair.device)
+    return CachedLM(pair.target), drafter, state, EagerPhases(), None
 
 
-@dataclass
-class _Step:
-    """What one step's device work hands back to the host."""
+class _Workspace:
+    """The static engine's state for one shape of run, reused by later runs of that shape
+    (so CUDA graphs are captured once): the static forwards, the device buffers, the graphs.
+    ``lock`` keeps two runs from sharing it at once."""
 
-    host: np.ndarray  # the packed trace data (see _pack)
-    gamma: int
-    has_q: bool
-    vocab: int
-    marks: tuple  # clock marks: draft start, verify start, verify end
-    draft_passes: int
+    def __init__(self, target: StaticLlama, draft: StaticLlama | None, vocab: int,
+                 graphs: bool):
+        self.target, self.draft = target, draft
+        self.state = RunState(target.max_len, vocab, target.embed.device)
+        self.phases = GraphPhases(self._save_p) if graphs else EagerPhases()
+        self.lock = threading.Lock()
 
-
-class _EagerSteps:
-    """transformers' forward passes with a DynamicCache per model: the reference path."""
-
-    def __init__(self, pair, config: DecodeConfig, drafter, prompt_ids: list[int], gen,
-                 clock: _Clock):
-        self.pair, self.config, self.drafter, self.gen, self.clock = (
-            pair, config, drafter, gen, clock)
-        self.seq = torch.tensor(prompt_ids, dtype=torch.long, device=pair.device)  # (n,)
-        self.cache = DynamicCache(config=pair.target.config)
-        self.cached = 0
-        if drafter is not None:
-            drafter.reset()
-
-    overlaps = False  # each step ends with its host copy: nothing to overlap
-
-    def launch(self, want: int, stop_below: float | None, seq_list: list[int]) -> _Step:
-        s, clock = self.config.sampling, self.clock
-        m0 = clock.mark()
-        # 1. draft
-        cand = Candidates(self.seq.new_zeros(0), None, 0)
-        if self.drafter is not None and want > 0:
-            if isinstance(self.drafter, PromptLookupDrafter):
-                cand = self.drafter.get_candidates(self.seq, want, self.gen, seq_list=seq_list)
-            else:
-                cand = self.drafter.get_candidates(self.seq, want, self.gen, stop_below)
-        gamma = int(cand.ids.shape[0])
-        m1 = clock.mark()
-        # 2. verify: one target pass over the uncached tail plus every drafted token
-        inp = torch.cat([self.seq[self.cached:], cand.ids])[None, :]  # (1, n - cached + g)
-        logits = self.pair.target(input_ids=inp, past_key_values=self.cache, use_cache=True,
-                                  logits_to_keep=gamma + 1).logits[0]  # (gamma+1, V)
-        p_probs = logits_to_probs(logits, s)  # (gamma+1, V)
-        m2 = clock.mark()
-        # 3. accept
-        if s.greedy:
-            v = verify_greedy(cand.ids, p_probs, cand.q_probs, self.config.verifier)
-        else:
-            v = verify_sampled(cand.ids, p_probs, cand.q_probs, self.gen, self.config.verifier)
-        packed = _pack(cand.ids, v, p_probs, cand.q_probs, self.config.trace_detail,
-                       self.config.top_alternatives)
-        return _Step(packed.cpu().numpy(), gamma, cand.q_probs is not None,
-                     p_probs.shape[-1], (m0, m1, m2), cand.forward_passes)
-
-    def result(self, launched: _Step) -> _Step:
-        return launched
-
-    def commit(self, seq_list: list[int], new_ids: list[int]) -> None:
-        """Cut both caches back to the committed prefix (all but its last token)."""
-        self.seq = torch.cat([self.seq, self.seq.new_tensor(new_ids)])
-        self.cached = len(seq_list) - 1
-        crop_cache(self.cache, self.cached)
-        if self.drafter is not None:
-            self.drafter.update(len(seq_list))
+    def _save_p(self) -> Callable[[], None]:
+        saved = self.state.P.clone()
+        return lambda: self.state.P.copy_(saved)
 
 
-# static states reused across runs: model -> {shape key: StaticState}; model -> its layers
-_STATES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+# model -> {shape key: workspace}; model -> its stacked layers; models checked once
+_WORKSPACES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 _LAYERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 _CHECKED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
-def _engine_for(model, n_layers: int | None, max_len: int) -> StaticLlama:
+def _static_lm(model, n_layers: int | None, max_len: int) -> StaticLlama:
     if model not in _LAYERS:
         _LAYERS[model] = stacked_layers(model)
     layers = _LAYERS[model][:n_layers] if n_layers else _LAYERS[model]
-    engine = StaticLlama(model, layers, max_len)
+    lm = StaticLlama(model, layers, max_len)
     if n_layers is None and model not in _CHECKED:
-        check_against(model, engine)
+        check_against(model, lm)
         _CHECKED[model] = True
-    return engine
+    return lm
 
 
-def _static_state(pair, config: DecodeConfig, drafter: str | None, max_len: int,
-                  graphs: bool) -> tuple[StaticState, bool]:
-    """A free state of the right shape (cached), or a fresh private one if it is in use.
-    Returns (state, locked): ``locked`` means the caller must release state.lock."""
-    draft_model, n_layers = None, None
-    if drafter == "model":
-        draft_model = pair.draft
-    elif drafter == "early-exit":
-        n_layers = config.early_exit_layers
-    key = (id(draft_model), drafter, n_layers, max_len, graphs)
-    states = _STATES.setdefault(pair.target, {})
-    state = states.get(key)
-    if state is not None and state.lock.acquire(blocking=False):
-        return state, True
-
-    def build() -> StaticState:
-        target = _engine_for(pair.target, None, max_len)
+def _static_parts(pair, config: DecodeConfig, kind: str | None, max_len: int, graphs: bool):
+    """A free workspace of the right shape (cached), or a private one if it is in use."""
+    draft_model = pair.draft if kind == "model" else None
+    n_layers = config.early_exit_layers if kind == "early-exit" else None
+    max_len = bucket(max_len)
+    key = (id(draft_model), kind, n_layers, max_len, graphs)
+    spaces = _WORKSPACES.setdefault(pair.target, {})
+    ws = spaces.get(key)
+    release = None
+    if ws is None or not ws.lock.acquire(blocking=False):
         draft = None
         if draft_model is not None:
-            draft = _engine_for(draft_model, None, max_len)
+            draft = _static_lm(draft_model, None, max_len)
         elif n_layers is not None:  # its range was checked by check_drafter
-            draft = StaticLlama(pair.target, _LAYERS[pair.target][:n_layers], max_len)
-        return StaticState(target, draft, graphs)
+            draft = StaticLlama(pair.target, _static_lm(pair.target, None, max_len).layers[
+                :n_layers], max_len)
+        fresh = _Workspace(_static_lm(pair.target, None, max_len), draft,
+                           pair.target.config.vocab_size, graphs)
+        if ws is None:  # the first of its shape: cache it
+            spaces[key] = ws = fresh
+            ws.lock.acquire()
+        else:  # the cached one is busy (another run): a private one
+            ws = fresh
+            fresh.lock.acquire()
+    release = ws.lock.release
+    s = config.sampling
+    drafter = (ModelDrafter(ws.draft, s) if ws.draft is not None else
+               PromptLookupDrafter() if kind == "prompt-lookup" else None)
+    return ws.target, drafter, ws.state, ws.phases, release
 
-    if state is None:
-        state = states[key] = build()
-        state.lock.acquire()
-        return state, True
-    return build(), False  # the cached one is busy (another run): a private one
 
-
-class _StaticSteps:
-    """The static engine (specviz.engine): device-resident state, CUDA graphs when enabled."""
-
-    def __init__(self, pair, config: DecodeConfig, drafter: str | None,
-                 prompt_ids: list[int], gen, clock: _Clock, graphs: bool):
-        self.config, self.drafter, self.gen, self.clock = config, drafter, gen, clock
-        self.lookup = PromptLookupDrafter() if drafter == "prompt-lookup" else None
-        max_len = bucket(len(prompt_ids) + config.max_new_tokens + 1)
-        self.state, self.locked = _static_state(pair, config, drafter, max_len, graphs)
-        try:
-            self.state.prefill(prompt_ids)
-        except BaseException:
-            self.close()
-            raise
-        self.vocab = self.state.q.shape[-1]
-        self.pack_key = (config.trace_detail, config.top_alternatives)
-        self.copier = HostCopier(pair.device)
-        self.overlaps = pair.device.type == "cuda"
-
-    def close(self) -> None:
-        if self.locked:
-            self.state.lock.release()
-            self.locked = False
-
-    def _pack(self, drafted, v, p_probs, q_probs) -> torch.Tensor:
-        return _pack(drafted, v, p_probs, q_probs, self.config.trace_detail,
-                     self.config.top_alternatives)
-
-    def launch(self, want: int, stop_below: float | None, seq_list: list[int]) -> _Step:
-        """Queue the step's device work; on CUDA this returns before the GPU is done."""
-        s, st, clock = self.config.sampling, self.state, self.clock
-        gamma, has_q, passes = 0, False, 0
-        if want > 0 and self.lookup is not None:
-            found = lookup(seq_list, want, self.lookup.max_ngram, self.lookup.min_ngram)
-            gamma = len(found)
-            if gamma:
-                st.put_drafts(found)
-        elif want > 0 and self.drafter is not None:
-            gamma, has_q = want, True
-        if not s.greedy:
-            st.draw_noise(gamma, self.gen)
-        m0 = clock.mark()
-        # 1. draft
-        if has_q:
-            st.draft_step(gamma, min(2, len(seq_list)), s)
-            passes = gamma
-            if stop_below is not None:  # the confidence policy's extra host read
-                low = (st.q[:gamma].amax(-1) < stop_below).nonzero().flatten().tolist()
-                gamma = low[0] + 1 if low else gamma
-        m1 = clock.mark()
-        # 2. verify
-        p_probs = st.verify_step(gamma, s)
-        m2 = clock.mark()
-        # 3. accept, and commit on the device
-        packed = st.accept_step(gamma, p_probs, has_q, s, self.config.verifier, self._pack,
-                                self.pack_key)
-        return _Step(self.copier.start(packed), gamma, has_q, self.vocab, (m0, m1, m2),
-                     passes)
-
-    def result(self, launched: _Step) -> _Step:
-        """Wait for the step's one device -> host copy (its only synchronisation)."""
-        launched.host = self.copier.finish(launched.host)
-        return launched
-
-    def commit(self, seq_list: list[int], new_ids: list[int]) -> None:
-        pass  # the accept phase already advanced the device's sequence and length
-
+# ---------------------------------------------------------------- the run
 
 def _loop(pair, run: RunRecord, prompt_ids: list[int], limit: int, config: DecodeConfig,
           path: str, policy, on_step, should_stop, writer) -> Trace:
@@ -517,17 +386,11 @@ def _loop(pair, run: RunRecord, prompt_ids: list[int], limit: int, config: Decod
     gen.manual_seed(config.seed)
     text = _TokenText(pair.tokenizer)
     clock = _Clock(device)
-    eos = set(pair.eos_ids)
-    k_top = config.top_alternatives
     detail = config.trace_detail
-    greedy = config.sampling.greedy
-    drafter_kind = config.drafter if policy is not None else None
-
+    kind = config.drafter if policy is not None else None
     seq_list = list(prompt_ids)
-    steps: list[StepRecord] = []
-    n_steps = n_emitted = 0
-    n_drafted_total = n_accepted_total = n_evaluated_total = 0
-    draft_passes = 0
+    records: list[StepRecord] = []
+    counts = dict(steps=0, emitted=0, drafted=0, accepted=0, evaluated=0, draft_passes=0)
     stop_reason = "max_new_tokens"
     if not detail:
         writer = None  # untraced runs (for measuring tracing cost) keep no step records
@@ -535,38 +398,38 @@ def _loop(pair, run: RunRecord, prompt_ids: list[int], limit: int, config: Decod
 
     def partial(reason: str) -> Trace:
         wall = time.perf_counter() - t_start
-        summary = summarize(run, steps, wall_s=wall, output_text=_decode(seq_list),
-                            stop_reason=reason, target_forward_passes=n_steps,
-                            draft_forward_passes=draft_passes)
+        out = pair.tokenizer.decode(seq_list[len(prompt_ids):], skip_special_tokens=False)
+        summary = summarize(run, records, wall_s=wall, output_text=out, stop_reason=reason,
+                            target_forward_passes=counts["steps"],
+                            draft_forward_passes=counts["draft_passes"])
         if not detail:  # no step records were kept: totals come from the counters
             summary = replace(summary, output_token_ids=seq_list[len(prompt_ids):],
-                              n_steps=n_steps, n_drafted=n_drafted_total,
-                              n_accepted=n_accepted_total, n_emitted=n_emitted,
-                              alpha_hat=(n_accepted_total / n_evaluated_total
-                                         if n_evaluated_total else None),
-                              mean_accepted_length=n_emitted / max(n_steps, 1),
-                              tokens_per_s=round(n_emitted / wall, 3) if wall > 0 else 0.0)
-        return Trace(run, tuple(steps), summary)
+                              n_steps=counts["steps"], n_drafted=counts["drafted"],
+                              n_accepted=counts["accepted"], n_emitted=counts["emitted"],
+                              alpha_hat=(counts["accepted"] / counts["evaluated"]
+                                         if counts["evaluated"] else None),
+                              mean_accepted_length=counts["emitted"] / max(counts["steps"], 1),
+                              tokens_per_s=round(counts["emitted"] / wall, 3)
+                              if wall > 0 else 0.0)
+        return Trace(run, tuple(records), summary)
 
-    def _decode(ids: list[int]) -> str:
-        return pair.tokenizer.decode(ids[len(prompt_ids):], skip_special_tokens=False)
-
-    backend = None
+    max_len = len(prompt_ids) + config.max_new_tokens + 1
     try:
         if path == "eager":
-            drafter = make_drafter(pair, config) if drafter_kind else None
-            backend = _EagerSteps(pair, config, drafter, prompt_ids, gen, clock)
+            parts = _eager_parts(pair, config, kind, max_len)
         else:
-            backend = _StaticSteps(pair, config, drafter_kind, prompt_ids, gen, clock,
-                                   graphs=path == "graphs")
+            parts = _static_parts(pair, config, kind, max_len, graphs=path == "graphs")
     except Unsupported as e:
         raise ValueError(str(e)) from None
-    if writer is not None:
-        writer.write(run)
-    def next_want() -> int | None:
+    target, drafter, state, phases, release = parts
+    copier = HostCopier(device)
+    dec = Decoder(target, drafter, state, phases, config.sampling, config.verifier, gen,
+                  copier.start, copier.finish, detail, config.top_alternatives, clock.mark)
+
+    def next_gamma() -> int | None:
         """The next step's draft length, or None when the run ends (stop_reason set)."""
         nonlocal stop_reason
-        remaining = config.max_new_tokens - n_emitted
+        remaining = config.max_new_tokens - (len(seq_list) - len(prompt_ids))
         room = limit - len(seq_list)
         if remaining <= 0:
             return None
@@ -578,121 +441,79 @@ def _loop(pair, run: RunRecord, prompt_ids: list[int], limit: int, config: Decod
             return None
         return min(policy.next_gamma(), remaining - 1, room - 1) if policy else 0
 
-    def launch(want: int):
-        t0 = time.perf_counter()
-        return backend.launch(want, policy.stop_below if policy else None, seq_list), t0
+    def update(gamma: int, n_accepted: int) -> None:
+        if policy is not None:
+            policy.update(gamma, n_accepted)
 
+    if writer is not None:
+        writer.write(run)
     try:
-        want = next_want()
-        pending = launch(want) if want is not None else None
-        while pending is not None:
-            launched, t0 = pending
-            out = backend.result(launched)
-            t1 = time.perf_counter()
-            gamma = out.gamma
-            draft_passes += out.draft_passes
-            take = _Unpack(out.host).take  # in the order packed
-            drafted = take(gamma).astype(np.int64).tolist()
-            accepted = take(gamma).astype(bool).tolist()
-            accept_prob = take(gamma)
-            p_tok = take(gamma)
-            n_acc = int(take(1)[0])
-            next_tok = int(take(1)[0])
-            u = None if greedy else take(gamma)
-            q_tok = take(gamma) if out.has_q else None
-            beta = take(gamma) if out.has_q and not greedy else None
-            # 4. commit
-            new_ids = drafted[:n_acc] + [next_tok]
-            kinds = ["accepted"] * n_acc + ["bonus" if n_acc == gamma else "resampled"]
-            for i, t in enumerate(new_ids):  # stop at the first end-of-sequence token
-                if t in eos:
-                    new_ids, kinds = new_ids[:i + 1], kinds[:i + 1]
-                    stop_reason = "eos"
-                    break
-            seq_list.extend(new_ids)
-            backend.commit(seq_list, new_ids)
-            if policy is not None:
-                policy.update(gamma, n_acc)
-            n_steps += 1
-            n_emitted += len(new_ids)
-            n_drafted_total += gamma
-            n_accepted_total += n_acc
-            n_evaluated_total += min(gamma, n_acc + 1)
-            pending = None
-            if backend.overlaps and stop_reason != "eos":
-                # the GPU starts the next step while the host writes this one's record
-                want = next_want()
-                pending = launch(want) if want is not None else None
+        dec.start(prompt_ids)
+        seq_list = state.host  # the committed tokens, as the decoder extends them
+        for step in steps(dec, next_gamma, set(pair.eos_ids),
+                          policy.stop_below if policy else None,
+                          overlap=device.type == "cuda", update=update):
+            g, n = step.launched.gamma, step.n_accepted
+            counts["steps"] += 1
+            counts["emitted"] += len(step.new_ids)
+            counts["drafted"] += g
+            counts["accepted"] += n
+            counts["evaluated"] += min(g, n + 1)
+            counts["draft_passes"] += g if drafter is not None and drafter.has_q else 0
+            if step.eos:
+                stop_reason = "eos"
             if detail:
-                m0, m1, m2 = out.marks
-                draft_ms, verify_ms = clock.ms(m0, m1), clock.ms(m1, m2)
-                total_ms = (t1 - t0) * 1e3
-                rec = StepRecord(
-                    step=len(steps), gamma=gamma, drafted_ids=drafted,
-                    drafted_text=text(drafted),
-                    q=_f32(q_tok) if q_tok is not None else None,
-                    p=_f32(p_tok), accept_prob=_f32(accept_prob),
-                    u=None if u is None else [x if i <= n_acc else None
-                                              for i, x in enumerate(_f32(u))],
-                    accepted=accepted, emitted_ids=new_ids, emitted_text=text(new_ids),
-                    emitted_kinds=kinds,
-                    **_top_fields(take, gamma, k_top, out.has_q, text, out.vocab),
-                    beta=_f32(beta) if beta is not None else None,
-                    draft_ms=round(draft_ms, 4), verify_ms=round(verify_ms, 4),
-                    accept_ms=round(max(total_ms - draft_ms - verify_ms, 0.0), 4),
-                    total_ms=round(total_ms, 4), t_end_s=round(t1 - t_start, 6))
-                steps.append(rec)
+                rec = _record(step, len(records), text, clock, t_start)
+                records.append(rec)
                 if writer is not None:
                     writer.write(rec)
                 if on_step is not None:
                     on_step(rec)
-            if not backend.overlaps and stop_reason != "eos":
-                want = next_want()
-                pending = launch(want) if want is not None else None
     except KeyboardInterrupt:
         stop_reason = "stopped"
     except Exception as e:  # keep what finished; say plainly what broke
         trace = partial("error")
         if writer is not None:
             writer.write(trace.summary)
-        raise DecodeError(f"decoding failed after {len(steps)} steps: {_short(e)}",
+        raise DecodeError(f"decoding failed after {len(records)} steps: {_short(e)}",
                           trace) from e
     finally:
-        if isinstance(backend, _StaticSteps):
-            backend.close()
+        if release is not None:
+            release()
     trace = partial(stop_reason)
     if writer is not None:
         writer.write(trace.summary)
     return trace
 
 
-class _Unpack:
-    """Reads consecutive slices of the step's packed host array."""
-
-    def __init__(self, host: np.ndarray):
-        self.host, self.at = host, 0
-
-    def take(self, n: int) -> np.ndarray:
-        self.at += n
-        return self.host[self.at - n:self.at]
-
-
-def _top_fields(take, gamma: int, k: int, has_q: bool, text, vocab: int) -> dict:
-    if not gamma:
-        return {"p_top_ids": [], "p_top_texts": [], "p_top_probs": [],
-                "q_top_ids": [] if has_q else None, "q_top_texts": [] if has_q else None,
-                "q_top_probs": [] if has_q else None}
-    k = min(k, vocab)
-    out: dict = {}
+def _record(step: Step, index: int, text, clock: _Clock, t_start: float) -> StepRecord:
+    """The step's record: its device data (specviz.core.layout) with texts and timings."""
+    d, g, n = step.data, step.launched.gamma, step.n_accepted
+    drafted = d["drafted"].astype(np.int64).tolist()
+    m0, m1, m2 = step.launched.marks
+    draft_ms, verify_ms = clock.ms(m0, m1), clock.ms(m1, m2)
+    total_ms = (step.t1 - step.launched.t0) * 1e3
+    has_q = "q_tok" in d
+    top: dict = {"q_top_ids": None, "q_top_texts": None, "q_top_probs": None}
     for who in ("p", "q") if has_q else ("p",):
-        ids = take(gamma * k).astype(np.int64).reshape(gamma, k).tolist()
-        probs = take(gamma * k).reshape(gamma, k)
-        out[f"{who}_top_ids"] = ids
-        out[f"{who}_top_texts"] = [text(r) for r in ids]
-        out[f"{who}_top_probs"] = [_f32(r) for r in probs]
-    if not has_q:
-        out.update(q_top_ids=None, q_top_texts=None, q_top_probs=None)
-    return out
+        if g:
+            ids = d[f"{who}_top_ids"].astype(np.int64).tolist()
+            top.update({f"{who}_top_ids": ids, f"{who}_top_texts": [text(r) for r in ids],
+                        f"{who}_top_probs": [_f32(r) for r in d[f"{who}_top_probs"]]})
+        else:
+            top.update({f"{who}_top_ids": [], f"{who}_top_texts": [], f"{who}_top_probs": []})
+    u = d.get("u")
+    return StepRecord(
+        step=index, gamma=g, drafted_ids=drafted, drafted_text=text(drafted),
+        q=_f32(d["q_tok"]) if has_q else None, p=_f32(d["p_tok"]),
+        accept_prob=_f32(d["accept_prob"]),
+        u=None if u is None else [x if i <= n else None for i, x in enumerate(_f32(u))],
+        accepted=d["accepted"].astype(bool).tolist(), emitted_ids=step.new_ids,
+        emitted_text=text(step.new_ids), emitted_kinds=step.kinds, **top,
+        beta=_f32(d["beta"]) if "beta" in d else None,
+        draft_ms=round(draft_ms, 4), verify_ms=round(verify_ms, 4),
+        accept_ms=round(max(total_ms - draft_ms - verify_ms, 0.0), 4),
+        total_ms=round(total_ms, 4), t_end_s=round(step.t1 - t_start, 6))
 
 
 def _short(e: BaseException) -> str:

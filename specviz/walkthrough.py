@@ -82,7 +82,8 @@ class CacheCounts:
     The target feeds ``target_fed`` tokens (the uncached tail plus every draft) in its one
     verify pass; afterwards its cache holds ``target_after_verify`` and keeps ``target_kept``
     (every committed token but the last). The draft model's cache (None for prompt lookup)
-    holds the committed tokens and every draft but the last after drafting.
+    holds every committed token but the last two before drafting, and the committed tokens
+    and every draft but the last after it.
     """
 
     prompt: int
@@ -190,29 +191,25 @@ def is_walkable(trace: Trace) -> bool:
 
 
 def cache_counts(trace: Trace, step: int) -> CacheCounts:
-    """Sequence and cache lengths around ``step``, replaying the decoder's bookkeeping over
-    the steps before it: the target's cache starts empty and after each step keeps every
-    committed token but the last; the draft's keeps min(what it held, committed - 1)."""
-    n = len(trace.run.prompt_token_ids)
-    target = 0
+    """Sequence and cache lengths around ``step``, from the decoder's invariants: before a
+    step the target's cache holds every committed token but the last (the prompt's are
+    written by a prefill pass), the draft model's every committed token but the last two
+    (each step re-reads those two); drafting γ tokens feeds those two and the first γ - 1
+    drafts."""
+    n = len(trace.run.prompt_token_ids) + sum(len(s.emitted_ids)
+                                              for s in trace.steps[:step])
     has_draft = trace.run.drafter in DRAFT_CACHE_DRAFTERS
-    draft = 0
-    for s in trace.steps[:step]:
-        after = n + len(s.emitted_ids)
-        if has_draft and s.gamma:
-            draft = n + s.gamma - 1
-        draft = min(draft, after - 1)
-        target, n = after - 1, after
     s = trace.steps[step]
     after = n + len(s.emitted_ids)
-    drafted = (n + s.gamma - 1) if (has_draft and s.gamma) else draft
+    before = max(n - 2, 0)
+    drafted = (n + s.gamma - 1) if s.gamma else before
     return CacheCounts(
         prompt=len(trace.run.prompt_token_ids), committed_before=n, committed_after=after,
-        target_before=target, target_fed=n - target + s.gamma,
+        target_before=n - 1, target_fed=1 + s.gamma,
         target_after_verify=n + s.gamma, target_kept=after - 1,
-        draft_before=draft if has_draft else None,
+        draft_before=before if has_draft else None,
         draft_after_drafting=drafted if has_draft else None,
-        draft_kept=min(drafted, after - 1) if has_draft else None)
+        draft_kept=max(after - 2, 0) if has_draft else None)
 
 
 def _positions(s: StepRecord) -> tuple[Position, ...]:
@@ -442,9 +439,9 @@ def _commit_text(w: StepWalk) -> str:
         text += (f" The draft's cache held {c.draft_after_drafting} after drafting (the "
                  f"committed tokens and every draft but the last) and keeps {c.draft_kept}")
         text += (f", dropping {c.draft_dropped}." if c.draft_dropped else ".")
-        if c.draft_kept < c.committed_after - 1:
-            text += (" It is one short of the target's: its last draft was never fed to it, "
-                     "so its next pass feeds that token with the one after it.")
+        text += (" It keeps every committed token but the last two, which its next pass "
+                 "re-reads: after a step whose drafts were all kept, the last draft and the "
+                 "bonus token are new to it.")
     elif w.drafter == "prompt-lookup":
         text += " Prompt lookup keeps no cache: it only searches the committed tokens."
     return text

@@ -71,8 +71,9 @@ def tiny_runs() -> dict[str, Trace]:
 
 @contextmanager
 def failing_forward(model, on_call: int, message: str = "simulated device failure"):
-    """Within the block, the model's forward pass number ``on_call`` raises RuntimeError."""
-    calls = {"n": 0}
+    """Within the block, the model's forward pass number ``on_call`` raises RuntimeError,
+    counting the passes of the steps (the prompt's prefill pass before them is number 0)."""
+    calls = {"n": -1}
 
     def boom(module, args, kwargs):
         calls["n"] += 1

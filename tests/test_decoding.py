@@ -16,7 +16,8 @@ from specviz import (
     speculative_decode,
     target_only_decode,
 )
-from specviz.drafters import lookup, truncated_model
+from specviz.core.drafters import lookup
+from specviz.engines.eager import truncated_model
 from specviz.trace import TraceWriter
 from tests._traces import failing_forward
 
@@ -76,8 +77,9 @@ def test_cached_logits_equal_a_full_recompute_after_rejections(pair, temperature
         handle.remove()
     assert any(not all(s.accepted) for s in trace.steps), "need rejections to test cropping"
     context = list(trace.run.prompt_token_ids)
-    assert len(calls) == len(trace.steps)
-    for step, (_, logits) in zip(trace.steps, calls):
+    # one prefill pass (every prompt token but the last), then one pass per step
+    assert len(calls) == len(trace.steps) + 1 and calls[0][0] == len(context) - 1
+    for step, (_, logits) in zip(trace.steps, calls[1:]):
         full = torch.tensor([context + step.drafted_ids])
         with torch.no_grad():
             ref = pair.target(input_ids=full).logits[0, -(step.gamma + 1):]

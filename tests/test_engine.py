@@ -1,4 +1,4 @@
-"""The static engine (specviz.engine) against transformers' eager forward.
+"""The static engine (specviz.engines.static) against transformers' eager forward.
 
 On the CPU: the static forward's logits match transformers', and static-engine traces match
 eager traces step by step. Where CUDA exists, the same with CUDA graphs, plus the one-sync-
@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from specviz import DecodeConfig, load_pair, speculative_decode, target_only_decode
-from specviz.engine import StaticLlama, Unsupported, check_supported, stacked_layers
+from specviz.engines.static import StaticLlama, Unsupported, check_supported, stacked_layers
 from specviz.models import ModelSourceError
 
 PROMPT = "the cat sat on the mat and the cat sat"
@@ -157,7 +157,7 @@ def test_graphs_target_only_and_sampled_runs_on_cuda(cuda_pair):
 def test_graphs_sync_the_host_once_per_step(cuda_pair, monkeypatch):
     """No hidden synchronisation (torch's sync debug mode flags .item(), .cpu(), nonzero and
     the like); the host waits once per step, for the packed trace data."""
-    from specviz.engine import HostCopier
+    from specviz.engines.phases import HostCopier
     cfg = DecodeConfig(drafter="model", gamma=3, max_new_tokens=30, chat=False,
                        engine="graphs")
     speculative_decode(cuda_pair, PROMPT, cfg)  # capture first

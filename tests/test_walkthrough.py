@@ -176,19 +176,19 @@ def test_a_step_cut_by_end_of_sequence_adds_nothing(hand):
 
 def test_cache_counts_of_the_handmade_run(hand):
     c0, c1, c2 = (W.cache_counts(hand, i) for i in range(3))
-    # prompt of 2 tokens; step 0 feeds the whole prompt plus 3 drafts
+    # prompt of 2 tokens, the first prefilled; step 0 feeds the last prompt token + 3 drafts
     assert (c0.committed_before, c0.target_before, c0.target_fed, c0.target_after_verify,
-            c0.committed_after, c0.target_kept, c0.target_dropped) == (2, 0, 5, 5, 5, 4, 1)
-    assert (c0.draft_before, c0.draft_after_drafting, c0.draft_kept) == (0, 4, 4)
-    # all accepted + bonus: nothing dropped; the draft cache is one short of the target's
+            c0.committed_after, c0.target_kept, c0.target_dropped) == (2, 1, 4, 5, 5, 4, 1)
+    assert (c0.draft_before, c0.draft_after_drafting, c0.draft_kept) == (0, 4, 3)
+    # all accepted + bonus: nothing dropped; the draft keeps all but the last two
     assert (c1.target_before, c1.target_fed, c1.target_after_verify, c1.target_kept,
             c1.target_dropped) == (4, 4, 8, 8, 0)
     assert (c1.draft_after_drafting, c1.draft_kept) == (7, 7)
-    assert "one short of the target's" in W.walk_step(hand, 1).micro[-1].narration
+    assert "every committed token but the last two" in W.walk_step(hand, 1).micro[-1].narration
     # first draft rejected: the target drops all 3 draft positions
     assert (c2.committed_before, c2.committed_after, c2.target_kept, c2.target_dropped) == \
         (9, 10, 9, 3)
-    assert (c2.draft_after_drafting, c2.draft_kept, c2.draft_dropped) == (11, 9, 2)
+    assert (c2.draft_after_drafting, c2.draft_kept, c2.draft_dropped) == (11, 8, 3)
     text = W.walk_step(hand, 2).micro[-1].narration
     assert "keeps 9" in text and "drops 3 positions" in text
     frame = W.cache_frame(c2)
@@ -197,29 +197,45 @@ def test_cache_counts_of_the_handmade_run(hand):
 
 
 def test_cache_counts_follow_the_real_decoder(monkeypatch):
-    """Record every cache cut the decoder makes (length before, length kept) and compare
-    with the bookkeeping replayed from the trace alone."""
-    from specviz import DecodeConfig, decoding, drafters, load_pair, speculative_decode
-    cuts: dict[str, list[tuple[int, int]]] = {"target": [], "draft": []}
-
-    def recorder(which, original):
-        def crop(cache, keep):
-            cuts[which].append((cache.get_seq_length(), keep))
-            original(cache, keep)
-        return crop
-
-    monkeypatch.setattr(decoding, "crop_cache", recorder("target", decoding.crop_cache))
-    monkeypatch.setattr(drafters, "crop_cache", recorder("draft", drafters.crop_cache))
+    """Record the cache length before every forward pass of transformers' engine (which cuts
+    the cache back to the first position it feeds) and compare with the bookkeeping the
+    walkthrough replays from the trace alone."""
+    from specviz import DecodeConfig, load_pair, speculative_decode
+    from specviz.engines import eager
     pair = load_pair("embedded:tiny-random-target")
+    passes: dict[str, list[tuple[int, int, int]]] = {"target": [], "draft": []}
+    original = eager.CachedLM.forward
+
+    def forward(self, ids, pos, *args, **kwargs):
+        who = "target" if self.model is pair.target else "draft"
+        passes[who].append((self.cache.get_seq_length(), int(pos[0]), len(ids)))
+        out = original(self, ids, pos, *args, **kwargs)
+        return out
+
+    monkeypatch.setattr(eager.CachedLM, "forward", forward)
     cfg = DecodeConfig(drafter="model", gamma=3, temperature=1.0, seed=5, max_new_tokens=16,
-                       chat=False)
+                       chat=False, engine="eager")
     trace = speculative_decode(pair, "abc abc", cfg)
-    assert len(cuts["target"]) == len(trace.steps) == len(cuts["draft"])
     assert any(s.n_accepted < s.gamma for s in trace.steps)  # some positions are dropped
-    for s, (held, kept), (d_held, d_kept) in zip(trace.steps, cuts["target"], cuts["draft"]):
+    verify = passes["target"][1:]  # after the prefill: one pass per step
+    first_drafts = [p for p in passes["draft"][1:] if p[2] == 2]  # each step's first pass
+    assert len(verify) == len(first_drafts) == len(trace.steps)
+    for s, (held, start, fed) in zip(trace.steps, verify):
         c = W.cache_counts(trace, s.step)
-        assert (c.target_after_verify, c.target_kept) == (held, kept), s.step
-        assert (c.draft_after_drafting, c.draft_kept) == (d_held, d_kept), s.step
+        assert (start, fed) == (c.target_before, c.target_fed), s.step
+        if not s.step:  # the prefill left exactly that
+            assert held == c.target_before
+        else:  # what the previous step left, cut back to what it kept
+            prev = W.cache_counts(trace, s.step - 1)
+            assert (held, start) == (prev.target_after_verify, prev.target_kept), s.step
+    for s, (held, start, _) in zip(trace.steps, first_drafts):
+        c = W.cache_counts(trace, s.step)
+        assert start == c.draft_before, s.step
+        if not s.step:
+            assert held == c.draft_before
+        else:
+            prev = W.cache_counts(trace, s.step - 1)
+            assert (held, start) == (prev.draft_after_drafting, prev.draft_kept), s.step
 
 
 # ---------------------------------------------------------------- what each micro-step shows

@@ -1,0 +1,88 @@
+"""How the phases of a step run: eagerly, or each captured once as a CUDA graph and replayed;
+and the step's one device -> host copy.
+
+A CUDA graph records the kernels a function launches, with their arguments and addresses,
+and replays them in one launch. The decoding core keeps every buffer a phase touches at a
+fixed address and reads positions from device tensors, so a phase captured for one shape
+(its key: the phase, γ and the settings baked into it) replays correctly at every step.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+
+class EagerPhases:
+    """Runs each phase as it comes."""
+
+    captures = False
+
+    def run(self, key: tuple, fn: Callable[[], Any]) -> Any:
+        return fn()
+
+
+class GraphPhases:
+    """Captures each phase once per key as a CUDA graph, then replays it.
+
+    ``save`` is called before a warm-up run and returns what undoes that run's lasting
+    changes (the committed length P advances in the accept phase)."""
+
+    captures = True
+
+    def __init__(self, save: Callable[[], Callable[[], None]]):
+        self.save = save
+        self.graphs: dict = {}
+
+    def run(self, key: tuple, fn: Callable[[], Any]) -> Any:
+        hit = self.graphs.get(key)
+        if hit is None:
+            undo = self.save()
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):  # warm-up off the capture, as CUDA graphs require
+                fn()
+                undo()
+            torch.cuda.current_stream().wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            # thread_local: another thread (a second app session) may use the GPU meanwhile
+            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+                out = fn()
+            undo()
+            hit = self.graphs[key] = (graph, out)
+        hit[0].replay()
+        return hit[1]
+
+
+class HostCopier:
+    """The step's one device -> host transfer. On CUDA it is asynchronous, into two pinned
+    buffers used in turn, so the host can write one step's record while the GPU runs the
+    next; ``finish`` waits for it. Elsewhere it is a plain copy."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+        self.buffers: list[torch.Tensor] = []
+        self.turn = 0
+
+    def start(self, packed: torch.Tensor):
+        if not self.cuda:
+            return packed.cpu().numpy()
+        n = packed.shape[0]
+        if not self.buffers or self.buffers[0].shape[0] < n:
+            self.buffers = [torch.empty(max(n, 4096), dtype=packed.dtype, pin_memory=True)
+                            for _ in range(2)]
+        buf = self.buffers[self.turn]
+        self.turn ^= 1
+        buf[:n].copy_(packed, non_blocking=True)
+        done = torch.cuda.Event()
+        done.record()
+        return buf, n, done
+
+    def finish(self, started) -> np.ndarray:
+        if not self.cuda:
+            return started
+        buf, n, done = started
+        done.synchronize()
+        return buf[:n].numpy()

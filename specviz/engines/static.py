@@ -1,0 +1,204 @@
+"""The static engine: Llama-family forward passes over preallocated KV caches.
+
+Why: transformers' eager forward launches its many small kernels one by one from Python. On a
+fast GPU those launches, not the arithmetic, set the pace (the 135M target takes about the
+same 25-30 ms per pass on an H200 whether it holds 1 or 5 tokens). Here a forward pass reads
+its positions from a device tensor and writes keys and values into caches of fixed size, so
+nothing in it depends on values on the host: each phase of a step has fixed shapes and can be
+captured once as a CUDA graph and replayed (``specviz.engines.phases``).
+
+Without CUDA (or with graphs off) the same forward runs eagerly: the "static" path, which the
+CPU tests check against transformers' forward.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+ENGINES = ("auto", "eager", "static", "graphs")
+_ROPE_TYPES = ("default", "linear", "llama3")  # position tables that do not change with length
+
+
+class Unsupported(ValueError):
+    """The static engine cannot run this model; the message says why in one line."""
+
+
+def check_supported(model: torch.nn.Module) -> None:
+    """Raise Unsupported unless ``model`` is a Llama-family causal LM this engine can run."""
+    cfg = model.config
+    kind = getattr(cfg, "model_type", None)
+    if kind != "llama":
+        raise Unsupported(f"the static engine runs Llama models; this one is {kind!r}")
+    if getattr(cfg, "hidden_act", "silu") != "silu":
+        raise Unsupported(f"the static engine needs SiLU MLPs, not {cfg.hidden_act!r}")
+    if getattr(cfg, "mlp_bias", False):
+        raise Unsupported("the static engine does not run MLP biases")
+    rope = getattr(model.model.rotary_emb, "rope_type", "default")
+    if rope not in _ROPE_TYPES:
+        raise Unsupported(f"the static engine does not run {rope!r} rotary embeddings")
+
+
+@dataclass(frozen=True)
+class _Layer:
+    ln1: torch.Tensor
+    wqkv: torch.Tensor  # q, k and v projections stacked: one matmul instead of three
+    bqkv: torch.Tensor | None
+    wo: torch.Tensor
+    bo: torch.Tensor | None
+    ln2: torch.Tensor
+    wgu: torch.Tensor  # gate and up projections stacked
+    wdown: torch.Tensor
+
+
+def stacked_layers(model: torch.nn.Module) -> list[_Layer]:
+    """The model's decoder layers with q/k/v and gate/up weights stacked (copies of those)."""
+    out = []
+    for layer in model.model.layers:
+        a, m = layer.self_attn, layer.mlp
+        bias = a.q_proj.bias
+        out.append(_Layer(
+            ln1=layer.input_layernorm.weight,
+            wqkv=torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight]),
+            bqkv=None if bias is None else torch.cat([a.q_proj.bias, a.k_proj.bias,
+                                                      a.v_proj.bias]),
+            wo=a.o_proj.weight, bo=a.o_proj.bias,
+            ln2=layer.post_attention_layernorm.weight,
+            wgu=torch.cat([m.gate_proj.weight, m.up_proj.weight]),
+            wdown=m.down_proj.weight))
+    return out
+
+
+def _rms(x: torch.Tensor, w: torch.Tensor, eps: float) -> torch.Tensor:
+    """RMSNorm in float32 (as transformers' LlamaRMSNorm), one fused kernel where torch has
+    one."""
+    if x.dtype == torch.float32:
+        return F.rms_norm(x, (x.shape[-1],), w, eps)
+    return F.rms_norm(x.float(), (x.shape[-1],), eps=eps).to(x.dtype) * w
+
+
+# On an H200, cuBLAS's fp32 kernels for 2-16 rows against a small weight (576 x 576, 576 x
+# 1536) take 2-3x longer than one matrix-vector product per row run as a batch (bmm with the
+# weight broadcast): e.g. 9.5 vs 3.5 us for 5 rows x (576 x 576). Larger weights (the MLP's
+# 3072 x 576, the output layer) are faster as one GEMM. Measured with CUDA graphs; see
+# docs/benchmarks.md.
+_BATCHED_GEMV_MAX_ROWS = 16
+_BATCHED_GEMV_MAX_WEIGHT = 1_600_000
+
+
+def _rows_as_gemv(h: torch.Tensor, w: torch.Tensor) -> bool:
+    return (h.is_cuda and 2 <= h.shape[0] <= _BATCHED_GEMV_MAX_ROWS
+            and w.numel() <= _BATCHED_GEMV_MAX_WEIGHT)
+
+
+def _linear(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
+    """h (T, in) @ w.T (+ b) -> (T, out), by whichever kernel is faster for the shape."""
+    if _rows_as_gemv(h, w):
+        y = torch.bmm(w.expand(h.shape[0], *w.shape), h.unsqueeze(-1)).squeeze(-1)
+        return y if b is None else y + b
+    return F.linear(h, w, b)
+
+
+def _add_linear(x: torch.Tensor, h: torch.Tensor, w: torch.Tensor,
+                b: torch.Tensor | None = None) -> torch.Tensor:
+    """x + h @ w.T (+ b); as one GEMM the add rides on its epilogue (one kernel, not two)."""
+    if b is not None or _rows_as_gemv(h, w):
+        return x + _linear(h, w, b)
+    return torch.addmm(x, h, w.t())
+
+
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    return torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+
+
+class StaticLlama:
+    """A Llama forward pass with a static KV cache of ``max_len`` positions.
+
+    ``forward(ids, pos)`` writes the keys and values of tokens ``ids`` (T,) at positions
+    ``pos`` (T,) (device tensors) and attends to every cached position up to each token's
+    own. Nothing in it depends on values on the host, so it can be captured in a CUDA graph.
+    """
+
+    def __init__(self, model: torch.nn.Module, layers: list[_Layer], max_len: int):
+        check_supported(model)
+        cfg = model.config
+        self.layers = layers
+        self.embed = model.model.embed_tokens.weight  # (V, H)
+        self.norm = model.model.norm.weight
+        self.lm_head = model.lm_head.weight  # (V, H)
+        self.eps = cfg.rms_norm_eps
+        self.n_heads = cfg.num_attention_heads
+        self.n_kv = cfg.num_key_value_heads
+        self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // self.n_heads
+        self.group = self.n_heads // self.n_kv
+        self.scale = self.head_dim ** -0.5
+        self.max_len = max_len
+        dev, dtype = self.embed.device, self.embed.dtype
+        pos = torch.arange(max_len, device=dev)[None]  # (1, max_len)
+        cos, sin = model.model.rotary_emb(self.embed[:1][None], pos)  # (1, max_len, D)
+        self.cos, self.sin = cos[0], sin[0]  # (max_len, D)
+        shape = (len(layers), self.n_kv, max_len, self.head_dim)
+        self.k = torch.zeros(shape, dtype=dtype, device=dev)
+        self.v = torch.zeros(shape, dtype=dtype, device=dev)
+        self.key_pos = torch.arange(max_len, device=dev)  # (max_len,)
+
+    def forward(self, ids: torch.Tensor, pos: torch.Tensor, logits: str = "all",
+                features: torch.Tensor | None = None) -> torch.Tensor | None:
+        """ids (T,), pos (T,) -> logits (T, V); ``logits`` "last" gives (1, V), "none" None.
+        ``features`` (T, H) receives the last hidden states (after the final norm).
+
+        Written for few kernel launches at batch 1: q, k and v come from one matmul and get
+        their rotary embedding together; attention is two batched matmuls and a softmax over
+        the whole static cache, with the positions after each token masked out.
+        """
+        T, nh, nkv, D, g = ids.shape[0], self.n_heads, self.n_kv, self.head_dim, self.group
+        x = F.embedding(ids, self.embed)  # (T, H)
+        cos = self.cos.index_select(0, pos)[None]  # (1, T, D)
+        sin = self.sin.index_select(0, pos)[None]
+        bias = torch.where(self.key_pos[None, :] <= pos[:, None], 0.0, float("-inf"))
+        bias = bias.to(x.dtype).repeat(g, 1)  # (g*T, L): query rows grouped by kv head
+        for i, w in enumerate(self.layers):
+            h = _rms(x, w.ln1, self.eps)
+            qkv = _linear(h, w.wqkv, w.bqkv).view(T, nh + 2 * nkv, D).transpose(0, 1)
+            qk = qkv[:nh + nkv]  # (nh + nkv, T, D)
+            qk = qk * cos + _rotate_half(qk) * sin
+            self.k[i].index_copy_(1, pos, qk[nh:])
+            self.v[i].index_copy_(1, pos, qkv[nh + nkv:])
+            q = qk[:nh].reshape(nkv, g * T, D)  # query heads sharing a kv head, stacked
+            scores = torch.baddbmm(bias, q, self.k[i].transpose(1, 2), alpha=self.scale)
+            o = torch.bmm(torch.softmax(scores, dim=-1), self.v[i])  # (nkv, g*T, D)
+            o = o.view(nh, T, D).transpose(0, 1).reshape(T, nh * D)
+            x = _add_linear(x, o, w.wo, w.bo)  # the residual add rides on the matmul
+            gate, up = _linear(_rms(x, w.ln2, self.eps), w.wgu).chunk(2, dim=-1)
+            x = _add_linear(x, F.silu(gate) * up, w.wdown)
+        if features is not None:
+            features.copy_(_rms(x, self.norm, self.eps))
+        if logits == "none":
+            return None
+        if logits == "last":
+            x = x[-1:]
+        return F.linear(_rms(x, self.norm, self.eps), self.lm_head)  # (T, V)
+
+
+def check_against(model: torch.nn.Module, engine: StaticLlama, n_tokens: int = 6) -> None:
+    """Raise Unsupported if the engine's logits differ from transformers' on a short input."""
+    dev = engine.embed.device
+    vocab = engine.embed.shape[0]
+    ids = (torch.arange(n_tokens, device=dev) * 7919 + 11) % vocab
+    with torch.inference_mode():
+        ref = model(input_ids=ids[None], use_cache=False).logits[0].float()  # (T, V)
+        got = engine.forward(ids, torch.arange(n_tokens, device=dev)).float()
+    err = float((ref - got).abs().max() / ref.abs().max().clamp_min(1e-6))
+    if not err < 1e-3:
+        raise Unsupported(f"the static engine's logits differ from transformers' "
+                          f"(relative error {err:.1e}) for this model")
+
+
+
+
+def bucket(n: int) -> int:
+    """Cache length for n positions: a multiple of 256, so that runs share graphs."""
+    return max(256, -(-n // 256) * 256)
