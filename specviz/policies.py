@@ -10,8 +10,6 @@ POLICIES = ("fixed", "heuristic", "confidence")
 class FixedGamma:
     """Always gamma tokens."""
 
-    name = "fixed"
-
     def __init__(self, gamma: int):
         self.gamma = gamma
 
@@ -28,8 +26,6 @@ class HeuristicGamma(FixedGamma):
     """+2 after a step whose drafts were all accepted, -1 otherwise (transformers' assisted
     generation schedule), kept within 1..GAMMA_MAX."""
 
-    name = "heuristic"
-
     def update(self, drafted: int, accepted: int) -> None:
         if drafted == 0:
             return
@@ -40,8 +36,6 @@ class HeuristicGamma(FixedGamma):
 class ConfidenceGamma(FixedGamma):
     """Draft up to gamma tokens, stopping after one whose top draft probability is below the
     threshold (for drafters without probabilities this is the fixed policy)."""
-
-    name = "confidence"
 
     def __init__(self, gamma: int, threshold: float):
         super().__init__(gamma)
