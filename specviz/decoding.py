@@ -23,6 +23,7 @@ from . import __version__
 from .core.algorithm import Decoder, Step, steps
 from .core.drafters import (
     DRAFTERS,
+    FeatureHeadDrafter,
     ModelDrafter,
     PromptLookupDrafter,
     check_early_exit_layers,
@@ -40,6 +41,7 @@ from .engines.static import (
     stacked_layers,
 )
 from .errors import one_line
+from .feature_head import StaticHead
 from .limits import GAMMA_MAX, GAMMA_MIN, MAX_NEW_TOKENS_MAX, TOP_ALTERNATIVES_MAX
 from .policies import POLICIES, make_policy
 from .sampling import Sampling
@@ -51,7 +53,7 @@ from .verify import RULES
 class DecodeConfig:
     """Everything that decides a run besides the models and the prompt."""
 
-    drafter: str = "model"  # model | prompt-lookup | early-exit
+    drafter: str = "model"  # model | feature-head | prompt-lookup | early-exit
     gamma: int = 4
     policy: str = "fixed"  # fixed | heuristic | confidence
     confidence_threshold: float = 0.4
@@ -172,6 +174,9 @@ def check_drafter(pair, config: DecodeConfig) -> None:
     if config.drafter == "model" and pair.draft is None:
         raise ValueError("the 'model' drafter needs a draft model; give one, or choose "
                          "the prompt-lookup or early-exit drafter")
+    if config.drafter == "feature-head" and getattr(pair, "head", None) is None:
+        raise ValueError("the 'feature-head' drafter needs a feature head for this target; "
+                         "the embedded SmolLM2 target ships one")
     if config.drafter == "early-exit":
         check_early_exit_layers(pair.target, config.early_exit_layers)
 
@@ -191,6 +196,8 @@ def _run_record(pair, config: DecodeConfig, mode: str, prompt: str, prompt_ids: 
     draft = None
     if mode == "speculative" and config.drafter == "model":
         draft = dict(pair.draft_info)
+    elif mode == "speculative" and config.drafter == "feature-head":
+        draft = {**pair.head_info, "reads": "the target's last hidden states"}
     elif mode == "speculative" and config.drafter == "early-exit":
         n, t = config.early_exit_layers, pair.target_info
         view = truncated_model(pair.target, min(n, max(t["n_layers"] - 1, 1)))
@@ -308,8 +315,15 @@ def _eager_parts(pair, config: DecodeConfig, kind: str | None, max_len: int):
                                s)
     elif kind == "prompt-lookup":
         drafter = PromptLookupDrafter()
-    state = RunState(max_len, pair.target.config.vocab_size, pair.device)
+    elif kind == "feature-head":
+        drafter = FeatureHeadDrafter(StaticHead(pair.head, pair.target, max_len), s)
+    state = RunState(max_len, pair.target.config.vocab_size, pair.device,
+                     _hidden(pair) if kind == "feature-head" else None)
     return CachedLM(pair.target), drafter, state, EagerPhases(), None
+
+
+def _hidden(pair) -> int:
+    return pair.target.config.hidden_size
 
 
 class _Workspace:
@@ -317,10 +331,11 @@ class _Workspace:
     (so CUDA graphs are captured once): the static forwards, the device buffers, the graphs.
     ``lock`` keeps two runs from sharing it at once."""
 
-    def __init__(self, target: StaticLlama, draft: StaticLlama | None, vocab: int,
-                 graphs: bool):
+    def __init__(self, target: StaticLlama, draft: StaticLlama | StaticHead | None,
+                 vocab: int, graphs: bool):
         self.target, self.draft = target, draft
-        self.state = RunState(target.max_len, vocab, target.embed.device)
+        hidden = target.embed.shape[1] if isinstance(draft, StaticHead) else None
+        self.state = RunState(target.max_len, vocab, target.embed.device, hidden)
         self.phases = GraphPhases(self._save_p) if graphs else EagerPhases()
         self.lock = threading.Lock()
 
@@ -351,7 +366,8 @@ def _static_parts(pair, config: DecodeConfig, kind: str | None, max_len: int, gr
     draft_model = pair.draft if kind == "model" else None
     n_layers = config.early_exit_layers if kind == "early-exit" else None
     max_len = bucket(max_len)
-    key = (id(draft_model), kind, n_layers, max_len, graphs)
+    key = (id(draft_model), id(pair.head) if kind == "feature-head" else None, kind, n_layers,
+           max_len, graphs)
     spaces = _WORKSPACES.setdefault(pair.target, {})
     ws = spaces.get(key)
     release = None
@@ -359,6 +375,8 @@ def _static_parts(pair, config: DecodeConfig, kind: str | None, max_len: int, gr
         draft = None
         if draft_model is not None:
             draft = _static_lm(draft_model, None, max_len)
+        elif kind == "feature-head":
+            draft = StaticHead(pair.head, pair.target, max_len)
         elif n_layers is not None:  # its range was checked by check_drafter
             draft = StaticLlama(pair.target, _static_lm(pair.target, None, max_len).layers[
                 :n_layers], max_len)
@@ -372,8 +390,12 @@ def _static_parts(pair, config: DecodeConfig, kind: str | None, max_len: int, gr
             fresh.lock.acquire()
     release = ws.lock.release
     s = config.sampling
-    drafter = (ModelDrafter(ws.draft, s) if ws.draft is not None else
-               PromptLookupDrafter() if kind == "prompt-lookup" else None)
+    if isinstance(ws.draft, StaticHead):
+        drafter = FeatureHeadDrafter(ws.draft, s)
+    elif ws.draft is not None:
+        drafter = ModelDrafter(ws.draft, s)
+    else:
+        drafter = PromptLookupDrafter() if kind == "prompt-lookup" else None
     return ws.target, drafter, ws.state, ws.phases, release
 
 

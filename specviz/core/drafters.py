@@ -3,6 +3,8 @@ specviz.core.algorithm).
 
 - ``ModelDrafter``: a draft LM, the separate draft model or the target's own first layers
   (early exit), fed its own guesses one token at a time; it gives q.
+- ``FeatureHeadDrafter``: a small head that drafts from the target's own last hidden states
+  (EAGLE-style; specviz.feature_head); it gives q.
 - ``PromptLookupDrafter``: copies what followed the latest earlier match of the last n-gram
   (Saxena 2023); no model and no q (the verifier takes q = one-hot).
 
@@ -17,7 +19,7 @@ import torch
 from ..sampling import Sampling, choose, logits_to_probs
 from .state import RunState
 
-DRAFTERS = ("model", "prompt-lookup", "early-exit")
+DRAFTERS = ("model", "feature-head", "prompt-lookup", "early-exit")
 
 
 class ModelDrafter:
@@ -63,8 +65,61 @@ class ModelDrafter:
                 logits = self.lm.forward(tok.view(1), st.P + i, "last")[0]
         return gamma
 
-    def commit(self, state: RunState, n_accepted: torch.Tensor) -> None:
+    def commit(self, state: RunState, gamma: int, n_accepted: torch.Tensor) -> None:
         pass  # the next step re-reads the newest committed tokens
+
+
+class FeatureHeadDrafter:
+    """Drafts with a feature-level head (specviz.feature_head.StaticHead).
+
+    The head reads the target's features of the committed tokens, which the verify pass
+    already computed (state.features): its rows are written in the accept phase (``commit``),
+    and ``head.h`` keeps its guess of the next feature, from which the next step's first
+    draft comes. Drafting then feeds the head its own guesses, one row per draft.
+    """
+
+    has_q, reads_features = True, True
+
+    def __init__(self, head, sampling: Sampling):
+        self.head, self.sampling = head, sampling
+        self.h = head.h  # (H,) at a fixed address, like every buffer a graph replays
+
+    def start(self, state: RunState, prompt: torch.Tensor, features) -> None:
+        """Rows 0..n-2 from the prefill's features; a 1-token prompt has none: zeros."""
+        n = prompt.shape[0]
+        if n < 2:
+            self.h.zero_()
+            return
+        h = self.head.rows(features, prompt[1:], torch.arange(n - 1, device=prompt.device))
+        self.h.copy_(h[-1])
+
+    def propose(self, state: RunState, gamma: int, phases, stop_below: float | None) -> int:
+        if stop_below is None or phases.captures:
+            phases.run(("draft", gamma, self.sampling), lambda: self._draft(state, gamma, None))
+            return gamma if stop_below is None else _first_unsure(state.q[:gamma], stop_below)
+        return self._draft(state, gamma, stop_below)
+
+    def _draft(self, st: RunState, gamma: int, stop_below: float | None) -> int:
+        s, head, h = self.sampling, self.head, self.h
+        for i in range(gamma):
+            q = head.spread(logits_to_probs(head.logits(h), s))  # (V,), zero off its vocab
+            tok = choose(q, s, None, None if s.greedy else st.e_draft[i])  # ()
+            st.q[i].copy_(q)
+            st.drafts[i].copy_(tok)
+            if stop_below is not None and float(q.max()) < stop_below:
+                return i + 1
+            if i + 1 < gamma:  # row P-1+i: its own guess h in place of the target's feature
+                h = head.rows(h[None], tok.view(1), st.P - 1 + i)[0]
+        return gamma
+
+    def commit(self, state: RunState, gamma: int, n_accepted: torch.Tensor) -> None:
+        """Rows P-1..P-1+γ from the verify pass's features and the committed tokens (rows past
+        the accepted ones are overwritten later); h from row n."""
+        st = state
+        idx = st.offsets[:gamma + 1]
+        h = self.head.rows(st.features[:gamma + 1], st.seq.index_select(0, st.P + idx),
+                           st.P - 1 + idx)
+        self.h.copy_(h.index_select(0, n_accepted.view(1))[0])
 
 
 def _first_unsure(q: torch.Tensor, stop_below: float) -> int:
@@ -91,7 +146,7 @@ class PromptLookupDrafter:
             state.put_drafts(found)
         return len(found)
 
-    def commit(self, state: RunState, n_accepted: torch.Tensor) -> None:
+    def commit(self, state: RunState, gamma: int, n_accepted: torch.Tensor) -> None:
         pass
 
 

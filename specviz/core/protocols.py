@@ -42,4 +42,5 @@ class Drafter(Protocol):
     def propose(self, state: RunState, gamma: int, phases: Phases,
                 stop_below: float | None) -> int: ...
 
-    def commit(self, state: RunState, n_accepted: torch.Tensor) -> None: ...
+    def commit(self, state: RunState, gamma: int, n_accepted: torch.Tensor) -> None:
+        """Inside the accept phase, on the device, before P advances."""

@@ -114,6 +114,64 @@ def _rotate_half(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([-x[..., half:], x[..., :half]], dim=-1)
 
 
+@dataclass(frozen=True)
+class Shape:
+    """Attention shape of a Llama layer."""
+
+    n_heads: int
+    n_kv: int
+    head_dim: int
+    eps: float
+
+    @classmethod
+    def of(cls, cfg) -> "Shape":
+        heads = cfg.num_attention_heads
+        return cls(heads, cfg.num_key_value_heads,
+                   getattr(cfg, "head_dim", None) or cfg.hidden_size // heads, cfg.rms_norm_eps)
+
+    @property
+    def group(self) -> int:  # query heads per key/value head
+        return self.n_heads // self.n_kv
+
+
+def rotary_tables(model: torch.nn.Module, max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The model's rotary cos and sin for positions 0..max_len-1, each (max_len, D)."""
+    w = model.model.embed_tokens.weight
+    cos, sin = model.model.rotary_emb(w[:1][None], torch.arange(max_len, device=w.device)[None])
+    return cos[0], sin[0]
+
+
+def causal_bias(key_pos: torch.Tensor, pos: torch.Tensor, group: int,
+                dtype: torch.dtype) -> torch.Tensor:
+    """(group*T, L): 0 where a key's position is at most the query's, -inf after it; query
+    rows grouped by key/value head."""
+    bias = torch.where(key_pos[None, :] <= pos[:, None], 0.0, float("-inf"))
+    return bias.to(dtype).repeat(group, 1)
+
+
+def layer_step(x: torch.Tensor, w: _Layer, k_cache: torch.Tensor, v_cache: torch.Tensor,
+               pos: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, bias: torch.Tensor,
+               s: Shape) -> torch.Tensor:
+    """One Llama decoder layer over x (T, H) at positions pos (T,): writes the keys and values
+    into the layer's caches (n_kv, L, D) and attends to every cached position up to each
+    token's own. Few kernel launches at batch 1: q, k and v from one matmul, rotated
+    together; attention as two batched matmuls and a softmax over the whole cache."""
+    T, nh, nkv, D, g = x.shape[0], s.n_heads, s.n_kv, s.head_dim, s.group
+    h = _rms(x, w.ln1, s.eps)
+    qkv = _linear(h, w.wqkv, w.bqkv).view(T, nh + 2 * nkv, D).transpose(0, 1)
+    qk = qkv[:nh + nkv]  # (nh + nkv, T, D)
+    qk = qk * cos + _rotate_half(qk) * sin
+    k_cache.index_copy_(1, pos, qk[nh:])
+    v_cache.index_copy_(1, pos, qkv[nh + nkv:])
+    q = qk[:nh].reshape(nkv, g * T, D)  # query heads sharing a kv head, stacked
+    scores = torch.baddbmm(bias, q, k_cache.transpose(1, 2), alpha=D ** -0.5)
+    o = torch.bmm(torch.softmax(scores, dim=-1), v_cache)  # (nkv, g*T, D)
+    o = o.view(nh, T, D).transpose(0, 1).reshape(T, nh * D)
+    x = _add_linear(x, o, w.wo, w.bo)  # the residual add rides on the matmul
+    gate, up = _linear(_rms(x, w.ln2, s.eps), w.wgu).chunk(2, dim=-1)
+    return _add_linear(x, F.silu(gate) * up, w.wdown)
+
+
 class StaticLlama:
     """A Llama forward pass with a static KV cache of ``max_len`` positions.
 
@@ -129,21 +187,20 @@ class StaticLlama:
         self.embed = model.model.embed_tokens.weight  # (V, H)
         self.norm = model.model.norm.weight
         self.lm_head = model.lm_head.weight  # (V, H)
-        self.eps = cfg.rms_norm_eps
-        self.n_heads = cfg.num_attention_heads
-        self.n_kv = cfg.num_key_value_heads
-        self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // self.n_heads
-        self.group = self.n_heads // self.n_kv
-        self.scale = self.head_dim ** -0.5
+        self.shape = Shape.of(cfg)
+        self.eps = self.shape.eps
         self.max_len = max_len
         dev, dtype = self.embed.device, self.embed.dtype
-        pos = torch.arange(max_len, device=dev)[None]  # (1, max_len)
-        cos, sin = model.model.rotary_emb(self.embed[:1][None], pos)  # (1, max_len, D)
-        self.cos, self.sin = cos[0], sin[0]  # (max_len, D)
-        shape = (len(layers), self.n_kv, max_len, self.head_dim)
+        self.cos, self.sin = rotary_tables(model, max_len)  # (max_len, D)
+        shape = (len(layers), self.shape.n_kv, max_len, self.shape.head_dim)
         self.k = torch.zeros(shape, dtype=dtype, device=dev)
         self.v = torch.zeros(shape, dtype=dtype, device=dev)
         self.key_pos = torch.arange(max_len, device=dev)  # (max_len,)
+
+    def positions(self, pos: torch.Tensor, dtype: torch.dtype):
+        """Rotary tables (1, T, D) at ``pos`` (T,) and the attention bias (g*T, max_len)."""
+        return (self.cos.index_select(0, pos)[None], self.sin.index_select(0, pos)[None],
+                causal_bias(self.key_pos, pos, self.shape.group, dtype))
 
     def forward(self, ids: torch.Tensor, pos: torch.Tensor, logits: str = "all",
                 features: torch.Tensor | None = None) -> torch.Tensor | None:
@@ -154,26 +211,10 @@ class StaticLlama:
         their rotary embedding together; attention is two batched matmuls and a softmax over
         the whole static cache, with the positions after each token masked out.
         """
-        T, nh, nkv, D, g = ids.shape[0], self.n_heads, self.n_kv, self.head_dim, self.group
         x = F.embedding(ids, self.embed)  # (T, H)
-        cos = self.cos.index_select(0, pos)[None]  # (1, T, D)
-        sin = self.sin.index_select(0, pos)[None]
-        bias = torch.where(self.key_pos[None, :] <= pos[:, None], 0.0, float("-inf"))
-        bias = bias.to(x.dtype).repeat(g, 1)  # (g*T, L): query rows grouped by kv head
+        cos, sin, bias = self.positions(pos, x.dtype)
         for i, w in enumerate(self.layers):
-            h = _rms(x, w.ln1, self.eps)
-            qkv = _linear(h, w.wqkv, w.bqkv).view(T, nh + 2 * nkv, D).transpose(0, 1)
-            qk = qkv[:nh + nkv]  # (nh + nkv, T, D)
-            qk = qk * cos + _rotate_half(qk) * sin
-            self.k[i].index_copy_(1, pos, qk[nh:])
-            self.v[i].index_copy_(1, pos, qkv[nh + nkv:])
-            q = qk[:nh].reshape(nkv, g * T, D)  # query heads sharing a kv head, stacked
-            scores = torch.baddbmm(bias, q, self.k[i].transpose(1, 2), alpha=self.scale)
-            o = torch.bmm(torch.softmax(scores, dim=-1), self.v[i])  # (nkv, g*T, D)
-            o = o.view(nh, T, D).transpose(0, 1).reshape(T, nh * D)
-            x = _add_linear(x, o, w.wo, w.bo)  # the residual add rides on the matmul
-            gate, up = _linear(_rms(x, w.ln2, self.eps), w.wgu).chunk(2, dim=-1)
-            x = _add_linear(x, F.silu(gate) * up, w.wdown)
+            x = layer_step(x, w, self.k[i], self.v[i], pos, cos, sin, bias, self.shape)
         if features is not None:
             features.copy_(_rms(x, self.norm, self.eps))
         if logits == "none":
