@@ -116,8 +116,9 @@ def run_bench(pair, cfg, *, prompts: list[str] | None = None, repeats: int = 3,
         methods[_base(e)] = lambda p, c=traced: _ours(target_only_decode, pair, p, c)
         methods[_spec(e, True)] = lambda p, c=traced: _ours(speculative_decode, pair, p, c)
         methods[_spec(e, False)] = lambda p, c=untraced: _ours(speculative_decode, pair, p, c)
-    methods[HF_ASSISTED] = lambda p: _hf_generate(
-        pair, cfg, encode_prompt(pair.tokenizer, p, cfg.chat), True) + (None,)
+    if cfg.drafter != "feature-head":  # transformers has no feature-level heads
+        methods[HF_ASSISTED] = lambda p: _hf_generate(
+            pair, cfg, encode_prompt(pair.tokenizer, p, cfg.chat), True) + (None,)
     methods[HF_TARGET] = lambda p: _hf_generate(
         pair, cfg, encode_prompt(pair.tokenizer, p, cfg.chat), False) + (None,)
 
@@ -155,7 +156,8 @@ def run_bench(pair, cfg, *, prompts: list[str] | None = None, repeats: int = 3,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": command,
         "hardware": hardware_info(pair.device),
-        "target": pair.target_info, "draft": pair.draft_info if cfg.drafter == "model" else None,
+        "target": pair.target_info,
+        "draft": {"model": pair.draft_info, "feature-head": pair.head_info}.get(cfg.drafter),
         "drafter": cfg.drafter, "gamma": cfg.gamma, "temperature": cfg.temperature,
         "max_new_tokens": cfg.max_new_tokens, "prompts": len(prompts), "repeats": repeats,
         "engines": engines, "tokens_per_s": tps, "tokens": tokens, "seconds": seconds,
@@ -211,7 +213,7 @@ def _engine_figures(engine: str, tps: dict, traces: dict, gamma: int) -> dict:
         "tokens_per_s_speculative": on,
         "tokens_per_s_target_only": tps[_base(engine)],
         "speedup_vs_target_only": speedup,
-        "ratio_vs_transformers_assisted": _ratio(on, tps[HF_ASSISTED]),
+        "ratio_vs_transformers_assisted": _ratio(on, tps.get(HF_ASSISTED)),
         "tracing_cost": 1 - on / off if off else None,
         "alpha_hat": alpha, "mean_accepted_length": n_emit / n_steps if n_steps else None,
         "target_forward_ms": t_target, "draft_ms_per_token": draft_per_tok,

@@ -35,7 +35,8 @@ def _common_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--draft", default="default",
                    help="draft model source (default: the shipped draft of an embedded target, "
                         "if any); 'none' for no draft model")
-    p.add_argument("--drafter", choices=["model", "prompt-lookup", "early-exit"], default=None,
+    p.add_argument("--drafter", choices=["model", "feature-head", "prompt-lookup", "early-exit"],
+                   default=None,
                    help="who drafts (default: the draft model if loaded, else prompt lookup)")
     p.add_argument("--early-exit-layers", type=int, default=4, metavar="N")
     p.add_argument("--gguf", default=None,
@@ -169,7 +170,8 @@ def _load(args):
     from .models import DEFAULT_TARGET, ModelSourceError, load_pair
     target = args.target or DEFAULT_TARGET
     draft = None if str(args.draft).lower() == "none" else args.draft
-    if args.drafter in ("prompt-lookup", "early-exit") and args.draft == "default":
+    if args.drafter in ("prompt-lookup", "early-exit", "feature-head") and \
+            args.draft == "default":
         draft = None  # no need to load a draft model the run will not use
     print(f"loading {target}" + (f" + draft {draft}" if draft not in (None, "default") else ""),
           file=sys.stderr, flush=True)
@@ -180,6 +182,8 @@ def _load(args):
         raise CliError(str(e)) from None
     if args.drafter == "model" and pair.draft is None:
         raise CliError("--drafter model needs a draft model (--draft SOURCE)")
+    if args.drafter == "feature-head" and pair.head is None:
+        raise CliError("--drafter feature-head needs a feature head; this target has none")
     return pair
 
 

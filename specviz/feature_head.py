@@ -90,21 +90,45 @@ class FeatureHead(torch.nn.Module):
                 sin: torch.Tensor) -> torch.Tensor:
         """Training pass over whole sequences: feats (B, T, H) target features, next_emb
         (B, T, H) embeddings of the next tokens, cos/sin (T, D) -> h (B, T, H)."""
+        return self.unrolled(feats, next_emb, cos, sin, depth=1)[0]
+
+    def unrolled(self, feats: torch.Tensor, next_emb: torch.Tensor, cos: torch.Tensor,
+                 sin: torch.Tensor, depth: int) -> list[torch.Tensor]:
+        """The head as it drafts, ``depth`` tokens deep, over whole sequences at once.
+
+        Step 0 reads the target's features; step k >= 1 reads at row i the guess step k-1
+        made at row i-1, and attends to the target-fed rows up to i-k and to its own chain
+        (step m at row i-k+m), exactly as when it drafts its (k+1)-th token after row i-k.
+        Returns h of every step, each (B, T, H).
+        """
         B, T, _ = feats.shape
         s = self.shape
-        x = self.fc(torch.cat([feats, next_emb], dim=-1))
-        h = _rms(x, self.ln1, s.eps)
-        qkv = F.linear(h, self.wqkv).view(B, T, s.n_heads + 2 * s.n_kv, s.head_dim)
-        qkv = qkv.transpose(1, 2)  # (B, heads, T, D)
-        qk = qkv[:, :s.n_heads + s.n_kv]
-        qk = qk * cos + _rotate_half(qk) * sin
-        q, k = qk[:, :s.n_heads], qk[:, s.n_heads:].repeat_interleave(s.group, dim=1)
-        v = qkv[:, s.n_heads + s.n_kv:].repeat_interleave(s.group, dim=1)
-        o = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, nh, T, D)
-        x = x + F.linear(o.transpose(1, 2).reshape(B, T, -1), self.wo)
-        gate, up = F.linear(_rms(x, self.ln2, s.eps), self.wgu).chunk(2, dim=-1)
-        x = x + F.linear(F.silu(gate) * up, self.wdown)
-        return _rms(x, self.norm, s.eps)
+        rows = torch.arange(T, device=feats.device)
+        keys, values, outs = [], [], []
+        x_in = feats
+        for k in range(depth):
+            x = self.fc(torch.cat([x_in, next_emb], dim=-1))
+            qkv = F.linear(_rms(x, self.ln1, s.eps), self.wqkv)
+            qkv = qkv.view(B, T, s.n_heads + 2 * s.n_kv, s.head_dim).transpose(1, 2)
+            qk = qkv[:, :s.n_heads + s.n_kv]
+            qk = qk * cos + _rotate_half(qk) * sin
+            keys.append(qk[:, s.n_heads:].repeat_interleave(s.group, dim=1))
+            values.append(qkv[:, s.n_heads + s.n_kv:].repeat_interleave(s.group, dim=1))
+            q = qk[:, :s.n_heads]
+            if k == 0:
+                o = F.scaled_dot_product_attention(q, keys[0], values[0], is_causal=True)
+            else:  # (T, (k+1) T): target-fed rows j <= i-k, then the chain j = i-k+m
+                i, j = rows[:, None], rows[None, :]
+                mask = torch.cat([j <= i - k] + [j == i - k + m for m in range(1, k + 1)], 1)
+                o = F.scaled_dot_product_attention(q, torch.cat(keys, 2), torch.cat(values, 2),
+                                                   attn_mask=mask)
+            x = x + F.linear(o.transpose(1, 2).reshape(B, T, -1), self.wo)
+            gate, up = F.linear(_rms(x, self.ln2, s.eps), self.wgu).chunk(2, dim=-1)
+            x = x + F.linear(F.silu(gate) * up, self.wdown)
+            h = _rms(x, self.norm, s.eps)
+            outs.append(h)
+            x_in = torch.cat([torch.zeros_like(h[:, :1]), h[:, :-1]], dim=1)  # row i: h_{i-1}
+        return outs
 
 
 def rotary_tables(target: torch.nn.Module, n: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -158,3 +158,26 @@ def test_distill_package_does_not_import_streamlit():
             "assert 'streamlit' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True,
                    cwd=Path(__file__).resolve().parents[1])
+
+
+def test_feature_head_trains_saves_and_gets_its_card(tmp_path):
+    """A few seconds of head training on the tiny target: it runs, is saved with its
+    metadata, loads as a pair's head, drafts losslessly, and its model card renders."""
+    from specviz import DecodeConfig, load_pair, speculative_decode, target_only_decode
+    from specviz.distill.card import pack_head
+    from specviz.distill.head import train_head
+    from specviz.feature_head import save_head
+    pair = load_pair("embedded:tiny-random-target", head=None)
+    rng = np.random.default_rng(0)
+    seqs = [rng.integers(3, 70, size=int(rng.integers(20, 60))) for _ in range(100)]
+    head, info = train_head(pair.target, seqs, vocab_size=40, depth=2, max_seconds=3,
+                            max_tokens=1024, max_len=48, eval_every=10 ** 6)
+    assert info["steps"] > 0 and info["vocab"] >= 40 and "agree_2" in info["final"]
+    folder = save_head(head, tmp_path / "head")
+    (folder / "train-meta.json").write_text(json.dumps({**info, "n_params": 1}))
+    packed = pack_head(folder, tmp_path / "packed")
+    assert "feature-level draft head" in (packed / "README.md").read_text()
+    trained = load_pair("embedded:tiny-random-target", head=str(packed))
+    cfg = DecodeConfig(drafter="feature-head", max_new_tokens=24, chat=False)
+    assert speculative_decode(trained, "abc abc", cfg).summary.output_token_ids == \
+        target_only_decode(trained, "abc abc", cfg).summary.output_token_ids

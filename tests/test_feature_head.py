@@ -173,3 +173,23 @@ def test_head_config_follows_the_target(pair):
     c = pair.target.config
     assert (cfg.hidden, cfg.n_heads, cfg.n_kv, cfg.vocab_size) == (
         c.hidden_size, c.num_attention_heads, c.num_key_value_heads, c.vocab_size)
+
+
+def test_unrolled_training_pass_is_the_drafting_path(pair):
+    """Step k of the unrolled pass at row i equals drafting k+1 tokens after the target-fed
+    rows 0..i-k: the static head fed those rows, then its own guesses."""
+    head, emb = pair.head, pair.target.model.embed_tokens.weight
+    ids = list(range(5, 19))
+    feats = _target_features(pair, ids)[:-1]
+    nxt = torch.tensor(ids[1:])
+    T = len(nxt)
+    cos, sin = rotary_tables(pair.target, T)
+    with torch.inference_mode():
+        steps = head.unrolled(feats[None], emb[nxt][None], cos, sin, depth=3)
+        for i in (4, 9, T - 1):
+            for k in (1, 2):
+                static = StaticHead(head, pair.target, max_len=64)
+                h = static.rows(feats[:i - k + 1], nxt[:i - k + 1], torch.arange(i - k + 1))[-1]
+                for r in range(i - k + 1, i + 1):  # the chain: its own guess, true tokens
+                    h = static.rows(h[None], nxt[r:r + 1], torch.tensor([r]))[0]
+                torch.testing.assert_close(h, steps[k][0, i], atol=1e-4, rtol=1e-4)

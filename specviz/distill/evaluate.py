@@ -45,6 +45,20 @@ def measure_c(pair, prompt: str = "Explain why the sky is blue.", n: int = 30) -
             "c": round(d / t, 4), "n": n}
 
 
+def measure_c_traced(pair, config: DecodeConfig, prompt: str) -> dict:
+    """c and v of any drafter from traced runs of the running engine: draft time per drafted
+    token and verify time per step, over the mean target-only step (specviz.diagnosis)."""
+    from ..diagnosis import measure
+    cfg = replace(config, trace_detail=True, temperature=0.0)
+    spec = speculative_decode(pair, prompt, cfg)
+    base = target_only_decode(pair, prompt, cfg)
+    m = measure(spec, base)
+    return {"c": round(m.c, 4) if m.c is not None else None,
+            "v": round(m.v, 4) if m.v is not None else None,
+            "target_ms": round(m.target_step_ms, 4) if m.target_step_ms else None,
+            "from": "traced runs (draft ms per drafted token / target-only ms per step)"}
+
+
 def _sync(device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -57,15 +71,19 @@ def _n_evaluated(summary) -> int:
 
 
 def run_eval(pair, prompts: list[dict], *, temperatures=(0.0, 0.7, 1.0), gamma: int = 4,
-             max_new_tokens: int = 64, seed: int = 0, log=print) -> dict:
+             max_new_tokens: int = 64, seed: int = 0, log=print, drafter: str = "model"
+             ) -> dict:
     """Decode every prompt target-only (greedy) and speculatively at each temperature.
 
     Returns {"c": ..., "rows": [per (category, temperature)], "runs": [per run]}."""
-    base = DecodeConfig(drafter="model", gamma=gamma, max_new_tokens=max_new_tokens,
+    base = DecodeConfig(drafter=drafter, gamma=gamma, max_new_tokens=max_new_tokens,
                         chat=True, seed=seed, trace_detail=False)
-    # warm-up (first calls allocate)
-    speculative_decode(pair, prompts[0]["prompt"], replace(base, max_new_tokens=8))
-    c = measure_c(pair)
+    # warm-up (first calls allocate, and capture CUDA graphs)
+    for temp in temperatures:
+        speculative_decode(pair, prompts[0]["prompt"], replace(base, temperature=temp))
+    target_only_decode(pair, prompts[0]["prompt"], base)
+    c = measure_c(pair) if drafter == "model" else measure_c_traced(pair, base,
+                                                                    prompts[0]["prompt"])
     log(f"c: {c}")
     runs = []
     greedy_ref = {}
@@ -128,14 +146,14 @@ def markdown_table(result: dict) -> str:
 
 def measure_speedup(pair, prompts: list[dict], *, temperature: float = 0.0, gamma: int = 4,
                     max_new_tokens: int = 64, repeats: int = 3, seed: int = 0,
-                    log=print) -> dict:
+                    log=print, drafter: str = "model") -> dict:
     """Speedup measured in interleaved pairs (target-only run, then speculative run, same
     prompt, back to back), so that load from other processes hits both sides alike.
 
     Per prompt: the median over ``repeats`` pairs of (speculative tokens/s) / (target-only
     tokens/s); overall: the median of the per-prompt medians, and each pair's c measured
     alongside."""
-    base = DecodeConfig(drafter="model", gamma=gamma, max_new_tokens=max_new_tokens,
+    base = DecodeConfig(drafter=drafter, gamma=gamma, max_new_tokens=max_new_tokens,
                         chat=True, seed=seed, trace_detail=False, temperature=temperature)
     speculative_decode(pair, prompts[0]["prompt"], replace(base, max_new_tokens=8))
     per_prompt, cs = [], []
@@ -145,7 +163,8 @@ def measure_speedup(pair, prompts: list[dict], *, temperature: float = 0.0, gamm
             t = target_only_decode(pair, p["prompt"], base).summary
             s = speculative_decode(pair, p["prompt"], base).summary
             ratios.append(s.tokens_per_s / t.tokens_per_s)
-            cs.append(measure_c(pair, n=10)["c"])
+            cs.append(measure_c(pair, n=10)["c"] if drafter == "model" else
+                      measure_c_traced(pair, base, p["prompt"])["c"])
             log(f"[{i + 1}/{len(prompts)}] {p['category']:<11} pair {r + 1}: target-only "
                 f"{t.tokens_per_s:.2f} tok/s, speculative {s.tokens_per_s:.2f} tok/s, "
                 f"ratio {ratios[-1]:.2f}")

@@ -1,0 +1,170 @@
+"""Training a feature-level draft head (specviz.feature_head) on target-written sequences.
+
+Per batch the frozen target reads the sequences once (no stored features): its last hidden
+states are the head's inputs and its next-token distributions the soft labels. The head is
+trained as it drafts, ``depth`` tokens deep (training-time test, as in EAGLE-3): step k reads
+its own earlier guesses. Loss per step: the cross-entropy of q against the target's p,
+restricted to the head's vocabulary (the most frequent tokens of the data), weighted 0.8^k.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..feature_head import FeatureHead, HeadConfig, rotary_tables
+from .train import lr_at, make_batches
+
+
+def head_vocabulary(seqs: list[np.ndarray], size: int | None, vocab: int,
+                    always: tuple[int, ...] = ()) -> list[int] | None:
+    """The ``size`` most frequent token ids of the data (plus ``always``), sorted; None for
+    the whole vocabulary."""
+    if size is None or size >= vocab:
+        return None
+    counts = np.bincount(np.concatenate(seqs), minlength=vocab)
+    top = set(np.argsort(-counts, kind="stable")[:size].tolist()) | set(always)
+    return sorted(top)
+
+
+def _batch_targets(target, ids: torch.Tensor, subset: torch.Tensor | None):
+    """The target's features (B, T, H) and its p over the head's vocabulary (B, T, V_head)."""
+    out = target(input_ids=ids, output_hidden_states=True)
+    logits = out.logits.float()
+    p = torch.softmax(logits, dim=-1)
+    p_argmax = logits.argmax(-1)
+    if subset is not None:
+        p = p.index_select(-1, subset)
+    return out.hidden_states[-1].float(), p, p_argmax
+
+
+def _losses(head, target, ids, mask, subset, depth: int, out_w: torch.Tensor):
+    """Per-step soft cross-entropy and agreement (argmax q == argmax p) over the valid rows."""
+    with torch.no_grad():
+        f, p, p_arg = _batch_targets(target, ids, subset)
+    emb = target.model.embed_tokens.weight
+    T = ids.shape[1] - 1
+    cos, sin = rotary_tables(target, T)
+    hs = head.unrolled(f[:, :-1], F.embedding(ids[:, 1:], emb).float(), cos.float(),
+                       sin.float(), depth)
+    labels, lab_arg = p[:, 1:], p_arg[:, 1:]  # row i predicts t_{i+2}: p at position i+1
+    valid = mask[:, 1:] & mask[:, :-1]
+    rows = torch.arange(T, device=ids.device)
+    losses, agree = [], []
+    for k, h in enumerate(hs):
+        m = valid & (rows >= k)[None, :]
+        logq = F.log_softmax(F.linear(h, out_w), dim=-1)  # (B, T, V_head)
+        ce = -(labels * logq).sum(-1)
+        n = m.float().sum().clamp_min(1)
+        losses.append((ce * m).sum() / n)
+        q_arg = logq.argmax(-1)
+        q_arg = subset[q_arg] if subset is not None else q_arg
+        agree.append(((q_arg == lab_arg) & m).float().sum() / n)
+    return losses, agree
+
+
+def train_head(target, seqs: list[np.ndarray], *, vocab_size: int | None = 16384,
+               depth: int = 3, max_seconds: float = 420.0, max_tokens: int = 16384,
+               max_len: int = 256, lr: float = 1e-3, warmup: int = 100,
+               weight_decay: float = 0.0, seed: int = 0, val_fraction: float = 0.02,
+               eval_every: int = 250, eos_ids: tuple[int, ...] = (), pad_id: int = 2,
+               source: str = "", log=print) -> tuple[FeatureHead, dict]:
+    """Train a head for ``target`` on ``seqs`` (token arrays) for ``max_seconds``."""
+    device = target.model.embed_tokens.weight.device
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    order = list(range(len(seqs)))
+    rng.shuffle(order)
+    n_val = max(1, int(len(seqs) * val_fraction))
+    val = [seqs[i] for i in order[:n_val]]
+    train = [seqs[i] for i in order[n_val:]]
+    vocab = target.config.vocab_size
+    ids_kept = head_vocabulary(train, vocab_size, vocab, eos_ids)
+    cfg = HeadConfig.for_target(target, ids_kept, source)
+    head = FeatureHead(cfg).to(device)
+    with torch.no_grad():  # start as "the next feature is like this one", the target's norm
+        head.fc.weight.zero_()
+        head.fc.weight[:, :cfg.hidden] = torch.eye(cfg.hidden)
+        head.fc.bias.zero_()
+        head.norm.copy_(target.model.norm.weight.float())
+    subset = head.vocab_ids.to(device) if ids_kept is not None else None
+    out_w = head.out_weight(target.lm_head.weight).detach().float()
+    val_batches = make_batches(val, max_tokens, max_len, pad_id, rng)
+    opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=weight_decay,
+                            betas=(0.9, 0.95))
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if device.type == "cuda" \
+        else (lambda: torch.autocast("cpu", enabled=False))
+    weights = [0.8 ** k for k in range(depth)]
+    t0 = t10 = time.perf_counter()
+    step, epoch, history = 0, 0, []
+    total = None  # steps, fixed once the speed is known
+    while True:
+        batches = make_batches(train, max_tokens, max_len, pad_id, rng)
+        for ids, mask in batches:
+            if step == 10:
+                t10 = time.perf_counter()
+            if step == 30:  # the pace after warm-up fixes the step count (and the schedule)
+                per = (time.perf_counter() - t10) / 20
+                total = max(int(30 + (max_seconds - (time.perf_counter() - t0)) / per), 31)
+                log(f"{per * 1e3:.0f} ms a step: {total} steps in {max_seconds:.0f} s")
+            if total is not None and step >= total:
+                break
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step, total or 10 ** 9, lr, warmup)
+            ids, mask = ids.to(device), mask.to(device)
+            with autocast():
+                losses, _ = _losses(head, target, ids, mask, subset, depth, out_w)
+            loss = sum(w * x for w, x in zip(weights, losses))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(head.parameters(), 1.0)
+            opt.step()
+            step += 1
+            if step % eval_every == 0 or (total is not None and step == total):
+                ev = evaluate_head(head, target, val_batches, subset, depth, out_w, autocast)
+                ev.update(step=step, seconds=round(time.perf_counter() - t0, 1),
+                          epoch=epoch, loss=round(float(loss.detach()), 4))
+                history.append(ev)
+                log(f"step {step}/{total}: " + ", ".join(
+                    f"{k} {v}" for k, v in ev.items() if k != "step"))
+        else:
+            epoch += 1
+            continue
+        break
+    train_tokens = int(sum(len(s) for s in train))
+    info = {"steps": step, "seconds": round(time.perf_counter() - t0, 1), "epochs": epoch,
+            "depth": depth, "lr": lr, "max_tokens": max_tokens, "max_len": max_len,
+            "train_sequences": len(train), "train_tokens": train_tokens,
+            "val_sequences": len(val), "vocab": len(ids_kept) if ids_kept else vocab,
+            "final": history[-1] if history else {}, "history": history}
+    head.cfg.info.update({k: v for k, v in info.items() if k != "history"})
+    return head.eval(), info
+
+
+@torch.no_grad()
+def evaluate_head(head, target, batches, subset, depth, out_w, autocast) -> dict:
+    """Mean agreement with the target's argmax at each draft depth, and the share of the
+    target's argmax tokens inside the head's vocabulary."""
+    head.eval()
+    sums = np.zeros(depth)
+    n_b = 0
+    covered = total = 0
+    for ids, mask in batches:
+        ids, mask = ids.to(out_w.device), mask.to(out_w.device)
+        with autocast():
+            _, agree = _losses(head, target, ids, mask, subset, depth, out_w)
+        sums += np.array([float(a) for a in agree])
+        n_b += 1
+        if subset is not None:
+            arg = target(input_ids=ids).logits.argmax(-1)[mask]
+            covered += int(torch.isin(arg, subset).sum())
+            total += int(arg.numel())
+    head.train()
+    out = {f"agree_{k + 1}": round(float(x / max(n_b, 1)), 4) for k, x in enumerate(sums)}
+    if total:
+        out["vocab_coverage"] = round(covered / total, 4)
+    return out
