@@ -98,7 +98,7 @@ HF_TARGET = "transformers generate (target only)"
 
 def run_bench(pair, cfg, *, prompts: list[str] | None = None, repeats: int = 3,
               engines: list[str] | None = None, command: str = "",
-              progress=lambda msg: None) -> dict:
+              progress=lambda msg: None, transformers: bool = True) -> dict:
     """Measure every method on every prompt ``repeats`` times, methods interleaved prompt by
     prompt; returns a result dict with a markdown table under "markdown".
 
@@ -116,11 +116,12 @@ def run_bench(pair, cfg, *, prompts: list[str] | None = None, repeats: int = 3,
         methods[_base(e)] = lambda p, c=traced: _ours(target_only_decode, pair, p, c)
         methods[_spec(e, True)] = lambda p, c=traced: _ours(speculative_decode, pair, p, c)
         methods[_spec(e, False)] = lambda p, c=untraced: _ours(speculative_decode, pair, p, c)
-    if cfg.drafter != "feature-head":  # transformers has no feature-level heads
+    if transformers and cfg.drafter != "feature-head":  # it has no feature-level heads
         methods[HF_ASSISTED] = lambda p: _hf_generate(
             pair, cfg, encode_prompt(pair.tokenizer, p, cfg.chat), True) + (None,)
-    methods[HF_TARGET] = lambda p: _hf_generate(
-        pair, cfg, encode_prompt(pair.tokenizer, p, cfg.chat), False) + (None,)
+    if transformers:
+        methods[HF_TARGET] = lambda p: _hf_generate(
+            pair, cfg, encode_prompt(pair.tokenizer, p, cfg.chat), False) + (None,)
 
     # warm-up: every method once on the first prompt at full length (CUDA graphs are
     # captured here: that time is reported, not counted in the measurements)
@@ -148,7 +149,7 @@ def run_bench(pair, cfg, *, prompts: list[str] | None = None, repeats: int = 3,
     tps = {m: tokens[m] / seconds[m] if seconds[m] else 0.0 for m in methods}
     same = None
     if cfg.sampling.greedy:
-        ref = outputs[HF_TARGET]
+        ref = outputs[HF_TARGET] if transformers else outputs[_base(engines[0])]
         same = {m: all(outputs[m][i] == ref[i] for i in ref) for m in methods}
 
     per_engine = {e: _engine_figures(e, tps, traces, cfg.gamma) for e in engines}

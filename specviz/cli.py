@@ -86,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="comma-separated engines to compare: eager, static, graphs "
                             "(default: eager,graphs on a GPU, eager on a CPU)")
     bench.add_argument("--json", default=None, metavar="FILE", help="write results as JSON")
+    bench.add_argument("--no-transformers", action="store_true",
+                       help="leave out transformers' generate (faster sweeps)")
     bench.add_argument("--markdown", default=None, metavar="FILE",
                        help="write the table as markdown")
     return parser
@@ -299,7 +301,7 @@ def cmd_bench(args) -> int:
                        f"{pair.device}")
     cfg = _config(args, pair, args.seed)
     result = run_bench(pair, cfg, prompts=prompts, repeats=args.repeats, engines=engines,
-                       command=_command_line(),
+                       command=_command_line(), transformers=not args.no_transformers,
                        progress=lambda msg: print(f"bench: {msg}", file=sys.stderr,
                                                   flush=True))
     print(result["markdown"])

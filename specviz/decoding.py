@@ -350,10 +350,14 @@ _LAYERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 _CHECKED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
-def _static_lm(model, n_layers: int | None, max_len: int) -> StaticLlama:
+def _layers(model) -> list:
     if model not in _LAYERS:
         _LAYERS[model] = stacked_layers(model)
-    layers = _LAYERS[model][:n_layers] if n_layers else _LAYERS[model]
+    return _LAYERS[model]
+
+
+def _static_lm(model, n_layers: int | None, max_len: int) -> StaticLlama:
+    layers = _layers(model)[:n_layers] if n_layers else _layers(model)
     lm = StaticLlama(model, layers, max_len)
     if n_layers is None and model not in _CHECKED:
         check_against(model, lm)
@@ -378,8 +382,7 @@ def _static_parts(pair, config: DecodeConfig, kind: str | None, max_len: int, gr
         elif kind == "feature-head":
             draft = StaticHead(pair.head, pair.target, max_len)
         elif n_layers is not None:  # its range was checked by check_drafter
-            draft = StaticLlama(pair.target, _static_lm(pair.target, None, max_len).layers[
-                :n_layers], max_len)
+            draft = StaticLlama(pair.target, _layers(pair.target)[:n_layers], max_len)
         fresh = _Workspace(_static_lm(pair.target, None, max_len), draft,
                            pair.target.config.vocab_size, graphs)
         if ws is None:  # the first of its shape: cache it

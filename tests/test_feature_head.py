@@ -60,7 +60,10 @@ def test_static_head_rows_equal_the_training_pass(pair):
     torch.testing.assert_close(torch.cat([a, b, c]), full, atol=1e-4, rtol=1e-4)
 
 
-@pytest.mark.parametrize("engine", ["eager", "static"])
+ENGINES = ["eager", "static"] + (["graphs"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("policy", ["fixed", "heuristic", "confidence"])
 @pytest.mark.parametrize("gamma", [1, 3, 6])
 def test_greedy_with_the_head_is_the_targets_own_output(pair, engine, policy, gamma):
@@ -193,3 +196,28 @@ def test_unrolled_training_pass_is_the_drafting_path(pair):
                 for r in range(i - k + 1, i + 1):  # the chain: its own guess, true tokens
                     h = static.rows(h[None], nxt[r:r + 1], torch.tensor([r]))[0]
                 torch.testing.assert_close(h, steps[k][0, i], atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_head_on_graphs_equals_eager_and_syncs_once_per_step(pair):
+    import warnings
+
+    from specviz.engines.phases import HostCopier
+    cfg = DecodeConfig(drafter="feature-head", gamma=4, max_new_tokens=40, chat=False)
+    eager = speculative_decode(pair, PROMPT, dataclasses.replace(cfg, engine="eager"))
+    graphs = speculative_decode(pair, PROMPT, dataclasses.replace(cfg, engine="graphs"))
+    assert [s.drafted_ids for s in eager.steps] == [s.drafted_ids for s in graphs.steps]
+    assert eager.summary.output_token_ids == graphs.summary.output_token_ids
+    waits = []
+    finish = HostCopier.finish
+    HostCopier.finish = lambda self, st: waits.append(1) or finish(self, st)
+    torch.cuda.set_sync_debug_mode("warn")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            trace = speculative_decode(pair, PROMPT, dataclasses.replace(cfg, engine="graphs"))
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+        HostCopier.finish = finish
+    hidden = [w for w in caught if "synchroniz" in str(w.message)]
+    assert len(waits) == trace.summary.n_steps and len(hidden) <= 2
