@@ -9,11 +9,15 @@ res=$SV/results
 mkdir -p "$res"
 head=$SV/packed
 run() { echo "+ $*"; "$@"; }
+save() { cp "$SV"/head/*.log "$res/" 2>/dev/null; tar czf "$OUT/head-results.tgz" -C "$SV" results; }
+tar czf "$OUT/head.tgz" -C "$SV" packed
 run python3 -m specviz.distill eval --drafter feature-head --head "$head" --n-per-category 6 \
   --max-new-tokens 128 --json "$res/eval-head.json" > "$res/eval-head.md"
+save
 run python3 -m specviz.distill eval --drafter model --n-per-category 6 \
   --max-new-tokens 128 --temperatures 0 --json "$res/eval-draft.json" > "$res/eval-draft.md"
-for g in 3 4 5 6 8; do
+save
+for g in 3 4 5 6; do
   run python3 -m specviz bench --device cuda --drafter feature-head --gamma $g \
     --engines graphs --no-transformers --repeats 2 --max-new-tokens 128 \
     --json "$res/sweep-head-g$g.json" > /dev/null
@@ -34,14 +38,13 @@ print(f"\nbest gamma: {best}")
 open(sys.argv[1] + "/best_gamma", "w").write(str(best))
 PY
 cat "$res/sweep.md"
+save
 g=$(cat "$res/best_gamma")
 run python3 -m specviz bench --device cuda --drafter feature-head --gamma "$g" \
-  --engines eager,graphs --max-new-tokens 128 --json "$res/bench-head.json" \
+  --engines graphs --repeats 2 --max-new-tokens 128 --json "$res/bench-head.json" \
   --markdown "$res/bench-head.md" > /dev/null
 run python3 -m specviz bench --device cuda --drafter model --gamma 4 \
-  --engines graphs --max-new-tokens 128 --json "$res/bench-draft.json" \
+  --engines graphs --repeats 2 --max-new-tokens 128 --json "$res/bench-draft.json" \
   --markdown "$res/bench-draft.md" > /dev/null
 cat "$res"/eval-head.md "$res"/bench-head.md
-cp "$SV/head/pipeline.log" "$res/"
-tar czf "$OUT/head-results.tgz" -C "$SV" results
-tar czf "$OUT/head.tgz" -C "$SV" packed
+save

@@ -239,7 +239,7 @@ def main(argv=None) -> None:
     common(p)
     p.add_argument("--data", default=None, help="folder with data.npz (default: --out)")
     p.add_argument("--out", required=True)
-    p.add_argument("--train-seconds", type=float, default=420.0)
+    p.add_argument("--train-seconds", type=float, default=450.0)
     p.add_argument("--vocab", type=int, default=16384,
                    help="the head's vocabulary: the most frequent tokens (0 = all)")
     p.add_argument("--depth", type=int, default=3, help="draft tokens trained as drafted")

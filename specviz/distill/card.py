@@ -192,7 +192,8 @@ held-out evaluation prompts were excluded.
 frozen target reads each batch once (features and soft labels on the fly); the head is \
 trained as it drafts, {tm.get('depth', '?')} tokens deep, each depth's loss the \
 cross-entropy of q against the target's p over the head's vocabulary, weighted 0.8^depth; \
-AdamW, peak learning rate {tm.get('lr', '?')}, cosine decay; {tm.get('steps', '?')} steps \
+AdamW (β = 0.9, 0.95, no weight decay), peak learning rate {tm.get('lr', '?')} after \
+100 warm-up steps, cosine decay to 10 % over the time budget; {tm.get('steps', '?')} steps \
 of up to {tm.get('max_tokens', '?')} tokens (sequences cut at {tm.get('max_len', '?')}), \
 {tm.get('epochs', '?')} full epochs over {tm.get('train_tokens', '?')} tokens.
 3. Validation ({tm.get('val_sequences', '?')} held-back sequences): agreement of the head's \
@@ -202,9 +203,15 @@ the head's vocabulary for {final.get('vocab_coverage', '?')} of the positions.
 Software: torch {hw_t.get('torch', '?')}, transformers {hw_t.get('transformers', '?')}.
 Reproduce on a GPU:
 
-    python -m specviz.distill data --out artifacts/head --data-seconds 200 --answer-batches 0
-    python -m specviz.distill head --out artifacts/head
+    python -m specviz.distill data --out artifacts/head --data-seconds 200 --answer-batches 0 \
+        --n-self 16384 --batch-size 2048
+    python -m specviz.distill head --out artifacts/head --train-seconds 450
     python -m specviz.distill pack-head --out artifacts/head
+
+(`scripts/gpu/head_pipeline.sh` runs the same on the offline GPU machine.) The learning rate
+follows the clock (cosine over the time budget), so a re-run on another machine takes as many
+steps as fit in the budget; GPU kernels need not repeat bit for bit, so a re-run gives a
+close, not identical, head.
 
 `data-meta.json` and `train-meta.json` beside this card hold the full settings and timings.
 The evaluation is in `docs/feature-head.md`.

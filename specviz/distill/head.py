@@ -9,6 +9,7 @@ restricted to the head's vocabulary (the most frequent tokens of the data), weig
 
 from __future__ import annotations
 
+import math
 import random
 import time
 
@@ -99,22 +100,19 @@ def train_head(target, seqs: list[np.ndarray], *, vocab_size: int | None = 16384
     autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if device.type == "cuda" \
         else (lambda: torch.autocast("cpu", enabled=False))
     weights = [0.8 ** k for k in range(depth)]
-    t0 = t10 = time.perf_counter()
+    t0 = time.perf_counter()
     step, epoch, history = 0, 0, []
     total = None  # steps, fixed once the speed is known
     while True:
         batches = make_batches(train, max_tokens, max_len, pad_id, rng)
         for ids, mask in batches:
-            if step == 10:
-                t10 = time.perf_counter()
-            if step == 30:  # the pace after warm-up fixes the step count (and the schedule)
-                per = (time.perf_counter() - t10) / 20
-                total = max(int(30 + (max_seconds - (time.perf_counter() - t0)) / per), 31)
-                log(f"{per * 1e3:.0f} ms a step: {total} steps in {max_seconds:.0f} s")
-            if total is not None and step >= total:
+            frac = (time.perf_counter() - t0) / max_seconds  # the schedule follows the clock
+            if frac >= 1.0:
+                total = step
                 break
             for g in opt.param_groups:
-                g["lr"] = lr_at(step, total or 10 ** 9, lr, warmup)
+                g["lr"] = lr_at(step, total or 10 ** 9, lr, warmup) if step < warmup else \
+                    lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
             ids, mask = ids.to(device), mask.to(device)
             with autocast():
                 losses, _ = _losses(head, target, ids, mask, subset, depth, out_w)
@@ -124,7 +122,7 @@ def train_head(target, seqs: list[np.ndarray], *, vocab_size: int | None = 16384
             torch.nn.utils.clip_grad_norm_(head.parameters(), 1.0)
             opt.step()
             step += 1
-            if step % eval_every == 0 or (total is not None and step == total):
+            if step % eval_every == 0:
                 ev = evaluate_head(head, target, val_batches, subset, depth, out_w, autocast)
                 ev.update(step=step, seconds=round(time.perf_counter() - t0, 1),
                           epoch=epoch, loss=round(float(loss.detach()), 4))
@@ -135,6 +133,10 @@ def train_head(target, seqs: list[np.ndarray], *, vocab_size: int | None = 16384
             epoch += 1
             continue
         break
+    ev = evaluate_head(head, target, val_batches, subset, depth, out_w, autocast)
+    ev.update(step=step, seconds=round(time.perf_counter() - t0, 1), epoch=epoch)
+    history.append(ev)
+    log(f"final, step {step}: " + ", ".join(f"{k} {v}" for k, v in ev.items() if k != "step"))
     train_tokens = int(sum(len(s) for s in train))
     info = {"steps": step, "seconds": round(time.perf_counter() - t0, 1), "epochs": epoch,
             "depth": depth, "lr": lr, "max_tokens": max_tokens, "max_len": max_len,
