@@ -157,7 +157,9 @@ def numbers(files: Files) -> dict:
     text = "".join(x for _, x in drafted)
     first = runs[0].run
     lookup = speculative(files[CPU_LOOKUP])
-    ee = speculative(files[CPU_EARLY_EXIT])[0].run
+    ee_runs = speculative(files[CPU_EARLY_EXIT])
+    ee = ee_runs[0].run
+    ee_judged = sum(s.n_evaluated for t in ee_runs for s in t.steps)
     return {
         "alpha_recorded": alpha_rec, "shared_accepted": acc, "shared_judged": judged,
         "alpha_shared": acc / judged, "renum_accepted": acc_r, "renum_judged": judged_r,
@@ -168,6 +170,7 @@ def numbers(files: Files) -> dict:
         "target_params_m": first.target["n_params"] / 1e6,
         "draft_layers": first.draft["n_layers"], "target_layers": first.target["n_layers"],
         "ee_layers": ee.draft["n_layers"],
+        "ee_alpha": sum(s.n_accepted for t in ee_runs for s in t.steps) / ee_judged,
         "lookup_steps_with_q": sum(s.q is not None for t in lookup for s in t.steps),
     }
 
@@ -181,4 +184,5 @@ def checks(n: dict) -> dict[str, bool]:
         "draft_smaller": n["draft_params_m"] < n["target_params_m"] / 2,
         "early_exit_shares_layers": n["ee_layers"] < n["target_layers"],
         "lookup_has_no_q": n["lookup_steps_with_q"] == 0,
+        "early_exit_rarely_agrees": n["ee_alpha"] < 0.1,
     }
