@@ -67,15 +67,27 @@ def test_one_lesson_end_to_end(page, app_url):
     page.screenshot(path=str(SHOTS / "lesson-2.png"), full_page=True)
 
 
+def _pick(page, box, text: str, tries: int = 4) -> None:
+    """Choose one option of a multiselect: open its list (the chevron) unless it is open,
+    click the option; again if a rerun of the page closed the list first."""
+    for attempt in range(tries):
+        if box.locator("[role='combobox']").get_attribute("aria-expanded") != "true":
+            box.locator("button[aria-label='Open']").click()
+        try:
+            page.locator("[role='option']").get_by_text(text, exact=True).click(timeout=5_000)
+            return
+        except sync_api.TimeoutError:
+            if attempt == tries - 1:
+                raise
+
+
 def test_ordering_exercise_in_the_browser(page, app_url):
     ex = _filled(5)[0].exercises[0]
     page.goto(f"{app_url}/lessons?lesson=5")
     box = page.locator(".st-key-ex_5_cycle")
-    box.wait_for()
+    page.get_by_text(f"0 of {len(ex.events)} events placed.").wait_for()  # the page is drawn
     for i, event in enumerate(ex.events, start=1):
-        box.locator("button[aria-label='Open']").click()  # the chevron opens the list
-        page.locator("[role='option']").get_by_text(event, exact=True).click()
-        page.keyboard.press("Escape")
+        _pick(page, box, event)
         if i < len(ex.events):  # wait for the page to count it
             page.get_by_text(f"{i} of {len(ex.events)} events placed.").wait_for()
     page.get_by_text("Correct order.").wait_for()
@@ -104,6 +116,8 @@ def test_case_study_in_the_browser(page, app_url):
     answer.wait_for()
     answer.fill("Ship the target alone: it is the only option within the p99 objective.")
     answer.press("Control+Enter")
+    # the "press Ctrl+Enter to apply" hint goes once the app has the text
+    page.locator(f".st-key-{base}_answer").get_by_text("to apply").wait_for(state="hidden")
     page.locator(f".st-key-{base}_reveal button").click()
     page.get_by_text("Rubric.").wait_for()
     page.locator(f".st-key-{base}_point_0 label").click()

@@ -334,9 +334,10 @@ def exp_efficiency(files: Files, nums: dict) -> None:
                       key="l6_alpha")
     st.plotly_chart(LV.fig_saturation(L6.saturation_frame(alpha), sweep,
                                       L6.prompts_frame(files)), key="l6_sat")
-    st.markdown(f"With α = {alpha:.3f}, tokens per step cannot exceed 1 / (1 − α) = "
-                f"**{1 / (1 - alpha):.2f}** however long the draft (α̂ over the sweep: "
-                f"{measured:.3f}).")
+    st.markdown(f"With α = {alpha:.3f}, the i.i.d. model's tokens per step approach "
+                f"1 / (1 − α) = **{1 / (1 - alpha):.2f}** however long the draft (α̂ over the "
+                f"sweep: {measured:.3f}). A ceiling of the model, not of every prompt: circles "
+                "above the dotted line are prompts that accept more than the pooled α̂.")
     show = sweep[["gamma", "alpha", "tokens_per_step", "expected_tokens", "drafted_per_step",
                   "c", "v", "overhead", L6.PREDICTED, L6.MEASURED]]
     st.dataframe(show.round(3), hide_index=True)

@@ -97,6 +97,7 @@ def numbers(files: Files) -> dict:
         "fastest_policy": fastest, "fastest_tps": float(spec.loc[fastest, F.TOKENS_PER_S]),
         "n_max": int(table[TOKENS].max()), "slo": SLO_MS,
         "n_policies": len(spec),
+        "n_prompts": len({t.run.prompt_text for t in runs}),
         "step_ms_t": float(np.mean(steps[TARGET_ONLY])),
         "step_ms4": float(np.mean(steps["fixed γ=4"])),
     }

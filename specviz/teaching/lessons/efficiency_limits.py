@@ -126,6 +126,7 @@ def checks(n: dict) -> dict[str, bool]:
     tps = [n[f"tps{g}"] for g in (1, 2, 4, 8)]
     return {
         "tokens_per_step_rise": all(a < b for a, b in zip(tps, tps[1:])),
+        "each_gamma_adds_less": all(b - a > c - b for a, b, c in zip(tps, tps[1:], tps[2:])),
         "saturates": n["e16"] - n["e8_pooled"] < 0.3,
         "acceptance_rises_by_position": n["pos4"] > n["pos1"] + 0.05,
         "prompts_spread": n["alpha_max"] - n["alpha_min"] > 0.25,

@@ -120,6 +120,9 @@ def numbers(files: Files) -> dict:
         "e_exact_g": eg.mean_accepted_length, "e_wrong_g": wg.mean_accepted_length,
         "s_exact_g": eg.speedup_measured, "s_wrong_g": wg.speedup_measured,
         "kept_against_g": int(wrong_g[KEPT_AGAINST_RULE].sum()),
+        "disagree_wrong": int(wrong_g[DISAGREE].sum() + wrong_s[DISAGREE].sum()),
+        "kept_against_wrong": int(wrong_g[KEPT_AGAINST_RULE].sum()
+                                  + wrong_s[KEPT_AGAINST_RULE].sum()),
         "judged_wrong_g": int(wrong_g["judged"].sum()),
         "disagree_exact_g": int(exact_g[DISAGREE].sum()),
         "a_exact_s": es.alpha, "a_wrong_s": ws.alpha,
@@ -142,6 +145,7 @@ def checks(n: dict) -> dict[str, bool]:
                                     and n["s_wrong_g"] < n["s_exact_g"]),
         "few_kept_against_rule": 0 < n["kept_against_g"] < 0.15 * n["judged_wrong_g"],
         "exact_never_disagrees": n["disagree_exact_g"] == 0,
+        "wrong_rule_only_keeps_more": n["disagree_wrong"] == n["kept_against_wrong"] > 0,
         "sampled_wrong_accepts_more": n["a_wrong_s"] > n["a_exact_s"] + 0.05,
         "identical_check_catches_greedy": (n["identical_exact"] == n["n_prompts"]
                                            and n["diverged_wrong"] > 0),
