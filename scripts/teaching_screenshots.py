@@ -28,9 +28,16 @@ def main() -> None:
             time.sleep(0.8)
         time.sleep(2)
         page.screenshot(path=str(OUT / "walkthrough.png"))
-        page.goto(f"{url}/lessons?lesson=4")
-        page.get_by_role("heading", name="Lessons").wait_for()
-        time.sleep(4)
+        # lesson 3: the verify pass measured on the CPU and on the H200, and the quiz that
+        # asks for a prediction from those numbers
+        page.goto(f"{url}/lessons?lesson=3")
+        page.locator(".st-key-l3_cost .js-plotly-plot").wait_for()
+        page.locator(".st-key-quiz_3").get_by_text("About the same as both ends").click()
+        page.get_by_text("Correct.").wait_for()
+        time.sleep(2)
+        page.locator(".st-key-l3_cost").scroll_into_view_if_needed()
+        page.mouse.wheel(0, 250)
+        time.sleep(1)
         page.screenshot(path=str(OUT / "lessons.png"))
     print(f"saved {OUT / 'walkthrough.png'} and {OUT / 'lessons.png'}")
 

@@ -1,12 +1,16 @@
 """The Lessons page under streamlit.testing's AppTest: every lesson renders from its prepared
-runs, its experiment widget changes what is shown, and every quiz answers a wrong and the
-right choice with that option's own feedback."""
+runs with its claims checked, its experiment widget changes what is shown, every quiz answers
+a wrong and the right choice with that option's own feedback, and every exercise (ordering,
+numeric, case study) grades or reveals as it should."""
 
 from pathlib import Path
 
 import pytest
 
-from specviz import lessons as L
+from specviz.teaching import lessons as L
+from specviz.teaching.lessons import gamma_budget as L8
+from specviz.teaching.lessons import low_speedup as L11
+from specviz.teaching.lessons import runs as R
 
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
@@ -15,25 +19,26 @@ APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
 # lesson number -> how to change its experiment: (widget kind, key, new value)
 EXPERIMENT_CHANGES = {
-    1: ("radio", "l1_drafter", L.CPU_BUNDLE[1]),
-    2: ("radio", "l2_gamma", f"{L.LESSON_DIR}/gamma-8.jsonl"),
-    3: ("radio", "l3_run", L.TAU[0.7]),
-    4: ("radio", "l4_run", L.GREEDY),
+    1: ("radio", "l1_vocab", "same tokens, numbered differently"),
+    2: ("radio", "l2_run", R.TAU[0.7]),
+    3: ("radio", "l3_gamma", R.SWEEP[-1]),
+    4: ("radio", "l4_run", R.GREEDY),
     5: ("select_slider", "l5_step", 3),
     6: ("slider", "l6_alpha", 0.9),
     7: ("radio", "l7_roles", "swapped: the 135M model drafts"),
-    8: ("radio", "l8_kind", L.BUDGET_KINDS[1]),
-    9: ("selectbox", "l9_file", L.H200_BUNDLE[0]),
+    8: ("radio", "l8_kind", L8.POSITIONS),
+    9: ("selectbox", "l9_file", R.H200_DRAFT),
     10: ("radio", "l10_rule", "accept-high-q"),
-    11: ("multiselect", "l11_fixes", [L.FIXES[0]]),
+    11: ("multiselect", "l11_fixes", [L11.FIXES[0]]),
     12: ("checkbox", "l12_prefill", True),
 }
-FAILED_CHECK = "The identical-output check fails"  # lesson 10 shows it on purpose
+# errors a lesson shows on purpose
+SHOWN_FAILURES = ("The identical-output check fails", "Replayed over every step")
 
 
 @pytest.fixture(scope="module")
 def at():
-    app = AppTest.from_file(APP, default_timeout=120)
+    app = AppTest.from_file(APP, default_timeout=180)
     app.run()
     app.switch_page("app_pages/lessons.py")
     app.run()
@@ -43,7 +48,7 @@ def at():
 
 def _ok(at: AppTest) -> None:
     assert not at.exception, [e.value for e in at.exception]
-    errors = [e.value for e in at.error if not e.value.startswith(FAILED_CHECK)]
+    errors = [e.value for e in at.error if not e.value.startswith(SHOWN_FAILURES)]
     assert not errors, errors
 
 
@@ -61,9 +66,12 @@ def _change(at: AppTest, kind: str, key: str, value) -> None:
     at.run()
 
 
-def _n_correct(at: AppTest) -> int:
-    text = at.get("progress")[0].proto.text  # "... answered correctly: K of 12"
-    return int(text.rsplit("correctly: ", 1)[1].split(" of ")[0])
+def _progress(at: AppTest) -> tuple[int, int]:
+    """(quizzes answered correctly, exercises done) from the progress bar's text."""
+    text = at.get("progress")[0].proto.text
+    quizzes = int(text.split("correctly: ", 1)[1].split(" of ")[0])
+    exercises = int(text.split("exercises done: ", 1)[1].split(" of ")[0])
+    return quizzes, exercises
 
 
 def _open(at: AppTest, number: int) -> None:
@@ -71,16 +79,25 @@ def _open(at: AppTest, number: int) -> None:
     _ok(at)
 
 
-@pytest.mark.parametrize("number", range(1, 13))
-def test_lesson_renders_experiments_and_answers(at, number):
-    _open(at, number)
+def _filled(at: AppTest, number: int) -> L.Lesson:
     lesson = L.lesson(number)
+    files = R.load_files(L.files_of(lesson))
+    return L.render(lesson, files)[0]
+
+
+@pytest.mark.parametrize("number", range(1, 13))
+def test_lesson_renders_checks_its_claims_and_answers(at, number):
+    _open(at, number)
+    lesson = _filled(at, number)
     assert at.header[0].value == f"{number}. {lesson.title}"
     assert any(lesson.explanation[:40] in m.value for m in at.markdown)
     assert at.get("progress")[0].proto.text.startswith(f"Lesson {number} of 12")
     assert at.get("plotly_chart") or at.dataframe  # views from the prepared runs
-    assert any(d.value[L.COMMAND].str.startswith("python -m specviz run").any()
-               for d in at.dataframe if L.COMMAND in d.value)  # provenance of the runs
+    assert any(d.value[R.COMMAND].str.startswith("python -m specviz run").any()
+               for d in at.dataframe if R.COMMAND in d.value)  # provenance of the runs
+    ticks = [m.value for m in at.markdown if m.value.startswith(("✅", "❌"))]
+    assert len(ticks) == len(lesson.claims) and all(t.startswith("✅") for t in ticks)
+    assert not [w for w in at.warning if "contradict" in w.value]
 
     before = _shown(at)
     _change(at, *EXPERIMENT_CHANGES[number])
@@ -89,15 +106,66 @@ def test_lesson_renders_experiments_and_answers(at, number):
 
     quiz = at.radio(key=f"quiz_{number}")
     assert quiz.label == lesson.quiz.question
+    assert list(quiz.options) == [o.text for o in lesson.quiz.options]  # the shuffled order
     wrong = next(o for o in lesson.quiz.options if not o.correct)
     quiz.set_value(wrong.text).run()
     _ok(at)
-    assert at.warning[-1].value == f"Not quite. {wrong.feedback}"
-    before = _n_correct(at)
+    assert f"Not quite. {wrong.feedback}" in [w.value for w in at.warning]
+    before, _ = _progress(at)
     right = next(o for o in lesson.quiz.options if o.correct)
     at.radio(key=f"quiz_{number}").set_value(right.text).run()
-    assert at.success[-1].value == f"Correct. {right.feedback}"
-    assert _n_correct(at) == before + 1  # the progress bar counts it at once
+    assert f"Correct. {right.feedback}" in [s.value for s in at.success]
+    assert _progress(at)[0] == before + 1  # the progress bar counts it at once
+
+
+def test_ordering_exercise_grades_the_order(at):
+    _open(at, 5)
+    ex = _filled(at, 5).exercises[0]
+    box = at.multiselect(key="ex_5_cycle")
+    assert list(box.options) == list(ex.shown)
+    box.set_value(list(ex.events[:3])).run()
+    assert any("3 of 7 events placed" in c.value for c in at.caption)
+    swapped = [ex.events[1], ex.events[0], *ex.events[2:]]
+    at.multiselect(key="ex_5_cycle").set_value(swapped).run()
+    assert any(w.value.startswith("5 of 7 events are in the right place; places 1, 2")
+               for w in at.warning)
+    _, done = _progress(at)
+    at.multiselect(key="ex_5_cycle").set_value(list(ex.events)).run()
+    assert any(s.value.startswith("Correct order.") for s in at.success)
+    assert _progress(at)[1] == done + 1
+
+
+@pytest.mark.parametrize("number, key, answer", [(6, "expected_tokens", "e8"),
+                                                 (11, "speedup", "cpu_pred"),
+                                                 (11, "speedup-v1", "cpu_pred_v1")])
+def test_numeric_exercise_checks_the_answer_against_the_run(at, number, key, answer):
+    _open(at, number)
+    lesson = L.lesson(number)
+    value = L.numbers(lesson, R.load_files(L.files_of(lesson)))[answer]
+    box = at.number_input(key=f"ex_{number}_{key}")
+    box.set_value(round(value * 1.2, 3)).run()
+    assert any(w.value.startswith("Not quite") for w in at.warning)
+    at.number_input(key=f"ex_{number}_{key}").set_value(round(value, 3)).run()
+    assert any(s.value.startswith(f"Correct: {value:.3f}") for s in at.success)
+
+
+@pytest.mark.parametrize("number, key", [(9, "endpoint-review"), (10, "custom-stack"),
+                                         (12, "production-service")])
+def test_case_study_reveals_its_rubric_after_an_answer(at, number, key):
+    _open(at, number)
+    ex = next(e for e in _filled(at, number).exercises if isinstance(e, L.CaseStudy))
+    base = f"ex_{number}_{key}"
+    at.button(key=f"{base}_reveal").click().run()
+    assert any(w.value.startswith("Write your answer first") for w in at.warning)
+    assert not [c for c in at.checkbox if c.key.startswith(f"{base}_point")]
+    at.text_area(key=f"{base}_answer").set_value("The limiter is acceptance.").run()
+    at.button(key=f"{base}_reveal").click().run()
+    points = [c for c in at.checkbox if c.key.startswith(f"{base}_point")]
+    assert [c.label for c in points] == [r.point for r in ex.rubric]
+    points[0].check().run()
+    assert any(i.value.startswith(f"Your answer covers 1 of {len(ex.rubric)}")
+               for i in at.info)
+    assert any(ex.model_answer[:40] in m.value for m in at.markdown)
 
 
 def test_next_and_previous_lesson(at):
@@ -113,21 +181,24 @@ def test_next_and_previous_lesson(at):
 
 def test_lesson_nine_reveals_the_diagnosis_after_a_guess(at):
     _open(at, 9)
+    at.selectbox(key="l9_file").set_value(R.CPU_EARLY_EXIT).run()
     assert not any("Diagnosis computed from the trace" in m.value for m in at.markdown)
-    at.radio(key="l9_guess").set_value("draft too slow").run()
+    at.radio(key="l9_guess").set_value("acceptance too low").run()
     assert any("Diagnosis computed from the trace" in m.value for m in at.markdown)
+    assert any("matches the diagnosis" in s.value for s in at.success)
+    assert at.get("plotly_chart")[-1].proto.spec  # the gap split
 
 
 def test_lesson_ten_shows_the_failed_identical_output_check(at):
     _open(at, 10)
     at.radio(key="l10_rule").set_value("accept-high-q").run()
-    assert [e.value for e in at.error if e.value.startswith(FAILED_CHECK)]
+    assert [e.value for e in at.error if e.value.startswith(SHOWN_FAILURES[0])]
     at.radio(key="l10_rule").set_value("exact").run()
     assert any("Identical output" in s.value for s in at.success)
 
 
 def test_one_step_lessons_link_to_the_walkthrough(at):
-    for number in (2, 4, 5):
+    for number in (3, 4, 5):
         _open(at, number)
         links = [e.proto.page for e in at.get("page_link")]
         assert "walkthrough" in links, number
@@ -135,9 +206,20 @@ def test_one_step_lessons_link_to_the_walkthrough(at):
     assert not at.get("page_link")
 
 
+def test_a_second_session_starts_with_its_own_progress(at):
+    _open(at, 1)
+    assert _progress(at)[0] >= 1  # this session answered quizzes above
+    other = AppTest.from_file(APP, default_timeout=180)
+    other.run()
+    other.switch_page("app_pages/lessons.py")
+    other.run()
+    _ok(other)
+    assert _progress(other) == (0, 0)
+
+
 @pytest.mark.parametrize("param, header", [("7", "7. "), ("99", "1. "), ("x", "1. ")])
 def test_query_parameter_opens_a_lesson(param, header):
-    app = AppTest.from_file(APP, default_timeout=120)
+    app = AppTest.from_file(APP, default_timeout=180)
     app.query_params["lesson"] = param
     app.run()
     app.switch_page("app_pages/lessons.py")

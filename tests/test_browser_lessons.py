@@ -1,12 +1,15 @@
-"""One lesson end to end in a real browser (Debian's headless Chromium via Playwright): open
-the Lessons page, read the explanation, change the experiment, answer the quiz wrong and
-right, read the feedback, go on to the next lesson. Screenshots go to artifacts/screenshots/.
+"""Lessons end to end in a real browser (Debian's headless Chromium via Playwright): open the
+Lessons page, read the explanation, change the experiment, answer the quiz wrong and right,
+go on to the next lesson; then the exercises: put a step's events in order, compute a
+speedup, write a case-study answer and compare it with the rubric. Screenshots go to
+artifacts/screenshots/.
 """
 
 
 import pytest
 
-from specviz import lessons as L
+from specviz.teaching import lessons as L
+from specviz.teaching.lessons import runs as R
 from tests._browser import SHOTS, browser_page, playwright_or_skip, serve_app
 
 sync_api = playwright_or_skip()
@@ -22,21 +25,27 @@ def page(app_url):
     yield from browser_page(sync_api)
 
 
+def _filled(number: int) -> tuple[L.Lesson, dict]:
+    lesson = L.lesson(number)
+    files = R.load_files(L.files_of(lesson))
+    return L.render(lesson, files)[0], L.numbers(lesson, files)
+
+
 def test_one_lesson_end_to_end(page, app_url):
-    first, second = L.lesson(1), L.lesson(2)
+    first, second = _filled(1)[0], L.lesson(2)
     page.goto(f"{app_url}/lessons")
     page.get_by_role("heading", name=f"1. {first.title}").wait_for()
-    # the explanation
     page.get_by_text("Speculative decoding pairs two language models").wait_for()
     page.get_by_text("Lesson 1 of 12").wait_for()
     page.locator(".st-key-l1_roles .js-plotly-plot").wait_for()
-    assert page.get_by_text("One tokenizer.").count() == 1  # the draft model has q
+    n = len(first.claims)
+    page.get_by_text(f"What this lesson claims, checked on its runs ({n} of {n} hold)").wait_for()
     page.screenshot(path=str(SHOTS / "lesson-1.png"), full_page=True)
 
-    # the experiment: prompt lookup drafts without a model and without q
-    page.locator(".st-key-l1_drafter").get_by_text("prompt lookup", exact=True).click()
-    page.get_by_text("No draft distribution.").wait_for()
-    assert page.get_by_text("One tokenizer.").count() == 0
+    # the experiment: the same drafts through a renumbered vocabulary
+    page.get_by_text("Replayed over every step of the greedy runs: 87").wait_for()
+    page.locator(".st-key-l1_vocab").get_by_text("same tokens, numbered differently").click()
+    page.get_by_text("Replayed over every step of the greedy runs: 0").wait_for()
 
     # the quiz: a wrong answer, then the right one, each with its own feedback
     quiz = page.locator(".st-key-quiz_1")
@@ -54,5 +63,64 @@ def test_one_lesson_end_to_end(page, app_url):
     page.get_by_role("heading", name=f"2. {second.title}").wait_for()
     page.get_by_text("Lesson 2 of 12").wait_for()
     assert "lesson=2" in page.url
-    page.locator(".st-key-l2_cost .js-plotly-plot").wait_for()
+    page.locator(".st-key-l2_q .js-plotly-plot").wait_for()
     page.screenshot(path=str(SHOTS / "lesson-2.png"), full_page=True)
+
+
+def _pick(page, box, text: str, tries: int = 4) -> None:
+    """Choose one option of a multiselect: open its list (the chevron) unless it is open,
+    click the option; again if a rerun of the page closed the list first."""
+    for attempt in range(tries):
+        if box.locator("[role='combobox']").get_attribute("aria-expanded") != "true":
+            box.locator("button[aria-label='Open']").click()
+        try:
+            page.locator("[role='option']").get_by_text(text, exact=True).click(timeout=5_000)
+            return
+        except sync_api.TimeoutError:
+            if attempt == tries - 1:
+                raise
+
+
+def test_ordering_exercise_in_the_browser(page, app_url):
+    ex = _filled(5)[0].exercises[0]
+    page.goto(f"{app_url}/lessons?lesson=5")
+    box = page.locator(".st-key-ex_5_cycle")
+    page.get_by_text(f"0 of {len(ex.events)} events placed.").wait_for()  # the page is drawn
+    for i, event in enumerate(ex.events, start=1):
+        _pick(page, box, event)
+        if i < len(ex.events):  # wait for the page to count it
+            page.get_by_text(f"{i} of {len(ex.events)} events placed.").wait_for()
+    page.get_by_text("Correct order.").wait_for()
+    page.get_by_text("exercises done: 1 of").wait_for()
+    box.screenshot(path=str(SHOTS / "lesson-5-ordering.png"))
+
+
+def test_numeric_exercise_in_the_browser(page, app_url):
+    _, nums = _filled(11)
+    page.goto(f"{app_url}/lessons?lesson=11")
+    field = page.locator(".st-key-ex_11_speedup input")
+    field.wait_for()
+    field.fill(f"{nums['cpu_pred'] * 2:.3f}")
+    field.press("Enter")
+    page.get_by_text("Not quite:").wait_for()
+    field.fill(f"{nums['cpu_pred']:.3f}")
+    field.press("Enter")
+    page.get_by_text(f"Correct: {nums['cpu_pred']:.3f}").wait_for()
+
+
+def test_case_study_in_the_browser(page, app_url):
+    ex = next(e for e in _filled(12)[0].exercises if isinstance(e, L.CaseStudy))
+    base = "ex_12_production-service"
+    page.goto(f"{app_url}/lessons?lesson=12")
+    answer = page.locator(f".st-key-{base}_answer textarea")
+    answer.wait_for()
+    answer.fill("Ship the target alone: it is the only option within the p99 objective.")
+    answer.press("Control+Enter")
+    # the "press Ctrl+Enter to apply" hint goes once the app has the text
+    page.locator(f".st-key-{base}_answer").get_by_text("to apply").wait_for(state="hidden")
+    page.locator(f".st-key-{base}_reveal button").click()
+    page.get_by_text("Rubric.").wait_for()
+    page.locator(f".st-key-{base}_point_0 label").click()
+    page.get_by_text(f"Your answer covers 1 of {len(ex.rubric)} points").wait_for()
+    page.locator(f".st-key-{base}_answer").locator("xpath=..").screenshot(
+        path=str(SHOTS / "lesson-12-case.png"))

@@ -1,28 +1,52 @@
-"""The guided lessons as a library: complete content, prepared runs that load and say where
-they come from, and numbers recomputed from the raw trace records."""
+"""The guided lessons as a library: content read from the data files, quizzes shuffled and
+even, every claim of a lesson's text recomputed from that lesson's own runs, the numbers
+recomputed from the raw trace records, the exercises' answers, the figures."""
 
 import dataclasses
 import json
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import plotly.graph_objects as go
 import pytest
 
 from specviz import frames as F
-from specviz import lessons as L
-from specviz import toy
-from specviz.diagnosis import measure
+from specviz import theory, toy
+from specviz.diagnosis import FACTORS, measure
 from specviz.figures import lesson_views as LV
+from specviz.teaching import lessons as L
+from specviz.teaching.lessons import acceptance_rule as L4
+from specviz.teaching.lessons import architecture as L1
+from specviz.teaching.lessons import content as C
+from specviz.teaching.lessons import draft_distribution as L2
+from specviz.teaching.lessons import draft_length_policy as L12
+from specviz.teaching.lessons import efficiency_limits as L6
+from specviz.teaching.lessons import fast_but_wrong as L10
+from specviz.teaching.lessons import gamma_budget as L8
+from specviz.teaching.lessons import low_speedup as L11
+from specviz.teaching.lessons import parallel_verification as L3
+from specviz.teaching.lessons import reading_a_trace as L9
+from specviz.teaching.lessons import runs as R
+from specviz.teaching.lessons import step_structure as L5
+from specviz.teaching.lessons import temperature_and_roles as L7
 
-LESSON_FILES = sorted((L.TRACES_ROOT / L.LESSON_DIR).glob("*.jsonl"))
+LESSON_FILES = sorted((R.TRACES_ROOT / R.LESSON_DIR).glob("*.jsonl"))
+NUMBERS = list(range(1, 13))
+DECIMAL = re.compile(r"(?<![\w.])\d+\.\d+")
 
 
 @pytest.fixture(scope="module")
 def files():
-    names = sorted({f for lesson in L.LESSONS for f in lesson.files})
-    return L.load_files(names)
+    names = sorted({f for lesson in L.LESSONS for f in L.files_of(lesson)})
+    return R.load_files(names)
+
+
+@pytest.fixture(scope="module")
+def numbers(files):
+    return {x.number: L.numbers(x, {f: files[f] for f in L.files_of(x)}) for x in L.LESSONS}
 
 
 def _raw_steps(path):
@@ -39,23 +63,36 @@ def _raw_steps(path):
     return runs
 
 
-# ---------------------------------------------------------------- content
+# ---------------------------------------------------------------- content and its files
 
 
-def test_twelve_lessons_in_order_with_every_part():
-    assert [x.number for x in L.LESSONS] == list(range(1, 13))
-    assert len({x.slug for x in L.LESSONS}) == 12
+def test_twelve_lessons_in_the_algorithms_order_with_every_part():
+    assert [x.number for x in L.LESSONS] == NUMBERS
+    assert [x.slug for x in L.LESSONS] == list(L.ORDER)
+    # draft, then verify, then accept, then commit
+    order = [L.ORDER.index(s) for s in ("draft-distribution", "parallel-verification",
+                                        "acceptance-rule", "step-structure")]
+    assert order == sorted(order)
     for lesson in L.LESSONS:
-        assert lesson.title and len(lesson.explanation) > 200, lesson.slug
-        assert lesson.files and lesson.experiment, lesson.slug
+        assert lesson.title and len(lesson.explanation) > 300, lesson.slug
+        assert lesson.experiment and lesson.claims, lesson.slug
         quiz = lesson.quiz
-        assert quiz.question.endswith("?"), lesson.slug
-        assert len(quiz.options) >= 3
-        assert sum(o.correct for o in quiz.options) >= 1, lesson.slug
+        assert quiz.question.rstrip().endswith("?"), lesson.slug
+        assert len(quiz.options) == 4
+        assert sum(o.correct for o in quiz.options) == 1, lesson.slug
         feedback = [o.feedback for o in quiz.options]
         assert all(len(f) > 30 for f in feedback), lesson.slug
         assert len(set(feedback)) == len(feedback), lesson.slug  # each answer its own why
         assert len({o.text for o in quiz.options}) == len(quiz.options)
+
+
+def test_each_lesson_is_one_data_file_and_its_number_code():
+    here = Path(L.__file__).parent
+    assert sorted(p.stem for p in here.glob("*.yaml")) == sorted(L.ORDER)
+    for lesson in L.LESSONS:
+        code = L.code(lesson)
+        assert Path(code.__file__).parent == here
+        assert code.FILES and callable(code.numbers) and callable(code.checks), lesson.slug
 
 
 def test_lesson_lookup():
@@ -64,10 +101,134 @@ def test_lesson_lookup():
         L.lesson(13)
 
 
-def test_lessons_leave_streamlit_out():
-    code = ("import sys, specviz.lessons, specviz.figures.lesson_views; "
-            "sys.exit('streamlit' in sys.modules)")
+def test_teaching_imports_neither_streamlit_nor_figures():
+    code = ("import sys, specviz.teaching.lessons as L\n"
+            "for x in L.LESSONS: L.code(x)\n"
+            "sys.exit(any(m in sys.modules for m in ('streamlit', 'specviz.figures')))")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+    teaching = Path(L.__file__).parent.parent
+    for path in teaching.rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        assert "figures" not in "".join(re.findall(r"^(?:from|import) .*$", text, re.M)), path
+    assert not (Path(L.__file__).parent.parent.parent / "lessons.py").exists()
+
+
+def _write(tmp_path, slug, text):
+    path = tmp_path / f"{slug}.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+GOOD = """slug: demo
+title: A demo
+explanation: Some text with {{x:.2f}}.
+experiment: Do something.
+quiz:
+  question: Which?
+  options:
+    - {text: a, correct: true, feedback: because a}
+    - {text: b, feedback: because not b}
+"""
+
+
+def test_a_malformed_lesson_file_names_the_file_and_the_key(tmp_path):
+    assert C.read_lesson(_write(tmp_path, "demo", GOOD), 1).title == "A demo"
+    cases = [(GOOD.replace("title: A demo\n", ""), "missing key 'title'"),
+             (GOOD.replace("feedback: because not b", "correct: true, feedback: x"),
+              "exactly one option"),
+             (GOOD + "exercises:\n  - {kind: essay, key: e}\n", "unknown exercise kind"),
+             (GOOD.replace("slug: demo", "slug: other"), "must match the file name"),
+             ("slug: [", "cannot be read as YAML")]
+    for text, message in cases:
+        with pytest.raises(C.LessonFormatError, match=message) as err:
+            C.read_lesson(_write(tmp_path, "demo", text), 1)
+        assert "demo.yaml" in str(err.value)
+
+
+def test_filling_escapes_trace_text_and_keeps_latex():
+    text = "Token {{tok}} at $\\tilde x_{i-1}$ with q = {{q:.2f}}."
+    out = C.fill(text, {"tok": "**bold** <b>x</b> [a](b)", "q": 0.456})
+    assert "q = 0.46" in out and "$\\tilde x_{i-1}$" in out
+    assert "**bold**" not in out and "<b>" not in out and "](" not in out
+    assert C.fill("{{tok}}", {"tok": "**x**"}, markdown=False) == "**x**"
+    with pytest.raises(KeyError, match="no 'missing'"):
+        C.fill("{{missing}}", {})
+
+
+# ---------------------------------------------------------------- quizzes
+
+
+def test_quiz_order_is_shuffled_stably_and_the_answer_moves(numbers):
+    positions, longest = [], 0
+    for lesson in L.LESSONS:
+        again = C.read_lesson(Path(L.__file__).parent / f"{lesson.slug}.yaml", lesson.number)
+        assert again.quiz == lesson.quiz  # the same order every time
+        filled = C.filled(lesson, numbers[lesson.number])
+        lengths = [len(o.text) for o in filled.quiz.options]
+        right = [o.correct for o in filled.quiz.options].index(True)
+        positions.append(right)
+        longest += lengths[right] == max(lengths) and lengths.count(max(lengths)) == 1
+        assert max(lengths) <= 1.35 * min(lengths), (lesson.slug, lengths)  # even lengths
+    counts = np.bincount(positions, minlength=4)
+    assert (counts > 0).sum() >= 3 and counts.max() <= len(L.LESSONS) // 2, positions
+    assert longest <= 3, "the correct option is too often the longest"
+
+
+def test_prediction_quizzes_use_the_numbers_the_student_sees():
+    for number in (2, 3, 6, 7, 8, 9, 11):
+        quiz = L.lesson(number).quiz
+        assert C.placeholders(quiz.question), number  # a prediction from measured numbers
+    assert L.lesson(9).quiz.question != L.lesson(11).quiz.question
+
+
+# ---------------------------------------------------------------- claims
+
+
+@pytest.mark.parametrize("number", NUMBERS)
+def test_every_claim_of_the_text_holds_on_the_lessons_own_runs(numbers, number):
+    lesson = L.lesson(number)
+    nums = numbers[number]
+    used = set().union(*(C.placeholders(t) for t in C.templates(lesson)))
+    assert used <= set(nums) | set(C.SNIPPETS), used - set(nums)  # every number computed
+    checks = L.checks(lesson, nums)
+    assert set(checks) == {k for k, _ in lesson.claims}  # every claim listed and checked
+    failing = [s for k, s in C.filled(lesson, nums).claims if not checks[k]]
+    assert not failing, failing
+
+
+@pytest.mark.parametrize("number", NUMBERS)
+def test_no_measured_number_is_typed_into_the_text(number):
+    """Decimal numbers in a lesson's text come from its runs ({{name}}) or are declared
+    settings (a threshold, a temperature), never typed in."""
+    lesson = L.lesson(number)
+    for text in C.templates(lesson):
+        bare = C.PLACEHOLDER.sub("", text)
+        for literal in DECIMAL.findall(bare):
+            assert literal in lesson.constants, (lesson.slug, literal, text[:80])
+
+
+def test_a_contradicting_run_fails_the_claims(numbers):
+    """The negative control: numbers that contradict a text make its claims fail."""
+    n10 = numbers[10]
+    assert not L.checks(L.lesson(10), {**n10, "a_wrong_g": n10["a_exact_g"] + 0.05})[
+        "greedy_wrong_not_faster"]
+    n3 = numbers[3]
+    assert not L.checks(L.lesson(3), {**n3, "v8": 5 * n3["v1"], "v_max": 5 * n3["v1"]})[
+        "cpu_v_flat"]
+    n12 = numbers[12]
+    assert not L.checks(L.lesson(12), {**n12, "p99_4": n12["p99_t"] - 1})["gamma4_raises_tail"]
+
+
+def test_one_speedup_formula_stated_with_its_terms():
+    formula = C.SNIPPETS["speedup_formula"]
+    assert "E / (γ̄·c + v + o)" in formula
+    for term in ("γ̄", " c ", " v ", " o ", "target-only step"):
+        assert term in formula, term
+    for number in (6, 9, 11):
+        assert "{{speedup_formula}}" in L.lesson(number).explanation, number
+    for lesson in L.LESSONS:  # no other way of writing it
+        for text in C.templates(lesson):
+            assert not re.search(r"E\s*/\s*\(γ\s*c", text), lesson.slug
 
 
 # ---------------------------------------------------------------- prepared runs
@@ -75,9 +236,9 @@ def test_lessons_leave_streamlit_out():
 
 def test_every_lesson_file_exists_and_the_script_makes_the_lesson_folder():
     for lesson in L.LESSONS:
-        for name in lesson.files:
-            assert (L.TRACES_ROOT / name).is_file(), name
-    script = (L.TRACES_ROOT.parent.parent / "scripts" / "make_lesson_traces.sh").read_text()
+        for name in L.files_of(lesson):
+            assert (R.TRACES_ROOT / name).is_file(), name
+    script = (R.TRACES_ROOT.parent.parent / "scripts" / "make_lesson_traces.sh").read_text()
     assert "assets/traces/lessons" in script and "nice" in script
     assert len(LESSON_FILES) >= 12
     assert sum(p.stat().st_size for p in LESSON_FILES) < 4_000_000  # a few MB at most
@@ -85,8 +246,9 @@ def test_every_lesson_file_exists_and_the_script_makes_the_lesson_folder():
 
 @pytest.mark.parametrize("path", LESSON_FILES, ids=lambda p: p.name)
 def test_lesson_trace_records_pair_hardware_command_and_label(path):
-    traces = L.load_files([f"{L.LESSON_DIR}/{path.name}"])[f"{L.LESSON_DIR}/{path.name}"]
-    assert L.speculative(traces)
+    name = f"{R.LESSON_DIR}/{path.name}"
+    traces = R.load_files([name])[name]
+    assert R.speculative(traces)
     for t in traces:
         r = t.run
         assert t.complete
@@ -99,21 +261,21 @@ def test_lesson_trace_records_pair_hardware_command_and_label(path):
             assert r.draft and r.draft["source"].startswith("embedded:smollm2")
 
 
-def test_every_lesson_file_loads_with_its_runs(files):
-    for name, traces in files.items():
-        assert traces and all(t.complete for t in traces), name
-        assert all(t.run.target.get("source") for t in traces)
+def test_provenance_lists_every_run(files):
+    table = R.provenance_frame({R.GREEDY: files[R.GREEDY]})
+    assert len(table) == len(files[R.GREEDY])
+    assert table[R.COMMAND].str.startswith("python -m specviz run").all()
 
 
 # ---------------------------------------------------------------- numbers from the traces
 
 
 def test_alpha_and_tokens_per_step_recomputed_from_raw_steps(files):
-    sweep = L.sweep_frame({f: files[f] for f in L._sweep()})
-    assert sweep["gamma"].tolist() == list(L.SWEEP_GAMMAS)
-    for name, row in zip(sweep[L.FILE], sweep.itertuples()):
+    sweep = L6.sweep_frame({f: files[f] for f in R.SWEEP})
+    assert sweep["gamma"].tolist() == list(R.SWEEP_GAMMAS)
+    for name, row in zip(sweep[R.FILE], sweep.itertuples()):
         acc = judged = steps = emitted = 0
-        for run, recs in _raw_steps(L.TRACES_ROOT / name):
+        for run, recs in _raw_steps(R.TRACES_ROOT / name):
             if run["mode"] != "speculative":
                 continue
             for s in recs:
@@ -129,164 +291,260 @@ def test_alpha_and_tokens_per_step_recomputed_from_raw_steps(files):
 
 
 def test_pooled_costs_of_one_run_equal_the_diagnosis(files):
-    spec, base = L.pairs(files[L.GREEDY])[0]
-    mine, ref = L.pooled_costs([(spec, base)]), measure(spec, base)
-    for k in ("alpha", "c", "v", "overhead", "mean_accepted_length", "target_step_ms"):
+    spec, base = R.pairs(files[R.GREEDY])[0]
+    mine, ref = R.pooled_costs([(spec, base)]), measure(spec, base)
+    for k in ("alpha", "c", "v", "overhead", "mean_accepted_length", "target_step_ms",
+              "gamma", "gamma_config"):
         assert getattr(mine, k) == pytest.approx(getattr(ref, k)), k
     # the summary's tokens/s is rounded to 3 decimals; the pooled one is not
     assert mine.speedup_measured == pytest.approx(ref.speedup_measured, rel=1e-3)
 
 
-def test_verification_frame_counts_one_target_pass_per_step(files):
-    verif = L.verification_frame({f: files[f] for f in L._sweep()})
-    assert (verif[L.TARGET_PASSES] == verif[L.STEPS]).all()
-    assert (verif[L.SCORED] > verif[L.STEPS]).all()
-    assert (verif[L.V] > 0).all()
+def test_predicted_speedup_is_the_course_formula(files):
+    c = R.file_costs(files[R.CPU_DRAFT])
+    e, g = c.mean_accepted_length, c.gamma
+    assert R.predicted_speedup(c) == pytest.approx(e / (g * c.c + c.v + c.overhead))
+
+
+def test_verification_passes_and_costs(files):
+    verif = L3.verification_frame({f: files[f] for f in L3.FILES})
+    assert (verif[L3.TARGET_PASSES] == verif[L3.STEPS]).all()
+    assert (verif[L3.SCORED] > verif[L3.STEPS]).all()
+    assert set(verif[L3.HARDWARE]) == {"CPU", "GPU"}
+    by_pos = L3.positions_frame([t for f in L3.POLICY_FILES for t in files[f]])
+    steps = [s for f in L3.POLICY_FILES for t in R.speculative(files[f])
+             for s in R.later_steps(t)]
+    assert by_pos[L3.PASSES].sum() == len(steps)
+    two = [s.verify_ms for s in steps if s.gamma == 1]
+    assert by_pos.set_index(L3.POSITIONS).loc[2, L3.VERIFY_MS] == pytest.approx(np.mean(two))
 
 
 def test_every_recorded_decision_reproduces_and_a_tampered_one_does_not(files):
-    for name in (L.TAU[0.7], L.GREEDY):
-        trace = L.speculative(files[name])[0]
-        d = L.decisions_frame(trace)
-        assert len(d) > 10 and d[L.AGREES].all(), name
-    trace = L.speculative(files[L.TAU[0.7]])[0]
+    for name in (R.TAU[0.7], R.GREEDY):
+        d = L4.decisions_frame(R.speculative(files[name])[0])
+        assert len(d) > 10 and d[L4.AGREES].all(), name
+    trace = R.speculative(files[R.TAU[0.7]])[0]
     k, s = next((k, s) for k, s in enumerate(trace.steps) if s.n_accepted >= 1)
     flipped = dataclasses.replace(s, u=[1.0] + list(s.u[1:]))  # u = 1 never accepts
     steps = list(trace.steps)
     steps[k] = flipped
-    bad = L.decisions_frame(dataclasses.replace(trace, steps=tuple(steps)))
-    assert not bad[L.AGREES].all()
+    bad = L4.decisions_frame(dataclasses.replace(trace, steps=tuple(steps)))
+    assert not bad[L4.AGREES].all()
 
 
-def test_step_structure_and_endings(files):
-    for name in (L.GREEDY, L.TAU[0.7]):
-        trace = L.speculative(files[name])[0]
-        ok, n = L.steps_follow_rule(trace)
+def test_step_structure_endings_and_the_ordering_exercise(files, numbers):
+    for name in (R.GREEDY, R.TAU[0.7]):
+        trace = R.speculative(files[name])[0]
+        ok, n = L5.steps_follow_rule(trace)
         assert n > 5 and ok == n
-        ends = L.step_endings_frame(trace)
+        ends = L5.step_endings_frame(trace)
         assert ends[F.COUNT].sum() == sum(1 for s in trace.steps if s.gamma > 0)
-        assert set(ends[L.ENDING]) <= {"resampled", "bonus"}
+        assert set(ends[L5.ENDING]) <= {"resampled", "bonus"}
+    s = L5.cycle_step(R.speculative(files[R.GREEDY])[0])
+    assert s.gamma == 4 and s.accepted[:2] == [True, False]
+    assert s.emitted_kinds == ["accepted", "resampled"]
+    ex = next(e for e in L.lesson(5).exercises if isinstance(e, L.Ordering))
+    assert ex.shown != ex.events and sorted(ex.shown) == sorted(ex.events)
+    filled = C.filled(L.lesson(5), numbers[5]).exercises[0]
+    assert R.visible(s.drafted_text[0]) in filled.events[0]
+    assert "{{" not in "".join(filled.events)
 
 
-def test_draft_choice_greedy_always_takes_q_top(files):
-    greedy = L.draft_choice_stats(L.speculative(files[L.GREEDY])[0])
+def test_draft_choice_and_acceptance_by_confidence(files):
+    greedy = L2.draft_choice_stats(R.speculative(files[R.GREEDY]))
     assert greedy["positions"] > 0 and greedy["drafted_is_top"] == greedy["positions"]
-    sampled = L.draft_choice_stats(L.speculative(files[L.TAU[1.0]])[0])
-    assert sampled["drafted_is_top"] <= sampled["positions"]
-    qtop = L.q_topk_frame(L.speculative(files[L.GREEDY])[0], 1)
-    assert qtop[L.IS_DRAFTED].sum() == L.speculative(files[L.GREEDY])[0].steps[1].gamma
+    sampled = L2.draft_choice_stats(R.speculative(files[R.TAU[1.0]]))
+    assert sampled["drafted_is_top"] < sampled["positions"]
+    qtop = L2.q_topk_frame(R.speculative(files[R.GREEDY])[0], 1)
+    assert qtop[L2.IS_DRAFTED].sum() == R.speculative(files[R.GREEDY])[0].steps[1].gamma
+    by_q = L2.acceptance_by_q(R.speculative(files[R.GREEDY]))
+    judged = sum(s.n_evaluated for t in R.speculative(files[R.GREEDY]) for s in t.steps)
+    assert by_q[L2.JUDGED].sum() == judged
+    kept = sum(s.n_accepted for t in R.speculative(files[R.GREEDY]) for s in t.steps)
+    assert by_q[L2.KEPT].sum() == kept
 
 
-def test_roles_and_shared_vocabulary(files):
-    normal = L.roles_frame(L.speculative(files[L.GREEDY])[0])
-    swapped = L.roles_frame(L.speculative(files[L.SWAPPED])[0])
-    n = normal.set_index(L.ROLE)[L.N_PARAMS]
-    s = swapped.set_index(L.ROLE)[L.N_PARAMS]
-    assert n["draft (q)"] < n["target (p)"] and s["draft (q)"] > s["target (p)"]
-    vocab = L.shared_vocabulary(L.speculative(files[L.GREEDY])[0])
-    assert vocab["common_ids"] > 0 and vocab["same_text"] == vocab["common_ids"]
+def test_roles_and_the_vocabulary_replay_can_fail(files):
+    normal = L1.roles_frame(R.speculative(files[R.GREEDY])[0]).set_index(L1.ROLE)
+    assert normal[L1.N_PARAMS]["draft (q)"] < normal[L1.N_PARAMS]["target (p)"]
+    runs = R.speculative(files[R.GREEDY])
+    acc, judged = L1.replay_greedy(runs)
+    assert acc / judged == pytest.approx(R.judged_alpha(runs))  # reproduces the record
+    mapping = L1.renumbering(runs)
+    assert all(a != b for a, b in mapping.items())  # no id keeps its number
+    assert sorted(mapping.values()) == sorted(mapping)  # a permutation of the known ids
+    acc_r, _ = L1.replay_greedy(runs, mapping)
+    assert acc_r < acc / 5
+    # a trace whose drafts disagree with p's top token replays as rejected: the check can fail
+    t = runs[0]
+    s = next(s for s in t.steps if s.n_accepted >= 1)
+    wrong = dataclasses.replace(s, p_top_ids=[[x + 1] + ids[1:] for x, ids in
+                                             zip(s.drafted_ids, s.p_top_ids)])
+    bad = dataclasses.replace(t, steps=(wrong,))
+    assert L1.replay_greedy([bad]) == (0, 1)
+    table = L1.mismatch_frame(t, L1.demo_step(t), mapping)
+    assert table[L1.KEPT].iloc[0] == "rejected" and set(table[L1.KEPT][1:]) == {"not judged"}
 
 
-def test_saturation_curve():
-    curve = L.saturation_frame(0.6, 16)
+def test_another_vocabulary_is_the_tiny_character_tokenizer(files):
+    from specviz.tiny import SPECIALS, TINY_CHARS
+    t = R.speculative(files[R.GREEDY])[0]
+    view = L1.char_view(t, L1.demo_step(t))
+    size = len(SPECIALS) + len(TINY_CHARS)
+    col = f"in the {size}-id vocabulary"
+    s = t.steps[L1.demo_step(t)]
+    assert (view[col].str.startswith("yes") == [i < size for i in s.drafted_ids]).all()
+
+
+def test_the_real_pair_refuses_a_draft_with_another_vocabulary():
+    from specviz import ModelSourceError, load_pair
+    with pytest.raises(ModelSourceError, match="tokenizer"):
+        load_pair("embedded:smollm2-135m-instruct", "embedded:tiny-random-draft")
+
+
+def test_saturation_and_position_rates(files):
+    curve = L6.saturation_frame(0.6, 16)
     assert curve["expected_tokens"].iloc[0] == pytest.approx(1.0)
-    assert curve[L.CEILING].iloc[0] == pytest.approx(2.5)
+    assert curve[L6.CEILING].iloc[0] == pytest.approx(2.5)
     assert np.all(np.diff(curve["expected_tokens"]) > 0)
     assert curve["expected_tokens"].max() < 2.5
+    rates = L6.position_rates(files[R.GREEDY])
+    first = [s for t in R.speculative(files[R.GREEDY]) for s in t.steps if s.gamma]
+    assert rates[0] == pytest.approx(np.mean([s.accepted[0] for s in first]))
+    prompts = L6.prompts_frame({f: files[f] for f in R.SWEEP})
+    assert len(prompts) == sum(len(R.speculative(files[f])) for f in R.SWEEP)
+
+
+def test_setups_keep_greedy_and_sampled_acceptance_apart(files):
+    table = L7.setups_frame({"g": files[R.GREEDY], "s": files[R.TAU[0.7]]}).set_index(L7.SETUP)
+    assert np.isnan(table.loc["g", L7.ALPHA_SAMPLED]) and np.isnan(table.loc["s",
+                                                                            L7.ALPHA_GREEDY])
+    assert 0 < table.loc["s", L7.BETA] < 1
 
 
 def test_budget_replay(files):
-    sweep = {f: files[f] for f in L._sweep()}
-    for kind in L.BUDGET_KINDS:
-        limit = L.budget_limit(sweep, kind)
-        small, large = (L.budget_frame(sweep, b, kind) for b in (limit / 4, limit))
-        assert (small[L.USED] <= limit / 4).all() and (large[L.USED] <= limit).all()
-        assert (large[L.TOKENS] >= small[L.TOKENS]).all()
-    # scored positions: used = sum of (gamma + 1) of the replayed steps, recomputed
-    table = L.budget_frame(sweep, 60, L.BUDGET_KINDS[1])
-    for name, row in zip(table[L.FILE], table.itertuples()):
-        steps = [s for t in L.speculative(sweep[name]) for s in t.steps[1:]][: row.steps]
+    sweep = {f: files[f] for f in R.SWEEP}
+    for kind in L8.BUDGET_KINDS:
+        limit = L8.budget_limit(sweep, kind)
+        small, large = (L8.budget_frame(sweep, b, kind) for b in (limit / 4, limit))
+        assert (small[L8.USED] <= limit / 4 + 1e-9).all() and (large[L8.USED] <= limit).all()
+        assert (large[L8.TOKENS] >= small[L8.TOKENS]).all()
+        assert large["gamma"].tolist() == [0, *R.SWEEP_GAMMAS]  # the target alone first
+    table = L8.budget_frame(sweep, 60, L8.POSITIONS)
+    for name, row in zip(table[R.FILE][1:], table[1:].itertuples()):
+        steps = [s for t in R.speculative(sweep[name]) for s in t.steps[1:]][: row.steps]
         assert row.used == sum(s.gamma + 1 for s in steps)
         assert row.tokens == sum(len(s.emitted_ids) for s in steps)
-    with pytest.raises(ValueError):
-        L.budget_frame(sweep, 10, "tokens")
+    assert table.iloc[0][L8.TOKENS] == 60
+    with pytest.raises(ValueError, match="unknown budget kind"):
+        L8.budget_frame(sweep, 10, "tokens")
 
 
 def test_per_token_latency_and_percentiles(files):
-    trace = L.speculative(files[L.HEURISTIC])[0]
-    lat = L.token_latency(trace, include_prefill=True)
+    trace = R.speculative(files[R.HEURISTIC])[0]
+    lat = L12.token_latency(trace, include_prefill=True)
     assert len(lat) == trace.summary.n_emitted
     assert lat.sum() == pytest.approx(sum(s.total_ms for s in trace.steps))
-    table = L.latency_frame(L.speculative(files[L.HEURISTIC]))
-    assert table[L.POLICY].tolist() == ["heuristic (start γ=4)"]
-    pooled = np.concatenate([L.token_latency(t) for t in L.speculative(files[L.HEURISTIC])])
+    table = L12.latency_frame(R.speculative(files[R.HEURISTIC]))
+    assert table[L12.POLICY].tolist() == ["heuristic (start γ=4)"]
+    pooled = np.concatenate([L12.token_latency(t) for t in R.speculative(files[R.HEURISTIC])])
     assert table["p90_ms"].iloc[0] == pytest.approx(np.percentile(pooled, 90))
-    names = L.latency_frame([t for f in L.CONFIDENCE for t in files[f]])[L.POLICY]
+    names = L12.latency_frame([t for f in R.CONFIDENCE for t in files[f]])[L12.POLICY]
     assert len(set(names)) == 3 and all(n.startswith("confidence 0.") for n in names)
+    runs = L12.lesson_runs({f: files[f] for f in L12.FILES})
+    assert sum(F.is_target_only(t) for t in runs) == len(R.baselines(files[R.GREEDY]))
 
 
-def test_wrong_verifier_changes_greedy_output_and_accepts_more(files):
-    exact = [L.output_check(s, b) for s, b in L.pairs(files[L.GREEDY])]
-    wrong = [L.output_check(s, b) for s, b in L.pairs(files[L.WRONG_GREEDY])]
+def test_wrong_verifier_changes_greedy_output_and_the_exact_rule_finds_it(files):
+    exact = [L10.output_check(s, b) for s, b in R.pairs(files[R.GREEDY])]
+    wrong = [L10.output_check(s, b) for s, b in R.pairs(files[R.WRONG_GREEDY])]
     assert all(c["greedy"] for c in exact + wrong)
     assert any(c["first_divergence"] is not None for c in wrong)
     assert all(c["first_divergence"] is None for c in exact)
-    # the exact rule, recomputed from the recorded p, q and u, disagrees with the wrong
-    # verifier's decisions (drafts kept that it would have rejected), never with its own
-    for exact_name, wrong_name in ((L.GREEDY, L.WRONG_GREEDY), (L.TAU[0.7], L.WRONG_SAMPLED)):
-        agree = L.rule_check_frame(files[exact_name])
-        assert (agree[L.DISAGREE] == 0).all(), exact_name
-        wrong = L.rule_check_frame(files[wrong_name])
-        assert wrong[L.DISAGREE].sum() > 0 and (wrong[L.KEPT_AGAINST_RULE]
-                                                == wrong[L.DISAGREE]).all(), wrong_name
+    for exact_name, wrong_name in ((R.GREEDY, R.WRONG_GREEDY), (R.TAU[0.7], R.WRONG_SAMPLED)):
+        assert (L10.rule_check_frame(files[exact_name])[L10.DISAGREE] == 0).all()
+        w = L10.rule_check_frame(files[wrong_name])
+        assert w[L10.DISAGREE].sum() > 0 and (w[L10.KEPT_AGAINST_RULE]
+                                              == w[L10.DISAGREE]).all(), wrong_name
+    assert L10.greedy_rules_agree(n_cases=20)
 
 
 def test_distribution_check_separates_exact_from_wrong_rules(files):
-    trace = L.speculative(files[L.TAU[0.7]])[0]
-    spots = L.toy_positions(trace)
+    trace = R.speculative(files[R.TAU[0.7]])[0]
+    spots = L10.toy_positions(trace)
     assert spots
-    tokens, p, q = L.toy_from_position(trace, *spots[0])
-    assert len(tokens) == len(p) == len(q) and p.sum() == pytest.approx(1.0)
-    tv = {rule: toy.simulate(p, q, gamma=3, n_steps=3000, rule=rule, seed=0).tv_distance
+    texts, p, q = L10.toy_from_position(trace, *spots[0])
+    assert len(texts) == len(p) == len(q) and p.sum() == pytest.approx(1.0)
+    tv = {rule: L10.distribution_check(p, q, rule).tv_distance
           for rule in ("exact", "accept-high-q", "correction-from-p")}
     assert tv["exact"] < 0.03
-    assert max(tv["accept-high-q"], tv["correction-from-p"]) > 2 * tv["exact"]
+    assert min(tv["accept-high-q"], tv["correction-from-p"]) > 2 * tv["exact"]
+    assert toy.tv_distance(p, q) >= 0.2
 
 
-def test_speedup_with_fixes(files):
-    costs = L.file_costs(files[L.CPU_BUNDLE[1]])  # early exit: a costly draft
-    now, same = L.speedup_with_fixes(costs, [])
-    assert now == pytest.approx(same)
-    _, no_draft = L.speedup_with_fixes(costs, [L.FIXES[0]])
-    _, everything = L.speedup_with_fixes(costs, L.FIXES)
-    assert no_draft > now and everything >= no_draft
+def test_speedup_with_ideal_values(files):
+    costs = R.file_costs(files[R.CPU_DRAFT])
+    now, same = L11.speedup_with_fixes(costs, [])
+    assert now == pytest.approx(same) == pytest.approx(R.predicted_speedup(costs))
+    gains = [L11.speedup_with_fixes(costs, [f])[1] for f in L11.FIXES]
+    assert all(g >= now for g in gains)
+    _, everything = L11.speedup_with_fixes(costs, L11.FIXES)
+    assert everything == pytest.approx(costs.gamma + 1)  # the ideal: γ̄ + 1 per target step
     with pytest.raises(ValueError, match="unknown fix"):
-        L.speedup_with_fixes(costs, ["free lunch"])
+        L11.speedup_with_fixes(costs, ["free lunch"])
 
 
-def test_phase_shares_add_up(files):
-    shares = L.phase_shares(L.speculative(files[L.CPU_BUNDLE[1]])[0])
-    assert shares["share"].sum() == pytest.approx(1.0)
-    assert shares.set_index(L.COMPONENT)["share"]["draft"] > 0.3  # early exit drafts slowly
+def test_reading_maps_onto_the_diagnosis_factors(files):
+    assert sorted(L9.READINGS.values()) == sorted(FACTORS)
+    shares = L9.phase_shares(R.speculative(files[R.CPU_EARLY_EXIT])[0])
+    assert shares[L9.SHARE].sum() == pytest.approx(1.0)
+    dg = L9.diagnoses(files[R.CPU_EARLY_EXIT])[0]
+    gap = L9.gap_frame(dg)
+    assert gap[L9.FACTOR].tolist() == list(FACTORS)
+    assert gap[L9.SHARE].sum() == pytest.approx(1.0)
+
+
+def test_numeric_exercises_answer_from_the_runs(numbers):
+    n6, n11 = numbers[6], numbers[11]
+    assert n6["e8"] == pytest.approx(theory.expected_tokens(n6["alpha8"], 8))
+    assert n11["cpu_pred"] == pytest.approx(
+        n11["cpu_tps"] / (n11["cpu_gamma"] * n11["cpu_c"] + n11["cpu_v"] + n11["cpu_o"]))
+    assert n11["cpu_pred_v1"] == pytest.approx(
+        n11["cpu_tps"] / (n11["cpu_gamma"] * n11["cpu_c"] + 1 + n11["cpu_o"]))
+    kinds = [e.kind for x in L.LESSONS for e in x.exercises]
+    assert {"ordering", "numeric", "case"} <= set(kinds) and kinds.count("case") >= 3
+    for lesson in L.LESSONS:
+        for e in lesson.exercises:
+            if isinstance(e, L.Numeric):
+                assert np.isfinite(numbers[lesson.number][e.answer]), e.key
+            if isinstance(e, L.CaseStudy):
+                assert len(e.rubric) >= 4 and len(e.model_answer) > 300, e.key
 
 
 def test_lesson_figures(files):
-    sweep = {f: files[f] for f in L._sweep()}
-    greedy = L.speculative(files[L.GREEDY])[0]
-    costs = L.file_costs(files[L.GREEDY])
-    setups = L.setups_frame({"a": files[L.GREEDY], "b": files[L.SWAPPED]})
-    budget = L.budget_frame(sweep, 50, L.BUDGET_KINDS[1])
+    sweep = {f: files[f] for f in R.SWEEP}
+    greedy = R.speculative(files[R.GREEDY])[0]
+    costs = R.file_costs(files[R.GREEDY])
+    setups = L7.setups_frame({"a": files[R.GREEDY], "b": files[R.SWAPPED]})
+    budget = L8.budget_frame(sweep, 50, L8.POSITIONS)
+    verif = L3.verification_frame({f: files[f] for f in L3.FILES})
+    dg = L9.diagnoses(files[R.CPU_LOOKUP])[0]
     figs = [
-        (LV.fig_role_time(L.roles_frame(greedy)), 1),
-        (LV.fig_verify_cost(L.verification_frame(sweep)), 2),
-        (LV.fig_q_topk(L.q_topk_frame(greedy, 1)), greedy.run.config["top_alternatives"]),
-        (LV.fig_step_endings(L.step_endings_frame(greedy)), 2),
-        (LV.fig_saturation(L.saturation_frame(0.7), L.sweep_frame(sweep)), 2),
+        (LV.fig_role_time(L1.roles_frame(greedy)), 1),
+        (LV.fig_verify_cost(verif), 2),
+        (LV.fig_verify_by_positions(L3.positions_frame(files[R.HEURISTIC])), 1),
+        (LV.fig_q_topk(L2.q_topk_frame(greedy, 1)), greedy.run.config["top_alternatives"]),
+        (LV.fig_acceptance_by_q(L2.acceptance_by_q([greedy])), 1),
+        (LV.fig_step_endings(L5.step_endings_frame(greedy)), 2),
+        (LV.fig_saturation(L6.saturation_frame(0.7), L6.sweep_frame(sweep),
+                           L6.prompts_frame(sweep)), 3),
         (LV.fig_setups(setups), 1),
         (LV.fig_budget(budget, "positions"), 1),
-        (LV.fig_cost_ledger(L.cost_ledger(costs), costs.mean_accepted_length), 4),
-        (LV.fig_latency_percentiles(L.latency_frame(files[L.GREEDY])), 3),
+        (LV.fig_gap_shares(L9.gap_frame(dg)), 1),
+        (LV.fig_cost_ledger(L11.cost_ledger(costs), costs.mean_accepted_length), 4),
+        (LV.fig_latency_percentiles(L12.latency_frame(files[R.GREEDY])), 3),
     ]
     for fig, n in figs:
         assert isinstance(fig, go.Figure) and len(fig.data) == n, fig.layout.title.text
-    assert len(figs[6][0].data[0].x) == len(L.SWEEP_GAMMAS)  # one bar per gamma
+    assert len(figs[8][0].data[0].x) == len(R.SWEEP_GAMMAS) + 1  # the target alone + each γ
+    assert len(figs[1][0].data[0].x) == len(R.SWEEP)  # CPU bars: one per γ

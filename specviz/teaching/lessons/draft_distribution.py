@@ -1,0 +1,95 @@
+"""Lesson 2, how the draft predicts: q at each drafted position, which token is proposed
+(greedy: q's top token; sampled: a draw from q), and how the draft's confidence relates to
+what the target keeps."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ... import frames as F
+from ...trace import Trace
+from .runs import GREEDY, TAU, Files, speculative
+
+FILES = (GREEDY, TAU[0.7], TAU[1.0])
+
+RANK = "rank"
+IS_DRAFTED = "is_drafted"
+Q_BINS = (0.0, 0.5, 0.8, 1.0)  # edges of the confidence bins of the drafted token's q
+BIN = "q of the drafted token"
+JUDGED = "judged"
+KEPT = "kept"
+RATE = "kept_rate"
+
+
+def q_topk_frame(trace: Trace, step: int) -> pd.DataFrame:
+    """q's recorded top-k at every drafted position of one step: pos, rank, token id, text,
+    q, and whether it is the drafted token. Empty for drafters without q."""
+    s = trace.steps[step]
+    rows = []
+    if s.q_top_ids:
+        for i in range(s.gamma):
+            for rank, (tok, text, prob) in enumerate(zip(s.q_top_ids[i], s.q_top_texts[i],
+                                                         s.q_top_probs[i])):
+                rows.append((i, rank, tok, text, prob, tok == s.drafted_ids[i]))
+    return pd.DataFrame(rows, columns=[F.POS, RANK, F.TOKEN_ID, F.TEXT, F.Q, IS_DRAFTED])
+
+
+def draft_choice_stats(traces: Sequence[Trace]) -> dict[str, float]:
+    """Over every drafted position of the runs: how often the draft proposed q's own top
+    token, the mean q of the drafted token and the mean top probability of q."""
+    top = n = 0
+    q_drafted: list[float] = []
+    q_top: list[float] = []
+    for t in traces:
+        for s in t.steps:
+            if not s.q_top_ids:
+                continue
+            for i in range(s.gamma):
+                n += 1
+                top += s.q_top_ids[i][0] == s.drafted_ids[i]
+                q_drafted.append(s.q[i])
+                q_top.append(s.q_top_probs[i][0])
+    return {"positions": n, "drafted_is_top": top,
+            "mean_q_drafted": float(np.mean(q_drafted)) if q_drafted else F.NAN,
+            "mean_q_top": float(np.mean(q_top)) if q_top else F.NAN}
+
+
+def acceptance_by_q(traces: Sequence[Trace]) -> pd.DataFrame:
+    """Judged drafts binned by their q (edges ``Q_BINS``): judged, kept, kept / judged."""
+    d = pd.concat([F.drafts_frame(t) for t in traces], ignore_index=True)
+    d = d[d[F.STATUS] != "unjudged"]
+    labels = [f"{a:g} ≤ q < {b:g}" if b < 1 else f"q ≥ {a:g}"
+              for a, b in zip(Q_BINS, Q_BINS[1:])]
+    bins = pd.cut(d[F.Q], [Q_BINS[0], *Q_BINS[1:-1], np.inf], right=False, labels=labels)
+    out = d.groupby(bins, observed=False)[F.STATUS].agg(
+        **{JUDGED: "size", KEPT: lambda s: int((s == "accepted").sum())}).reset_index()
+    out = out.rename(columns={F.Q: BIN})
+    out[RATE] = out[KEPT] / out[JUDGED].where(out[JUDGED] > 0)
+    return out
+
+
+def numbers(files: Files) -> dict:
+    greedy = speculative(files[GREEDY])
+    by_q = acceptance_by_q(greedy)
+    lo, hi = by_q.iloc[0], by_q.iloc[-1]
+    g, s1 = draft_choice_stats(greedy), draft_choice_stats(speculative(files[TAU[1.0]]))
+    s07 = draft_choice_stats(speculative(files[TAU[0.7]]))
+    return {"greedy_positions": g["positions"], "greedy_top": g["drafted_is_top"],
+            "t1_positions": s1["positions"], "t1_top": s1["drafted_is_top"],
+            "t1_top_share": s1["drafted_is_top"] / s1["positions"],
+            "t07_top_share": s07["drafted_is_top"] / s07["positions"],
+            "lo_n": int(lo[JUDGED]), "lo_rate": float(lo[RATE]),
+            "hi_n": int(hi[JUDGED]), "hi_rate": float(hi[RATE]),
+            "lo_edge": Q_BINS[1], "hi_edge": Q_BINS[2]}
+
+
+def checks(n: dict) -> dict[str, bool]:
+    return {
+        "greedy_takes_top": n["greedy_top"] == n["greedy_positions"] > 0,
+        "sampled_not_always_top": n["t1_top"] < n["t1_positions"],
+        "confident_kept_more": (n["hi_rate"] > n["lo_rate"] + 0.2 and n["hi_n"] >= 10
+                                and n["lo_n"] >= 10),
+    }
