@@ -77,6 +77,10 @@ class ModelPair:
 
     @property
     def default_drafter(self) -> str:
+        """The drafter measured fastest for this pair and device: the feature head on a GPU
+        (docs/feature-head.md), else the draft model, else prompt lookup."""
+        if self.head is not None and (self.device.type == "cuda" or self.draft is None):
+            return "feature-head"
         return "model" if self.draft is not None else "prompt-lookup"
 
 
