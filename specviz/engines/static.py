@@ -224,8 +224,14 @@ class StaticLlama:
         return F.linear(_rms(x, self.norm, self.eps), self.lm_head)  # (T, V)
 
 
+# Relative logit error allowed against transformers' forward in the same dtype: float32 agrees
+# to rounding; in bfloat16 or float16 the two forwards round differently at every layer
+LOGIT_TOLERANCE = {torch.float32: 1e-3, torch.bfloat16: 6e-2, torch.float16: 2e-2}
+
+
 def check_against(model: torch.nn.Module, engine: StaticLlama, n_tokens: int = 6) -> None:
-    """Raise Unsupported if the engine's logits differ from transformers' on a short input."""
+    """Raise Unsupported if the engine's logits differ from transformers' (same weights, same
+    dtype) on a short input by more than the dtype's rounding allows."""
     dev = engine.embed.device
     vocab = engine.embed.shape[0]
     ids = (torch.arange(n_tokens, device=dev) * 7919 + 11) % vocab
@@ -233,11 +239,11 @@ def check_against(model: torch.nn.Module, engine: StaticLlama, n_tokens: int = 6
         ref = model(input_ids=ids[None], use_cache=False).logits[0].float()  # (T, V)
         got = engine.forward(ids, torch.arange(n_tokens, device=dev)).float()
     err = float((ref - got).abs().max() / ref.abs().max().clamp_min(1e-6))
-    if not err < 1e-3:
+    tol = LOGIT_TOLERANCE.get(engine.embed.dtype, 1e-3)
+    if not err < tol:
         raise Unsupported(f"the static engine's logits differ from transformers' "
-                          f"(relative error {err:.1e}) for this model")
-
-
+                          f"(relative error {err:.1e}, allowed {tol:.0e} in "
+                          f"{str(engine.embed.dtype).replace('torch.', '')}) for this model")
 
 
 def bucket(n: int) -> int:
