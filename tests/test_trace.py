@@ -187,7 +187,7 @@ def _cases():
         ("run: bad mode", lambda L, s: _edit(L, 0, mode="fast"),
          1, "mode", r"must be one of speculative, target-only"),
         ("run: negative gamma", lambda L, s: _edit(L, 0, config={"gamma": -1}),
-         1, "config", r"'gamma' must be a non-negative integer"),
+         1, "config", r"'gamma' must be an integer from 0 to 32"),
         ("run: negative temperature", lambda L, s: _edit(L, 0, config={"temperature": -1}),
          1, "config", r"'temperature' must be >= 0"),
         ("run: negative prompt token", lambda L, s: _edit(L, 0, prompt_token_ids=[1, -2]),
