@@ -11,6 +11,7 @@ import streamlit as st
 from specviz import DEFAULT_TARGET, DecodeConfig, ModelSourceError, Trace, TraceError
 from specviz.errors import one_line
 from specviz.models import custom_sources_allowed, embedded_names, load_pair
+from ui.plain import as_text
 
 ROOT = Path(__file__).resolve().parent.parent
 TRACES_DIR = ROOT / "assets" / "traces"
@@ -163,13 +164,13 @@ def load_pair_ui(s: Settings):
         with st.spinner(f"Loading {s.target} …"):
             pair = get_pair(s.target, s.draft, _progress=progress)
     except ModelSourceError as e:
-        st.error(f"Cannot load the models: {e}")
+        st.error(f"Cannot load the models: {as_text(e)}")
         return None
     except MemoryError:
         st.error("Out of memory while loading the models; choose a smaller pair.")
         return None
     except Exception as e:  # a clear line, never a traceback
-        st.error(f"Cannot load the models: {short_error(e)}")
+        st.error(f"Cannot load the models: {as_text(short_error(e))}")
         return None
     finally:
         bar.empty()
