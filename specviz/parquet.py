@@ -342,12 +342,13 @@ def _step_starts(table: pa.Table) -> np.ndarray:
 
 def _python_cost(table: pa.Table) -> int:
     """What the rebuilt traces' lists would take in memory, estimated as the JSON Lines
-    loader counts it (MemoryBudget), from the Arrow data alone."""
+    loader counts it (MemoryBudget: lists and the values in them), from the Arrow data
+    alone."""
     starts = _step_starts(table)
     cost = 64 * len(_POSITION_FIELDS) * len(starts)  # each step's per-position lists
     for name in _POSITION_COLUMNS[1:]:
         cost += _cost(table.column(name))
-    for name in _STEP_COLUMNS:
+    for name in ("emitted_ids", "emitted_text", "emitted_kinds"):
         cost += _cost(table.column(name).take(pa.array(starts, pa.int64())))
     return cost
 

@@ -10,12 +10,17 @@ import re
 # autolinks and raw HTML, emphasis and code, formulas, :directives: and :emoji:, e-mail links
 _INLINE = re.compile(r"([\\`*_~\[\]<>!:$|{}^&#@])")
 _LINE_START = re.compile(r"^(\d+)([.)])|^([-+=])")  # a list item or an underline
-_WWW = re.compile(r"(?i)\b(www)\.")  # an autolink without a scheme
+# GFM turns bare URLs and e-mail addresses into links after escapes are resolved; an
+# invisible word joiner after the scheme (or before the @) keeps them text
+_BARE_LINK = re.compile(r"(?i)\b(https?|ftp|mailto|xmpp|www)(?=\\[:.])|(?=\\@)")
+WORD_JOINER = "\u2060"
 
 
 def as_text(value: object) -> str:
     """``value`` on one line, every character that could start markdown backslash-escaped
-    (CommonMark shows an escaped punctuation character as itself); other text unchanged."""
+    (CommonMark shows an escaped punctuation character as itself) and bare URLs kept from
+    becoming links; the text reads the same."""
     text = _INLINE.sub(r"\\\1", " ".join(str(value).split()))
-    text = _WWW.sub(r"\1\\.", text)
+    text = re.sub(r"(?i)\b(www)\.", r"\1\\.", text)
+    text = _BARE_LINK.sub(lambda m: (m[1] or "") + WORD_JOINER, text)
     return _LINE_START.sub(lambda m: f"{m[1]}\\{m[2]}" if m[1] else f"\\{m[3]}", text)
