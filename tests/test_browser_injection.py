@@ -62,18 +62,21 @@ def app_url(tmp_path_factory, trace_file):
 def page(app_url):
     for pg in browser_page(sync_api):
         pg.outside = []
-        pg.route("**/*", lambda route, pg=pg: _only_the_app(route, pg.outside))
+        pg.route("**/*", _only_the_app(pg.outside))
         yield pg
 
 
-def _only_the_app(route, outside: list[str]) -> None:
-    """Requests to the app's server go through; any other is recorded and blocked."""
-    url = route.request.url
-    if url.startswith(("data:", "blob:")) or urlparse(url).hostname == "127.0.0.1":
-        route.continue_()
-    else:
-        outside.append(url)
-        route.abort()
+def _only_the_app(outside: list[str]):
+    """A route handler: requests to the app's server go through; any other is recorded in
+    ``outside`` and blocked."""
+    def handle(route) -> None:
+        url = route.request.url
+        if url.startswith(("data:", "blob:")) or urlparse(url).hostname == "127.0.0.1":
+            route.continue_()
+        else:
+            outside.append(url)
+            route.abort()
+    return handle
 
 
 def _beacons(page) -> list[str]:
