@@ -233,6 +233,7 @@ def cmd_run(args) -> int:
     out = _out_path(args)
     pair = _load(args)
     _check_prompt_sizes(pair, prompts)
+    created = not out.exists()
     try:
         writer = TraceWriter(out)
     except OSError as e:
@@ -247,7 +248,7 @@ def cmd_run(args) -> int:
                        + (f" ({len(rows)} finished runs were written before)" if rows else "")
                        ) from None
     finally:
-        if out.exists() and out.stat().st_size == 0:
+        if created and out.is_file() and out.stat().st_size == 0:
             out.unlink()  # nothing was written: leave no empty trace file behind
     if rows:
         _print_summary(rows, out)
