@@ -345,7 +345,8 @@ def _python_cost(table: pa.Table) -> int:
     loader counts it (MemoryBudget: lists and the values in them), from the Arrow data
     alone."""
     starts = _step_starts(table)
-    cost = 64 * len(_POSITION_FIELDS) * len(starts)  # each step's per-position lists
+    # each step's per-position lists (a top-k field's rows are counted as the lists below)
+    cost = 64 * (len(_POSITION_FIELDS) - len(_TOP_FIELDS)) * len(starts)
     for name in _POSITION_COLUMNS[1:]:
         cost += _cost(table.column(name))
     for name in ("emitted_ids", "emitted_text", "emitted_kinds"):
