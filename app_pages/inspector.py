@@ -9,7 +9,7 @@ from specviz import frames as F
 from specviz.diagnosis import measure
 from ui.common import bundled_files, load_bundled
 from ui.plain import as_text
-from ui.uploads import MAX_UPLOAD_MB, UPLOAD_TYPES, read_upload, upload_label
+from ui.uploads import MAX_UPLOAD_MB, UPLOAD_TYPES, read_uploads, upload_label
 from ui.views import diagnosis_ui, frames_of, render_trace, trace_key
 
 st.title("Trace inspector")
@@ -28,11 +28,10 @@ for name in chosen:
     if error:
         st.error(as_text(error))
     loaded += [(t, name) for t in traces]
-for up in uploads or []:
-    traces, error = read_upload(up.name, up.getvalue())
+for name, traces, error in read_uploads(uploads or []):
     if error:
         st.error(f"Cannot open this file. {as_text(error)}")
-    loaded += [(t, up.name) for t in traces]
+    loaded += [(t, name) for t in traces]
 if not loaded:
     st.info("Choose a bundled trace or upload one (made by the Live page's download, "
             "`python -m specviz.cli`, or `write_traces`).")

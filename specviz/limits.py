@@ -26,7 +26,10 @@ MAX_PROMPT_CHARS = 1_000_000
 MAX_CONTEXT_TOKENS = 131_072  # prompt tokens a trace may record (the largest contexts)
 
 # ---------------------------------------------------------------- trace files
-MAX_UPLOAD_MB = 50  # one trace file uploaded to the app (JSON Lines or Parquet)
+# One trace file uploaded to the app (JSON Lines or Parquet), in MB of 10^6 bytes as the
+# browser counts them on Linux and macOS (the server's cap, config.toml, is in MiB: 5% more).
+MAX_UPLOAD_MB = 50
+MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1_000_000
 MAX_LINE_CHARS = 8_000_000  # one JSON Lines record (a run record holds the prompt)
 MAX_RUNS_PER_FILE = 2000
 MAX_STEPS_PER_RUN = MAX_NEW_TOKENS_MAX  # every step emits at least one token
@@ -34,7 +37,7 @@ MAX_TOKEN_CHARS = 1000  # the text of one token (decoded on its own)
 # What the values of one file (token ids, texts, probabilities, top-k entries) take in
 # memory, estimated from their count and length (trace._cost), whatever the file's size on
 # disk or its compression.
-MAX_TRACE_MB = 200
+MAX_TRACE_MB = 150  # one file; the app holds all the files of one upload, and its cache, to it
 # Parquet exports, checked from the file's footer before any page is read: rows (one per
 # drafted position) and what the columns read decode to (pages, and 12 bytes a value).
 MAX_PARQUET_ROWS = 200_000

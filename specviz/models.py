@@ -465,15 +465,19 @@ def max_chars_per_token(tokenizer) -> int | None:
         pass
     bound = None
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is not None:
-        spec = json.loads(backend.to_str())
-        if _keeps_text(spec.get("normalizer")) and _keeps_text(spec.get("pre_tokenizer")):
-            bound = max((len(t) for t in tokenizer.get_vocab()), default=None)
+    if backend is not None and all(_keeps_text(_spec(part)) for part in
+                                   (backend.normalizer, backend.pre_tokenizer)):
+        bound = max((len(t) for t in tokenizer.get_vocab()), default=None)
     try:
         _PER_TOKEN[tokenizer] = bound
     except TypeError:  # cannot be weakly referenced: computed again next time
         pass
     return bound
+
+
+def _spec(part) -> dict | None:
+    """A tokenizers normalizer or pre-tokenizer as its JSON description."""
+    return None if part is None else json.loads(part.__getstate__())
 
 
 def _keeps_text(part: dict | None) -> bool:

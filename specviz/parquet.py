@@ -199,15 +199,16 @@ def traces_to_parquet(traces: Iterable[Trace], path: str | os.PathLike | IO[byte
 
 def read_parquet_traces(path_or_bytes: str | os.PathLike | bytes | IO[bytes],
                         source: str | None = None, *,
-                        max_mb: float | None = MAX_TRACE_MB) -> list[Trace]:
+                        max_mb: float | None = MAX_TRACE_MB,
+                        budget: MemoryBudget | None = None) -> list[Trace]:
     """Rebuild the traces of a ``traces_to_parquet`` export, equal to the originals.
 
     Bounded before anything is materialised: the footer's row count, values per row and
-    decoded sizes are checked first (MAX_PARQUET_ROWS, MAX_PARQUET_DECODED_MB), row groups are
-    read one at a time with text kept dictionary-encoded, and what the rows would take as
-    Python objects is estimated and held to ``max_mb`` (as the JSON Lines loader does) before
-    any row becomes one. Raises TraceError for a file that is not Parquet, not a specviz
-    export, too large, or inconsistent.
+    decoded sizes are checked first (MAX_PARQUET_ROWS, MAX_PARQUET_DECODED_MB), rows are read
+    in batches with text kept dictionary-encoded, and what the rows would take as
+    Python objects is estimated and held to ``max_mb`` (or to a ``budget`` shared with other
+    files), as the JSON Lines loader does, before any row becomes one. Raises TraceError for
+    a file that is not Parquet, not a specviz export, too large, or inconsistent.
     """
     if isinstance(path_or_bytes, (str, os.PathLike)):
         src = source or str(path_or_bytes)
@@ -230,8 +231,8 @@ def read_parquet_traces(path_or_bytes: str | os.PathLike | bytes | IO[bytes],
     if table.num_rows == 0:
         raise TraceError("holds no rows", source=src)
     table = _sorted(table, src)
-    budget = MemoryBudget(max_mb)
-    if budget.limit is not None and _python_cost(table) > budget.limit:
+    budget = budget or MemoryBudget(max_mb)
+    if budget.limit is not None and budget.used + _python_cost(table) > budget.limit:
         raise TraceError(f"would take more than {budget.limit / 2**20:,.0f} MB in memory "
                          "(estimated), the most one trace file may take", source=src)
     bounds = _run_bounds(table)
@@ -303,7 +304,9 @@ def _read_bounded(pf: pq.ParquetFile, source: Any, leaves: list[tuple[int, str, 
             batches.append(batch)
     if not batches:
         return pa.table({name: pa.array([], COLUMNS[name][0]) for name in _READ})
-    return pa.Table.from_batches(batches)
+    table = pa.Table.from_batches(batches)
+    pa.default_memory_pool().release_unused()  # decoding buffers, back to the system
+    return table
 
 
 _BATCH_ROWS = 8192
@@ -314,13 +317,12 @@ def _sorted(table: pa.Table, src: str) -> pa.Table:
     runs = table.column("run_index")
     if runs.null_count:
         raise TraceError("has a row without run_index", source=src, field_name="run_index")
-    keys = pa.table({"run": runs, "step": pc.fill_null(table.column("step"), -1),
-                     "position": pc.fill_null(table.column("position"), 1 << 62)})
-    order = pc.sort_indices(keys, sort_keys=[("run", "ascending"), ("step", "ascending"),
-                                             ("position", "ascending")])
-    if np.array_equal(order.to_numpy(), np.arange(len(order))):
+    keys = [runs.to_numpy(), pc.fill_null(table.column("step"), -1).to_numpy(),
+            pc.fill_null(table.column("position"), 1 << 62).to_numpy()]
+    order = np.lexsort(keys[::-1])  # stable, by run, then step, then position
+    if np.array_equal(order, np.arange(len(order))):
         return table  # written in order (as traces_to_parquet does): no copy
-    return table.take(order)
+    return table.take(pa.array(order))
 
 
 def _run_bounds(table: pa.Table) -> list[tuple[int, int, int]]:
@@ -358,18 +360,18 @@ def _cost(col: pa.ChunkedArray) -> int:
     if pa.types.is_list(col.type):
         return 64 * len(col) + _cost(pc.list_flatten(col))
     if pa.types.is_dictionary(col.type) or pa.types.is_string(col.type):
-        return 96 * len(col) + 4 * _text_bytes(col)
+        return 96 * len(col) + 4 * _text_chars(col)
     return 48 * len(col)
 
 
-def _text_bytes(col: pa.ChunkedArray) -> int:
-    """Bytes of text a string column holds once every row has its own copy."""
+def _text_chars(col: pa.ChunkedArray) -> int:
+    """Characters of text a string column holds once every row has its own copy."""
     total = 0
     for chunk in col.chunks:
         if pa.types.is_dictionary(chunk.type):
-            lengths = pc.take(pc.binary_length(chunk.dictionary), chunk.indices)
+            lengths = pc.take(pc.utf8_length(chunk.dictionary), chunk.indices)
         else:
-            lengths = pc.binary_length(chunk)
+            lengths = pc.utf8_length(chunk)
         total += pc.sum(lengths).as_py() or 0
     return total
 

@@ -616,14 +616,17 @@ def loads_strict(text: str) -> Any:
 
 
 def parse_lines(lines: Iterable[str], source: str = "<trace>", *,
-                max_mb: float | None = MAX_TRACE_MB) -> list[Trace]:
+                max_mb: float | None = MAX_TRACE_MB,
+                budget: MemoryBudget | None = None) -> list[Trace]:
     """Parse JSON Lines into traces; raise TraceError naming line and field on bad input.
 
     Lines are split on \\n only (each may keep its newline). A file is held to the decoder's
     limits (gamma, steps per run, top-k, text lengths; see specviz.limits), and its values to
-    ``max_mb`` of memory, estimated (None: no such limit).
+    ``max_mb`` of memory, estimated (None: no such limit), or to ``budget``, which several
+    files may share.
     """
-    return parse_records(_json_objects(lines, source), source, MemoryBudget(max_mb))
+    return parse_records(_json_objects(lines, source), source,
+                         budget or MemoryBudget(max_mb))
 
 
 def _json_objects(lines: Iterable[str], source: str) -> Iterator[tuple[int, dict]]:
@@ -737,27 +740,30 @@ def parse_records(records: Iterable[tuple[int, dict]], source: str = "<trace>",
 
 def read_traces(path_or_file: str | os.PathLike | IO[str] | IO[bytes] | bytes,
                 source: str | None = None, *,
-                max_mb: float | None = MAX_TRACE_MB) -> list[Trace]:
+                max_mb: float | None = MAX_TRACE_MB,
+                budget: MemoryBudget | None = None) -> list[Trace]:
     """Load every run of a JSON Lines trace; a run without summary loads as incomplete.
 
-    The content is read line by line (never copied whole); see parse_lines for the limits.
+    The content is read line by line (never copied whole); see parse_lines for the limits
+    (``max_mb``, or a ``budget`` shared with other files).
     """
     if isinstance(path_or_file, (bytes, bytearray)):
         src = source or "<upload>"
-        return parse_lines(_lines_of(bytes(path_or_file), src), src, max_mb=max_mb)
+        return parse_lines(_lines_of(bytes(path_or_file), src), src, max_mb=max_mb,
+                           budget=budget)
     if isinstance(path_or_file, (str, os.PathLike)):
         src = source or str(path_or_file)
         try:
             data = Path(path_or_file).read_bytes()
         except OSError as e:
             raise TraceError(f"cannot be read ({e.strerror or e})", source=src) from None
-        return parse_lines(_lines_of(data, src), src, max_mb=max_mb)
+        return parse_lines(_lines_of(data, src), src, max_mb=max_mb, budget=budget)
     src = source or str(getattr(path_or_file, "name", "<trace>"))
     try:
         data = path_or_file.read()
     except UnicodeDecodeError:  # a text-mode file of something else
         raise TraceError("is not UTF-8 text", source=src) from None
-    return parse_lines(_lines_of(data, src), src, max_mb=max_mb)
+    return parse_lines(_lines_of(data, src), src, max_mb=max_mb, budget=budget)
 
 
 def _lines_of(data: bytes | str, source: str) -> Iterator[str]:

@@ -134,12 +134,15 @@ cap = int(sys.argv[3]) * 2**20
 resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
 sys.path.insert(0, sys.argv[2])
 from specviz.trace import TraceError, read_traces
-def rss(): return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def rss():  # the peak since this program started (ru_maxrss would count the parent's)
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+from specviz.parquet import read_parquet_traces
 data = open(sys.argv[1], "rb").read()
 r0 = rss()
 try:
     if sys.argv[1].endswith(".parquet"):
-        from specviz.parquet import read_parquet_traces
         traces = read_parquet_traces(data, source="f")
     else:
         traces = read_traces(data, source="f")
@@ -223,7 +226,7 @@ def test_the_upload_limit_is_one_number():
 
 def test_an_upload_over_the_limit_is_refused_in_plain_words():
     from ui.uploads import read_upload
-    traces, error = read_upload("big.jsonl", b" " * (MAX_UPLOAD_MB * 2**20 + 1))
+    traces, error = read_upload("big.jsonl", b" " * (MAX_UPLOAD_MB * 10**6 + 1))
     assert traces == [] and error == f"big.jsonl: is 50.0 MB; the limit is {MAX_UPLOAD_MB} MB"
 
 
@@ -368,3 +371,23 @@ def test_the_custom_source_switch_fails_closed(monkeypatch, value, allowed):
     unclear = value is not None and value.strip().lower() not in (
         "1", "true", "yes", "on", "0", "false", "no", "off")
     assert (custom_sources_switch() is not None) is unclear
+
+
+def test_the_files_of_one_upload_share_the_memory_budget(monkeypatch):
+    """The inspector takes several files at once: together they are held to the budget, and
+    the file that would pass it is not opened (in plain words); the files before it are."""
+    from ui import uploads
+
+    class Upload:
+        def __init__(self, name: str, data: bytes):
+            self.name, self._data = name, data
+
+        def getvalue(self) -> bytes:
+            return self._data
+    one = jsonl([run_record(run_id="shared-budget")] + [step_record(i, k=5) for i in range(60)])
+    used = MemoryBudget(None)
+    read_traces(one, budget=used)
+    monkeypatch.setattr(uploads, "MAX_TRACE_MB", 2.5 * used.used / 2**20)
+    results = uploads.read_uploads([Upload(f"budget-{i}.jsonl", one) for i in range(3)])
+    assert [len(traces) for _, traces, _ in results] == [1, 1, 0]
+    assert results[2][2].startswith("budget-2.jsonl: not opened: with the files before it")
