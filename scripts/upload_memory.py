@@ -7,9 +7,12 @@ read_parquet_traces on the uploaded bytes), followed by the tidy frames the view
 its first run. The figure is the process's peak resident memory (VmHWM) minus its level
 just before the read, with the upload's bytes already in memory.
 
-App (--app): a Streamlit server is started; a headless Chromium uploads each file in the
-trace inspector and waits for the page to show the run (or the refusal); the figure is the
-server's peak resident memory (VmHWM), from its start, after each upload, in one session.
+App (--app): a Streamlit server is started; a headless Chromium uploads each file in turn in
+the trace inspector of one session (removing the previous upload first, as a user would) and
+waits for the page to show the run or the refusal; the figures are the server's peak resident
+memory since it started (VmHWM) and its resident memory then (VmRSS). Each open session keeps
+what its page shows, so sessions add up; a closed one is kept for Streamlit's
+server.disconnectedSessionTTL (2 minutes) before its memory is freed.
 
 The worst accepted files fill the memory budget (specviz.limits.MAX_TRACE_MB) with the most
 expensive values: steps of gamma 32 with top-50 lists of 2-character texts, or of 1-character
@@ -127,22 +130,31 @@ def measure_app(paths: list[Path], out: Path) -> list[str]:
             rows.append(f"| (inspector open, nothing uploaded) | {_vm(server.pid, 'VmHWM'):.0f} "
                         f"| {_vm(server.pid, 'VmRSS'):.0f} | |")
             print(rows[-1], flush=True)
-            for path in paths:
-                page.goto(f"http://127.0.0.1:{port}/inspector")
-                page.get_by_role("heading", name="Trace inspector").wait_for()
+            together = [p for p in paths if p.name.startswith("worst-")][:3]
+            for path in [*paths, together]:
+                # one session, as one user: the files of the previous upload removed first
+                remove = page.locator(".st-key-insp_uploads [data-testid='stFileChipDeleteBtn']")
+                while remove.count():
+                    remove.first.click()
+                    page.wait_for_timeout(500)
+                page.get_by_text("Choose a bundled trace or upload one").wait_for()
                 page.locator(".st-key-insp_uploads input[type='file']").set_input_files(
-                    str(path))
+                    [str(p) for p in path] if isinstance(path, list) else str(path))
                 shown = page.get_by_text("One run in detail").or_(
                     page.get_by_text("Cannot open this file"))
                 try:
                     shown.first.wait_for()
                 except Exception:
-                    page.screenshot(path=str(out / f"{path.name}.png"))
+                    page.screenshot(path=str(out / "stuck.png"))
                     raise
                 page.wait_for_timeout(3000)  # the page's charts, drawn after the text
                 what = "the run" if page.get_by_text("One run in detail").count() else \
                     "the refusal"
-                rows.append(f"| {path.name} | {_vm(server.pid, 'VmHWM'):.0f} | "
+                refused = page.get_by_text("Cannot open this file").count()
+                if isinstance(path, list):
+                    what = f"the first file's run; {refused} of {len(path)} files not opened"
+                name = " + ".join(p.name for p in path) if isinstance(path, list) else path.name
+                rows.append(f"| {name} | {_vm(server.pid, 'VmHWM'):.0f} | "
                             f"{_vm(server.pid, 'VmRSS'):.0f} | {what} |")
                 print(rows[-1], flush=True)
             browser.close()

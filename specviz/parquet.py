@@ -34,6 +34,7 @@ from .limits import (
 )
 from .trace import (
     MemoryBudget,
+    OverBudget,
     StepRecord,
     Trace,
     TraceError,
@@ -233,7 +234,7 @@ def read_parquet_traces(path_or_bytes: str | os.PathLike | bytes | IO[bytes],
     table = _sorted(table, src)
     budget = budget or MemoryBudget(max_mb)
     if budget.limit is not None and budget.used + _python_cost(table) > budget.limit:
-        raise TraceError(f"would take more than {budget.limit / 2**20:,.0f} MB in memory "
+        raise OverBudget(f"would take more than {budget.limit / 2**20:,.0f} MB in memory "
                          "(estimated), the most one trace file may take", source=src)
     bounds = _run_bounds(table)
     if len(bounds) > MAX_RUNS_PER_FILE:

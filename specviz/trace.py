@@ -52,6 +52,10 @@ class TraceError(ValueError):
         super().__init__(f"{where}:{what} {message}")
 
 
+class OverBudget(TraceError):
+    """A trace file would take more memory than its MemoryBudget allows."""
+
+
 @dataclass(frozen=True)
 class RunRecord:
     """How a run was set up: models, drafter, decoding configuration, prompt, hardware."""
@@ -299,8 +303,9 @@ class _Checker:
         b = self.budget
         b.used += _cost(v)
         if b.limit is not None and b.used > b.limit:
-            raise self.fail(name, f"brings the file past {b.limit / 2**20:,.0f} MB in memory "
-                            "(estimated), the most one trace file may take")
+            raise OverBudget(f"brings the file past {b.limit / 2**20:,.0f} MB in memory "
+                             "(estimated), the most one trace file may take",
+                             source=self.source, line=self.line, field_name=name)
 
     def get(self, name: str, *, optional: bool = False, default: Any = None) -> Any:
         if name not in self.obj:

@@ -16,7 +16,7 @@ import streamlit as st
 from specviz import Trace, TraceError, read_traces
 from specviz.errors import one_line
 from specviz.limits import MAX_TRACE_MB, MAX_UPLOAD_BYTES, MAX_UPLOAD_MB
-from specviz.trace import MemoryBudget
+from specviz.trace import MemoryBudget, OverBudget
 
 UPLOAD_TYPES = ["jsonl", "json", "parquet"]
 
@@ -58,20 +58,24 @@ class _ParsedUploads:
 PARSED = _ParsedUploads()
 
 
-def parse_trace_bytes(name: str, data: bytes) -> tuple[list[Trace], int]:
+def parse_trace_bytes(name: str, data: bytes, room: int | None = None
+                      ) -> tuple[list[Trace], int]:
     """JSON Lines or Parquet bytes -> (traces, bytes they take, estimated), parsed once while
-    the shared cache keeps them; raises TraceError with a plain message."""
+    the shared cache keeps them; raises TraceError with a plain message (OverBudget past
+    ``room`` bytes, by default MAX_TRACE_MB)."""
     key = (name, hashlib.sha256(data).hexdigest())
     hit = PARSED.get(key)
     if hit is None:
         with st.spinner("Reading the trace …"):
-            hit = _parse(name, data)
+            hit = _parse(name, data, MAX_TRACE_MB if room is None else room / 2**20)
         PARSED.put(key, *hit)
+    if room is not None and hit[1] > room:
+        raise OverBudget("does not fit the room the upload's other files left", source=name)
     return hit
 
 
-def _parse(name: str, data: bytes) -> tuple[list[Trace], int]:
-    budget = MemoryBudget(MAX_TRACE_MB)
+def _parse(name: str, data: bytes, max_mb: float) -> tuple[list[Trace], int]:
+    budget = MemoryBudget(max_mb)
     if name.lower().endswith(".parquet"):
         try:
             from specviz.parquet import read_parquet_traces
@@ -96,26 +100,30 @@ def read_upload(name: str, data: bytes) -> tuple[list[Trace], str | None]:
 
 def read_uploads(files) -> list[tuple[str, list[Trace], str | None]]:
     """The files of one upload (Streamlit's UploadedFile), held together to MAX_TRACE_MB of
-    memory: (name, traces, error message) for each, in order."""
+    memory: (name, traces, error message) for each, in order. A file is read with the room
+    the files before it left, so one that does not fit stops as soon as it passes."""
     room = MAX_TRACE_MB * 2**20
     out = []
     for f in files:
-        traces, error, used = _read(f.name, f.getvalue())
-        if used > room:
-            traces, error, used = [], (
-                f"{f.name}: not opened: with the files before it, this upload would take more "
-                f"than {MAX_TRACE_MB} MB in memory (upload fewer files at once)"), 0
+        traces, error, used = _read(f.name, f.getvalue(), room)
         room -= used
         out.append((f.name, traces, error))
     return out
 
 
-def _read(name: str, data: bytes) -> tuple[list[Trace], str | None, int]:
-    """(traces, error message, bytes they take in memory, estimated)."""
+def _read(name: str, data: bytes, room: int | None = None
+          ) -> tuple[list[Trace], str | None, int]:
+    """(traces, error message, bytes they take in memory, estimated); ``room``: the bytes of
+    the budget left by the other files of the upload (None: all of it)."""
     if len(data) > MAX_UPLOAD_BYTES:
         return [], f"{name}: is {len(data) / 1e6:.1f} MB; the limit is {MAX_UPLOAD_MB} MB", 0
     try:
-        traces, used = parse_trace_bytes(name, data)
+        traces, used = parse_trace_bytes(name, data, room)
+    except OverBudget as e:
+        if room is None or room >= MAX_TRACE_MB * 2**20:
+            return [], str(e), 0
+        return [], (f"{name}: not opened: with the files before it, this upload would take "
+                    f"more than {MAX_TRACE_MB} MB in memory (upload fewer files at once)"), 0
     except TraceError as e:
         return [], str(e), 0
     except MemoryError:
