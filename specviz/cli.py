@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 from .errors import clean, one_line
-from .limits import GAMMA_MAX, GAMMA_MIN, MAX_PROMPT_CHARS
+from .limits import GAMMA_MAX, GAMMA_MIN, MAX_PROMPT_CHARS, TEMPERATURE_MAX, TEMPERATURE_MIN
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1
@@ -47,18 +47,20 @@ def _common_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gguf", default=None,
                    help="path to SmolLM2-135M-Instruct.Q4_1.gguf, for offline machines "
                         "(also $SPECVIZ_GGUF)")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     p.add_argument("--dtype", default="auto", help="auto (float32), float32, bfloat16, float16")
     p.add_argument("--prompt", default=None, help="the prompt text")
     p.add_argument("--prompts", default=None, metavar="FILE",
-                   help="JSON Lines file, one object with a 'prompt' field per line")
+                   help="JSON Lines file, one object with a 'prompt' field per line (at most "
+                        f"{MAX_PROMPT_CHARS:,} characters a prompt)")
     p.add_argument("--no-chat", action="store_true", help="do not apply the chat template")
     p.add_argument("--max-new-tokens", type=int, default=64)
     p.add_argument("--gamma", type=int, default=4,
                    help=f"draft length, {GAMMA_MIN} to {GAMMA_MAX} (default 4)")
     p.add_argument("--policy", choices=["fixed", "heuristic", "confidence"], default="fixed")
     p.add_argument("--confidence-threshold", type=float, default=0.4)
-    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    p.add_argument("--temperature", type=float, default=0.0,
+                   help=f"0 = greedy (default), else {TEMPERATURE_MIN} to {TEMPERATURE_MAX:g}")
     p.add_argument("--top-k", type=int, default=0)
     p.add_argument("--top-p", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0, help="run i of a prompts file uses seed + i")

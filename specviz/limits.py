@@ -37,7 +37,7 @@ MAX_TOKEN_CHARS = 1000  # the text of one token (decoded on its own)
 # What the values of one file (token ids, texts, probabilities, top-k entries) take in
 # memory, estimated from their count and length (trace._cost), whatever the file's size on
 # disk or its compression.
-MAX_TRACE_MB = 150  # one file; the app holds all the files of one upload, and its cache, to it
+MAX_TRACE_MB = 120  # one file; the app holds all the files of one upload, and its cache, to it
 # Parquet exports, checked from the file's footer before any page is read: rows (one per
 # drafted position) and what the columns read decode to (pages, and 12 bytes a value).
 MAX_PARQUET_ROWS = 200_000
