@@ -97,8 +97,8 @@ class DecodeConfig:
         if not self.temperature >= 0:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
         if 0 < self.temperature < TEMPERATURE_MIN:
-            raise ValueError(f"temperature {self.temperature:g} is too small: the logits "
-                             "divided by it overflow and the probabilities turn NaN; use 0 "
+            raise ValueError(f"temperature {self.temperature:g} is too small: logits divided "
+                             "by it can overflow and turn the probabilities into NaN; use 0 "
                              f"(greedy) or at least {TEMPERATURE_MIN}")
         if self.temperature > TEMPERATURE_MAX:
             raise ValueError(f"temperature must be at most {TEMPERATURE_MAX:g}, got "
