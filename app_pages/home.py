@@ -4,6 +4,7 @@ import streamlit as st
 
 from specviz import frames as F
 from ui.common import bundled_files, load_bundled
+from ui.plain import as_text
 from ui.views import render_trace
 
 st.title("specviz: speculative decoding, step by step")
@@ -24,14 +25,14 @@ if not files:
     st.stop()
 traces, error = load_bundled(files[0])
 if error:
-    st.error(f"The bundled example cannot be read: {error}")
+    st.error(f"The bundled example cannot be read: {as_text(error)}")
     st.stop()
 spec = next((t for t in traces if not F.is_target_only(t)), traces[0])
 base = F.baseline_for(spec, traces)
 hw = spec.run.hardware
-st.caption(f"Example: {files[0].name} · {F.run_name(spec)} · target "
-           f"{spec.run.target.get('source')} · recorded on "
-           f"{hw.get('gpu') or hw.get('cpu') or hw.get('device', '?')}")
+st.caption(as_text(f"Example: {files[0].name} · {F.run_name(spec)} · target "
+                   f"{spec.run.target.get('source')} · recorded on "
+                   f"{hw.get('gpu') or hw.get('cpu') or hw.get('device', '?')}"))
 with st.expander("Prompt", expanded=False):
     st.text(spec.run.prompt_text)
 render_trace(spec, key="home", baseline=base, source=files[0].name)

@@ -8,16 +8,17 @@ from specviz import figures as G
 from specviz import frames as F
 from specviz.diagnosis import measure
 from ui.common import bundled_files, load_bundled
-from ui.uploads import MAX_UPLOAD_MB, read_upload
+from ui.plain import as_text
+from ui.uploads import MAX_UPLOAD_MB, UPLOAD_TYPES, read_uploads, upload_label
 from ui.views import diagnosis_ui, frames_of, render_trace, trace_key
 
 st.title("Trace inspector")
 files = {f.name: f for f in bundled_files()}
 chosen = st.multiselect("Bundled example traces (real runs, hardware recorded)", list(files),
                         default=list(files)[:1], key="insp_bundled")
-uploads = st.file_uploader(f"…or upload traces (JSON Lines or Parquet, up to "
-                           f"{MAX_UPLOAD_MB} MB each)", type=["jsonl", "json", "parquet"],
-                           accept_multiple_files=True, key="insp_uploads")
+uploads = st.file_uploader(upload_label("…or upload traces", each=True), type=UPLOAD_TYPES,
+                           accept_multiple_files=True, max_upload_size=MAX_UPLOAD_MB,
+                           key="insp_uploads")
 if not files:
     st.caption("No bundled traces in assets/traces/ yet.")
 
@@ -25,13 +26,12 @@ loaded: list[tuple[Trace, str]] = []
 for name in chosen:
     traces, error = load_bundled(files[name])
     if error:
-        st.error(error)
+        st.error(as_text(error))
     loaded += [(t, name) for t in traces]
-for up in uploads or []:
-    traces, error = read_upload(up.name, up.getvalue())
+for name, traces, error in read_uploads(uploads or []):
     if error:
-        st.error(f"Cannot open this file. {error}")
-    loaded += [(t, up.name) for t in traces]
+        st.error(f"Cannot open this file. {as_text(error)}")
+    loaded += [(t, name) for t in traces]
 if not loaded:
     st.info("Choose a bundled trace or upload one (made by the Live page's download, "
             "`python -m specviz.cli`, or `write_traces`).")

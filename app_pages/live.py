@@ -4,6 +4,7 @@ import streamlit as st
 
 from ui.common import PRESETS, load_pair_ui, settings
 from ui.live import live_store, stream, wait_for_stopped_run
+from ui.plain import as_text
 from ui.views import baseline_check_ui, colored_text_ui, frames_of, render_trace, trace_key
 
 HISTORY = 8
@@ -67,7 +68,7 @@ if result is None:
             "embedded:tiny-random-target in the sidebar for an instant demo.")
     st.stop()
 if result["error"]:
-    st.error(f"The run stopped with an error: {result['error']}" +
+    st.error(f"The run stopped with an error: {as_text(result['error'])}" +
              (" The steps that finished are kept below." if result["spec"] else ""))
 spec, base = result["spec"], result["base"]
 if spec is None or not spec.steps:

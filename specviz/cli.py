@@ -1,22 +1,27 @@
 """Command line: ``python -m specviz run | fetch | bench``.
 
-Bad input ends with a one-line error on stderr and a non-zero exit, never a traceback.
+Bad input ends with a one-line error on stderr and exit code 2, never a traceback. Ctrl-C
+ends a command with exit code 130; during ``run`` it stops the run after its current step
+(the finished steps and the run's summary are written) and starts nothing new.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
 
-from .errors import one_line
-from .limits import GAMMA_MAX, GAMMA_MIN
+from .errors import clean, one_line
+from .limits import GAMMA_MAX, GAMMA_MIN, MAX_PROMPT_CHARS, TEMPERATURE_MAX, TEMPERATURE_MIN
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 
 class CliError(Exception):
@@ -25,7 +30,8 @@ class CliError(Exception):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, not the usage block
-        raise CliError(f"{message} (see python -m specviz {self.prog.split()[-1]} --help)")
+        sub = self.prog.split()[1:]  # "specviz run" -> ["run"]; "specviz" -> []
+        raise CliError(f"{message} (see python -m specviz {' '.join(sub + ['--help'])})")
 
 
 def _common_model_args(p: argparse.ArgumentParser) -> None:
@@ -42,18 +48,20 @@ def _common_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gguf", default=None,
                    help="path to SmolLM2-135M-Instruct.Q4_1.gguf, for offline machines "
                         "(also $SPECVIZ_GGUF)")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     p.add_argument("--dtype", default="auto", help="auto (float32), float32, bfloat16, float16")
     p.add_argument("--prompt", default=None, help="the prompt text")
     p.add_argument("--prompts", default=None, metavar="FILE",
-                   help="JSON Lines file, one object with a 'prompt' field per line")
+                   help="JSON Lines file, one object with a 'prompt' field per line (at most "
+                        f"{MAX_PROMPT_CHARS:,} characters a prompt)")
     p.add_argument("--no-chat", action="store_true", help="do not apply the chat template")
     p.add_argument("--max-new-tokens", type=int, default=64)
     p.add_argument("--gamma", type=int, default=4,
                    help=f"draft length, {GAMMA_MIN} to {GAMMA_MAX} (default 4)")
     p.add_argument("--policy", choices=["fixed", "heuristic", "confidence"], default="fixed")
     p.add_argument("--confidence-threshold", type=float, default=0.4)
-    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    p.add_argument("--temperature", type=float, default=0.0,
+                   help=f"0 = greedy (default), else {TEMPERATURE_MIN} to {TEMPERATURE_MAX:g}")
     p.add_argument("--top-k", type=int, default=0)
     p.add_argument("--top-p", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0, help="run i of a prompts file uses seed + i")
@@ -99,22 +107,34 @@ def _command_line() -> str:
 
 
 def read_prompts(path: str) -> list[str]:
-    """Prompts from a JSON Lines file with a 'prompt' field per line."""
+    """Prompts from a JSON Lines file with a 'prompt' field per line.
+
+    Lines are split on \\n only (a \\r before it is dropped), as in trace files: a prompt
+    may hold U+2028 and the like.
+    """
+    from .trace import loads_strict
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         reason = getattr(e, "strerror", None) or "not UTF-8 text"
         raise CliError(f"cannot read prompts file {path}: {reason}") from None
     prompts = []
-    for n, line in enumerate(text.splitlines(), start=1):
+    for n, line in enumerate(text.split("\n"), start=1):
+        line = line.removesuffix("\r")
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise CliError(f"{path}, line {n}: not valid JSON ({e.msg})") from None
+            obj = loads_strict(line)
+        except RecursionError:
+            raise CliError(f"{path}, line {n}: not valid JSON (nested too deep)") from None
+        except ValueError as e:  # JSONDecodeError, a repeated key, NaN, a huge number
+            why = getattr(e, "msg", None) or f"the key {clean(str(e), 40)!r} appears twice"
+            raise CliError(f"{path}, line {n}: not valid JSON ({why})") from None
         if not isinstance(obj, dict) or not isinstance(obj.get("prompt"), str):
             raise CliError(f"{path}, line {n}: needs a string field 'prompt'")
+        if len(obj["prompt"]) > MAX_PROMPT_CHARS:
+            raise CliError(f"{path}, line {n}: the prompt has {len(obj['prompt']):,} "
+                           f"characters; at most {MAX_PROMPT_CHARS:,} are accepted")
         prompts.append(obj["prompt"])
     if not prompts:
         raise CliError(f"{path} holds no prompts")
@@ -130,7 +150,32 @@ def _prompts(args) -> list[str]:
         raise CliError("give a prompt with --prompt TEXT or --prompts FILE")
     if not args.prompt.strip():
         raise CliError("the prompt is empty")
+    if len(args.prompt) > MAX_PROMPT_CHARS:
+        raise CliError(f"the prompt has {len(args.prompt):,} characters; at most "
+                       f"{MAX_PROMPT_CHARS:,} are accepted")
     return [args.prompt]
+
+
+def _check_prompt_sizes(pair, prompts: list[str]) -> None:
+    """Every prompt that cannot fit the target's context is refused before any decoding."""
+    from .models import check_prompt_size
+    for i, prompt in enumerate(prompts):
+        try:
+            check_prompt_size(pair.tokenizer, prompt, pair.context_length)
+        except ValueError as e:
+            raise CliError(f"prompt {i + 1}: {e}" if len(prompts) > 1 else str(e)) from None
+
+
+def _out_path(args) -> Path:
+    if args.out is None:
+        return Path(f"traces/run-{datetime.now().strftime('%Y%m%d-%H%M%S')}.jsonl")
+    if not args.out.strip():
+        raise CliError("--out is empty; give a file name (or leave --out out for "
+                       "traces/run-TIME.jsonl)")
+    out = Path(args.out)
+    if out.is_dir():
+        raise CliError(f"--out {out} is a directory; give a file name")
+    return out
 
 
 def _config(args, pair, seed: int):
@@ -193,28 +238,70 @@ def cmd_run(args) -> int:
     from .trace import TraceWriter
     prompts = _prompts(args)
     _precheck(args)
+    out = _out_path(args)
     pair = _load(args)
-    out = Path(args.out or f"traces/run-{datetime.now().strftime('%Y%m%d-%H%M%S')}.jsonl")
+    _check_prompt_sizes(pair, prompts)
+    created = not out.exists()
     try:
         writer = TraceWriter(out)
     except OSError as e:
         raise CliError(f"cannot write {out}: {e.strerror or e}") from None
-    rows = []
+    rows: list = []
+    stop = _Interrupt()
     try:
-        _decode_all(args, pair, prompts, writer, out, rows)
-    except CliError:
-        if out.exists() and out.stat().st_size == 0:
+        with stop:
+            _decode_all(args, pair, prompts, writer, out, rows, stop)
+    except OSError as e:  # the disk is full, the file went away, ...
+        raise CliError(f"cannot write {out}: {e.strerror or one_line(e)}"
+                       + (f" ({len(rows)} finished runs were written before)" if rows else "")
+                       ) from None
+    finally:
+        if created and out.is_file() and out.stat().st_size == 0:
             out.unlink()  # nothing was written: leave no empty trace file behind
-        raise
-    _print_summary(rows, out)
+    if rows:
+        _print_summary(rows, out)
+    if stop.asked:
+        print(f"specviz: interrupted: {len(rows)} run(s) in {out}; the last one stopped after "
+              f"its current step, and nothing new was started", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 0
 
 
-def _decode_all(args, pair, prompts, writer, out: Path, rows: list) -> None:
+class _Interrupt:
+    """Ctrl-C while decoding: the first one lets the current step finish, then the run stops
+    (its steps and summary are written) and nothing new starts; a second one stops at once.
+    Only the main thread can catch signals; elsewhere Ctrl-C keeps its default."""
+
+    def __init__(self):
+        self.asked = False
+        self._old = None
+
+    def _handler(self, signum, frame) -> None:
+        if self.asked:
+            raise KeyboardInterrupt
+        self.asked = True
+        print("\nspecviz: interrupted; stopping after the current step (Ctrl-C again to stop "
+              "at once)", file=sys.stderr, flush=True)
+
+    def __call__(self) -> bool:  # should_stop for the decoder
+        return self.asked
+
+    def __enter__(self) -> "_Interrupt":
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+
+
+def _decode_all(args, pair, prompts, writer, out: Path, rows: list,
+                stop: _Interrupt) -> None:
     from tqdm import tqdm
 
     from .decoding import DecodeError, speculative_decode, target_only_decode
-    _warm_up_graphs(args, pair, prompts[0])
+    _warm_up_graphs(args, pair, prompts[0], stop)
     with writer:
         for i, prompt in enumerate(prompts):
             cfg = _config(args, pair, args.seed + i)
@@ -222,22 +309,26 @@ def _decode_all(args, pair, prompts, writer, out: Path, rows: list) -> None:
             if args.baseline:
                 modes.append(("target-only", target_only_decode))
             for mode, fn in modes:
+                if stop.asked:
+                    return
                 desc = f"prompt {i + 1}/{len(prompts)} {mode}"
                 with tqdm(total=cfg.max_new_tokens, desc=desc, unit="tok", file=sys.stderr,
                           leave=False, disable=None) as bar:
                     def on_step(rec, bar=bar):
                         bar.update(len(rec.emitted_ids))
                     try:
-                        trace = fn(pair, prompt, cfg, on_step=on_step, writer=writer,
-                                   label=args.label, command=_command_line())
+                        trace = fn(pair, prompt, cfg, on_step=on_step, should_stop=stop,
+                                   writer=writer, label=args.label, command=_command_line())
                     except ValueError as e:
                         raise CliError(str(e)) from None
                     except DecodeError as e:
+                        if isinstance(e.__cause__, OSError):
+                            raise e.__cause__ from None  # said as "cannot write OUT"
                         raise CliError(f"{e} (the finished steps are kept in {out})") from None
                 rows.append((i, mode, trace))
 
 
-def _warm_up_graphs(args, pair, prompt: str) -> None:
+def _warm_up_graphs(args, pair, prompt: str, stop: _Interrupt) -> None:
     """CUDA graphs are captured on a run's first steps; capture once before the recorded runs
     so that their timings show the steady state."""
     from .decoding import resolve_engine, speculative_decode, target_only_decode
@@ -251,9 +342,14 @@ def _warm_up_graphs(args, pair, prompt: str) -> None:
     fns = [speculative_decode] + ([target_only_decode] if args.baseline else [])
     for fn in fns:
         try:
-            fn(pair, prompt, cfg)
+            fn(pair, prompt, cfg, should_stop=stop)
         except ValueError as e:
             raise CliError(str(e)) from None
+
+
+def _comparable(a, b) -> bool:
+    """Two runs whose speeds compare: both ran to their natural end (not stopped, no error)."""
+    return all(t.summary.stop_reason not in ("stopped", "error") for t in (a, b))
 
 
 def _print_summary(rows, out: Path) -> None:
@@ -265,7 +361,8 @@ def _print_summary(rows, out: Path) -> None:
         a = "-" if s.alpha_hat is None else f"{s.alpha_hat:.3f}"
         m = "-" if s.mean_accepted_length is None else f"{s.mean_accepted_length:.2f}"
         sp = "-"
-        if mode == "speculative" and i in base and base[i].summary.tokens_per_s > 0:
+        if (mode == "speculative" and i in base and base[i].summary.tokens_per_s > 0
+                and _comparable(t, base[i])):
             sp = f"{s.tokens_per_s / base[i].summary.tokens_per_s:.2f}x"
         print(f"{i + 1:>6} {mode:<12} {s.n_emitted:>6} {s.n_steps:>5} {a:>9} {m:>8} "
               f"{s.tokens_per_s:>8.2f} {sp:>7}  {s.stop_reason}")
@@ -296,6 +393,8 @@ def cmd_bench(args) -> int:
         if bad or not engines:
             raise CliError(f"--engines takes eager, static and graphs, got {args.engines!r}")
     pair = _load(args)
+    if prompts:
+        _check_prompt_sizes(pair, prompts)
     if engines and "graphs" in engines and pair.device.type != "cuda":
         raise CliError(f"the graphs engine needs a CUDA device; the models are on "
                        f"{pair.device}")
@@ -327,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("specviz: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except Exception as e:  # last resort: still one line, never a traceback
         print(f"specviz: error: {one_line(e)}", file=sys.stderr)
         return EXIT_FAILED

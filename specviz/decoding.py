@@ -42,7 +42,15 @@ from .engines.static import (
 )
 from .errors import one_line
 from .feature_head import StaticHead
-from .limits import GAMMA_MAX, GAMMA_MIN, MAX_NEW_TOKENS_MAX, TOP_ALTERNATIVES_MAX
+from .limits import (
+    GAMMA_MAX,
+    GAMMA_MIN,
+    MAX_NEW_TOKENS_MAX,
+    TEMPERATURE_MAX,
+    TEMPERATURE_MIN,
+    TOP_ALTERNATIVES_MAX,
+)
+from .models import check_prompt_size
 from .policies import POLICIES, make_policy
 from .sampling import Sampling
 from .trace import RunRecord, StepRecord, Trace, TraceWriter, summarize
@@ -86,6 +94,14 @@ class DecodeConfig:
                              f"got {self.gamma}")
         if not self.temperature >= 0:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if 0 < self.temperature < TEMPERATURE_MIN:
+            raise ValueError(f"temperature {self.temperature:g} is too small: logits divided "
+                             "by it can overflow and turn the probabilities into NaN; use 0 "
+                             f"(greedy) or at least {TEMPERATURE_MIN}")
+        if self.temperature > TEMPERATURE_MAX:
+            raise ValueError(f"temperature must be at most {TEMPERATURE_MAX:g}, got "
+                             f"{self.temperature:g} (beyond it every distribution is "
+                             "practically uniform)")
         if self.top_k < 0:
             raise ValueError(f"top-k must be >= 0, got {self.top_k}")
         if not 0 < self.top_p <= 1:
@@ -224,6 +240,7 @@ def _run_record(pair, config: DecodeConfig, mode: str, prompt: str, prompt_ids: 
 
 def _prepare(pair, prompt: str, config: DecodeConfig) -> tuple[list[int], int]:
     config.check()
+    check_prompt_size(pair.tokenizer, prompt, pair.context_length)  # before tokenizing
     ids = encode_prompt(pair.tokenizer, prompt, config.chat)
     if not ids:
         raise ValueError("the prompt is empty")

@@ -12,20 +12,29 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
+import math
 import os
 import platform
+import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
+import weakref
 import zipfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
+from urllib.parse import urlparse
 
 import torch
 
-from .errors import one_line
+from .errors import clean, one_line
+from .limits import MAX_PROMPT_CHARS
 from .paths import MODELS
 
 DEFAULT_TARGET = "embedded:smollm2-135m-instruct"
@@ -95,20 +104,43 @@ def cache_dir() -> Path:
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "specviz")
 
 
+_YES = ("1", "true", "yes", "on")
+_NO = ("0", "false", "no", "off")
+
+
 def custom_sources_allowed() -> bool:
-    return os.environ.get(ALLOW_CUSTOM_ENV, "1").strip().lower() not in ("0", "false", "no",
-                                                                         "off")
+    """Whether hf: ids and local directories may be loaded: $SPECVIZ_ALLOW_CUSTOM_MODELS unset
+    or one of 1/true/yes/on. Any other value turns them off (fail closed)."""
+    value = os.environ.get(ALLOW_CUSTOM_ENV)
+    return value is None or value.strip().lower() in _YES
+
+
+def custom_sources_switch() -> str | None:
+    """A line about $SPECVIZ_ALLOW_CUSTOM_MODELS when it holds a value that is neither yes nor
+    no (custom sources are then off); None when it is unset or clear."""
+    value = os.environ.get(ALLOW_CUSTOM_ENV)
+    if value is None or value.strip().lower() in _YES + _NO:
+        return None
+    return (f"{ALLOW_CUSTOM_ENV}={clean(value, 40)!r} is not one of {'/'.join(_YES)} or "
+            f"{'/'.join(_NO)}; custom model sources stay off")
+
+
+_DEVICE = re.compile(r"cpu|cuda(:\d{1,3})?")
 
 
 def pick_device(device: str = "auto") -> torch.device:
+    """auto, cpu, cuda or cuda:N -> a torch device that exists here."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise ModelSourceError(f"unknown device {device!r}; use auto, cpu or cuda") from None
+    if not isinstance(device, str) or not _DEVICE.fullmatch(device):
+        raise ModelSourceError(f"unknown device {clean(str(device), 40)!r}; use auto, cpu, "
+                               "cuda or cuda:N")
+    dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ModelSourceError("device 'cuda' was asked for, but no CUDA GPU is available")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ModelSourceError(f"there is no {device}: this machine has "
+                               f"{torch.cuda.device_count()} CUDA device(s)")
     return dev
 
 
@@ -270,8 +302,12 @@ def parse_source(spec: str) -> tuple[str, str]:
         return "embedded", name
     if spec.startswith("hf:"):
         repo = spec[3:]
-        if repo.count("/") != 1 or any(not part for part in repo.split("/")):
-            raise ModelSourceError(f"{spec!r} is not a Hub id (use hf:ORG/NAME)")
+        if not _HUB_ID.fullmatch(repo) or ".." in repo or "--" in repo or len(repo) > 96:
+            raise ModelSourceError(f"{clean(spec, 60)!r} is not a Hub id: use hf:ORG/NAME "
+                                   "(letters, digits, '-', '_' and '.')")
+        if Path(repo).exists():  # transformers would load the folder, not the Hub's model
+            raise ModelSourceError(f"{spec!r} names a local path ({repo}); give a model folder "
+                                   "as the source itself")
         return "hf", repo
     path = Path(spec).expanduser()
     if path.is_dir():
@@ -283,6 +319,10 @@ def parse_source(spec: str) -> tuple[str, str]:
                            f"(embedded: {', '.join(embedded_names())})")
 
 
+_HUB_ID = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?/"
+                     r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
+
+
 def load_model(spec: str, *, device: torch.device, dtype: torch.dtype,
                progress: Progress = _quiet, allow_custom: bool | None = None,
                gguf: str | None = None) -> LoadedModel:
@@ -292,7 +332,9 @@ def load_model(spec: str, *, device: torch.device, dtype: torch.dtype,
     if allow_custom is None:
         allow_custom = custom_sources_allowed()
     if kind != "embedded" and not allow_custom:
-        raise ModelSourceError("custom model sources are turned off here; choose an embedded "
+        why = custom_sources_switch()
+        raise ModelSourceError((why + "; choose an embedded model") if why else
+                               "custom model sources are turned off here; choose an embedded "
                                "model")
     if kind == "embedded" and value.startswith("tiny-random"):
         from .tiny import tiny_model, tiny_tokenizer
@@ -306,13 +348,24 @@ def load_model(spec: str, *, device: torch.device, dtype: torch.dtype,
         else:
             folder, local = value, kind == "local"
         progress(f"loading {spec}", None)
-        try:
-            tok = AutoTokenizer.from_pretrained(folder, local_files_only=local,
+
+        def load(local_only: bool):
+            # safetensors only: a pickled checkpoint (pytorch_model.bin) is never opened
+            tok = AutoTokenizer.from_pretrained(folder, local_files_only=local_only,
                                                 trust_remote_code=False)
-            model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype,
-                                                         local_files_only=local,
-                                                         trust_remote_code=False)
-        except (OSError, ValueError, KeyError) as e:
+            model = AutoModelForCausalLM.from_pretrained(
+                folder, dtype=dtype, local_files_only=local_only, trust_remote_code=False,
+                use_safetensors=True)
+            return tok, model
+
+        try:
+            if kind == "hf":
+                tok, model = _from_hub(spec, load)
+            else:
+                tok, model = load(local)
+        except ModelSourceError:
+            raise
+        except Exception as e:  # OSError, a bad safetensors header, a broken config, ...
             raise ModelSourceError(f"cannot load {spec}: {one_line(e, with_type=False)}"
                                    ) from None
     model = model.to(device=device, dtype=dtype).eval()
@@ -322,6 +375,132 @@ def load_model(spec: str, *, device: torch.device, dtype: torch.dtype,
             "dtype": str(dtype).replace("torch.", ""), "device": str(device),
             "architecture": type(model).__name__}
     return LoadedModel(model, tok, info)
+
+
+def _from_hub(spec: str, load):
+    """A Hub model from the local cache, else from the Hub if it answers within seconds;
+    otherwise one line saying so (no minute of retries, no screen of warnings)."""
+    with _quiet_hub():
+        try:
+            return load(True)
+        except Exception:  # not (completely) in the cache
+            pass
+        if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _YES:
+            raise ModelSourceError(f"cannot load {spec}: it is not in the local Hugging Face "
+                                   "cache and HF_HUB_OFFLINE is set")
+        reason = _hub_unreachable()
+        if reason:
+            raise ModelSourceError(f"cannot load {spec}: it is not in the local Hugging Face "
+                                   f"cache and the Hub cannot be reached ({reason})")
+        return load(False)
+
+
+HUB_TIMEOUT_S = 5.0
+
+
+def _hub_unreachable(timeout: float = HUB_TIMEOUT_S) -> str | None:
+    """Why the Hub's host cannot be reached (name lookup and a TCP connection, within
+    ``timeout`` seconds), or None when it can."""
+    from huggingface_hub import constants
+    url = urlparse(constants.ENDPOINT)
+    host, port = url.hostname or "huggingface.co", url.port or (
+        443 if url.scheme == "https" else 80)
+    result: list[str | None] = []
+
+    def probe() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            result.append(None)
+        except OSError as e:
+            result.append(f"{host}: {e.strerror or clean(str(e), 80)}")
+
+    t = threading.Thread(target=probe, daemon=True)  # a name lookup ignores socket timeouts
+    t.start()
+    t.join(timeout)
+    return result[0] if result else f"{host}: no answer within {timeout:g} s"
+
+
+@contextmanager
+def _quiet_hub():
+    """The Hub client's retry warnings and progress bars off while loading."""
+    names = ("huggingface_hub", "urllib3", "filelock")
+    saved = {n: logging.getLogger(n).level for n in names}
+    for n in names:
+        logging.getLogger(n).setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for n, level in saved.items():
+            logging.getLogger(n).setLevel(level)
+
+
+# ------------------------------------------------------------------ prompt size
+
+def check_prompt_size(tokenizer, prompt: str, context_length: int) -> None:
+    """Refuse (ValueError, one line), before tokenizing, a prompt that cannot fit the context.
+
+    A prompt over MAX_PROMPT_CHARS is refused outright. For a tokenizer whose tokens each
+    cover at most L characters of the text (max_chars_per_token), a prompt of n characters
+    has at least n / L tokens, so n > L * (context - 1) cannot fit; whitespace at its ends is
+    not counted (a chat template may trim it). Tokenizing such a prompt could take gigabytes.
+    """
+    n = len(prompt)
+    if n > MAX_PROMPT_CHARS:
+        raise ValueError(f"the prompt has {n:,} characters; at most {MAX_PROMPT_CHARS:,} are "
+                         "accepted")
+    per_token = max_chars_per_token(tokenizer)
+    core = len(prompt.strip())
+    if per_token and core > per_token * (context_length - 1):
+        raise ValueError(f"the prompt has {n:,} characters, so at least "
+                         f"{math.ceil(core / per_token):,} tokens (a token of this tokenizer "
+                         f"covers at most {per_token} characters); the target's context holds "
+                         f"{context_length}")
+
+
+_PER_TOKEN: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+# normalizers and pre-tokenizers that never drop or merge characters of the text
+_KEEPS_TEXT = {"Prepend", "Lowercase", "NFD", "NFKD", "ByteLevel", "Metaspace", "Digits",
+               "Punctuation", "Split"}
+
+
+def max_chars_per_token(tokenizer) -> int | None:
+    """The most characters of text one token can stand for (its longest vocabulary entry),
+    or None when the tokenizer's normalizer or pre-tokenizer may drop characters (then no
+    bound follows). Computed once per tokenizer."""
+    try:
+        return _PER_TOKEN[tokenizer]
+    except (KeyError, TypeError):
+        pass
+    bound = None
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None and all(_keeps_text(_spec(part)) for part in
+                                   (backend.normalizer, backend.pre_tokenizer)):
+        bound = max((len(t) for t in tokenizer.get_vocab()), default=None)
+    try:
+        _PER_TOKEN[tokenizer] = bound
+    except TypeError:  # cannot be weakly referenced: computed again next time
+        pass
+    return bound
+
+
+def _spec(part) -> dict | None:
+    """A tokenizers normalizer or pre-tokenizer as its JSON description."""
+    return None if part is None else json.loads(part.__getstate__())
+
+
+def _keeps_text(part: dict | None) -> bool:
+    if part is None:
+        return True
+    kind = part.get("type")
+    if kind == "Sequence":
+        inner = part.get("normalizers", part.get("pretokenizers", []))
+        return all(_keeps_text(p) for p in inner)
+    if kind == "Split":
+        return part.get("behavior") != "Removed"
+    if kind == "Replace":
+        pattern = (part.get("pattern") or {}).get("String")
+        return pattern is not None and len(part.get("content", "")) >= len(pattern)
+    return kind in _KEEPS_TEXT
 
 
 def check_same_tokenizer(t_tok, d_tok, t_model, d_model) -> None:

@@ -17,10 +17,31 @@ import json
 import os
 from typing import IO, Any, Iterable
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .trace import StepRecord, Trace, TraceError, dumps, parse_lines
+from .errors import one_line
+from .limits import (
+    GAMMA_MAX,
+    MAX_PARQUET_DECODED_MB,
+    MAX_PARQUET_ROWS,
+    MAX_RUNS_PER_FILE,
+    MAX_STEPS_PER_RUN,
+    MAX_TRACE_MB,
+    TOP_ALTERNATIVES_MAX,
+)
+from .trace import (
+    MemoryBudget,
+    OverBudget,
+    StepRecord,
+    Trace,
+    TraceError,
+    dumps,
+    parse_records,
+    record_from_json,
+)
 
 PARQUET_FORMAT = "specviz-trace-parquet"
 PARQUET_VERSION = 1
@@ -178,10 +199,17 @@ def traces_to_parquet(traces: Iterable[Trace], path: str | os.PathLike | IO[byte
 
 
 def read_parquet_traces(path_or_bytes: str | os.PathLike | bytes | IO[bytes],
-                        source: str | None = None) -> list[Trace]:
+                        source: str | None = None, *,
+                        max_mb: float | None = MAX_TRACE_MB,
+                        budget: MemoryBudget | None = None) -> list[Trace]:
     """Rebuild the traces of a ``traces_to_parquet`` export, equal to the originals.
 
-    Raises TraceError for a file that is not Parquet, not a specviz export, or inconsistent.
+    Bounded before anything is materialised: the footer's row count, values per row and
+    decoded sizes are checked first (MAX_PARQUET_ROWS, MAX_PARQUET_DECODED_MB), rows are read
+    in batches with text kept dictionary-encoded, and what the rows would take as
+    Python objects is estimated and held to ``max_mb`` (or to a ``budget`` shared with other
+    files), as the JSON Lines loader does, before any row becomes one. Raises TraceError for
+    a file that is not Parquet, not a specviz export, too large, or inconsistent.
     """
     if isinstance(path_or_bytes, (str, os.PathLike)):
         src = source or str(path_or_bytes)
@@ -196,13 +224,157 @@ def read_parquet_traces(path_or_bytes: str | os.PathLike | bytes | IO[bytes],
                          source=src) from None
     with pf:
         _check_schema(pf.schema_arrow, src)
+        leaves = _check_footer(pf.metadata, src)
         try:
-            rows = pf.read(columns=list(COLUMNS)).to_pylist()
+            table = _read_bounded(pf, path_or_bytes, leaves, src)
         except (OSError, pa.ArrowException) as e:
             raise TraceError(f"cannot be read ({_first_line(e)})", source=src) from None
-    if not rows:
+    if table.num_rows == 0:
         raise TraceError("holds no rows", source=src)
-    return [_rebuild(group, f"{src}, run {index}") for index, group in _groups(rows, src)]
+    table = _sorted(table, src)
+    budget = budget or MemoryBudget(max_mb)
+    if budget.limit is not None and budget.used + _python_cost(table) > budget.limit:
+        raise OverBudget(f"would take more than {budget.limit / 2**20:,.0f} MB in memory "
+                         "(estimated), the most one trace file may take", source=src)
+    bounds = _run_bounds(table)
+    if len(bounds) > MAX_RUNS_PER_FILE:
+        raise TraceError(f"holds {len(bounds):,} runs; one file may hold at most "
+                         f"{MAX_RUNS_PER_FILE:,}", source=src)
+    return [_rebuild(table.slice(a, b - a), f"{src}, run {index}", budget)
+            for index, a, b in bounds]
+
+
+# the columns a rebuild reads (the others repeat what run_json holds) and their parts
+_RUN_COLUMNS = ("run_index", "run_json", "summary_json")
+_STEP_COLUMNS = ("step", "step_gamma", "emitted_ids", "emitted_text", "emitted_kinds",
+                 *_STEP_SCALARS, "null_fields", "empty_fields")
+_POSITION_COLUMNS = ("position", *(_COLUMN_OF.get(f, f) for f in _POSITION_FIELDS))
+_READ = (*_RUN_COLUMNS, *_STEP_COLUMNS, *_POSITION_COLUMNS)
+# the most entries one row of a list column holds; every other column holds one value a row
+_PER_ROW = {"emitted_ids": GAMMA_MAX + 1, "emitted_text": GAMMA_MAX + 1,
+            "emitted_kinds": GAMMA_MAX + 1, "null_fields": len(_POSITION_FIELDS),
+            "empty_fields": len(_TOP_FIELDS), **dict.fromkeys(_TOP_FIELDS, TOP_ALTERNATIVES_MAX)}
+
+
+def _check_footer(meta: pq.FileMetaData, src: str) -> list[tuple[int, str, str]]:
+    """Rows, values per row and decoded size, from the footer, before any page is read.
+    Returns the leaf columns to read: (index, top-level name, path)."""
+    if meta.num_rows > MAX_PARQUET_ROWS:
+        raise TraceError(f"has {meta.num_rows:,} rows; at most {MAX_PARQUET_ROWS:,} are read "
+                         "(one per drafted position)", source=src)
+    leaves = []
+    for j in range(meta.num_columns):
+        path = meta.schema.column(j).path
+        top = path.split(".")[0]
+        if top in _READ:
+            leaves.append((j, top, path))
+    decoded = 0
+    for i in range(meta.num_row_groups):
+        rg = meta.row_group(i)
+        for j, top, _ in leaves:
+            col = rg.column(j)
+            most = rg.num_rows * _PER_ROW.get(top, 1)
+            if col.num_values > most:
+                raise TraceError(f"holds {col.num_values:,} values in the {rg.num_rows:,} rows "
+                                 f"of row group {i}; an export holds at most "
+                                 f"{_PER_ROW.get(top, 1)} a row", source=src, field_name=top)
+            # the pages as read, and the values they decode to (8 bytes each, plus offsets)
+            decoded += col.total_uncompressed_size + 12 * col.num_values
+    if decoded > MAX_PARQUET_DECODED_MB * 2**20:
+        raise TraceError(f"decodes to {decoded / 2**20:,.0f} MB; at most "
+                         f"{MAX_PARQUET_DECODED_MB} MB are read", source=src)
+    return leaves
+
+
+def _read_bounded(pf: pq.ParquetFile, source: Any, leaves: list[tuple[int, str, str]],
+                  src: str) -> pa.Table:
+    """The columns a rebuild needs, a batch of rows at a time, with text dictionary-encoded
+    (a text repeated on many rows is held once); stops as soon as the data read passes the
+    limit."""
+    schema = pf.metadata.schema
+    text = [path for j, _, path in leaves if schema.column(j).physical_type == "BYTE_ARRAY"]
+    reader = pq.ParquetFile(source, metadata=pf.metadata, read_dictionary=text)
+    batches, size = [], 0
+    with reader:
+        for batch in reader.iter_batches(batch_size=_BATCH_ROWS, columns=list(_READ),
+                                         use_threads=False):
+            size += batch.nbytes
+            if size > MAX_PARQUET_DECODED_MB * 2**20:
+                raise TraceError(f"decodes to more than {MAX_PARQUET_DECODED_MB} MB",
+                                 source=src)
+            batches.append(batch)
+    if not batches:
+        return pa.table({name: pa.array([], COLUMNS[name][0]) for name in _READ})
+    table = pa.Table.from_batches(batches)
+    pa.default_memory_pool().release_unused()  # decoding buffers, back to the system
+    return table
+
+
+_BATCH_ROWS = 8192
+
+
+def _sorted(table: pa.Table, src: str) -> pa.Table:
+    """Rows by run, then step (a run's step-less row first), then position (null last)."""
+    runs = table.column("run_index")
+    if runs.null_count:
+        raise TraceError("has a row without run_index", source=src, field_name="run_index")
+    keys = [runs.to_numpy(), pc.fill_null(table.column("step"), -1).to_numpy(),
+            pc.fill_null(table.column("position"), 1 << 62).to_numpy()]
+    order = np.lexsort(keys[::-1])  # stable, by run, then step, then position
+    if np.array_equal(order, np.arange(len(order))):
+        return table  # written in order (as traces_to_parquet does): no copy
+    return table.take(pa.array(order))
+
+
+def _run_bounds(table: pa.Table) -> list[tuple[int, int, int]]:
+    """(run_index, first row, end row) of each run of a sorted table."""
+    runs = table.column("run_index").to_numpy()
+    starts = np.flatnonzero(np.diff(runs)) + 1
+    edges = [0, *starts.tolist(), len(runs)]
+    return [(int(runs[a]), a, b) for a, b in zip(edges[:-1], edges[1:])]
+
+
+def _step_starts(table: pa.Table) -> np.ndarray:
+    """Rows of a sorted table where a new (run, step) begins (rows without a step excluded)."""
+    runs = table.column("run_index").to_numpy()
+    steps = pc.fill_null(table.column("step"), -1).to_numpy()
+    new = np.ones(len(runs), dtype=bool)
+    new[1:] = (np.diff(runs) != 0) | (np.diff(steps) != 0)
+    return np.flatnonzero(new & (steps >= 0))
+
+
+def _python_cost(table: pa.Table) -> int:
+    """What the rebuilt traces' lists would take in memory, estimated as the JSON Lines
+    loader counts it (MemoryBudget: lists and the values in them), from the Arrow data
+    alone."""
+    starts = _step_starts(table)
+    # each step's per-position lists (a top-k field's rows are counted as the lists below)
+    cost = 64 * (len(_POSITION_FIELDS) - len(_TOP_FIELDS)) * len(starts)
+    for name in _POSITION_COLUMNS[1:]:
+        cost += _cost(table.column(name))
+    for name in ("emitted_ids", "emitted_text", "emitted_kinds"):
+        cost += _cost(table.column(name).take(pa.array(starts, pa.int64())))
+    return cost
+
+
+def _cost(col: pa.ChunkedArray) -> int:
+    if pa.types.is_list(col.type):
+        return 64 * len(col) + _cost(pc.list_flatten(col))
+    if pa.types.is_dictionary(col.type) or pa.types.is_string(col.type):
+        return 96 * len(col) + 4 * _text_chars(col)
+    return 48 * len(col)
+
+
+def _text_chars(col: pa.ChunkedArray) -> int:
+    """Characters of text a string column holds once every row has its own copy."""
+    total = 0
+    for chunk in col.chunks:
+        if pa.types.is_dictionary(chunk.type):
+            lengths = pc.take(pc.utf8_length(chunk.dictionary), chunk.indices)
+        else:
+            lengths = pc.utf8_length(chunk)
+        total += pc.sum(lengths).as_py() or 0
+    return total
 
 
 def _check_schema(schema: pa.Schema, src: str) -> None:
@@ -217,13 +389,16 @@ def _check_schema(schema: pa.Schema, src: str) -> None:
     except (ValueError, TypeError, KeyError):
         raise TraceError("has unreadable 'specviz' metadata", source=src) from None
     if fmt != PARQUET_FORMAT:
-        raise TraceError(f"holds {fmt!r}, not a specviz trace export", source=src)
+        raise TraceError(f"holds {json.dumps(fmt)[:40]}, not a specviz trace export", source=src)
     if not isinstance(version, int) or version > PARQUET_VERSION:
-        raise TraceError(f"is export version {version!r}; this specviz reads up to "
+        raise TraceError(f"is export version {json.dumps(version)[:20]}; this specviz reads up to "
                          f"{PARQUET_VERSION} (upgrade specviz)", source=src)
     missing = [c for c in COLUMNS if schema.get_field_index(c) < 0]  # absent or repeated
     if missing:
         raise TraceError(f"lacks the column(s) {', '.join(missing)}", source=src)
+    if len(schema) != len(COLUMNS):
+        raise TraceError(f"has {len(schema):,} columns; an export has exactly {len(COLUMNS)}",
+                         source=src)
     for name, (typ, _) in COLUMNS.items():
         found = schema.field(name).type
         if not found.equals(typ):
@@ -232,67 +407,77 @@ def _check_schema(schema: pa.Schema, src: str) -> None:
 
 
 def _first_line(e: BaseException) -> str:
-    return (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+    return one_line(e, 200, with_type=False)
 
 
-def _groups(rows: list[dict], src: str) -> list[tuple[int, list[dict]]]:
-    """Rows grouped by run_index, in order; each group sorted by step and position."""
-    by_run: dict[int, list[dict]] = {}
-    for r in rows:
-        if not isinstance(r["run_index"], int):
-            raise TraceError("has a row without run_index", source=src, field_name="run_index")
-        by_run.setdefault(r["run_index"], []).append(r)
-    big = 1 << 62
-    return [(i, sorted(g, key=lambda r: (r["step"] if r["step"] is not None else -1,
-                                         r["position"] if r["position"] is not None else big)))
-            for i, g in sorted(by_run.items())]
+def _one_value(table: pa.Table, name: str, src: str) -> str | None:
+    """The value a run-level column holds on every row of one run (read without decoding
+    the column row by row)."""
+    values: set = set()
+    for chunk in table.column(name).chunks:
+        if pa.types.is_dictionary(chunk.type):
+            used = pc.unique(chunk.indices.drop_null())
+            values.update(chunk.dictionary.take(used).to_pylist())
+            if chunk.null_count:
+                values.add(None)
+        else:
+            values.update(pc.unique(chunk).to_pylist())
+    if len(values) != 1:
+        raise TraceError("differs between rows of one run", source=src, field_name=name)
+    return values.pop()
 
 
-def _rebuild(rows: list[dict], src: str) -> Trace:
-    """One run's rows -> its JSON Lines records -> the validating loader -> a Trace.
+def _rebuild(table: pa.Table, src: str, budget: MemoryBudget) -> Trace:
+    """One run's rows (sorted) -> its records -> the validating loader -> a Trace.
 
     In error messages 'line' counts records within the run (1 = run, 2 = step 0, ...).
     """
-    first = rows[0]
-    for key in ("run_json", "summary_json"):
-        if len({r[key] for r in rows}) != 1:
-            raise TraceError("differs between rows of one run", source=src, field_name=key)
-    if first["run_json"] is None:
+    run_json = _one_value(table, "run_json", src)
+    summary_json = _one_value(table, "summary_json", src)
+    if run_json is None:
         raise TraceError("is null", source=src, field_name="run_json")
-    lines = [first["run_json"]]
-    steps: dict[int, list[dict]] = {}
-    for r in rows:
-        if r["step"] is not None:
-            steps.setdefault(r["step"], []).append(r)
-    for n in sorted(steps):
-        lines.append(json.dumps(_step_record(steps[n], src)))
-    if first["summary_json"] is not None:
-        lines.append(first["summary_json"])
-    # each line ends with a newline: a broken record must raise, not pass as a cut-off write
-    traces = parse_lines((line + "\n" for line in lines), source=src)
+    starts = _step_starts(table)
+    if len(starts) > MAX_STEPS_PER_RUN:
+        raise TraceError(f"has {len(starts):,} steps; a run has at most "
+                         f"{MAX_STEPS_PER_RUN:,}", source=src, field_name="step")
+
+    def records():
+        yield 1, record_from_json(run_json, src, 1)
+        yield from _step_records(table, starts, src)
+        if summary_json is not None:
+            yield len(starts) + 2, record_from_json(summary_json, src, len(starts) + 2)
+
+    traces = parse_records(records(), src, budget)
     if len(traces) != 1:
         raise TraceError(f"rebuilds into {len(traces)} runs, expected 1", source=src)
     return traces[0]
 
 
-def _step_record(rows: list[dict], src: str) -> dict:
-    """A step's rows -> its step record as a dict (the JSON Lines 'step' record)."""
-    first = rows[0]
-    rec: dict[str, Any] = {"record": "step", "step": first["step"], "gamma": first["step_gamma"]}
-    null_fields = set(first["null_fields"] or ())
-    empty_fields = set(first["empty_fields"] or ())
-    drafted = first["step_gamma"] != 0 and first["position"] is not None
-    if drafted and [r["position"] for r in rows] != list(range(len(rows))):
-        raise TraceError(f"step {first['step']} has positions "
-                         f"{[r['position'] for r in rows]}, expected 0, 1, ...",
-                         source=src, field_name="position")
-    for f in _POSITION_FIELDS:
-        if f in null_fields:
-            rec[f] = None
-        elif f in empty_fields or not drafted:
-            rec[f] = []
-        else:
-            rec[f] = [r[_COLUMN_OF.get(f, f)] for r in rows]
-    for k in ("emitted_ids", "emitted_text", "emitted_kinds", *_STEP_SCALARS):
-        rec[k] = first[k]
-    return rec
+def _step_records(table: pa.Table, starts: np.ndarray, src: str):
+    """(record number, step record as a dict) for each step of one run's sorted rows. Each
+    column becomes Python values once; a step's lists are slices of them."""
+    first = table.select(list(_STEP_COLUMNS)).take(pa.array(starts, pa.int64())).to_pydict()
+    pos = {c: table.column(c).to_pylist() for c in _POSITION_COLUMNS}
+    ends = [*starts[1:].tolist(), table.num_rows]
+    for i, (a, b) in enumerate(zip(starts.tolist(), ends)):
+        step = {k: v[i] for k, v in first.items()}
+        rec: dict[str, Any] = {"record": "step", "step": step["step"],
+                               "gamma": step["step_gamma"]}
+        null_fields = set(step["null_fields"] or ())
+        empty_fields = set(step["empty_fields"] or ())
+        positions = pos["position"][a:b]
+        drafted = step["step_gamma"] != 0 and positions[0] is not None
+        if drafted and positions != list(range(b - a)):
+            shown = ", ".join(map(str, positions[:8])) + (", ..." if b - a > 8 else "")
+            raise TraceError(f"step {step['step']} has positions {shown}; expected 0, 1, ...",
+                             source=src, field_name="position")
+        for f in _POSITION_FIELDS:
+            if f in null_fields:
+                rec[f] = None
+            elif f in empty_fields or not drafted:
+                rec[f] = []
+            else:
+                rec[f] = pos[_COLUMN_OF.get(f, f)][a:b]
+        for k in ("emitted_ids", "emitted_text", "emitted_kinds", *_STEP_SCALARS):
+            rec[k] = step[k]
+        yield i + 2, rec

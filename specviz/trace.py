@@ -9,7 +9,6 @@ Notation: p = target distribution, q = draft distribution.
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import os
@@ -19,9 +18,24 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator
 
+from .errors import clean
+from .limits import (
+    GAMMA_MAX,
+    MAX_CONTEXT_TOKENS,
+    MAX_LINE_CHARS,
+    MAX_PROMPT_CHARS,
+    MAX_RUNS_PER_FILE,
+    MAX_STEPS_PER_RUN,
+    MAX_TOKEN_CHARS,
+    MAX_TRACE_MB,
+    TOP_ALTERNATIVES_MAX,
+)
+
 SCHEMA_VERSION = 2  # 2 added run.command
 EMITTED_KINDS = ("accepted", "resampled", "bonus")
 MODES = ("speculative", "target-only")
+DRAFTER_KINDS = ("model", "prompt-lookup", "early-exit")  # the same as drafters.DRAFTERS
+STOP_REASONS = ("max_new_tokens", "eos", "context", "stopped", "error")
 
 
 class TraceError(ValueError):
@@ -32,9 +46,14 @@ class TraceError(ValueError):
         self.source = source
         self.line = line
         self.field_name = field_name
-        where = source if line is None else f"{source}, line {line}"
-        what = f" field '{field_name}'" if field_name else ""
+        src = clean(str(source), 200)
+        where = src if line is None else f"{src}, line {line}"
+        what = f" field '{clean(field_name, 60)}'" if field_name else ""
         super().__init__(f"{where}:{what} {message}")
+
+
+class OverBudget(TraceError):
+    """A trace file would take more memory than its MemoryBudget allows."""
 
 
 @dataclass(frozen=True)
@@ -255,12 +274,38 @@ def _is_num(v: Any) -> bool:
     return abs(v) <= sys.float_info.max if isinstance(v, int) else math.isfinite(v)
 
 
+class MemoryBudget:
+    """What the values read so far from one file take in memory (estimated in bytes, as
+    _cost says), against a limit: a file's size on disk says little about it."""
+
+    def __init__(self, limit_mb: float | None):
+        self.limit = None if limit_mb is None else int(limit_mb * 2**20)
+        self.used = 0
+
+
+def _cost(v: list | str) -> int:
+    """Bytes a list of values or a string takes in CPython, an upper estimate: 64 for a
+    list, 48 for a number (its slot and object), 96 + 4 per character for a string."""
+    if isinstance(v, str):
+        return 96 + 4 * len(v)
+    return 64 + sum(96 + 4 * len(x) if isinstance(x, str) else 48 for x in v)
+
+
 class _Checker:
-    def __init__(self, source: str, line: int, obj: dict):
+    def __init__(self, source: str, line: int, obj: dict, budget: MemoryBudget | None = None):
         self.source, self.line, self.obj = source, line, obj
+        self.budget = budget or MemoryBudget(None)
 
     def fail(self, name: str | None, msg: str) -> TraceError:
         return TraceError(msg, source=self.source, line=self.line, field_name=name)
+
+    def spend(self, name: str, v: list | str) -> None:
+        b = self.budget
+        b.used += _cost(v)
+        if b.limit is not None and b.used > b.limit:
+            raise OverBudget(f"brings the file past {b.limit / 2**20:,.0f} MB in memory "
+                             "(estimated), the most one trace file may take",
+                             source=self.source, line=self.line, field_name=name)
 
     def get(self, name: str, *, optional: bool = False, default: Any = None) -> Any:
         if name not in self.obj:
@@ -269,13 +314,15 @@ class _Checker:
             raise self.fail(name, "is missing")
         return self.obj[name]
 
-    def int_(self, name: str, *, lo: int | None = None, optional: bool = False,
-             default: int = 0) -> int:
+    def int_(self, name: str, *, lo: int | None = None, hi: int | None = None,
+             optional: bool = False, default: int = 0) -> int:
         v = self.get(name, optional=optional, default=default)
         if not _is_int(v):
             raise self.fail(name, f"must be an integer, got {_show(v)}")
         if lo is not None and v < lo:
             raise self.fail(name, f"must be >= {lo}, got {v}")
+        if hi is not None and v > hi:
+            raise self.fail(name, f"must be <= {hi:,}, got {_show(v)}")
         return v
 
     def num(self, name: str, *, optional: bool = False, nullable: bool = False,
@@ -291,10 +338,15 @@ class _Checker:
             raise self.fail(name, f"must lie in [{lo}, {hi}], got {v}")
         return float(v)
 
-    def str_(self, name: str, *, optional: bool = False, default: str = "") -> str:
+    def str_(self, name: str, *, optional: bool = False, default: str = "",
+             max_chars: int | None = None) -> str:
         v = self.get(name, optional=optional, default=default)
         if not isinstance(v, str):
             raise self.fail(name, f"must be a string, got {_show(v)}")
+        if max_chars is not None and len(v) > max_chars:
+            raise self.fail(name, f"has {len(v):,} characters; at most {max_chars:,} are "
+                            "allowed")
+        self.spend(name, v)
         return v
 
     def dict_(self, name: str, *, nullable: bool = False, optional: bool = False) -> Any:
@@ -307,7 +359,8 @@ class _Checker:
 
     def list_(self, name: str, kind: str, *, length: int | None = None,
               nullable: bool = False, optional: bool = False, lo: float | None = None,
-              hi: float | None = None, items_nullable: bool = False) -> Any:
+              hi: float | None = None, items_nullable: bool = False,
+              max_len: int | None = None) -> Any:
         v = self.get(name, optional=optional, default=None if nullable else [])
         if v is None and nullable:
             return None
@@ -315,8 +368,9 @@ class _Checker:
             raise self.fail(name, f"must be a list, got {_show(v)}")
         if length is not None and len(v) != length:
             raise self.fail(name, f"must have {length} entries, has {len(v)}")
-        test = {"int": _is_int, "num": _is_num, "str": lambda x: isinstance(x, str),
-                "bool": lambda x: isinstance(x, bool)}[kind]
+        if max_len is not None and len(v) > max_len:
+            raise self.fail(name, f"has {len(v):,} entries; at most {max_len:,} are allowed")
+        test = _TESTS[kind]
         for i, x in enumerate(v):
             if x is None and items_nullable:
                 continue
@@ -326,10 +380,15 @@ class _Checker:
                 raise self.fail(name, f"entry {i} must lie in [{lo}, {hi}], got {x}")
             if kind == "int" and lo is not None and x < lo:
                 raise self.fail(name, f"entry {i} must be >= {lo}, got {x}")
+            if kind == "str" and len(x) > MAX_TOKEN_CHARS:
+                raise self.fail(name, f"entry {i} has {len(x):,} characters; a token's text "
+                                f"has at most {MAX_TOKEN_CHARS:,}")
+        self.spend(name, v)
         return v
 
     def nested(self, name: str, kind: str, *, length: int, nullable: bool = False,
                lo: float | None = None, hi: float | None = None) -> Any:
+        """A top-k field: ``length`` rows (or none) of at most TOP_ALTERNATIVES_MAX entries."""
         v = self.get(name, optional=True, default=None if nullable else [])
         if v is None and nullable:
             return None
@@ -337,15 +396,26 @@ class _Checker:
             raise self.fail(name, f"must be a list, got {_show(v)}")
         if v and len(v) != length:
             raise self.fail(name, f"must have {length} entries, has {len(v)}")
-        test = {"int": _is_int, "num": _is_num, "str": lambda x: isinstance(x, str)}[kind]
+        test = _TESTS[kind]
         for i, row in enumerate(v):
             if not isinstance(row, list):
                 raise self.fail(name, f"entry {i} must be a list, got {_show(row)}")
+            if len(row) > TOP_ALTERNATIVES_MAX:
+                raise self.fail(name, f"entry {i} has {len(row):,} alternatives; at most "
+                                f"{TOP_ALTERNATIVES_MAX} are recorded")
             for x in row:
                 if not test(x) or (kind == "num" and ((lo is not None and x < lo)
                                                       or (hi is not None and x > hi))):
                     raise self.fail(name, f"entry {i} holds an invalid value {_show(x)}")
+                if kind == "str" and len(x) > MAX_TOKEN_CHARS:
+                    raise self.fail(name, f"entry {i} holds a text of {len(x):,} characters; "
+                                    f"a token's text has at most {MAX_TOKEN_CHARS:,}")
+            self.spend(name, row)
         return v
+
+
+_TESTS = {"int": _is_int, "num": _is_num, "str": lambda x: isinstance(x, str),
+          "bool": lambda x: isinstance(x, bool)}
 
 
 def _show(v: Any) -> str:
@@ -373,12 +443,14 @@ def _parse_run(c: _Checker) -> RunRecord:
         if m is not None and not isinstance(m.get("source"), str):
             raise c.fail(name, "must name its 'source' as a string")
     drafter = c.get("drafter", optional=True)
-    if drafter is not None and not isinstance(drafter, str):
-        raise c.fail("drafter", f"must be a string or null, got {_show(drafter)}")
+    if drafter is not None and drafter not in DRAFTER_KINDS:
+        raise c.fail("drafter", f"must be one of {', '.join(DRAFTER_KINDS)} or null, got "
+                     f"{_show(drafter)}")
     config = c.dict_("config")
     gamma = config.get("gamma")
-    if gamma is not None and not (_is_int(gamma) and gamma >= 0):
-        raise c.fail("config", f"'gamma' must be a non-negative integer, got {_show(gamma)}")
+    if gamma is not None and not (_is_int(gamma) and 0 <= gamma <= GAMMA_MAX):
+        raise c.fail("config", f"'gamma' must be an integer from 0 to {GAMMA_MAX}, got "
+                     f"{_show(gamma)}")
     temp = config.get("temperature")
     if temp is not None and not (_is_num(temp) and temp >= 0):
         raise c.fail("config", f"'temperature' must be >= 0, got {_show(temp)}")
@@ -391,8 +463,8 @@ def _parse_run(c: _Checker) -> RunRecord:
         draft=draft,
         drafter=drafter,
         config=config,
-        prompt_text=c.str_("prompt_text"),
-        prompt_token_ids=c.list_("prompt_token_ids", "int", lo=0),
+        prompt_text=c.str_("prompt_text", max_chars=MAX_PROMPT_CHARS),
+        prompt_token_ids=c.list_("prompt_token_ids", "int", lo=0, max_len=MAX_CONTEXT_TOKENS),
         hardware=c.dict_("hardware", optional=True),
         schema_version=version,
         label=c.str_("label", optional=True),
@@ -401,7 +473,7 @@ def _parse_run(c: _Checker) -> RunRecord:
 
 
 def _parse_step(c: _Checker) -> StepRecord:
-    g = c.int_("gamma", lo=0)
+    g = c.int_("gamma", lo=0, hi=GAMMA_MAX)
     drafted_ids = c.list_("drafted_ids", "int", length=g, lo=0)
     accepted = c.list_("accepted", "bool", length=g)
     # accepted must be a prefix: True... then False...
@@ -411,7 +483,7 @@ def _parse_step(c: _Checker) -> StepRecord:
             raise c.fail("accepted", f"entry {i} is true after a rejection "
                          "(accepted tokens must form a prefix)")
         seen_false = seen_false or not a
-    emitted_ids = c.list_("emitted_ids", "int", lo=0)
+    emitted_ids = c.list_("emitted_ids", "int", lo=0, max_len=g + 1)
     kinds = c.list_("emitted_kinds", "str", length=len(emitted_ids))
     for i, k in enumerate(kinds):
         if k not in EMITTED_KINDS:
@@ -455,9 +527,10 @@ def _parse_step(c: _Checker) -> StepRecord:
 
 def _parse_summary(c: _Checker) -> SummaryRecord:
     return SummaryRecord(
-        output_token_ids=c.list_("output_token_ids", "int", lo=0),
+        output_token_ids=c.list_("output_token_ids", "int", lo=0,
+                                 max_len=MAX_STEPS_PER_RUN * (GAMMA_MAX + 1)),
         output_text=c.str_("output_text"),
-        n_steps=c.int_("n_steps", lo=0),
+        n_steps=c.int_("n_steps", lo=0, hi=MAX_STEPS_PER_RUN),
         n_drafted=c.int_("n_drafted", lo=0),
         n_accepted=c.int_("n_accepted", lo=0),
         n_emitted=c.int_("n_emitted", lo=0),
@@ -466,11 +539,18 @@ def _parse_summary(c: _Checker) -> SummaryRecord:
         mean_accepted_length=c.num("mean_accepted_length", nullable=True, lo=0.0),
         wall_s=c.num("wall_s", lo=0.0),
         tokens_per_s=c.num("tokens_per_s", lo=0.0),
-        stop_reason=c.str_("stop_reason", optional=True, default="max_new_tokens"),
+        stop_reason=_stop_reason(c),
         draft_forward_passes=c.int_("draft_forward_passes", optional=True, lo=0),
         mean_beta=c.num("mean_beta", optional=True, nullable=True, default=None,
                         lo=0.0, hi=1.0),
     )
+
+
+def _stop_reason(c: _Checker) -> str:
+    v = c.str_("stop_reason", optional=True, default="max_new_tokens")
+    if v not in STOP_REASONS:
+        raise c.fail("stop_reason", f"must be one of {', '.join(STOP_REASONS)}, got {_show(v)}")
+    return v
 
 
 def _check_known(c: _Checker, cls: type) -> None:
@@ -516,40 +596,118 @@ def _encodable(obj: Any) -> bool:
     return True
 
 
-def parse_lines(lines: Iterable[str], source: str = "<trace>") -> list[Trace]:
-    """Parse JSON Lines into traces; raise TraceError naming line and field on bad input."""
-    traces: list[Trace] = []
-    run: RunRecord | None = None
-    steps: list[StepRecord] = []
-    summary: SummaryRecord | None = None
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str):
+        super().__init__(key)
+        self.key = key
 
-    def close() -> None:
-        if run is not None:
-            traces.append(Trace(run, tuple(steps), summary))
 
-    n = 0
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict:
+    """A JSON object as a dict, refusing a key given twice (json.loads would keep the last)."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for k, _ in pairs:
+            if k in seen:
+                raise _DuplicateKey(k)
+            seen.add(k)
+    return obj
+
+
+def loads_strict(text: str) -> Any:
+    """json.loads that refuses NaN, Infinity and a key given twice in one object (raising
+    ValueError), as the trace format and the prompts files require."""
+    return json.loads(text, parse_constant=_no_constant, object_pairs_hook=_unique_keys)
+
+
+def parse_lines(lines: Iterable[str], source: str = "<trace>", *,
+                max_mb: float | None = MAX_TRACE_MB,
+                budget: MemoryBudget | None = None) -> list[Trace]:
+    """Parse JSON Lines into traces; raise TraceError naming line and field on bad input.
+
+    Lines are split on \\n only (each may keep its newline). A file is held to the decoder's
+    limits (gamma, steps per run, top-k, text lengths; see specviz.limits), and its values to
+    ``max_mb`` of memory, estimated (None: no such limit), or to ``budget``, which several
+    files may share.
+    """
+    return parse_records(_json_objects(lines, source), source,
+                         budget or MemoryBudget(max_mb))
+
+
+def _json_objects(lines: Iterable[str], source: str) -> Iterator[tuple[int, dict]]:
+    """(line number, record) for each non-blank line; a last line cut mid-write is dropped."""
     it = iter(lines)
     for n, raw in enumerate(it, start=1):
         if not raw.strip():
             continue
         try:
-            obj = json.loads(raw, parse_constant=_no_constant)
-        except (ValueError, RecursionError) as e:  # ValueError: JSONDecodeError, huge ints
-            if _cut_short(raw, e) and next(it, None) is None:
-                break  # the writer stopped mid-line: keep the complete records before it
-            msg = getattr(e, "msg", None) or ("nesting too deep"
-                                              if isinstance(e, RecursionError) else str(e))
-            raise TraceError(f"is not valid JSON ({msg[:80]})", source=source,
-                             line=n) from None
-        if not isinstance(obj, dict):
-            raise TraceError("must be a JSON object", source=source, line=n)
-        if "\\u" in raw and not _encodable(obj):
-            raise TraceError("holds a lone surrogate escape (\\ud800-\\udfff), which is not "
-                             "text", source=source, line=n)
-        c = _Checker(source, n, obj)
+            yield n, _record(raw, source, n)
+        except _CutShort as cut:
+            if _cut_short(raw, cut.error) and next(it, None) is None:
+                return  # the writer stopped mid-line: keep the complete records before it
+            raise cut.trace_error from None
+
+
+class _CutShort(Exception):
+    """Invalid JSON that may be a last line cut mid-write (parse_lines decides)."""
+
+    def __init__(self, error: Exception, trace_error: TraceError):
+        self.error, self.trace_error = error, trace_error
+
+
+def record_from_json(raw: str, source: str = "<trace>", line: int | None = None) -> dict:
+    """One JSON Lines record as a dict; TraceError naming the line if it is not valid JSON,
+    too long, not an object, repeats a key or holds a lone surrogate escape."""
+    try:
+        return _record(raw, source, line)
+    except _CutShort as cut:
+        raise cut.trace_error from None
+
+
+def _record(raw: str, source: str, line: int | None) -> dict:
+    if len(raw) > MAX_LINE_CHARS:
+        raise TraceError(f"is longer than {MAX_LINE_CHARS:,} characters, the most one "
+                         "record may have", source=source, line=line)
+    try:
+        obj = loads_strict(raw)
+    except _DuplicateKey as e:
+        raise TraceError("is given twice in one object (which value holds?)",
+                         source=source, line=line, field_name=e.key) from None
+    except (ValueError, RecursionError) as e:  # ValueError: JSONDecodeError, huge ints
+        msg = getattr(e, "msg", None) or ("nesting too deep"
+                                          if isinstance(e, RecursionError) else str(e))
+        raise _CutShort(e, TraceError(f"is not valid JSON ({msg[:80]})", source=source,
+                                      line=line)) from None
+    if not isinstance(obj, dict):
+        raise TraceError("must be a JSON object", source=source, line=line)
+    if "\\u" in raw and not _encodable(obj):
+        raise TraceError("holds a lone surrogate escape (\\ud800-\\udfff), which is not "
+                         "text", source=source, line=line)
+    return obj
+
+
+def parse_records(records: Iterable[tuple[int, dict]], source: str = "<trace>",
+                  budget: MemoryBudget | None = None) -> list[Trace]:
+    """Records (line number, the record as a dict, as JSON would give it) -> traces, with
+    every check of parse_lines; ``budget`` may be shared by several calls."""
+    traces: list[Trace] = []
+    run: RunRecord | None = None
+    steps: list[StepRecord] = []
+    summary: SummaryRecord | None = None
+    budget = budget or MemoryBudget(MAX_TRACE_MB)
+
+    def close() -> None:
+        if run is not None:
+            traces.append(Trace(run, tuple(steps), summary))
+
+    for n, obj in records:
+        c = _Checker(source, n, obj, budget)
         kind = obj.get("record")
         if kind == "run":
             _check_known(c, RunRecord)
+            if len(traces) + (run is not None) >= MAX_RUNS_PER_FILE:
+                raise c.fail("record", f"starts run {MAX_RUNS_PER_FILE + 1:,}; one file may "
+                             f"hold at most {MAX_RUNS_PER_FILE:,} runs")
             close()
             run, steps, summary = _parse_run(c), [], None
         elif kind == "step":
@@ -557,6 +715,9 @@ def parse_lines(lines: Iterable[str], source: str = "<trace>") -> list[Trace]:
                 raise c.fail("record", "a step record must follow a run record")
             if summary is not None:
                 raise c.fail("record", "a step record follows this run's summary")
+            if len(steps) >= MAX_STEPS_PER_RUN:
+                raise c.fail("record", f"is step {len(steps):,} of its run; a run has at "
+                             f"most {MAX_STEPS_PER_RUN:,} steps")
             _check_known(c, StepRecord)
             st = _parse_step(c)
             if st.step != len(steps):
@@ -582,39 +743,59 @@ def parse_lines(lines: Iterable[str], source: str = "<trace>") -> list[Trace]:
     return traces
 
 
-MAX_LINE_CHARS = 50_000_000
-
-
 def read_traces(path_or_file: str | os.PathLike | IO[str] | IO[bytes] | bytes,
-                source: str | None = None) -> list[Trace]:
-    """Load every run of a JSON Lines trace; a run without summary loads as incomplete."""
-    if isinstance(path_or_file, bytes):
-        text = _decode(path_or_file, source or "<upload>")
-        return parse_lines(io.StringIO(text), source or "<upload>")
+                source: str | None = None, *,
+                max_mb: float | None = MAX_TRACE_MB,
+                budget: MemoryBudget | None = None) -> list[Trace]:
+    """Load every run of a JSON Lines trace; a run without summary loads as incomplete.
+
+    The content is read line by line (never copied whole); see parse_lines for the limits
+    (``max_mb``, or a ``budget`` shared with other files).
+    """
+    if isinstance(path_or_file, (bytes, bytearray)):
+        src = source or "<upload>"
+        return parse_lines(_lines_of(bytes(path_or_file), src), src, max_mb=max_mb,
+                           budget=budget)
     if isinstance(path_or_file, (str, os.PathLike)):
         src = source or str(path_or_file)
         try:
             data = Path(path_or_file).read_bytes()
         except OSError as e:
             raise TraceError(f"cannot be read ({e.strerror or e})", source=src) from None
-        return parse_lines(io.StringIO(_decode(data, src)), src)
+        return parse_lines(_lines_of(data, src), src, max_mb=max_mb, budget=budget)
     src = source or str(getattr(path_or_file, "name", "<trace>"))
     try:
         data = path_or_file.read()
     except UnicodeDecodeError:  # a text-mode file of something else
         raise TraceError("is not UTF-8 text", source=src) from None
-    if isinstance(data, bytes):
-        data = _decode(data, src)
-    return parse_lines(io.StringIO(data), src)
+    return parse_lines(_lines_of(data, src), src, max_mb=max_mb, budget=budget)
 
 
-def _decode(data: bytes, source: str) -> str:
+def _lines_of(data: bytes | str, source: str) -> Iterator[str]:
+    """The lines of a file, each with its newline, split on \\n only. Bytes are decoded
+    (UTF-8) one line at a time; a last line cut inside a character loses that character."""
+    nl = b"\n" if isinstance(data, bytes) else "\n"
+    start, n, size = 0, 0, len(data)
+    while start < size:
+        end = data.find(nl, start)  # type: ignore[arg-type]
+        end = size if end < 0 else end + 1
+        n += 1
+        chunk = data[start:end]
+        if isinstance(chunk, bytes):
+            if len(chunk) > 4 * MAX_LINE_CHARS:  # more characters than allowed, surely
+                raise TraceError(f"is longer than {MAX_LINE_CHARS:,} characters, the most "
+                                 "one record may have", source=source, line=n)
+            chunk = _decode_line(chunk, source, n, last=end == size)
+        yield chunk
+        start = end
+
+
+def _decode_line(data: bytes, source: str, line: int, last: bool) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
-        if e.reason == "unexpected end of data":  # cut inside the last character
+        if last and e.reason == "unexpected end of data":  # cut inside the last character
             return data[: e.start].decode("utf-8")
-        line = data[: e.start].count(b"\n") + 1
         raise TraceError("is not UTF-8 text", source=source, line=line) from None
 
 

@@ -1,8 +1,11 @@
 """The command line: a real run on tiny models, and one-line errors for bad input."""
 
+import dataclasses
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -149,3 +152,235 @@ def test_a_run_that_fails_before_decoding_leaves_no_empty_file(tmp_path):
     out = tmp_path / "t.jsonl"
     assert main(["run", *TINY, "--prompt", "ab" * 300, "--out", str(out)]) == 2
     assert not out.exists()
+
+
+# ---------------------------------------------------------------- bad input, one line, exit 2
+
+def _one_error_line(capsys) -> str:
+    err = [line for line in capsys.readouterr().err.splitlines()
+           if line.startswith("specviz:")]
+    assert len(err) == 1, err
+    assert "\x1b" not in err[0] and "Traceback" not in err[0]
+    return err[0]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--temperature", "1e-45"], "temperature 1e-45 is too small"),
+    (["--temperature", "inf"], "temperature must be at most 100, got inf"),
+    (["--temperature", "nan"], "temperature must be >= 0, got nan"),
+    (["--device", "meta"], "unknown device 'meta'; use auto, cpu, cuda or cuda:N"),
+    (["--out", ""], "--out is empty"),
+    (["--out", "   "], "--out is empty"),
+    (["--target", "hf:../dir"], "is not a Hub id: use hf:ORG/NAME"),
+    (["--target", "hf:a/b/c"], "is not a Hub id"),
+])
+def test_more_bad_settings_fail_in_one_line(args, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    rc = main(["run", *TINY, "--prompt", "hi", *args])
+    assert rc == 2
+    assert message in _one_error_line(capsys)
+    assert not list(tmp_path.rglob("*.jsonl"))  # no file, not even an empty one
+
+
+def test_usage_hint_names_the_command_once(capsys):
+    assert main(["specviz", "--help"]) == 2
+    line = _one_error_line(capsys)
+    assert line.endswith("(see python -m specviz --help)"), line
+    assert main(["run", "--gamma"]) == 2
+    assert _one_error_line(capsys).endswith("(see python -m specviz run --help)")
+
+
+def test_out_is_a_directory(tmp_path, capsys):
+    assert main(["run", *TINY, "--prompt", "hi", "--out", str(tmp_path)]) == 2
+    assert "is a directory" in _one_error_line(capsys)
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full here")
+def test_a_full_disk_is_one_line_and_the_device_is_left_alone(capsys):
+    rc = main(["run", *TINY, "--prompt", "hi", "--max-new-tokens", "4", "--out", "/dev/full"])
+    assert rc == 2
+    assert "cannot write /dev/full: No space left on device" in _one_error_line(capsys)
+    assert Path("/dev/full").is_char_device()
+
+
+@pytest.mark.parametrize("content, message", [
+    ('{"prompt": ' + "[" * 100_000 + "]" * 100_000 + "}\n", "line 1: not valid JSON (nested"),
+    ('{"prompt": "a", "prompt": "b"}\n', "line 1: not valid JSON (the key 'prompt' appears"),
+    ('{"prompt": "a"}\n{"prompt": NaN}\n', "line 2: not valid JSON"),
+    ('{"prompt": "' + "x" * 1_000_001 + '"}\n', "line 1: the prompt has 1,000,001 characters"),
+])
+def test_prompts_files_that_break_the_reader(tmp_path, capsys, content, message):
+    path = tmp_path / "p.jsonl"
+    path.write_text(content)
+    assert main(["run", *TINY, "--prompts", str(path)]) == 2
+    line = _one_error_line(capsys)
+    assert str(path) in line and message in line, line
+
+
+def test_prompts_split_on_newlines_only(tmp_path):
+    """U+2028 and U+0085 inside a prompt are text (JSON leaves them unescaped), as is an
+    escaped \\x1c; \\r\\n ends a line like \\n."""
+    from specviz.cli import read_prompts
+    path = tmp_path / "p.jsonl"
+    path.write_bytes('{"prompt": "one\u2028two\u0085three\\u001cfour"}\r\n{"prompt": "2"}\n'
+                     .encode("utf-8"))
+    assert read_prompts(str(path)) == ["one\u2028two\u0085three\x1cfour", "2"]
+
+
+def test_a_huge_prompt_is_refused_before_the_models_load(capsys):
+    assert main(["run", *TINY, "--prompt", "x" * 10_000_000]) == 2
+    line = _one_error_line(capsys)
+    assert "the prompt has 10,000,000 characters; at most 1,000,000" in line
+
+
+def test_a_prompt_that_cannot_fit_is_refused_before_tokenizing(capsys, monkeypatch):
+    """Each of the tiny tokenizer's tokens covers at most 5 characters, its context 512
+    tokens: 3000 characters cannot fit, and are refused without being tokenized."""
+    from specviz import decoding
+    calls = []
+    monkeypatch.setattr(decoding, "encode_prompt",
+                        lambda *a, **k: calls.append(1) or [1] * 10)
+    assert main(["run", *TINY, "--prompt", "ab" * 1500]) == 2
+    line = _one_error_line(capsys)
+    assert "the prompt has 3,000 characters, so at least 600 tokens" in line, line
+    assert "context holds 512" in line and calls == []
+
+
+def test_custom_sources_switch_fails_closed(monkeypatch, tmp_path, capsys):
+    tiny_model("target").save_pretrained(tmp_path / "m")
+    for value in ("00", "n", "disabled", "maybe", ""):
+        monkeypatch.setenv("SPECVIZ_ALLOW_CUSTOM_MODELS", value)
+        assert main(["run", "--target", str(tmp_path / "m"), "--prompt", "hi"]) == 2
+        line = _one_error_line(capsys)
+        assert f"SPECVIZ_ALLOW_CUSTOM_MODELS={value!r} is not one of" in line, line
+
+
+def _model_dir(path: Path) -> Path:
+    """A tiny model's config and tokenizer, without weights."""
+    tiny_model("target").config.save_pretrained(path)
+    tiny_tokenizer().save_pretrained(path)
+    return path
+
+
+def test_a_pickled_checkpoint_is_never_opened(tmp_path, capsys):
+    """Only safetensors are loaded: a pytorch_model.bin whose unpickling would run code (here:
+    create a file) is not touched, and the load fails in one line."""
+    import pickle
+    model = _model_dir(tmp_path / "m")
+    marker = tmp_path / "pickle-ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+    (model / "pytorch_model.bin").write_bytes(pickle.dumps(Payload()))
+    assert main(["run", "--target", str(model), "--draft", "none", "--prompt", "hi"]) == 2
+    line = _one_error_line(capsys)
+    assert f"cannot load {model}" in line and "safetensors" in line, line
+    assert not marker.exists()
+
+
+def test_a_bad_safetensors_header_is_one_line(tmp_path, capsys):
+    model = _model_dir(tmp_path / "m")
+    (model / "model.safetensors").write_bytes(b"\xff" * 8 + b"\x1b[31mnot json\x1b[0m")
+    assert main(["run", "--target", str(model), "--draft", "none", "--prompt", "hi"]) == 2
+    assert f"cannot load {model}" in _one_error_line(capsys)
+
+
+def test_the_hub_offline_fails_fast_in_one_line(tmp_path):
+    """This machine cannot reach the Hub: the command says so within seconds, in one line,
+    without a screen of retry warnings."""
+    import time
+    env = dict(os.environ, HF_HOME=str(tmp_path / "hf"))  # an empty cache
+    env.pop("HF_HUB_OFFLINE", None)
+    t = time.perf_counter()
+    out = subprocess.run([sys.executable, "-m", "specviz", "run", "--target",
+                          "hf:HuggingFaceTB/SmolLM2-135M", "--prompt", "hi"],
+                         capture_output=True, text=True, env=env, timeout=120)
+    took = time.perf_counter() - t
+    if "Hub cannot be reached" not in out.stderr:
+        pytest.skip("the Hub is reachable from this machine")
+    assert out.returncode == 2
+    errors = [x for x in out.stderr.splitlines() if not x.strip().startswith("loading")]
+    assert len(errors) == 1 and errors[0].startswith("specviz: error: cannot load hf:"), \
+        out.stderr
+    assert took < 30, took
+
+
+# ---------------------------------------------------------------- Ctrl-C
+
+def _wait_for_steps(path: Path, proc, n: int, after_runs: int = 1,
+                    timeout: float = 240.0) -> None:
+    """Until the trace holds ``n`` steps of its run number ``after_runs``."""
+    import time
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = path.read_text().split('"record":"run"') if path.exists() else []
+        if len(runs) > after_runs and runs[after_runs].count('"record":"step"') >= n:
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"the command ended early: {proc.stderr.read()}")
+        time.sleep(0.05)
+    proc.kill()
+    raise AssertionError("no steps written in time")
+
+
+def test_ctrl_c_ends_the_command_and_keeps_the_finished_work(tmp_path):
+    """A real SIGINT to a real `python -m specviz run` on the real embedded pair, with several
+    prompts and a baseline: the run in progress stops after its step and is saved with its
+    summary; no baseline and no further prompt starts; exit code 130; no speedup printed."""
+    import signal
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text('{"prompt": "Write a long story about a lighthouse keeper."}\n'
+                       '{"prompt": "Explain how rain forms."}\n')
+    out = tmp_path / "t.jsonl"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "specviz", "run", "--prompts", str(prompts), "--baseline",
+         "--max-new-tokens", "400", "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=dict(os.environ, SPECVIZ_TEST_THREADS="1"))
+    _wait_for_steps(out, proc, 3)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    traces = read_traces(out)
+    assert len(traces) == 1  # neither the baseline nor the second prompt started
+    trace = traces[0]
+    assert trace.run.mode == "speculative" and trace.complete
+    assert trace.summary.stop_reason == "stopped"
+    assert 3 <= trace.summary.n_steps and trace.summary.n_emitted < 400
+    assert "x " not in stdout.split("speedup", 1)[1] and "stopped" in stdout
+    assert "interrupted" in stderr and "Traceback" not in stderr
+
+
+def test_ctrl_c_during_the_baseline_prints_no_speedup(tmp_path):
+    """Interrupted in the target-only run: both runs are kept, the baseline marked stopped,
+    and no speedup is computed from a stopped run against a finished one."""
+    import signal
+    out = tmp_path / "t.jsonl"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "specviz", "run", "--prompt", "Tell me about the sea.",
+         "--baseline", "--max-new-tokens", "40", "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for_steps(out, proc, 2, after_runs=2)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    spec, base = read_traces(out)
+    assert spec.summary.stop_reason != "stopped" and base.summary.stop_reason == "stopped"
+    rows = [line.split() for line in stdout.splitlines() if line.split()[:1] == ["1"]]
+    assert [r[1] for r in rows] == ["speculative", "target-only"]
+    assert rows[0][-2] == "-", stdout  # no speedup
+
+
+def test_the_summary_shows_no_speedup_for_a_stopped_run(capsys):
+    from specviz.cli import _print_summary
+    from tests._traces import tiny_runs
+    runs = tiny_runs()
+    spec, base = runs["greedy"], runs["greedy-base"]
+    _print_summary([(0, "speculative", spec), (0, "target-only", base)], Path("x"))
+    assert "x  " in capsys.readouterr().out.splitlines()[1]  # matched runs: a speedup
+    stopped = dataclasses.replace(
+        base, summary=dataclasses.replace(base.summary, stop_reason="stopped"))
+    _print_summary([(0, "speculative", spec), (0, "target-only", stopped)], Path("x"))
+    row = capsys.readouterr().out.splitlines()[1]
+    assert row.split()[-2] == "-", row

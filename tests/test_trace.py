@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from specviz import DecodeConfig, load_pair, speculative_decode, target_only_decode
+from specviz.parquet import read_parquet_traces, traces_to_parquet
 from specviz.trace import (
     SCHEMA_VERSION,
     Trace,
@@ -187,7 +188,7 @@ def _cases():
         ("run: bad mode", lambda L, s: _edit(L, 0, mode="fast"),
          1, "mode", r"must be one of speculative, target-only"),
         ("run: negative gamma", lambda L, s: _edit(L, 0, config={"gamma": -1}),
-         1, "config", r"'gamma' must be a non-negative integer"),
+         1, "config", r"'gamma' must be an integer from 0 to 32"),
         ("run: negative temperature", lambda L, s: _edit(L, 0, config={"temperature": -1}),
          1, "config", r"'temperature' must be >= 0"),
         ("run: negative prompt token", lambda L, s: _edit(L, 0, prompt_token_ids=[1, -2]),
@@ -251,6 +252,37 @@ def _cases():
          len, "alpha_hat", r"must lie in \[0.0, 1.0\], got 1.5"),
         ("summary: wall_s a string", lambda L, s: _edit(L, len(L) - 1, wall_s="fast"),
          len, "wall_s", r"must be a finite number, got \"fast\""),
+        # the decoder's own limits, and what a crafted file could make the reader do
+        ("step: gamma above the decoder's limit", _step_edit(lambda s: {"gamma": 33}),
+         2, "gamma", r"must be <= 32, got 33"),
+        ("run: gamma above the decoder's limit", lambda L, s: _edit(L, 0, config={"gamma": 33}),
+         1, "config", r"'gamma' must be an integer from 0 to 32, got 33"),
+        ("step: more alternatives than recorded",
+         _step_edit(lambda s: {"p_top_ids": [list(range(51))] * s["gamma"]}),
+         2, "p_top_ids", r"entry 0 has 51 alternatives; at most 50 are recorded"),
+        ("step: a token text too long",
+         _step_edit(lambda s: {"drafted_text": ["x" * 1001] + s["drafted_text"][1:]}),
+         2, "drafted_text", r"entry 0 has 1,001 characters; a token's text has at most 1,000"),
+        ("step: a top-k text too long",
+         _step_edit(lambda s: {"q_top_texts": [["y" * 1001]] * s["gamma"]}),
+         2, "q_top_texts", r"entry 0 holds a text of 1,001 characters"),
+        ("run: prompt too long", lambda L, s: _edit(L, 0, prompt_text="x" * 1_000_001),
+         1, "prompt_text", r"has 1,000,001 characters; at most 1,000,000 are allowed"),
+        ("run: too many prompt tokens",
+         lambda L, s: _edit(L, 0, prompt_token_ids=[1] * 131_073),
+         1, "prompt_token_ids", r"has 131,073 entries; at most 131,072 are allowed"),
+        ("run: unknown drafter", lambda L, s: _edit(L, 0, drafter="![x](https://e.example)"),
+         1, "drafter", r"must be one of model, prompt-lookup, early-exit or null"),
+        ("summary: unknown stop reason",
+         lambda L, s: _edit(L, len(L) - 1, stop_reason="**bold**"),
+         len, "stop_reason", r"must be one of max_new_tokens, eos, context, stopped, error"),
+        ("key given twice", lambda L, s: L[:1] + [L[1].replace('"step":0', '"step":0,"step":1')]
+         + L[2:], 2, "step", r"is given twice in one object"),
+        ("key given twice, nested",
+         lambda L, s: [L[0].replace('"config":{', '"config":{"seed":1,"seed":2,')] + L[1:],
+         1, "seed", r"is given twice in one object"),
+        ("line too long", lambda L, s: L[:1] + [L[1][:-1] + ',"x":"' + "y" * 8_000_000 + '"}']
+         + L[2:], 2, None, r"is longer than 8,000,000 characters, the most one record may"),
         ("non-UTF-8", lambda L, s: _bytes(L[:2]) + b'{"record": "st\xffep"}\n' + _bytes(L[2:]),
          3, None, r"is not UTF-8 text"),
         ("empty file", lambda L, s: b"", None, None, r"holds no run record"),
@@ -488,7 +520,8 @@ def _mutate(data_bytes: bytes, data) -> bytes:
 
 def test_fuzz_loader_loads_or_raises_trace_error(traces):
     """At least 1000 mutated files: each loads, or raises TraceError and nothing else. What
-    loads is well formed: written back and read again, it is equal."""
+    loads is well formed: written back and read again, as JSON Lines and as Parquet, it is
+    equal."""
     base = _bytes([line for t in traces[:3] for line in _lines(t)])
     base += _bytes(_lines(traces[5])[:-1])  # an incomplete last run
     fed, loaded = [], []
@@ -509,6 +542,12 @@ def test_fuzz_loader_loads_or_raises_trace_error(traces):
         loaded.append(1)
         again = read_traces(traces_to_jsonl(back).encode("utf-8"))
         assert again == back
+        try:  # what loads also goes through a Parquet file and back unchanged
+            exported = io.BytesIO()
+            traces_to_parquet(back, exported)
+        except ValueError:  # a value Parquet's types cannot hold (e.g. an id beyond int64)
+            return
+        assert read_parquet_traces(exported.getvalue()) == back
 
     fuzz()
     assert len(fed) >= 1000

@@ -12,6 +12,7 @@ from specviz import DEFAULT_TARGET, DecodeConfig, ModelSourceError, Trace, Trace
 from specviz.errors import one_line
 from specviz.models import custom_sources_allowed, embedded_names, load_pair
 from specviz.paths import TRACES
+from ui.plain import as_text
 
 TRACES_DIR = TRACES
 TRACES_ENV = "SPECVIZ_TRACES_DIR"  # another folder of example traces (tests, deployments)
@@ -163,13 +164,13 @@ def load_pair_ui(s: Settings):
         with st.spinner(f"Loading {s.target} …"):
             pair = get_pair(s.target, s.draft, _progress=progress)
     except ModelSourceError as e:
-        st.error(f"Cannot load the models: {e}")
+        st.error(f"Cannot load the models: {as_text(e)}")
         return None
     except MemoryError:
         st.error("Out of memory while loading the models; choose a smaller pair.")
         return None
     except Exception as e:  # a clear line, never a traceback
-        st.error(f"Cannot load the models: {short_error(e)}")
+        st.error(f"Cannot load the models: {as_text(short_error(e))}")
         return None
     finally:
         bar.empty()

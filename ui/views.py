@@ -14,6 +14,7 @@ from specviz import frames as F
 from specviz.diagnosis import METRIC_DEFINITIONS, Costs, diagnose, measure
 from specviz.limits import GAMMA_MAX, GAMMA_MIN
 from specviz.trace import traces_to_jsonl
+from ui.plain import as_text
 
 TIMELINE_WINDOW = 40
 
@@ -160,7 +161,7 @@ def render_trace(trace: Trace, key: str, baseline: Trace | None = None, source: 
     base_fr = frames_of(trace_key(baseline, source), baseline) if baseline else None
     name = F.run_name(trace)
     target_only = F.is_target_only(trace)
-    st.caption(F.engine_summary(trace))
+    st.caption(as_text(F.engine_summary(trace)))
     if not target_only:
         metrics_ui(trace, baseline)
     st.subheader("Colored text")

@@ -14,7 +14,8 @@ from specviz.figures import show_token
 from specviz.figures import walkthrough_views as V
 from ui.common import bundled_files, load_bundled
 from ui.live import live_store
-from ui.uploads import MAX_UPLOAD_MB, read_upload
+from ui.plain import as_text
+from ui.uploads import MAX_UPLOAD_MB, UPLOAD_TYPES, read_upload, upload_label
 
 LIVE = "Last live run (this session)"
 UPLOAD = "Upload a trace file…"
@@ -68,9 +69,8 @@ def trace_source_ui() -> tuple[list[Trace], str] | None:
     if source == LIVE:
         return [live], "live"
     if source == UPLOAD:
-        up = st.file_uploader(f"Trace file (JSON Lines or Parquet, up to {MAX_UPLOAD_MB} MB)",
-                              type=["jsonl", "json", "parquet"], key="wt_upload",
-                              on_change=_reset_position)
+        up = st.file_uploader(upload_label("Trace file"), type=UPLOAD_TYPES, key="wt_upload",
+                              max_upload_size=MAX_UPLOAD_MB, on_change=_reset_position)
         if up is None:
             st.info("Upload a trace (the Live page's download, `python -m specviz run --out`, "
                     "or `write_traces`), or run one on *Live decoding*: its last run appears "
@@ -78,13 +78,13 @@ def trace_source_ui() -> tuple[list[Trace], str] | None:
             return None
         traces, error = read_upload(up.name, up.getvalue())
         if error:
-            st.error(f"Cannot open this file. {error}")
+            st.error(f"Cannot open this file. {as_text(error)}")
             return None
         return traces, up.name
     files = {f.name: f for f in bundled_files()}
     traces, error = load_bundled(files[source])
     if error:
-        st.error(f"Cannot open this trace. {error}")
+        st.error(f"Cannot open this trace. {as_text(error)}")
         return None
     return traces, source
 
@@ -94,7 +94,7 @@ def run_picker_ui(traces: list[Trace], source: str) -> Trace | None:
     runs = [t for t in traces if W.is_walkable(t)]
     skipped = sum(F.is_target_only(t) for t in traces)
     if not runs:
-        st.info(f"{source} holds no speculative run with steps"
+        st.info(f"{as_text(source)} holds no speculative run with steps"
                 + (f" (only {skipped} target-only run{'s' if skipped != 1 else ''}: the target "
                    "decodes alone, one token per step, so no draft is proposed, verified or "
                    "rejected)" if skipped else "")
@@ -197,7 +197,8 @@ def _player(trace: Trace, interval: float | None, presenter: bool) -> None:
         c4.button("Go", key="wt_go", on_click=_jump)
         c5.caption(f"Step {walk.step} of {n_steps - 1} · micro-step {m.index + 1} of "
                    f"{len(walk.micro)} · γ = {walk.gamma} · "
-                   + ("greedy" if walk.greedy else "sampled") + f" · drafter {walk.drafter}"
+                   + ("greedy" if walk.greedy else "sampled")
+                   + f" · drafter {as_text(walk.drafter)}"
                    + (" · autoplay on" if ss.wt_playing else ""))
         st.html(V.phase_bar_html(m.phase))
         st.html(V.token_strip_html(W.strip_tokens(walk, m.index)))
