@@ -293,6 +293,8 @@ def _draft_text(s: StepRecord, w: StepWalk, x: Position) -> str:
         return (f"Prompt lookup copies {quote(x.text)}: it followed an earlier occurrence of "
                 "the last few tokens. It has no distribution, so the verifier treats the "
                 "proposal as certain: q is one-hot on it (q = 1).")
+    if w.drafter == "feature-head":
+        return _head_text(s, w, x)
     who = "The draft model" if w.drafter == "model" else "The early-exit draft (the " \
         "target's first layers)"
     how = "takes its most likely token" if w.greedy else "samples from q"
@@ -303,6 +305,28 @@ def _draft_text(s: StepRecord, w: StepWalk, x: Position) -> str:
         text += f" q's top choices here: {top}."
     if x.pos + 1 < w.gamma:
         text += " It feeds this token back in to draft the next one."
+    return text
+
+
+def _head_text(s: StepRecord, w: StepWalk, x: Position) -> str:
+    """A feature head's draft: what it reads and what it proposes."""
+    n = w.cache.committed_before
+    if x.pos == 0:
+        reads = (f"The feature head reads the target's own last hidden state at position "
+                 f"{n - 2} (computed by the target's previous pass, not a new one) with the "
+                 f"embedding of the last committed token, guesses the target's hidden state "
+                 f"at position {n - 1}, and turns that guess into q with the target's own "
+                 "output layer.")
+    else:
+        reads = ("The target has not read the previous draft yet, so there is no hidden "
+                 "state of it: the head feeds back its own guess of that hidden state, with "
+                 "the embedding of the token it just drafted, and guesses the next one.")
+    how = "It takes q's most likely token" if w.greedy else "It samples from q"
+    top = _top(s.q_top_texts[x.pos] if s.q_top_texts else None,
+               s.q_top_probs[x.pos] if s.q_top_probs else None)
+    text = f"{reads} {how}: {quote(x.text)} with q = {num(x.q)}."
+    if top:
+        text += f" q's top choices here: {top}."
     return text
 
 
@@ -444,6 +468,10 @@ def _commit_text(w: StepWalk) -> str:
                  "bonus token are new to it.")
     elif w.drafter == "prompt-lookup":
         text += " Prompt lookup keeps no cache: it only searches the committed tokens."
+    elif w.drafter == "feature-head":
+        text += (" The feature head now reads the target's hidden states of the committed "
+                 "tokens, which this verify pass has just computed, so its next draft starts "
+                 "from the target's own view of the text.")
     return text
 
 

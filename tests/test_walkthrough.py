@@ -351,3 +351,17 @@ def test_the_library_leaves_streamlit_out():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_feature_head_step_says_what_the_head_reads():
+    """The walkthrough of a real feature-head run (tiny target): the first draft reads the
+    target's hidden state from its previous pass, later drafts the head's own guess."""
+    from specviz import DecodeConfig, load_pair, speculative_decode
+    pair = load_pair("embedded:tiny-random-target")
+    cfg = DecodeConfig(drafter="feature-head", gamma=3, max_new_tokens=16, chat=False)
+    trace = speculative_decode(pair, "abc abc abc", cfg)
+    step = next(s.step for s in trace.steps if s.gamma == 3)
+    texts = [m.narration for m in W.walk_step(trace, step).micro]
+    assert "reads the target's own last hidden state" in texts[0]
+    assert "its own guess" in texts[1]
+    assert "hidden states of the committed tokens" in texts[-1]
