@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator
 
+from .core import DRAFTERS
 from .errors import clean
 from .limits import (
     GAMMA_MAX,
@@ -34,7 +35,7 @@ from .limits import (
 SCHEMA_VERSION = 2  # 2 added run.command
 EMITTED_KINDS = ("accepted", "resampled", "bonus")
 MODES = ("speculative", "target-only")
-DRAFTER_KINDS = ("model", "prompt-lookup", "early-exit")  # the same as drafters.DRAFTERS
+DRAFTER_KINDS = DRAFTERS
 STOP_REASONS = ("max_new_tokens", "eos", "context", "stopped", "error")
 
 

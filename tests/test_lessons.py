@@ -34,7 +34,7 @@ from specviz.teaching.lessons import step_structure as L5
 from specviz.teaching.lessons import temperature_and_roles as L7
 
 LESSON_FILES = sorted((R.TRACES_ROOT / R.LESSON_DIR).glob("*.jsonl"))
-NUMBERS = list(range(1, 13))
+NUMBERS = list(range(1, 14))
 DECIMAL = re.compile(r"(?<![\w.])\d+\.\d+")
 
 
@@ -66,7 +66,7 @@ def _raw_steps(path):
 # ---------------------------------------------------------------- content and its files
 
 
-def test_twelve_lessons_in_the_algorithms_order_with_every_part():
+def test_lessons_in_the_algorithms_order_with_every_part():
     assert [x.number for x in L.LESSONS] == NUMBERS
     assert [x.slug for x in L.LESSONS] == list(L.ORDER)
     # draft, then verify, then accept, then commit
@@ -97,8 +97,8 @@ def test_each_lesson_is_one_data_file_and_its_number_code():
 
 def test_lesson_lookup():
     assert L.lesson(7).slug == "temperature-and-roles"
-    with pytest.raises(ValueError, match="no lesson 13"):
-        L.lesson(13)
+    with pytest.raises(ValueError, match="no lesson 14"):
+        L.lesson(14)
 
 
 def test_teaching_imports_neither_streamlit_nor_figures():

@@ -23,6 +23,7 @@ from specviz.teaching.lessons import draft_distribution as L2
 from specviz.teaching.lessons import draft_length_policy as L12
 from specviz.teaching.lessons import efficiency_limits as L6
 from specviz.teaching.lessons import fast_but_wrong as L10
+from specviz.teaching.lessons import feature_head as L13
 from specviz.teaching.lessons import gamma_budget as L8
 from specviz.teaching.lessons import low_speedup as L11
 from specviz.teaching.lessons import parallel_verification as L3
@@ -561,6 +562,27 @@ def exp_policy(files: Files, nums: dict) -> None:
                "per token does not depend on timing.")
 
 
+def exp_feature_head(files: Files, nums: dict) -> None:
+    st.plotly_chart(LV.fig_kept_by_position(L13.by_position(files)), key="l13_pos")
+    head, draft = R.speculative(files[L13.HEAD]), R.speculative(files[L13.DRAFT])
+    prompts = [t.run.prompt_text for t in head]
+    i = st.selectbox("Prompt", range(len(prompts)), key="l13_prompt",
+                     format_func=lambda k: R.short(prompts[k], 70))
+    cols = st.columns(2)
+    for col, (who, runs) in zip(cols, (("feature head", head), ("draft model", draft))):
+        t = next((r for r in runs if r.run.prompt_text == prompts[i]), None)
+        if t is None:
+            continue
+        fr = F.tokens_frame(t)
+        col.markdown(f"**{who}**: α̂ = {_fmt(F.trace_alpha(t), '{:.3f}')}, "
+                     f"{_fmt(t.with_summary().summary.mean_accepted_length)} tokens per step")
+        with col:
+            st.html(G.legend_html() + G.colored_text_html(fr))
+    st.caption("Both runs are greedy, so their output text is the target's own and the same; "
+               "what differs is which drafts were kept (coloured) and thrown away (struck "
+               "through). Recorded one after the other on a 2-core CPU.")
+
+
 EXPERIMENTS = {
     "architecture": exp_architecture,
     "draft-distribution": exp_draft_distribution,
@@ -574,6 +596,7 @@ EXPERIMENTS = {
     "fast-but-wrong": exp_wrong_verifier,
     "low-speedup": exp_low_speedup,
     "draft-length-policy": exp_policy,
+    "feature-head": exp_feature_head,
 }
 
 

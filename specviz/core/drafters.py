@@ -17,9 +17,8 @@ from __future__ import annotations
 import torch
 
 from ..sampling import Sampling, choose, logits_to_probs
+from . import DRAFTERS  # noqa: F401  (the drafter kinds, listed where the loader reads them)
 from .state import RunState
-
-DRAFTERS = ("model", "feature-head", "prompt-lookup", "early-exit")
 
 
 class ModelDrafter:

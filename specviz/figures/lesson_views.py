@@ -16,6 +16,7 @@ from ..teaching.lessons import architecture as L1
 from ..teaching.lessons import draft_distribution as L2
 from ..teaching.lessons import draft_length_policy as L12
 from ..teaching.lessons import efficiency_limits as L6
+from ..teaching.lessons import feature_head as L13
 from ..teaching.lessons import gamma_budget as L8
 from ..teaching.lessons import low_speedup as L11
 from ..teaching.lessons import parallel_verification as L3
@@ -230,3 +231,22 @@ def fig_latency_percentiles(latency: pd.DataFrame) -> go.Figure:
             for i, k in enumerate(L12.PERCENTILES)]
     return themed(data, "Per-token latency (step time / tokens it emitted)", height=400,
                   barmode="group", yaxis=dict(title="ms per token", rangemode="tozero"))
+
+
+def fig_kept_by_position(by_pos: pd.DataFrame) -> go.Figure:
+    """Drafts kept at each draft position, per drafter: one row of
+    ``feature_head.by_position`` becomes one bar (kept / judged, the counts on it)."""
+    data = []
+    for i, (who, df) in enumerate(by_pos.groupby(L13.DRAFTER, sort=False)):
+        data.append(go.Bar(x=df[F.POS], y=df[L13.RATE], name=str(who),
+                           marker_color=SERIES[i % len(SERIES)],
+                           marker_pattern_shape=["", "/"][i % 2],
+                           text=[f"{k}/{j}" for k, j in zip(df[F.N_ACCEPTED_AT],
+                                                            df[F.N_JUDGED])],
+                           textposition="outside",
+                           hovertemplate="position %{x}: %{y:.0%} kept (%{text})"
+                                         "<extra>" + str(who) + "</extra>"))
+    return themed(data, "Drafts kept at each position: feature head and draft model",
+                  height=380, barmode="group",
+                  xaxis=dict(title="draft position", dtick=1),
+                  yaxis=dict(title="kept / judged", range=[0, 1.15], tickformat=".0%"))

@@ -40,7 +40,7 @@ from .runs import LESSON_DIR, TRACES_ROOT, Files, load_files
 HERE = Path(__file__).resolve().parent
 
 # the course in the algorithm's order: who drafts, drafting, verifying, accepting, committing;
-# then what limits the speedup, and the engineer's questions
+# then what limits the speedup, the engineer's questions, and a draft that reads the target
 ORDER = (
     "architecture",
     "draft-distribution",
@@ -54,6 +54,7 @@ ORDER = (
     "fast-but-wrong",
     "low-speedup",
     "draft-length-policy",
+    "feature-head",
 )
 
 LESSONS: tuple[Lesson, ...] = tuple(read_lesson(HERE / f"{slug}.yaml", i + 1)
