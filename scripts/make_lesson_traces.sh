@@ -36,3 +36,8 @@ run --gamma 4 --verifier accept-high-q --baseline --label "lesson: wrong verifie
     --out "$out/wrong-accept-high-q-greedy.jsonl"
 run --gamma 4 --temperature 0.7 --seed 1 --verifier accept-high-q \
     --label "lesson: wrong verifier accept-high-q, tau 0.7" --out "$out/wrong-accept-high-q-t0.7.jsonl"
+# feature-head: the feature head and the draft model on the same prompts, back to back
+run --gamma 4 --drafter feature-head --baseline --label "lesson: feature head, greedy, gamma 4" \
+    --out "$out/feature-head.jsonl"
+run --gamma 4 --drafter model --baseline \
+    --label "lesson: draft model beside the feature head, greedy, gamma 4" --out "$out/draft-beside-head.jsonl"
