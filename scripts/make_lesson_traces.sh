@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 out=assets/traces/lessons
 mkdir -p "$out"
 prompts=assets/prompts/lessons.jsonl  # the first three prompts of examples.jsonl
-run() { nice -n 10 python3 -m specviz run --prompts "$prompts" --max-new-tokens 48 "$@"; }
+run() { nice -n 10 python3 -m specviz run --prompts "$prompts" --max-new-tokens 48 --drafter model "$@"; }
 
 # draft length sweep, greedy, each with its own target-only baseline (efficiency-limits,
 # gamma-budget, parallel-verification, architecture and others read gamma-4)
