@@ -86,9 +86,11 @@ class ModelPair:
 
     @property
     def default_drafter(self) -> str:
-        """The drafter measured fastest for this pair and device: the feature head on a GPU
-        (docs/feature-head.md), else the draft model, else prompt lookup."""
-        if self.head is not None and (self.device.type == "cuda" or self.draft is None):
+        """The drafter measured fastest for this pair and device (docs/feature-head.md): the
+        feature head on a GPU and in bfloat16/float16; on a CPU in float32, where the two
+        are level, the draft model; prompt lookup when there is neither."""
+        fast = self.device.type == "cuda" or self.target.dtype != torch.float32
+        if self.head is not None and (fast or self.draft is None):
             return "feature-head"
         return "model" if self.draft is not None else "prompt-lookup"
 
