@@ -272,7 +272,7 @@ def _cases():
          lambda L, s: _edit(L, 0, prompt_token_ids=[1] * 131_073),
          1, "prompt_token_ids", r"has 131,073 entries; at most 131,072 are allowed"),
         ("run: unknown drafter", lambda L, s: _edit(L, 0, drafter="![x](https://e.example)"),
-         1, "drafter", r"must be one of model, prompt-lookup, early-exit or null"),
+         1, "drafter", r"must be one of model, feature-head, prompt-lookup, early-exit or null"),
         ("summary: unknown stop reason",
          lambda L, s: _edit(L, len(L) - 1, stop_reason="**bold**"),
          len, "stop_reason", r"must be one of max_new_tokens, eos, context, stopped, error"),
