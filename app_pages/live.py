@@ -36,6 +36,10 @@ with st.form("live_form", border=False, enter_to_submit=False):
     c2.checkbox("Also run the target alone (baseline: speedup, identical output)",
                 key="with_baseline")
 stop_slot = st.empty()
+# One slot for everything below: the live view while a run decodes, then the run's views.
+# Its first paint replaces the previous run's views at once (they would otherwise stay on the
+# page, greyed out, for the browser to keep drawing while the decoder works).
+out = st.empty()
 
 store = live_store()
 if run_clicked:
@@ -47,36 +51,37 @@ run = busy(store)
 if run is not None:  # a run of this session is decoding: paint it until it ends
     stop_slot.button("Stop", key="stop", on_click=stop_current,
                      help="Ends the run after its current step; the steps so far are kept.")
-    live = st.empty()
-    box = live.container()
-    watch(run, (box.empty(), box.empty(), box.empty()))
-    live.empty()
+    watch(run, out)
     stop_slot.empty()
 
-result = store["result"]
-if result is None:
-    st.info("Pick a preset or write a prompt, then press **Run**. Tip: choose "
-            "embedded:tiny-random-target as the target for an instant demo.")
-    st.stop()
-spec = result["spec"]
-run_id = spec.run.run_id if spec is not None else ""
-rate = spec.summary.tokens_per_s if spec is not None and spec.steps else 0.0
-made = f"{spec.summary.n_emitted} tokens at {rate:.1f} tokens/s · " if rate else ""
-st.html(f'<div class="specviz-last-run" data-run-id="{html.escape(run_id)}" '
-        f'data-tokens-per-s="{rate:.4f}" style="color:#666;font-size:0.85em">'
-        f"Last run {html.escape(run_id)}: {made}{html.escape(result['settings'])}</div>")
-if result["error"]:
-    st.error(f"The run stopped with an error: {result['error']}" +
-             (" The steps that finished are kept below." if result["spec"] else ""))
-spec, base = result["spec"], result["base"]
-if spec is None or not spec.steps:
-    st.stop()
-if spec.summary.stop_reason == "stopped":
-    st.warning(f"Stopped after {len(spec.steps)} steps; the partial trace is kept.")
 
-highlight = baseline_check_ui(spec, base)
-render_trace(spec, key="live", baseline=base, highlight=highlight)
-if base is not None:
-    with st.expander("Target-only output", expanded=highlight is not None):
-        colored_text_ui(frames_of(trace_key(base), base)["tokens"], highlight=highlight,
-                        target_only=True)
+def _result_ui(result: dict | None) -> None:
+    """The last run of this session: a line naming it, its views, the baseline check."""
+    if result is None:
+        st.info("Pick a preset or write a prompt, then press **Run**. Tip: choose "
+                "embedded:tiny-random-target as the target for an instant demo.")
+        return
+    spec, base = result["spec"], result["base"]
+    run_id = spec.run.run_id if spec is not None else ""
+    rate = spec.summary.tokens_per_s if spec is not None and spec.steps else 0.0
+    made = f"{spec.summary.n_emitted} tokens at {rate:.1f} tokens/s · " if rate else ""
+    st.html(f'<div class="specviz-last-run" data-run-id="{html.escape(run_id)}" '
+            f'data-tokens-per-s="{rate:.4f}" style="color:#666;font-size:0.85em">'
+            f"Last run {html.escape(run_id)}: {made}{html.escape(result['settings'])}</div>")
+    if result["error"]:
+        st.error(f"The run stopped with an error: {result['error']}" +
+                 (" The steps that finished are kept below." if spec else ""))
+    if spec is None or not spec.steps:
+        return
+    if spec.summary.stop_reason == "stopped":
+        st.warning(f"Stopped after {len(spec.steps)} steps; the partial trace is kept.")
+    highlight = baseline_check_ui(spec, base)
+    render_trace(spec, key="live", baseline=base, highlight=highlight)
+    if base is not None:
+        with st.expander("Target-only output", expanded=highlight is not None):
+            colored_text_ui(frames_of(trace_key(base), base)["tokens"], highlight=highlight,
+                            target_only=True)
+
+
+with out.container():
+    _result_ui(store["result"])

@@ -163,7 +163,8 @@ def test_live_run_with_tiny_models_and_baseline(monkeypatch):
 
 
 def test_live_decodes_off_the_script_thread(monkeypatch):
-    """The decoder runs in a thread of its own, so painting never holds it up."""
+    """The decoder runs in a thread of its own (one for the server), so painting never
+    holds it up."""
     import threading
 
     import ui.live
@@ -177,7 +178,7 @@ def test_live_decodes_off_the_script_thread(monkeypatch):
     monkeypatch.setattr(ui.live, "speculative_decode", spy)
     at = _live(max_new=8)
     assert _run(at)["spec"].summary.n_emitted == 8
-    assert seen == ["specviz-live-decode"]
+    assert len(seen) == 1 and seen[0].startswith("specviz-live-decode")
 
 
 def test_live_paint_cost_does_not_grow_with_the_run():
@@ -381,6 +382,25 @@ def test_inspector_names_runs_apart_and_keys_the_what_if_per_run():
     # the shares that chose the label, beside it
     shares = _figure(at, "Share of the gap")["data"][0]
     assert list(shares["y"])[:2] == ["short drafts", "acceptance"]
+
+
+def test_long_timeline_opens_at_step_0_under_one_title():
+    """A run longer than the timeline's window opens at its first step, and the heading
+    above the figure is the only title."""
+    from specviz import DecodeConfig, load_pair, target_only_decode
+    pair = load_pair("embedded:tiny-random-target")
+    long = target_only_decode(pair, "abc", DecodeConfig(max_new_tokens=60, chat=False))
+    assert len(long.steps) == 60
+    at = _app("app_pages/inspector.py")
+    at.multiselect(key="insp_bundled").set_value([])
+    at.file_uploader(key="insp_uploads").set_value(
+        ("long.jsonl", traces_to_jsonl([long]).encode(), "application/jsonl"))
+    at.run()
+    _no_failure(at)
+    assert at.slider(key="insp_tl_start").value == 0
+    assert [h.value for h in at.subheader].count("Token timeline") == 1
+    with pytest.raises(AssertionError):
+        _figure(at, "Token timeline")  # no second title on the figure itself
 
 
 def test_inspector_throughput_bars_are_horizontal(traces_dir, monkeypatch):

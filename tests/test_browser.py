@@ -77,7 +77,7 @@ def _run_and_wait(page) -> str:
     """Click Run and wait for this run's result; returns its run id."""
     before = page.evaluate(LAST_RUN)
     page.locator(".st-key-run button").click()
-    page.wait_for_function(f"() => ({LAST_RUN})() !== '{before}' || "
+    page.wait_for_function(f"() => !['', '{before}'].includes(({LAST_RUN})()) || "
                            "document.body.innerText.includes('Cannot load the models')",
                            timeout=600_000)
     assert page.get_by_text("Cannot load the models").count() == 0
@@ -137,12 +137,13 @@ def test_run_right_after_a_slider_uses_the_value_shown(page, app_url):
     shown = page.locator(".st-key-max_new_tokens [data-testid='stSliderThumbValue']")
     assert shown.inner_text() == "328"
     page.locator(".st-key-run button").click()
-    page.wait_for_function(f"() => ({LAST_RUN})() !== '{before}' || "
+    page.wait_for_function(f"() => !['', '{before}'].includes(({LAST_RUN})()) || "
                            "!!document.querySelector('.st-key-stop')", timeout=300_000)
     stop = page.locator(".st-key-stop").get_by_role("button", name="Stop")
     if stop.count():
         stop.click()  # no need to wait for 328 tokens
-    page.wait_for_function(f"() => ({LAST_RUN})() !== '{before}'", timeout=300_000)
+    page.wait_for_function(f"() => !['', '{before}'].includes(({LAST_RUN})())",
+                           timeout=300_000)
     page.get_by_role("tab", name="Download").click()
     with page.expect_download() as dl:
         page.locator(".st-key-live_dl_trace button").click()

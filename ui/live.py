@@ -1,13 +1,14 @@
 """The Live page's runs: the decoder works in a thread of its own, and the page script paints
 what it has made so far at a steady rate, so painting never holds decoding up.
 
-Each paint costs the same however long the run is: new steps are turned into text spans once
-(append-only), the text shows its last ``LIVE_TOKENS`` tokens and the timeline its last
-``LIVE_STEPS`` steps; the whole run is drawn once it ends.
+Each paint costs the same however long the run is: new steps are turned into text spans and
+timeline rows once (append-only), the text shows its last ``LIVE_TOKENS`` pieces and the
+timeline its last ``LIVE_STEPS`` steps, as small HTML (a class per token kind); the whole run
+is drawn, with every figure, once it ends.
 
 Stop sets an event the decoder reads between two steps (``should_stop``): the run ends
 cleanly and keeps its steps. A rerun of the page (any click) does not stop a run: the next
-run of the page goes on painting it. When the session ends, the run is stopped.
+run of the page goes on painting it. A session that ends while the page paints stops its run.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-import pandas as pd
 import streamlit as st
 from streamlit.runtime.scriptrunner_utils.exceptions import StopException
 
@@ -35,10 +36,9 @@ from specviz import figures as G
 from specviz import frames as F
 from specviz.errors import one_line
 
-FRAME_S = 0.25  # the text and the running numbers repaint this often
-TIMELINE_EVERY = 4  # frames between two repaints of the timeline (a Plotly figure)
-LIVE_TOKENS = 300  # tokens the live text shows (the whole text once the run ends)
-LIVE_STEPS = 24  # steps the live timeline shows
+FRAME_S = 0.5  # the live view repaints this often
+LIVE_TOKENS = 300  # text pieces the live text shows (the whole text once the run ends)
+LIVE_STEPS = 12  # steps the live timeline shows
 HISTORY = 8  # runs kept per session (the Theory page plots them)
 
 
@@ -133,6 +133,12 @@ def _work(pair, run: LiveRun, store: dict) -> None:
         run.done.set()
 
 
+# One decoding thread for the whole server: every live run of every session decodes there, one
+# after the other. The models are shared by all sessions, and on a CPU torch's thread pools
+# run markedly slower (about 30 % here) when decodes move from thread to thread.
+_DECODER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="specviz-live-decode")
+
+
 def start(pair, prompt: str, cfg: DecodeConfig, with_baseline: bool,
           settings: str = "") -> LiveRun:
     """Start a run in its own thread; the session's store receives its result."""
@@ -143,78 +149,74 @@ def start(pair, prompt: str, cfg: DecodeConfig, with_baseline: bool,
         old.done.wait()
     run = LiveRun(prompt, cfg, with_baseline, settings)
     store["run"] = run
-    threading.Thread(target=_work, args=(pair, run, store), daemon=True,
-                     name="specviz-live-decode").start()
+    _DECODER.submit(_work, pair, run, store)
     return run
 
 
 class _Painter:
-    """What the live view has of one part of a run: text spans (append-only), the token
-    rows of its last steps, running counts. ``add`` costs what the new steps cost."""
+    """What the live view has of one part of a run: compact text spans and timeline rows
+    of its last steps (append-only, bounded), running counts. ``add`` costs what the new
+    steps cost; ``html`` what the bounded window costs."""
 
     def __init__(self, target_only: bool) -> None:
         self.target_only = target_only
         self.spans: deque[str] = deque(maxlen=LIVE_TOKENS)
-        self.recent: deque = deque(maxlen=LIVE_STEPS)  # token frames of the last steps
+        self.recent: deque[str] = deque(maxlen=LIVE_STEPS)  # timeline rows, HTML
         self.n_steps = self.n_tokens = self.n_spans = self.n_accepted = self.n_judged = 0
 
     def add(self, steps: list[StepRecord]) -> None:
         if not steps:
             return
         rows = F.step_tokens_frame(steps, self.target_only, self.n_tokens)
-        spans = G.token_spans(rows)
+        spans = G.live_spans(rows)
         self.spans.extend(spans)
         self.n_spans += len(spans)
         for _, df in rows.groupby(F.STEP, sort=False):
-            self.recent.append(df)
+            self.recent.append(G.live_timeline_row(df))
         self.n_steps += len(steps)
         self.n_tokens += sum(len(s.emitted_ids) for s in steps)
         self.n_accepted += sum(s.n_accepted for s in steps)
         self.n_judged += sum(s.n_evaluated for s in steps)
 
+    def html(self, label: str, elapsed_s: float) -> str:
+        """The running numbers, the live text (its last pieces) and the timeline of the last
+        steps, as one piece of HTML."""
+        alpha = f" · running α̂ = {self.n_accepted / self.n_judged:.2f}" if self.n_judged \
+            else ""
+        status = (f'<div class="sv-status"><b>{label}</b>: step {self.n_steps} · '
+                  f"{self.n_tokens} tokens{alpha} · {self.n_tokens / max(elapsed_s, 1e-9):.1f}"
+                  " tokens/s (running)</div>")
+        kinds = ("target",) if self.target_only else ("accepted", "resampled", "bonus",
+                                                      "rejected", "unjudged")
+        lead = ('<span style="color:#888">… (earlier text left out while the run goes on) '
+                "… </span>" if self.n_spans > len(self.spans) else "")
+        return (status + G.legend_html(kinds) + G.live_css()
+                + G.text_block_html(list(self.spans), lead)
+                + f'<div style="margin-top:0.8em;font-weight:600">Token timeline: the last '
+                  f"{LIVE_STEPS} steps (draft positions 1…γ, then the target's token)</div>"
+                + G.live_timeline_html(list(self.recent)))
 
-def watch(run: LiveRun, slots) -> None:
-    """Paint ``run`` into ``slots`` (status, text, timeline) every FRAME_S seconds until it
-    ends. A rerun (any click) interrupts this at a paint and lets the run go on; the end of
-    the session stops it."""
-    status, text_slot, timeline_slot = slots
+
+def watch(run: LiveRun, slot) -> None:
+    """Paint ``run`` into ``slot`` every FRAME_S seconds until it ends: one HTML element
+    with the running numbers, the text and the timeline. (One small HTML update per frame
+    is the cheapest thing for the browser to draw; a Markdown element updated at this rate
+    costs it several times more CPU, which a decoder sharing the machine feels.) A rerun
+    (any click) interrupts this at a paint and lets the run go on; the end of the session
+    stops it."""
     painters: dict[str, _Painter] = {}
-    frame = 0
     try:
-        while True:
-            ended = run.done.wait(FRAME_S)
-            if ended:
-                return
+        while not run.done.wait(FRAME_S):
             if not run.parts:
-                status.caption("Starting …")
+                slot.caption("Starting … (a run of another session goes first)")
                 continue
             label, box = run.parts[-1]
             p = painters.setdefault(label, _Painter(label == "baseline"))
             p.add(box.steps[p.n_steps:len(box.steps)])
-            _paint(run, label, p, status, text_slot, timeline_slot,
-                   with_timeline=frame % TIMELINE_EVERY == 0, frame=frame)
-            frame += 1
+            slot.html(p.html(label, time.perf_counter() - run.t_start))
     except StopException:  # the session is closing (or the app stops): end the decode
         run.stop.set()
         raise
-
-
-def _paint(run: LiveRun, label: str, p: _Painter, status, text_slot, timeline_slot, *,
-           with_timeline: bool, frame: int) -> None:
-    elapsed = time.perf_counter() - run.t_start
-    alpha = f"running α̂ = {p.n_accepted / p.n_judged:.2f} · " if p.n_judged else ""
-    status.markdown(f"**{label}**: step {p.n_steps} · {p.n_tokens} tokens · {alpha}"
-                    f"{p.n_tokens / max(elapsed, 1e-9):.1f} tokens/s (running)")
-    if not p.spans:
-        return
-    lead = ('<span style="color:#888">… (earlier text left out while the run goes on) … '
-            "</span>" if p.n_spans > len(p.spans) else "")
-    kinds = ("target",) if p.target_only else ("accepted", "resampled", "bonus", "rejected")
-    text_slot.html(G.legend_html(kinds) + G.text_block_html(list(p.spans), lead))
-    if with_timeline and p.recent:
-        tokens = pd.concat(list(p.recent), ignore_index=True)
-        timeline_slot.plotly_chart(G.fig_timeline(tokens, title=f"Last {LIVE_STEPS} steps"),
-                                   key=f"live_tl_{label}_{frame}")
 
 
 def stop_current() -> None:

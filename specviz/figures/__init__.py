@@ -3,7 +3,16 @@
 No Streamlit here; pages call these and draw what comes back.
 """
 
-from .text import colored_text_html, legend_html, text_block_html, token_spans
+from .text import (
+    colored_text_html,
+    legend_html,
+    live_css,
+    live_spans,
+    live_timeline_html,
+    live_timeline_row,
+    text_block_html,
+    token_spans,
+)
 from .theme import (
     KIND_COLORS,
     KIND_LABELS,
@@ -42,5 +51,6 @@ __all__ = [
     "fig_position_acceptance", "fig_speedup_surface", "fig_speedup_vs_gamma", "fig_timeline",
     "fig_tokens_vs_time", "fig_toy_convergence", "fig_toy_distribution",
     "fig_verify_inspector", "fig_wall_clock", "fig_what_if", "kind_name", "layout",
-    "legend_html", "show_token", "text_block_html", "themed", "token_spans",
+    "legend_html", "live_css", "live_spans", "live_timeline_html", "live_timeline_row",
+    "show_token", "text_block_html", "themed", "token_spans",
 ]

@@ -86,7 +86,8 @@ def text_block_html(spans: list[str], lead: str = "") -> str:
     """Spans (of ``token_spans``) in the colored-text block; ``lead`` goes first (e.g. the
     prompt, or a note that earlier tokens are left out)."""
     return ('<div class="specviz-text" style="font-family:ui-monospace,Menlo,Consolas,'
-            'monospace;white-space:pre-wrap;line-height:1.9;font-size:0.95em">'
+            'monospace;white-space:pre-wrap;overflow-wrap:anywhere;line-height:1.9;'
+            'font-size:0.95em">'
             f"{lead}{''.join(spans)}</div>")
 
 
@@ -104,3 +105,47 @@ def colored_text_html(tokens: pd.DataFrame, ghosts: str = "rejected",
         spans.append(_span("⟂ (output ends here)", "rejected", "first divergence", True))
     lead = f'<span style="color:#888">{html.escape(prompt)}</span>' if prompt else ""
     return text_block_html(spans, lead)
+
+
+# ---------------------------------------------------------------- the live view
+# Painted several times a second while a run decodes: small markup (a class per kind, one
+# style block, no hover titles), so that the browser's work per paint stays small.
+
+LIVE_KINDS = ("accepted", "rejected", "unjudged", "resampled", "bonus", "target")
+
+
+def live_css() -> str:
+    """One style block with a class per token kind (``sv-<kind>``), as ``kind_style``. (Put
+    it after some content: a leading style block is moved out of the body by sanitisers.)"""
+    rules = "".join(f".sv-{k}{{{kind_style(k)}}}" for k in LIVE_KINDS)
+    return (f"<style>{rules}.sv-tl td{{padding:1px 6px;font-family:ui-monospace,monospace;"
+            "font-size:0.85em;white-space:pre}.sv-tl td.sv-step{color:#888;text-align:right}"
+            "</style>")
+
+
+def _piece(text: str, kind: str, mark: bool = False, breaks: bool = False) -> str:
+    shown = html.escape(text).replace("\n", "↵<br>" if breaks else "↵")
+    if mark and KIND_MARKS[kind]:
+        shown = f"{KIND_MARKS[kind]} {shown}"
+    return f'<span class="sv-{kind}">{shown}</span>'
+
+
+def live_spans(tokens: pd.DataFrame) -> list[str]:
+    """Compact spans (class, no title) of the rows of ``tokens_frame`` the text shows: the
+    emitted tokens and the first rejected draft of each step."""
+    shown = tokens[tokens[F.EMITTED] | (tokens[F.KIND] == "rejected")]
+    return [_piece(t, k, breaks=True) for t, k in zip(shown[F.TEXT], shown[F.KIND])]
+
+
+def live_timeline_row(tokens: pd.DataFrame) -> str:
+    """One step of ``tokens_frame`` as a table row: its number, then each drafted token and
+    the token the target added, marked and styled by kind."""
+    step = int(tokens[F.STEP].iloc[0])
+    cells = "".join(f"<td>{_piece(t, k, mark=True)}</td>"
+                    for t, k in zip(tokens[F.TEXT], tokens[F.KIND]))
+    return f'<tr><td class="sv-step">{step}</td>{cells}</tr>'
+
+
+def live_timeline_html(rows: list[str]) -> str:
+    """Rows of ``live_timeline_row`` as a small table, the latest step last."""
+    return f'<table class="sv-tl" style="border-collapse:collapse">{"".join(rows)}</table>'
