@@ -74,12 +74,12 @@ if compare:
         c = measure(traces[i], _baseline(i))
         slow = c.speedup_measured is not None and c.speedup_measured < 1.0
         rows.append((labels[i], c.alpha, c.mean_accepted_length, c.tokens_per_s,
-                     c.speedup_measured, diagnose(c).headline if slow else "", c.c, c.v,
-                     c.overhead))
+                     c.speedup_measured, c.c, c.v, c.overhead,
+                     diagnose(c).headline if slow else ""))
     if rows:
         st.dataframe(pd.DataFrame(rows, columns=["run", "α̂", "mean accepted length",
-                                                 "tokens/s", "speedup (measured)",
-                                                 "why below 1×", "c", "v", "overhead"]),
+                                                 "tokens/s", "speedup (measured)", "c", "v",
+                                                 "overhead", "why below 1×"]),
                      hide_index=True)
 
 st.subheader("One run in detail")

@@ -34,15 +34,15 @@ st.markdown(
 def _measured() -> pd.DataFrame:
     """Measured runs (bundled traces and this session's live runs): α̂, mean drafted γ,
     measured E and speedup, c, v, overhead, named by file, setup and prompt."""
-    pairs = []
+    pairs = []  # (run, its baseline, file, number in the file)
     for f in bundled_files():
         traces, _ = load_bundled(f)
-        pairs += [(t, F.baseline_for(t, traces), f.name) for t in traces
+        pairs += [(t, F.baseline_for(t, traces), f.name, i) for i, t in enumerate(traces)
                   if not F.is_target_only(t)]
-    for r in live_store()["history"]:
-        pairs.append((r["spec"], r["base"], "live"))
+    for i, r in enumerate(live_store()["history"]):
+        pairs.append((r["spec"], r["base"], "live", i))
     rows = []
-    for i, (t, base, src) in enumerate(pairs):
+    for t, base, src, i in pairs:
         k = measure(t, base)
         if k.alpha is None:
             continue

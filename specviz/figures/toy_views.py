@@ -8,6 +8,8 @@ import plotly.graph_objects as go
 from .. import toy
 from .theme import KIND_COLORS, P_COLOR, Q_COLOR, THEORY_COLOR, themed
 
+LOG_TICKS = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0]
+
 
 def fig_toy_distribution(dist: pd.DataFrame, title: str = "Output distribution") -> go.Figure:
     """One row of ``ToyResult.distribution_frame`` becomes one group of bars: p, q and the
@@ -49,5 +51,7 @@ def fig_toy_convergence(history: pd.DataFrame, band: pd.DataFrame | None = None,
                            line=dict(color=KIND_COLORS["rejected"], width=3),
                            hovertemplate="%{x} tokens: %{y:.4f}<extra></extra>"))
     return themed(data, "Distance of the output to p", height=400,
-                  xaxis=dict(title="tokens emitted", type="log"),
-                  yaxis=dict(title="total variation distance to p", type="log"))
+                  xaxis=dict(title="tokens emitted", type="log",
+                             tickvals=[1, 10, 100, 1000, 10_000, 100_000]),
+                  yaxis=dict(title="total variation distance to p", type="log",
+                             tickvals=LOG_TICKS, ticktext=[f"{t:g}" for t in LOG_TICKS]))
