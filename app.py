@@ -1,11 +1,10 @@
 """specviz: the Streamlit app. Run with ``streamlit run app.py``.
 
-Routes over the page files in app_pages/; the sidebar (model pair, decoding parameters) is shared.
+Routes over the page files in app_pages/; each page draws its own widgets (the Live page's
+model pair and decoding settings sit in its Run form).
 """
 
 import streamlit as st
-
-from ui.common import sidebar_ui
 
 st.set_page_config(page_title="specviz", page_icon=":material/fast_forward:", layout="wide")
 
@@ -19,5 +18,4 @@ pages = [
     st.Page("app_pages/toy_lab.py", title="Toy lab", icon=":material/science:"),
 ]
 page = st.navigation(pages)
-st.session_state.settings = sidebar_ui()
 page.run()

@@ -6,7 +6,7 @@ import streamlit as st
 from specviz import Trace
 from specviz import figures as G
 from specviz import frames as F
-from specviz.diagnosis import measure
+from specviz.diagnosis import diagnose, measure
 from ui.common import bundled_files, load_bundled
 from ui.plain import as_text
 from ui.uploads import MAX_UPLOAD_MB, UPLOAD_TYPES, read_uploads, upload_label
@@ -40,8 +40,7 @@ if not loaded:
 traces = [t for t, _ in loaded]
 sources = [s for _, s in loaded]
 runs = F.runs_frame(traces, sources)
-labels = [f"{i + 1}. {name} · {prompt[:28]}"
-          for i, (name, prompt) in enumerate(zip(runs[F.RUN_NAME], runs[F.PROMPT]))]
+labels = runs[F.RUN_NAME].tolist()  # numbered, with the prompt: distinct
 st.subheader("Runs")
 st.dataframe(runs.drop(columns=[F.RUN_ID]), hide_index=True)
 
@@ -58,7 +57,7 @@ compare = st.multiselect("Runs side by side", labels,
 if compare:
     idx = [labels.index(c) for c in compare]
     tagged = [(labels[i], frames_of(trace_key(traces[i], sources[i]), traces[i])) for i in idx]
-    speed = runs.iloc[idx].assign(**{F.RUN_NAME: [labels[i] for i in idx]})
+    speed = runs.iloc[idx]
     c1, c2 = st.columns(2)
     pos = [F.tag(fr["position"], name) for name, fr in tagged if not fr["position"].empty]
     if pos:
@@ -73,12 +72,15 @@ if compare:
         if F.is_target_only(traces[i]):
             continue
         c = measure(traces[i], _baseline(i))
+        slow = c.speedup_measured is not None and c.speedup_measured < 1.0
         rows.append((labels[i], c.alpha, c.mean_accepted_length, c.tokens_per_s,
-                     c.speedup_measured, c.c, c.v, c.overhead))
+                     c.speedup_measured, c.c, c.v, c.overhead,
+                     diagnose(c).headline if slow else ""))
     if rows:
         st.dataframe(pd.DataFrame(rows, columns=["run", "α̂", "mean accepted length",
                                                  "tokens/s", "speedup (measured)", "c", "v",
-                                                 "overhead"]), hide_index=True)
+                                                 "overhead", "why below 1×"]),
+                     hide_index=True)
 
 st.subheader("One run in detail")
 pick = st.selectbox("Run", labels, index=spec_idx[0] if spec_idx else 0, key="insp_pick")

@@ -119,6 +119,11 @@ def is_target_only(trace: Trace) -> bool:
     return trace.run.mode == "target-only"
 
 
+def is_greedy(trace: Trace) -> bool:
+    """Greedy decoding (τ = 0): a draft is accepted exactly when it is p's top token."""
+    return not trace.run.config.get("temperature", 0.0)
+
+
 def steps_frame(trace: Trace) -> pd.DataFrame:
     """One row per verification step: draft size, counts, phase times (ms), clock (s)."""
     rows = [(s.step, s.gamma, s.n_accepted, s.n_evaluated, len(s.emitted_ids),
@@ -155,10 +160,16 @@ def tokens_frame(trace: Trace) -> pd.DataFrame:
     rejection, "unjudged" after it), then the token the target added ("resampled" correction
     or "bonus"). Target-only runs have one token per step, of kind "target".
     """
-    target_only = is_target_only(trace)
+    return step_tokens_frame(trace.steps, is_target_only(trace))
+
+
+def step_tokens_frame(steps: Sequence[StepRecord], target_only: bool,
+                      out_start: int = 0) -> pd.DataFrame:
+    """``tokens_frame`` of some consecutive steps, the first of which emits output token
+    ``out_start`` (the live view adds the steps of each frame to what it has)."""
     rows = []
-    out = 0
-    for s in trace.steps:
+    out = out_start
+    for s in steps:
         n_acc = s.n_accepted
         for i in range(s.gamma):
             status = _status(s, i)
@@ -296,13 +307,20 @@ def engine_summary(trace: Trace) -> str:
     return f"Ran on {where}: {how}" + (f" ({why})." if why else ".")
 
 
+def run_label(i: int, trace: Trace, prompt_chars: int = 32) -> str:
+    """A run's name in a list of runs: its number (from 1), name and prompt, so that runs
+    of one setup on several prompts read apart."""
+    return f"{i + 1}. {run_name(trace)} · “{_short(trace.run.prompt_text, prompt_chars)}”"
+
+
 def runs_frame(traces: Sequence[Trace], sources: Iterable[str] | None = None) -> pd.DataFrame:
-    """One row per run: setup and key stats (summary computed for incomplete runs)."""
+    """One row per run: setup and key stats (summary computed for incomplete runs). The
+    ``run`` column holds ``run_label``: distinct for every row."""
     sources = list(sources) if sources is not None else [""] * len(traces)
     rows = []
-    for t, src in zip(traces, sources):
+    for i, (t, src) in enumerate(zip(traces, sources)):
         r, sm = t.run, t.with_summary().summary
-        rows.append((run_name(t), src, r.mode, r.target.get("source", ""),
+        rows.append((run_label(i, t), src, r.mode, r.target.get("source", ""),
                      r.drafter or "", r.config.get("gamma", 0) if r.mode != "target-only"
                      else 0, r.config.get("temperature", NAN), sm.n_steps, sm.n_emitted,
                      _num(sm.alpha_hat), _num(sm.mean_accepted_length), sm.tokens_per_s,

@@ -24,6 +24,10 @@ EMPIRICAL = "empirical"
 N_TOKENS = "n_tokens"
 TV = "tv_distance"
 STEP = "step"
+LOW = "low"  # tv_band: quantiles of the distance from sampling noise alone
+MEDIAN = "median"
+HIGH = "high"
+SUM_TOLERANCE = 0.005  # a typed column may sum to 1 ± this and be used as it is
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,34 @@ def normalise(weights) -> np.ndarray:
     if total <= 0:
         raise ValueError("probabilities must not all be zero")
     return w / total
+
+
+def check_distribution(name: str, weights) -> np.ndarray:
+    """A typed probability column as it will be used: finite, non-negative and summing to 1
+    (within SUM_TOLERANCE, then normalised); ValueError with a one-line message otherwise."""
+    w = np.asarray(weights, dtype=float)
+    if w.ndim != 1 or not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise ValueError(f"{name} must be finite and non-negative")
+    total = float(w.sum())
+    if abs(total - 1.0) > SUM_TOLERANCE:
+        raise ValueError(f"{name} sums to {total:.3f}, not 1")
+    return w / total
+
+
+def tv_band(p, n_tokens, draws: int = 2000, seed: int = 0,
+            quantiles: tuple[float, float] = (0.05, 0.95)) -> pd.DataFrame:
+    """How far n tokens drawn exactly from p land from p by chance: the median and a
+    quantile band of TV(empirical, p) for each n in ``n_tokens`` (multinomial draws). It
+    shrinks like 1/√n; an exact verifier's curve stays inside it."""
+    p = normalise(p)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for n in np.asarray(n_tokens, dtype=int):
+        counts = rng.multinomial(int(n), p, size=draws)  # (draws, V)
+        tv = 0.5 * np.abs(counts / max(int(n), 1) - p).sum(axis=1)
+        lo, hi = np.quantile(tv, quantiles)
+        rows.append((int(n), float(lo), float(np.median(tv)), float(hi)))
+    return pd.DataFrame(rows, columns=[N_TOKENS, LOW, MEDIAN, HIGH])
 
 
 def overlap(p, q) -> float:

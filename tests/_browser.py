@@ -13,6 +13,7 @@ import pytest
 CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "artifacts" / "screenshots"
+LOGS: dict[str, Path] = {}  # server URL -> its log file (stdout and stderr)
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 
@@ -56,7 +57,9 @@ def serve_app(tmp_path_factory, **env_extra: str):
     else:
         proc.terminate()
         pytest.fail("streamlit did not start within 60 s")
-    yield f"http://127.0.0.1:{port}"
+    url = f"http://127.0.0.1:{port}"
+    LOGS[url] = log
+    yield url
     proc.terminate()
     try:
         proc.wait(timeout=10)

@@ -1,8 +1,11 @@
 """Every page under streamlit.testing's AppTest: no exception, key elements present, and a
 live run with the tiny random models."""
 
+import base64
+import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -15,6 +18,7 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 TIMEOUT = 240
+REAL = "embedded:smollm2-135m-instruct"  # the default target (with its shipped draft)
 
 
 @pytest.fixture(scope="module")
@@ -48,16 +52,78 @@ def _html(at: AppTest) -> str:
     return "".join(h.proto.body for h in at.get("html"))
 
 
-def test_home_shows_the_first_bundled_trace(traces_dir, monkeypatch):
+def _figure(at: AppTest, title: str) -> dict:
+    """The Plotly figure (as JSON) whose title starts with ``title``."""
+    for chart in at.get("plotly_chart"):
+        fig = json.loads(chart.proto.spec)
+        if (fig["layout"].get("title") or {}).get("text", "").startswith(title):
+            return fig
+    raise AssertionError(f"no figure titled {title!r}")
+
+
+def _values(array) -> list:
+    """A figure's array, also when Plotly sent it as typed binary data."""
+    if isinstance(array, dict):
+        return np.frombuffer(base64.b64decode(array["bdata"]), array["dtype"]).tolist()
+    return list(array)
+
+
+def _run(at: AppTest) -> dict:
+    """Press Run (the Live page's form) and return this session's result."""
+    at.button(key="run").click()
+    at.run()
+    _no_failure(at)
+    return at.session_state["live_store"]["result"]
+
+
+def _live(target: str = "embedded:tiny-random-target", max_new: int = 16) -> AppTest:
+    at = _app("app_pages/live.py")
+    at.selectbox(key="target").set_value(target)
+    at.slider(key="max_new_tokens").set_value(max_new)
+    return at
+
+
+def test_home_leads_with_the_fastest_bundled_run(traces_dir, monkeypatch):
+    from specviz import frames as F
+    from specviz import read_traces
+    from specviz.diagnosis import measure
     monkeypatch.setenv("SPECVIZ_TRACES_DIR", str(traces_dir))
     at = _app()
     assert at.title[0].value.startswith("specviz")
-    assert any("a-sampled.jsonl" in c.value for c in at.caption)
+    speeds = {}
+    for f in traces_dir.glob("*.jsonl"):
+        ts = read_traces(f)
+        for t in ts:
+            if not F.is_target_only(t):
+                speeds[f.name] = measure(t, F.baseline_for(t, ts)).speedup_measured
+    fastest = max(speeds, key=speeds.get)
+    assert at.selectbox(key="home_run").options[0].startswith(fastest)
+    assert any(fastest in c.value for c in at.caption)
     assert "specviz-text" in _html(at)  # the colored text
     assert _charts(at) >= 6  # timeline, acceptance, latency...
     assert [m.label for m in at.metric][:2] == ["α̂", "mean accepted length"]
-    # the sidebar is shared: model pair and decoding parameters
-    assert {"target", "draft", "drafter"} <= {s.key for s in at.sidebar.selectbox}
+
+
+def test_home_shows_the_method_working_on_the_bundled_runs():
+    """With the shipped traces, the Overview opens on a run faster than the target alone."""
+    at = _app()
+    speed = next(m.value for m in at.metric if m.label == "speedup")
+    assert float(speed.rstrip("×")) > 1.5, speed
+    assert not at.warning  # nothing to excuse
+
+
+def test_home_says_why_a_run_is_below_1x():
+    """Any speedup below 1× comes with the diagnosis sentence beside it."""
+    at = _app()
+    box = at.selectbox(key="home_run")
+    slow = next(i for i, o in enumerate(box.options)
+                if "early-exit" in o and float(o.split(" · ")[-1].split("×")[0]) < 1)
+    box.select_index(slow).run()
+    _no_failure(at)
+    speed = next(m.value for m in at.metric if m.label == "speedup")
+    assert float(speed.rstrip("×")) < 1
+    assert any("Slower than the target alone" in w.value and "Limited by" in w.value
+               for w in at.warning), [w.value for w in at.warning]
 
 
 def test_home_without_bundled_traces(tmp_path, monkeypatch):
@@ -69,23 +135,22 @@ def test_home_without_bundled_traces(tmp_path, monkeypatch):
 def test_live_run_with_tiny_models_and_baseline(monkeypatch):
     at = _app("app_pages/live.py")
     assert any("Press **Run**" in i.value or "press **Run**" in i.value for i in at.info)
+    at.selectbox(key="preset").set_value("code")  # outside the form: reruns at once
+    at.run()
+    assert at.text_area(key="prompt").value.startswith("Write a Python function")
     at.selectbox(key="target").set_value("embedded:tiny-random-target")
     at.slider(key="max_new_tokens").set_value(16)
     at.checkbox(key="with_baseline").check()
-    at.selectbox(key="preset").set_value("code")
-    at.run()
-    assert at.text_area(key="prompt").value.startswith("Write a Python function")
-    at.button(key="run").click()
-    at.run()
-    _no_failure(at)
+    live = _run(at)
     assert not at.error, [e.value for e in at.error]
-    live = at.session_state["live_store"]["result"]
     spec, base = live["spec"], live["base"]
     assert spec.run.target["source"] == "embedded:tiny-random-target"
+    assert spec.run.prompt_text.startswith("Write a Python function")
     assert spec.summary.n_emitted == 16 and base.summary.n_emitted == 16
     # greedy: the identical-output check
     assert any("Identical output" in s.value for s in at.success)
     assert "specviz-text" in _html(at)
+    assert f"Last run {spec.run.run_id}: 16 tokens at" in _html(at)
     assert _charts(at) >= 6
     assert any(m.label == "speedup" and m.value.endswith("×") for m in at.metric)
     # which path ran: device and engine
@@ -97,24 +162,144 @@ def test_live_run_with_tiny_models_and_baseline(monkeypatch):
     assert at.session_state["live_store"]["result"]["spec"] is spec
 
 
-def test_live_engine_choice_runs_or_says_why_not():
+def test_live_decodes_off_the_script_thread(monkeypatch):
+    """The decoder runs in a thread of its own (one for the server), so painting never
+    holds it up."""
+    import threading
+
+    import ui.live
+    from specviz import decoding
+    seen = []
+
+    def spy(*args, **kw):
+        seen.append(threading.current_thread().name)
+        return decoding.speculative_decode(*args, **kw)
+
+    monkeypatch.setattr(ui.live, "speculative_decode", spy)
+    at = _live(max_new=8)
+    assert _run(at)["spec"].summary.n_emitted == 8
+    assert len(seen) == 1 and seen[0].startswith("specviz-live-decode")
+
+
+def test_live_paint_cost_does_not_grow_with_the_run():
+    """The live view keeps a bounded window: text spans and timeline steps stop growing."""
+    from ui.live import LIVE_STEPS, LIVE_TOKENS, _Painter
+    trace = tiny_runs()["sampled"]
+    painter = _Painter(target_only=False)
+    steps = list(trace.steps) * 40  # a long run
+    for i in range(0, len(steps), 3):
+        painter.add(steps[i:i + 3])
+    assert painter.n_steps == len(steps)
+    assert len(painter.spans) == LIVE_TOKENS and len(painter.recent) == LIVE_STEPS
+    assert painter.n_tokens == sum(len(s.emitted_ids) for s in steps)
+
+
+def test_live_real_pair_twice_and_from_a_second_session():
+    """The default pair (embedded target + shipped draft): two Runs in a row, then a Run from
+    a second session, each loads the cached pair and decodes (a cached loader that drew a
+    progress bar failed from the second Run on)."""
+    first = _live(REAL)
+    runs = [_run(first) for _ in range(2)]
+    second = _live(REAL)
+    runs.append(_run(second))
+    for at in (first, second):
+        assert not at.error, [e.value for e in at.error]
+    for r in runs:
+        assert r["error"] is None
+        assert r["spec"].run.target["source"] == REAL
+        assert r["spec"].run.draft["source"] == "embedded:smollm2-draft"
+        assert r["spec"].summary.n_emitted == 16
+    assert len({r["spec"].run.run_id for r in runs}) == 3
+
+
+def test_real_pair_loads_quietly():
+    """No transformers progress bars, and no warning about clean_up_tokenization_spaces
+    when the tokenizer decodes (the decoded text is unchanged: BPE ignores it anyway)."""
+    from transformers.utils import logging as hf_logging
+
+    from ui.common import get_pair
+    pair = get_pair(REAL, "default")
+    assert not hf_logging.is_progress_bar_enabled()
+    assert pair.tokenizer.clean_up_tokenization_spaces is False
+
+
+def test_run_uses_the_settings_as_shown():
+    """Settings moved just before Run are the ones the run uses (they are read together,
+    from one form, when Run is clicked)."""
+    at = _live(max_new=24)
+    at.slider(key="gamma").set_value(3)
+    at.selectbox(key="policy").set_value("heuristic")
+    at.number_input(key="seed").set_value(5)
+    cfg = _run(at)["spec"].run.config
+    assert (cfg["max_new_tokens"], cfg["gamma"], cfg["policy"], cfg["seed"]) == \
+        (24, 3, "heuristic", 5)
+    at.slider(key="max_new_tokens").set_value(8)  # moved, then Run at once
+    assert _run(at)["spec"].run.config["max_new_tokens"] == 8
+
+
+def test_settings_come_from_decode_config_and_the_limits():
+    from specviz import DecodeConfig
+    from specviz.limits import APP_MAX_NEW_TOKENS, GAMMA_MAX, GAMMA_MIN
     at = _app("app_pages/live.py")
-    at.selectbox(key="target").set_value("embedded:tiny-random-target")
-    at.slider(key="max_new_tokens").set_value(8)
+    base = DecodeConfig()
+    gamma = at.slider(key="gamma")
+    assert (gamma.min, gamma.max, gamma.value) == (GAMMA_MIN, GAMMA_MAX, base.gamma)
+    assert at.slider(key="max_new_tokens").max == APP_MAX_NEW_TOKENS
+    assert at.slider(key="temperature").value == base.temperature
+    assert at.selectbox(key="policy").value == base.policy
+
+
+def test_sampling_presets_set_tau_top_k_and_top_p():
+    from ui.common import SAMPLING
+    at = _app("app_pages/live.py")
+    for name, values in SAMPLING.items():
+        at.selectbox(key="sampling_preset").set_value(name).run()
+        _no_failure(at)
+        assert at.slider(key="temperature").value == values["temperature"]
+        assert at.number_input(key="top_k").value == values["top_k"]
+        assert at.slider(key="top_p").value == values["top_p"]
+
+
+def test_sampling_presets_write_sensible_text():
+    """Under every sampling preset the 135M target writes text it finds likely itself: the
+    mean negative log-likelihood per token (plain softmax, τ = 1) stays low, where a high
+    temperature over the whole vocabulary wanders off (τ 0.8 with top-p 1: 1.5 to 1.9;
+    τ 1.2: 3.3 to 4.5, with invented words)."""
+    import torch
+
+    from specviz import DecodeConfig, target_only_decode
+    from ui.common import SAMPLING, get_pair
+    pair = get_pair(REAL, "default")
+
+    def nll(prompt: str, cfg: DecodeConfig) -> float:
+        trace = target_only_decode(pair, prompt, cfg)
+        ids = trace.run.prompt_token_ids + trace.summary.output_token_ids
+        n = len(trace.run.prompt_token_ids)
+        with torch.no_grad():
+            logits = pair.target(torch.tensor([ids])).logits[0, n - 1:-1]
+        logp = torch.log_softmax(logits.float(), -1)
+        out = torch.tensor(trace.summary.output_token_ids)
+        return float(-logp[torch.arange(len(out)), out].mean())
+
+    prompts = ["Write a short story about a lighthouse keeper who finds a message in a "
+               "bottle.", "Explain in simple words how a refrigerator keeps food cold."]
+    for name, values in SAMPLING.items():
+        for seed, prompt in enumerate(prompts):
+            cfg = DecodeConfig(max_new_tokens=48, seed=seed, **values)
+            assert nll(prompt, cfg) < 1.6, (name, prompt)  # measured: 0.7 to 1.4
+    wild = DecodeConfig(max_new_tokens=48, seed=0, temperature=1.6, top_p=1.0)
+    assert nll(prompts[0], wild) > 5.0  # the check tells gibberish apart (measured: 9.3)
+
+
+def test_live_engine_choice_runs_or_says_why_not():
+    at = _live(max_new=8)
     at.selectbox(key="engine").set_value("static")
-    at.run()
-    at.button(key="run").click()
-    at.run()
-    _no_failure(at)
-    spec = at.session_state["live_store"]["result"]["spec"]
+    spec = _run(at)["spec"]
     assert spec.run.hardware["engine"]["path"] == "static"
     assert any("static KV caches, CUDA graphs off" in c.value for c in at.caption)
     if not torch.cuda.is_available():
         at.selectbox(key="engine").set_value("graphs")
-        at.run()
-        at.button(key="run").click()
-        at.run()
-        _no_failure(at)
+        _run(at)
         assert any("CUDA graphs need a CUDA device" in e.value for e in at.error)
 
 
@@ -122,11 +307,8 @@ def test_live_bad_model_source_is_a_message(monkeypatch):
     monkeypatch.setenv("SPECVIZ_ALLOW_CUSTOM_MODELS", "1")
     at = _app("app_pages/live.py")
     at.selectbox(key="target").set_value("custom…")
-    at.run()
     at.text_input(key="target_custom").input("/no/such/model/dir")
-    at.button(key="run").click()
-    at.run()
-    _no_failure(at)
+    _run(at)
     assert any("Cannot load the models" in e.value for e in at.error)
 
 
@@ -135,7 +317,7 @@ def test_custom_sources_can_be_turned_off(monkeypatch):
     at = _app("app_pages/live.py")
     assert "custom…" not in at.selectbox(key="target").options
     assert "custom…" not in at.selectbox(key="draft").options
-    assert any("turned off" in c.value for c in at.sidebar.caption)
+    assert any("turned off" in c.value for c in at.caption)
 
 
 def test_inspector_bundled_uploads_and_diagnosis(traces_dir, monkeypatch):
@@ -173,25 +355,124 @@ def test_inspector_parquet_upload(traces_dir, monkeypatch):
     assert at.dataframe[0].value["source"].tolist() == ["runs.parquet"]
 
 
+def test_inspector_names_runs_apart_and_keys_the_what_if_per_run():
+    """On a bundled file of eight runs (one setup, four prompts, with baselines): every run
+    has its own name, and the what-if starts at the chosen run's own α̂ and c."""
+    from specviz import frames as F
+    from specviz import read_traces
+    from specviz.diagnosis import measure
+    from specviz.paths import TRACES
+    name = "cpu-smollm2-draft-greedy.jsonl"
+    at = _app("app_pages/inspector.py")
+    at.multiselect(key="insp_bundled").set_value([name]).run()
+    _no_failure(at)
+    names = at.dataframe[0].value["run"].tolist()
+    assert len(names) == 8 and len(set(names)) == 8
+    assert any("Write a short story" in n for n in names)
+    traces = read_traces(TRACES / name)
+    labels = at.selectbox(key="insp_pick").options
+    for i in (0, 2):
+        at.selectbox(key="insp_pick").set_value(labels[i]).run()
+        _no_failure(at)
+        costs = measure(traces[i], F.baseline_for(traces[i], traces))
+        alpha = next(s for s in at.slider if s.key and s.key.endswith("_wi_a"))
+        c = next(s for s in at.slider if s.key and s.key.endswith("_wi_c"))
+        assert alpha.value == pytest.approx(costs.alpha, abs=0.006)
+        assert c.value == pytest.approx(costs.c, abs=0.003)
+    # the shares that chose the label, beside it
+    shares = _figure(at, "Share of the gap")["data"][0]
+    assert list(shares["y"])[:2] == ["short drafts", "acceptance"]
+
+
+def test_long_timeline_opens_at_step_0_under_one_title():
+    """A run longer than the timeline's window opens at its first step, and the heading
+    above the figure is the only title."""
+    from specviz import DecodeConfig, load_pair, target_only_decode
+    pair = load_pair("embedded:tiny-random-target")
+    long = target_only_decode(pair, "abc", DecodeConfig(max_new_tokens=60, chat=False))
+    assert len(long.steps) == 60
+    at = _app("app_pages/inspector.py")
+    at.multiselect(key="insp_bundled").set_value([])
+    at.file_uploader(key="insp_uploads").set_value(
+        ("long.jsonl", traces_to_jsonl([long]).encode(), "application/jsonl"))
+    at.run()
+    _no_failure(at)
+    assert at.slider(key="insp_tl_start").value == 0
+    assert [h.value for h in at.subheader].count("Token timeline") == 1
+    with pytest.raises(AssertionError):
+        _figure(at, "Token timeline")  # no second title on the figure itself
+
+
+def test_inspector_throughput_bars_are_horizontal(traces_dir, monkeypatch):
+    monkeypatch.setenv("SPECVIZ_TRACES_DIR", str(traces_dir))
+    at = _app("app_pages/inspector.py")
+    assert _figure(at, "Throughput")["data"][0]["orientation"] == "h"
+
+
 def test_theory_page(traces_dir, monkeypatch):
+    from specviz.limits import GAMMA_MAX
     monkeypatch.setenv("SPECVIZ_TRACES_DIR", str(traces_dir))
     at = _app("app_pages/theory.py")
     assert _charts(at) == 3
     assert at.metric[0].value == "2.77"  # E at alpha 0.7, gamma 4
+    assert at.slider(key="th_gamma").max == GAMMA_MAX
     at.slider(key="th_alpha").set_value(0.9).run()
     _no_failure(at)
     assert at.metric[0].value == "4.10"
+    before = at.metric[1].value
+    at.slider(key="th_o").set_value(0.5).run()  # the overhead is a term of the formula
+    assert float(at.metric[1].value.rstrip("×")) < float(before.rstrip("×"))
+
+
+def test_theory_takes_alpha_c_v_from_a_run():
+    at = _app("app_pages/theory.py")
+    box = at.selectbox(key="th_run")
+    pick = next(o for o in box.options if "h200-smollm2-draft-greedy.jsonl" in o
+                and "Python" in o)
+    box.set_value(pick).run()
+    _no_failure(at)
+    assert at.slider(key="th_alpha").value == pytest.approx(0.86, abs=0.01)
+    assert at.slider(key="th_gamma").value == 4
+    assert at.slider(key="th_v").value == pytest.approx(1.02, abs=0.02)
+    names = [t.get("name") for t in _figure(at, "Speedup vs γ")["data"]]
+    assert "the run the sliders come from" in names
 
 
 def test_toy_lab_page():
     at = _app("app_pages/toy_lab.py")
     assert _charts(at) == 2
     labels = [m.label for m in at.metric]
-    assert labels[0] == "Σ min(p, q)" and at.metric[0].value == "0.650"
+    assert labels[0] == "Σ min(p, q): theory" and at.metric[0].value == "0.650"
+    assert all(len(label) <= 22 for label in labels)  # short enough not to be cut
     exact_tv = float(at.metric[3].value)
     at.radio(key="toy_rule").set_value("buggy: also accept whenever q ≥ 0.5").run()
     _no_failure(at)
     assert float(at.metric[3].value) > exact_tv + 0.1
+    conv = _figure(at, "Distance of the output")
+    names = [t.get("name") or "" for t in conv["data"]]
+    assert "exact rule (same p, q, seed)" in names and any("1/√n" in n for n in names)
+
+
+def test_toy_lab_bars_are_the_table_as_typed():
+    """A column that does not sum to 1 is refused (not silently renormalised); Normalise
+    rewrites the table, and the bars then show exactly its values."""
+    import pandas as pd
+    at = _app("app_pages/toy_lab.py")
+    at.session_state["toy_dist"] = pd.DataFrame({"token": list("ABCDE"),
+                                                 "p": [0.4, 0.3, 0.1, 0.1, 0.1],
+                                                 "q": [0.2, 0.6, 0.2, 0.1, 0.1]})
+    at.run()
+    _no_failure(at)
+    assert any("q sums to 1.200" in e.value for e in at.error)
+    assert _charts(at) == 0
+    at.button(key="toy_normalise").click().run()
+    _no_failure(at)
+    assert not at.error
+    table = at.session_state["toy_dist"]
+    fig = _figure(at, "Emitted tokens")
+    q_bars = next(t for t in fig["data"] if t["name"] == "q (draft)")
+    assert _values(q_bars["y"]) == pytest.approx(table["q"].tolist(), abs=1e-3)
+    assert table["q"].tolist() == pytest.approx([1 / 6, 0.5, 1 / 6, 1 / 12, 1 / 12], abs=1e-3)
 
 
 def test_live_failure_mid_run_is_a_message_and_keeps_the_steps(monkeypatch):
@@ -204,13 +485,8 @@ def test_live_failure_mid_run_is_a_message_and_keeps_the_steps(monkeypatch):
             return decoding.speculative_decode(pair, prompt, cfg, **kw)
 
     monkeypatch.setattr(ui.live, "speculative_decode", failing)
-    at = _app("app_pages/live.py")
-    at.selectbox(key="target").set_value("embedded:tiny-random-target")
-    at.slider(key="max_new_tokens").set_value(16)
-    at.run()
-    at.button(key="run").click()
-    at.run()
-    _no_failure(at)
+    at = _live()
+    _run(at)
     errors = [e.value for e in at.error]
     assert any("decoding failed after 3 steps" in e and "simulated device failure" in e
                for e in errors), errors

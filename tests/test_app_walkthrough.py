@@ -153,8 +153,8 @@ def test_autoplay_advances_on_its_timer_and_stops(traces_dir, monkeypatch):
 
 def test_the_last_live_run_comes_first(traces_dir, monkeypatch):
     greedy = tiny_runs()["greedy"]
-    live = {"busy": False, "history": [],
-            "result": {"spec": greedy, "base": None, "error": None}}
+    live = {"run": None, "history": [],
+            "result": {"spec": greedy, "base": None, "error": None, "settings": ""}}
     at = _app(monkeypatch, traces_dir, {"live_store": live})
     assert at.selectbox(key="wt_source").options[0] == LIVE
     assert at.selectbox(key="wt_source").value == LIVE

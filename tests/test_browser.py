@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from specviz import read_traces
-from tests._browser import SHOTS, browser_page, playwright_or_skip, serve_app
+from tests._browser import LOGS, SHOTS, browser_page, playwright_or_skip, serve_app
 
 sync_api = playwright_or_skip()
 
@@ -69,6 +69,87 @@ def test_live_decode_shows_timeline_and_colored_text(page, app_url):
     assert "plotly" in Path(dl.value.path()).read_text()[:200_000].lower()
 
 
+LAST_RUN = ("() => { const e = document.querySelector('.specviz-last-run');"
+            " return e ? e.dataset.runId : ''; }")
+
+
+def _run_and_wait(page) -> str:
+    """Click Run and wait for this run's result; returns its run id."""
+    before = page.evaluate(LAST_RUN)
+    page.locator(".st-key-run button").click()
+    page.wait_for_function(f"() => !['', '{before}'].includes(({LAST_RUN})()) || "
+                           "document.body.innerText.includes('Cannot load the models')",
+                           timeout=600_000)
+    assert page.get_by_text("Cannot load the models").count() == 0
+    page.locator(".specviz-text").first.wait_for()
+    return page.evaluate(LAST_RUN)
+
+
+def _set_tokens(page, presses: int) -> None:
+    thumb = page.locator(".st-key-max_new_tokens input[type='range']")
+    thumb.focus()
+    thumb.press("Home")  # 8 tokens
+    for _ in range(presses):
+        thumb.press("ArrowRight")  # + 8 each
+
+
+def test_real_pair_runs_twice_and_from_a_second_session(page, app_url):
+    """The default pair (embedded target + shipped draft): Run, Run again, then Run from a
+    second session; every run decodes, and the server log stays quiet."""
+    page.goto(f"{app_url}/live")
+    page.get_by_role("heading", name="Live decoding").wait_for()
+    _set_tokens(page, 1)  # 16 tokens
+    ids = [_run_and_wait(page), _run_and_wait(page)]
+    other = page.context.browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        fresh = other.new_page()
+        fresh.set_default_timeout(600_000)
+        fresh.goto(f"{app_url}/live")
+        fresh.get_by_role("heading", name="Live decoding").wait_for()
+        _set_tokens(fresh, 1)
+        ids.append(_run_and_wait(fresh))
+        assert fresh.get_by_text("Cannot load the models").count() == 0
+        fresh.screenshot(path=str(SHOTS / "live-real-second-session.png"), full_page=True)
+    finally:
+        other.close()
+    assert len(set(ids)) == 3 and all(ids)
+    assert page.get_by_text("Cannot load the models").count() == 0
+    assert page.get_by_text("16 tokens at").count() == 1
+    log = LOGS[app_url].read_text()
+    for alarming in ("Loading weights", "clean_up_tokenization_spaces", "Traceback",
+                     "Error", "%|"):
+        assert alarming not in log, log[-3000:]
+
+
+def test_run_right_after_a_slider_uses_the_value_shown(page, app_url):
+    """As it was found: after a first run (a page full of views, slow to rerun), keys on the
+    max-tokens slider, then Run at once. The run uses the value the slider shows (the
+    settings are one form, read together when Run is clicked)."""
+    page.goto(f"{app_url}/live")
+    page.get_by_role("heading", name="Live decoding").wait_for()
+    _set_tokens(page, 1)
+    _run_and_wait(page)
+    before = page.evaluate(LAST_RUN)
+    _set_tokens(page, 0)
+    thumb = page.locator(".st-key-max_new_tokens input[type='range']")
+    for _ in range(40):
+        thumb.press("ArrowRight")  # 8 + 40 × 8 = 328 tokens
+    shown = page.locator(".st-key-max_new_tokens [data-testid='stSliderThumbValue']")
+    assert shown.inner_text() == "328"
+    page.locator(".st-key-run button").click()
+    page.wait_for_function(f"() => !['', '{before}'].includes(({LAST_RUN})()) || "
+                           "!!document.querySelector('.st-key-stop')", timeout=300_000)
+    stop = page.locator(".st-key-stop").get_by_role("button", name="Stop")
+    if stop.count():
+        stop.click()  # no need to wait for 328 tokens
+    page.wait_for_function(f"() => !['', '{before}'].includes(({LAST_RUN})())",
+                           timeout=300_000)
+    page.get_by_role("tab", name="Download").click()
+    with page.expect_download() as dl:
+        page.locator(".st-key-live_dl_trace button").click()
+    assert read_traces(dl.value.path())[0].run.config["max_new_tokens"] == 328
+
+
 def test_stop_keeps_the_partial_trace(page, app_url):
     page.goto(f"{app_url}/live")
     page.get_by_role("heading", name="Live decoding").wait_for()
@@ -79,7 +160,7 @@ def test_stop_keeps_the_partial_trace(page, app_url):
     page.wait_for_timeout(500)
     page.locator(".st-key-run button").click()
     page.locator(".specviz-text span").first.wait_for()  # the first steps are painted
-    page.locator(".st-key-stop button").click()
+    page.locator(".st-key-stop").get_by_role("button", name="Stop").click()
     page.get_by_text("the partial trace is kept").wait_for()
     page.locator(".st-key-live_timeline .js-plotly-plot").wait_for()
     page.screenshot(path=str(SHOTS / "stopped.png"))

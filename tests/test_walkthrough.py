@@ -339,7 +339,7 @@ def test_fig_topk_and_caches(hand):
     fig = V.fig_topk_alternatives(W.topk_view(trace, w, 7), "t")
     assert [t.name for t in fig.data] == ["q (draft)", "p (target)",
                                           "norm(max(0, p − q)), top-k only"]
-    assert "★ &lt;b&gt;" in fig.data[0].y  # the correction, escaped
+    assert "◆ &lt;b&gt;" in fig.data[0].y  # the correction, with its mark, escaped
     caches = V.fig_cache_lengths(W.cache_frame(w.cache))
     assert list(caches.data[0].y) == list(W.cache_frame(w.cache)[W.MOMENT])
     assert len(caches.data[0].y) == 6  # target and draft, three moments each

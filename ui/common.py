@@ -1,26 +1,26 @@
-"""The shared sidebar (model pair + decoding parameters), model loading, bundled traces."""
+"""The Live page's settings (model pair + a DecodeConfig), model loading, bundled traces."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import streamlit as st
 
 from specviz import DEFAULT_TARGET, DecodeConfig, ModelSourceError, Trace, TraceError
 from specviz.errors import one_line
-from specviz.models import custom_sources_allowed, embedded_names, load_pair
+from specviz.limits import APP_MAX_NEW_TOKENS, GAMMA_MAX, GAMMA_MIN, TOP_K_MAX
+from specviz.models import custom_sources_allowed, embedded_names, fetch_smollm2
 from specviz.paths import TRACES
 from ui.plain import as_text
 
 TRACES_DIR = TRACES
 TRACES_ENV = "SPECVIZ_TRACES_DIR"  # another folder of example traces (tests, deployments)
-TINY_TARGET = "embedded:tiny-random-target"
 CUSTOM = "custom…"
 DEFAULT_DRAFT = "default (the target's shipped draft, if any)"
 NO_DRAFT = "none (prompt lookup or early exit)"
-AUTO_DRAFTER = "auto"
+AUTO = "auto"
 
 PRESETS = {
     "story": "Write a short story about a lighthouse keeper who finds a message in a bottle.",
@@ -36,30 +36,45 @@ PRESETS = {
         "on Monday.",
 }
 
+# Sampling presets: settings under which the 135M target still writes sensible text. A high
+# temperature with the whole vocabulary (top-p 1, top-k off) lets the small model wander
+# into its long tail; top-k and top-p cut that tail off.
+SAMPLING = {
+    "greedy (τ = 0: the target's top token)": dict(temperature=0.0, top_k=0, top_p=1.0),
+    "sampled, focused (τ = 0.6, top-k 40, top-p 0.9)": dict(temperature=0.6, top_k=40,
+                                                            top_p=0.9),
+    "sampled, varied (τ = 0.8, top-k 40, top-p 0.9)": dict(temperature=0.8, top_k=40,
+                                                           top_p=0.9),
+}
+
+BASE = DecodeConfig()  # every default the settings start from
+# the DecodeConfig fields the page sets (widget key = field name); the rest keep BASE's value
+FIELDS = ("gamma", "policy", "temperature", "top_k", "top_p", "seed", "max_new_tokens", "chat",
+          "engine")
+
 
 @dataclass(frozen=True)
 class Settings:
-    """What the sidebar chose: model sources and the decoding parameters."""
+    """What a Run uses: the model sources and a DecodeConfig (its drafter possibly "auto":
+    the pair's default, known once the pair is loaded)."""
 
     target: str
     draft: str | None  # "default", None (no draft) or a source
-    drafter: str  # "auto" (the pair's default) or a drafter name
-    gamma: int
-    policy: str
-    temperature: float
-    top_k: int
-    top_p: float
-    seed: int
-    max_new_tokens: int
-    chat: bool
-    engine: str = "auto"
+    decode: DecodeConfig
 
     def config(self, default_drafter: str) -> DecodeConfig:
-        drafter = default_drafter if self.drafter == AUTO_DRAFTER else self.drafter
-        return DecodeConfig(drafter=drafter, gamma=self.gamma, policy=self.policy,
-                            temperature=self.temperature, top_k=self.top_k, top_p=self.top_p,
-                            seed=self.seed, max_new_tokens=self.max_new_tokens,
-                            chat=self.chat, engine=self.engine)
+        """The DecodeConfig of the run, "auto" resolved to the pair's default drafter."""
+        if self.decode.drafter == AUTO:
+            return replace(self.decode, drafter=default_drafter)
+        return self.decode
+
+    def describe(self) -> str:
+        """One line naming every setting of the run."""
+        d = self.decode
+        return (f"target {self.target} · draft {self.draft or 'none'} · drafter {d.drafter} "
+                f"· γ = {d.gamma} ({d.policy}) · τ = {d.temperature:g} · top-k {d.top_k} · "
+                f"top-p {d.top_p:g} · seed {d.seed} · max {d.max_new_tokens} tokens · "
+                f"engine {d.engine}" + ("" if d.chat else " · no chat template"))
 
 
 def _targets() -> list[str]:
@@ -77,108 +92,134 @@ def _default(key: str, value) -> None:
         st.session_state[key] = value
 
 
-def sidebar_ui() -> Settings:
-    """The shared sidebar: model pair and decoding parameters, as plain values."""
-    sb = st.sidebar
-    sb.header("Model pair")
+def init_settings() -> None:
+    """Give every settings widget its starting value once per session: the DecodeConfig
+    defaults (greedy, γ = 4, …), the embedded target with its shipped draft."""
     targets = _targets()
     _default("target", DEFAULT_TARGET if DEFAULT_TARGET in targets else targets[0])
-    target = sb.selectbox("Target (p)", targets, key="target",
-                          help="embedded:smollm2-135m-instruct is a real 135M chat model "
-                               "(the first load converts it, about a minute). "
-                               "embedded:tiny-random-target needs no download; its text is "
-                               "gibberish but shows the mechanics at once.")
-    if target == CUSTOM:
-        target = sb.text_input("Target source", key="target_custom",
-                               placeholder="hf:ORG/NAME or /path/to/model").strip()
     _default("draft", DEFAULT_DRAFT)
-    draft_choice = sb.selectbox("Draft (q)", _drafts(), key="draft")
+    _default("drafter", AUTO)
+    for name in FIELDS:
+        _default(name, getattr(BASE, name))
+    if st.session_state.max_new_tokens > APP_MAX_NEW_TOKENS:
+        st.session_state.max_new_tokens = APP_MAX_NEW_TOKENS
+
+
+def use_sampling_preset(name: str) -> None:
+    """Set τ, top-k and top-p from a sampling preset (a widget callback: before the form)."""
+    for key, value in SAMPLING[name].items():
+        st.session_state[key] = value
+
+
+def settings_ui() -> Settings:
+    """The settings of a Run, drawn inside the Live page's form (so a Run reads them all at
+    the click, exactly as shown): model pair, drafter, engine, and the DecodeConfig fields
+    a user sets. Widget defaults come from DecodeConfig; limits from specviz.limits."""
+    from specviz.decoding import DRAFTERS, ENGINES
+    from specviz.policies import POLICIES
+    init_settings()
+    c = st.columns([3, 3, 2, 2])
+    target = c[0].selectbox("Target (p)", _targets(), key="target",
+                            help="embedded:smollm2-135m-instruct is a real 135M chat model "
+                                 "(the first load converts it, about a minute). "
+                                 "embedded:tiny-random-target needs no download; its text is "
+                                 "gibberish but shows the mechanics at once.")
+    draft_choice = c[1].selectbox("Draft (q)", _drafts(), key="draft")
+    c[2].selectbox("Drafter", [AUTO, *DRAFTERS], key="drafter",
+                   help="auto: the draft model when the pair has one, else prompt lookup.")
+    c[3].selectbox("Engine", list(ENGINES), key="engine",
+                   help="auto: CUDA graphs on a GPU, else transformers' eager forward. "
+                        "static: static KV caches without graphs. graphs needs a CUDA "
+                        "device and a Llama-family pair.")
+    if custom_sources_allowed():
+        with st.expander("Custom model sources (used when Target or Draft is custom…)"):
+            t_custom = st.text_input("Target source", key="target_custom",
+                                     placeholder="hf:ORG/NAME or /path/to/model").strip()
+            d_custom = st.text_input("Draft source", key="draft_custom",
+                                     placeholder="hf:ORG/NAME or /path/to/model").strip()
+    else:
+        t_custom = d_custom = ""
+        st.caption("Custom model sources are turned off on this deployment.")
+    c = st.columns(5)
+    c[0].slider("γ (drafted tokens per step)", GAMMA_MIN, GAMMA_MAX, key="gamma")
+    c[1].selectbox("γ policy", list(POLICIES), key="policy")
+    c[2].slider("τ (temperature; 0 = greedy)", 0.0, 2.0, step=0.05, key="temperature")
+    c[3].number_input("top-k (0 = off)", 0, TOP_K_MAX, key="top_k")
+    c[4].slider("top-p", 0.05, 1.0, step=0.05, key="top_p")
+    c = st.columns([2, 1, 1, 2])
+    c[0].slider("max new tokens", 8, APP_MAX_NEW_TOKENS, step=8, key="max_new_tokens")
+    c[1].number_input("seed", 0, 2**31 - 1, key="seed")
+    c[2].checkbox("chat template", key="chat",
+                  help="Wrap the prompt in the target's chat template.")
+    ss = st.session_state
+    decode = replace(BASE, drafter=ss.drafter, **{name: ss[name] for name in FIELDS})
     if draft_choice == DEFAULT_DRAFT:
         draft: str | None = "default"
     elif draft_choice == NO_DRAFT:
         draft = None
     elif draft_choice == CUSTOM:
-        draft = sb.text_input("Draft source", key="draft_custom",
-                              placeholder="hf:ORG/NAME or /path/to/model").strip() or None
+        draft = d_custom or None
     else:
         draft = draft_choice
-    if not custom_sources_allowed():
-        sb.caption("Custom model sources are turned off on this deployment.")
-    _default("drafter", AUTO_DRAFTER)
-    drafter = sb.selectbox("Drafter", [AUTO_DRAFTER, "model", "prompt-lookup", "early-exit"],
-                           key="drafter", help="auto: the draft model when the pair has one, "
-                                               "else prompt lookup.")
-    sb.header("Decoding")
-    _default("gamma", 4)
-    gamma = sb.slider("γ (drafted tokens per step)", 1, 16, key="gamma")
-    _default("policy", "fixed")
-    policy = sb.selectbox("γ policy", ["fixed", "heuristic", "confidence"], key="policy")
-    _default("temperature", 0.0)
-    temperature = sb.slider("τ (temperature; 0 = greedy)", 0.0, 2.0, step=0.05,
-                            key="temperature")
-    _default("top_k", 0)
-    top_k = sb.number_input("top-k (0 = off)", 0, 1000, key="top_k")
-    _default("top_p", 1.0)
-    top_p = sb.slider("top-p", 0.05, 1.0, step=0.05, key="top_p")
-    _default("seed", 0)
-    seed = sb.number_input("seed", 0, 2**31 - 1, key="seed")
-    _default("max_new_tokens", 64)
-    max_new = sb.slider("max new tokens", 8, 512, step=8, key="max_new_tokens")
-    _default("chat", True)
-    chat = sb.checkbox("use the chat template", key="chat")
-    _default("engine", "auto")
-    engine = sb.selectbox("Engine", ["auto", "eager", "static", "graphs"], key="engine",
-                          help="auto: CUDA graphs on a GPU, else transformers' eager forward. "
-                               "static: static KV caches without graphs. graphs needs a CUDA "
-                               "device and a Llama-family pair.")
-    return Settings(target=target, draft=draft, drafter=drafter, gamma=int(gamma),
-                    policy=policy, temperature=float(temperature), top_k=int(top_k),
-                    top_p=float(top_p), seed=int(seed), max_new_tokens=int(max_new),
-                    chat=bool(chat), engine=engine)
+    return Settings(target=t_custom if target == CUSTOM else target, draft=draft,
+                    decode=decode)
 
 
-def settings() -> Settings:
-    """The sidebar's choice for this run of the script (set by app.py)."""
-    return st.session_state["settings"]
+@st.cache_resource(show_spinner="Loading the models …", max_entries=4)
+def get_pair(target: str, draft: str | None):
+    """Load a model pair once per process, keyed by its source strings. Draws nothing (a
+    cached function that draws fails when Streamlit replays it): the slow first step, the
+    conversion of the embedded target, reports its progress in ``load_pair_ui``."""
+    from transformers.utils import logging as hf_logging
+
+    from specviz.models import load_pair
+    hf_logging.disable_progress_bar()  # no "Loading weights" bars in the server log
+    pair = load_pair(target, draft)
+    quiet_tokenizer(pair.tokenizer)
+    return pair
 
 
-@st.cache_resource(show_spinner=False, max_entries=4)
-def get_pair(target: str, draft: str | None, _progress=None):
-    """Load a model pair once per process, keyed by its source strings."""
-    kwargs = {"progress": _progress} if _progress is not None else {}
-    return load_pair(target, draft, **kwargs)
+def quiet_tokenizer(tok) -> None:
+    """Turn off the clean-up of tokenization spaces where transformers ignores it anyway
+    (BPE tokenizers), so that decoding text does not warn in the server log. The decoded
+    text is unchanged."""
+    backend = getattr(tok, "backend_tokenizer", None)
+    if backend is not None and type(backend.model).__name__ == "BPE":
+        tok.clean_up_tokenization_spaces = False
 
 
-def load_pair_ui(s: Settings):
-    """The cached pair for the sidebar's sources, with a progress bar; None (and a message)
-    when it cannot be loaded."""
-    if not s.target:
-        st.error("Give a target model source in the sidebar.")
-        return None
+def _prepare_embedded(target: str) -> None:
+    """Convert the embedded target on its first use, with a progress bar (outside the
+    cache: a cached function must not draw)."""
+    if target != DEFAULT_TARGET:
+        return
     bar = st.empty()
 
     def progress(message: str, fraction: float | None) -> None:
         bar.progress(min(max(fraction or 0.0, 0.0), 1.0), text=message)
 
     try:
-        with st.spinner(f"Loading {s.target} …"):
-            pair = get_pair(s.target, s.draft, _progress=progress)
-    except ModelSourceError as e:
-        st.error(f"Cannot load the models: {as_text(e)}")
-        return None
-    except MemoryError:
-        st.error("Out of memory while loading the models; choose a smaller pair.")
-        return None
-    except Exception as e:  # a clear line, never a traceback
-        st.error(f"Cannot load the models: {as_text(short_error(e))}")
-        return None
+        fetch_smollm2(progress=progress)
     finally:
         bar.empty()
-    return pair
 
 
-def short_error(e: BaseException) -> str:
-    return one_line(e)
+def load_pair_ui(s: Settings):
+    """The cached pair for the settings' sources (the first load shows its progress); None,
+    with a message, when it cannot be loaded."""
+    if not s.target:
+        st.error("Give a target model source (Custom model sources).")
+        return None
+    try:
+        _prepare_embedded(s.target)
+        return get_pair(s.target, s.draft)
+    except ModelSourceError as e:
+        st.error(f"Cannot load the models: {as_text(e)}")
+    except MemoryError:
+        st.error("Out of memory while loading the models; choose a smaller pair.")
+    except Exception as e:  # a clear line, never a traceback
+        st.error(f"Cannot load the models: {as_text(one_line(e))}")
+    return None
 
 
 def bundled_files() -> list[Path]:

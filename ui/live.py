@@ -1,13 +1,26 @@
-"""Running a decode inside a Streamlit script: steps stream into placeholders as they are
-verified; Stop ends the run between steps and keeps the partial trace."""
+"""The Live page's runs: the decoder works in a thread of its own, and the page script paints
+what it has made so far at a steady rate, so painting never holds decoding up.
+
+Each paint costs the same however long the run is: new steps are turned into text spans and
+timeline rows once (append-only), the text shows its last ``LIVE_TOKENS`` pieces and the
+timeline its last ``LIVE_STEPS`` steps, as small HTML (a class per token kind); the whole run
+is drawn, with every figure, once it ends.
+
+Stop sets an event the decoder reads between two steps (``should_stop``): the run ends
+cleanly and keeps its steps. A rerun of the page (any click) does not stop a run: the next
+run of the page goes on painting it. A session that ends while the page paints stops its run.
+"""
 
 from __future__ import annotations
 
+import threading
 import time
-from dataclasses import dataclass
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 import streamlit as st
-from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlException
+from streamlit.runtime.scriptrunner_utils.exceptions import StopException
 
 from specviz import (
     DecodeConfig,
@@ -23,13 +36,16 @@ from specviz import figures as G
 from specviz import frames as F
 from specviz.errors import one_line
 
-PAINT_EVERY_S = 0.25
-LIVE_WINDOW = 24
+FRAME_S = 0.5  # the live view repaints this often
+LIVE_TOKENS = 300  # text pieces the live text shows (the whole text once the run ends)
+LIVE_STEPS = 12  # steps the live timeline shows
+HISTORY = 8  # runs kept per session (the Theory page plots them)
 
 
 class Collector:
     """Receives each record as the decoder makes it (the TraceWriter interface), so a run
-    that is interrupted still leaves its finished steps behind."""
+    that is stopped or fails still leaves its finished steps behind. Written by the decoding
+    thread, read by the page: list appends and reads are atomic."""
 
     def __init__(self) -> None:
         self.run: RunRecord | None = None
@@ -51,94 +67,161 @@ class Collector:
 
 
 @dataclass
-class Outcome:
-    trace: Trace | None
+class LiveRun:
+    """One Run of the Live page: the speculative decode, then (if asked) the target alone."""
+
+    prompt: str
+    cfg: DecodeConfig
+    with_baseline: bool
+    settings: str = ""  # the settings of the run, in words
+    stop: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event = field(default_factory=threading.Event)
+    parts: list[tuple[str, Collector]] = field(default_factory=list)  # (label, records)
     error: str | None = None
-    interrupted: ScriptControlException | None = None  # a rerun asked for during the run
-
-
-def stream(pair, prompt: str, cfg: DecodeConfig, *, target_only: bool, label: str,
-           status, text_slot, timeline_slot) -> Outcome:
-    """Decode, painting the colored text, the timeline and running stats while it runs.
-
-    A click anywhere in the app (the Stop button included) makes Streamlit interrupt this
-    script at its next drawing call; that interruption is caught here, turned into
-    ``should_stop`` (the decoder ends cleanly between steps) and handed back to be re-raised
-    once the trace is safe. (With ``runner.fastReruns``, Streamlit starts the next run at
-    once, in parallel: ``wait_for_stopped_run`` makes it wait for this trace.)
-    """
-    box = Collector()
-    pending: list[ScriptControlException] = []
-    last = [0.0]
-    t0 = time.perf_counter()
-
-    def paint(final: bool = False) -> None:
-        trace = box.trace()
-        if trace is None or not trace.steps:
-            return
-        tokens = F.tokens_frame(trace)
-        n_tok = int(tokens[F.EMITTED].sum())
-        alpha = F.trace_alpha(trace)
-        rate = n_tok / max(time.perf_counter() - t0, 1e-9)
-        status.markdown(f"**{label}**: step {len(trace.steps)} · {n_tok} tokens · "
-                        + (f"running α̂ = {alpha:.2f} · " if alpha is not None else "")
-                        + f"{rate:.1f} tokens/s")
-        text_slot.html(G.legend_html(("target",) if target_only else
-                                     ("accepted", "resampled", "bonus", "rejected"))
-                       + G.colored_text_html(tokens))
-        recent = tokens[tokens[F.STEP] >= len(trace.steps) - LIVE_WINDOW]
-        timeline_slot.plotly_chart(G.fig_timeline(recent),
-                                   key=f"live_tl_{label}_{len(trace.steps)}_{final}")
-
-    def on_step(rec: StepRecord) -> None:
-        now = time.perf_counter()
-        if pending or now - last[0] < PAINT_EVERY_S:
-            return
-        last[0] = now
-        try:
-            paint()
-        except ScriptControlException as e:  # Stop (or any click): end between steps
-            pending.append(e)
-
-    decode = target_only_decode if target_only else speculative_decode
-    error = None
-    try:
-        decode(pair, prompt, cfg, on_step=on_step, should_stop=lambda: bool(pending),
-               writer=box, label=label)
-    except DecodeError as e:
-        error = str(e)
-    except ValueError as e:
-        error = str(e)
-    except MemoryError:
-        error = "out of memory; try fewer tokens or a smaller pair"
-    except Exception as e:  # a clear line, never a traceback
-        error = one_line(e)
-    if not pending:
-        try:
-            paint(final=True)
-        except ScriptControlException as e:
-            pending.append(e)
-    return Outcome(box.trace(), error, pending[0] if pending else None)
+    t_start: float = field(default_factory=time.perf_counter)
 
 
 def live_store() -> dict:
-    """This session's live results, in a plain dict kept in session_state.
-
-    A run that Streamlit is stopping can no longer touch ``st.session_state`` (every access
-    re-raises the stop), but it can still put its trace into this dict, which the next run
-    of the same session reads. Keys: busy (a decode is in progress), result, history.
-    """
+    """This session's live results, in a plain dict kept in session_state (the decoding
+    thread writes its result here, without touching Streamlit). Keys: run (the LiveRun in
+    progress, or None), result, history."""
     if "live_store" not in st.session_state:
-        st.session_state.live_store = {"busy": False, "result": None, "history": []}
+        st.session_state.live_store = {"run": None, "result": None, "history": []}
     return st.session_state.live_store
 
 
-def wait_for_stopped_run(store: dict, timeout_s: float = 120.0) -> None:
-    """If a decode of this session is still finishing (it was just stopped), wait for it,
-    so that its partial trace is shown rather than lost."""
-    if not store["busy"]:
-        return
-    deadline = time.perf_counter() + timeout_s
-    with st.spinner("Finishing the stopped run's last step …"):
-        while store["busy"] and time.perf_counter() < deadline:
-            time.sleep(0.1)
+def busy(store: dict) -> LiveRun | None:
+    """The run of this session that is still decoding, if any."""
+    run = store.get("run")
+    return run if run is not None and not run.done.is_set() else None
+
+
+def _decode(pair, run: LiveRun, target_only: bool) -> str | None:
+    """One decode into a new part of the run; its error as one line, or None."""
+    label = "baseline" if target_only else "speculative"
+    box = Collector()
+    run.parts.append((label, box))
+    decode = target_only_decode if target_only else speculative_decode
+    try:
+        decode(pair, run.prompt, run.cfg, should_stop=run.stop.is_set, writer=box,
+               label=label)
+    except (DecodeError, ValueError) as e:
+        return str(e)
+    except MemoryError:
+        return "out of memory; try fewer tokens or a smaller pair"
+    except Exception as e:  # a clear line, never a traceback
+        return one_line(e)
+    return None
+
+
+def _work(pair, run: LiveRun, store: dict) -> None:
+    """The decoding thread: decode, then the baseline, then hand the traces to the page."""
+    try:
+        error = _decode(pair, run, target_only=False)
+        if run.with_baseline and error is None and not run.stop.is_set():
+            error = _decode(pair, run, target_only=True)
+        traces = {label: box.trace() for label, box in run.parts}
+        result = {"spec": traces.get("speculative"), "base": traces.get("baseline"),
+                  "error": error, "settings": run.settings}
+        store["result"] = result
+        if result["spec"] is not None and result["spec"].steps:
+            store["history"] = (store["history"] + [result])[-HISTORY:]
+    except Exception as e:  # never leave the page waiting on a thread that died
+        store["result"] = {"spec": None, "base": None, "error": one_line(e),
+                           "settings": run.settings}
+    finally:
+        run.done.set()
+
+
+# One decoding thread for the whole server: every live run of every session decodes there, one
+# after the other. The models are shared by all sessions, and on a CPU torch's thread pools
+# run markedly slower (about 30 % here) when decodes move from thread to thread.
+_DECODER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="specviz-live-decode")
+
+
+def start(pair, prompt: str, cfg: DecodeConfig, with_baseline: bool,
+          settings: str = "") -> LiveRun:
+    """Start a run in its own thread; the session's store receives its result."""
+    store = live_store()
+    old = busy(store)
+    if old is not None:  # one run per session: a new Run ends the one before
+        old.stop.set()
+        old.done.wait()
+    run = LiveRun(prompt, cfg, with_baseline, settings)
+    store["run"] = run
+    _DECODER.submit(_work, pair, run, store)
+    return run
+
+
+class _Painter:
+    """What the live view has of one part of a run: compact text spans and timeline rows
+    of its last steps (append-only, bounded), running counts. ``add`` costs what the new
+    steps cost; ``html`` what the bounded window costs."""
+
+    def __init__(self, target_only: bool) -> None:
+        self.target_only = target_only
+        self.spans: deque[str] = deque(maxlen=LIVE_TOKENS)
+        self.recent: deque[str] = deque(maxlen=LIVE_STEPS)  # timeline rows, HTML
+        self.n_steps = self.n_tokens = self.n_spans = self.n_accepted = self.n_judged = 0
+
+    def add(self, steps: list[StepRecord]) -> None:
+        if not steps:
+            return
+        rows = F.step_tokens_frame(steps, self.target_only, self.n_tokens)
+        spans = G.live_spans(rows)
+        self.spans.extend(spans)
+        self.n_spans += len(spans)
+        for _, df in rows.groupby(F.STEP, sort=False):
+            self.recent.append(G.live_timeline_row(df))
+        self.n_steps += len(steps)
+        self.n_tokens += sum(len(s.emitted_ids) for s in steps)
+        self.n_accepted += sum(s.n_accepted for s in steps)
+        self.n_judged += sum(s.n_evaluated for s in steps)
+
+    def html(self, label: str, elapsed_s: float) -> str:
+        """The running numbers, the live text (its last pieces) and the timeline of the last
+        steps, as one piece of HTML."""
+        alpha = f" · running α̂ = {self.n_accepted / self.n_judged:.2f}" if self.n_judged \
+            else ""
+        status = (f'<div class="sv-status"><b>{label}</b>: step {self.n_steps} · '
+                  f"{self.n_tokens} tokens{alpha} · {self.n_tokens / max(elapsed_s, 1e-9):.1f}"
+                  " tokens/s (running)</div>")
+        kinds = ("target",) if self.target_only else ("accepted", "resampled", "bonus",
+                                                      "rejected", "unjudged")
+        lead = ('<span style="color:#888">… (earlier text left out while the run goes on) '
+                "… </span>" if self.n_spans > len(self.spans) else "")
+        return (status + G.legend_html(kinds) + G.live_css()
+                + G.text_block_html(list(self.spans), lead)
+                + f'<div style="margin-top:0.8em;font-weight:600">Token timeline: the last '
+                  f"{LIVE_STEPS} steps (draft positions 1…γ, then the target's token)</div>"
+                + G.live_timeline_html(list(self.recent)))
+
+
+def watch(run: LiveRun, slot) -> None:
+    """Paint ``run`` into ``slot`` every FRAME_S seconds until it ends: one HTML element
+    with the running numbers, the text and the timeline. (One small HTML update per frame
+    is the cheapest thing for the browser to draw; a Markdown element updated at this rate
+    costs it several times more CPU, which a decoder sharing the machine feels.) A rerun
+    (any click) interrupts this at a paint and lets the run go on; the end of the session
+    stops it."""
+    painters: dict[str, _Painter] = {}
+    try:
+        while not run.done.wait(FRAME_S):
+            if not run.parts:
+                slot.caption("Starting … (a run of another session goes first)")
+                continue
+            label, box = run.parts[-1]
+            p = painters.setdefault(label, _Painter(label == "baseline"))
+            p.add(box.steps[p.n_steps:len(box.steps)])
+            slot.html(p.html(label, time.perf_counter() - run.t_start))
+    except StopException:  # the session is closing (or the app stops): end the decode
+        run.stop.set()
+        raise
+
+
+def stop_current() -> None:
+    """The Stop button's callback: ask this session's running decode to end after its
+    current step."""
+    run = busy(live_store())
+    if run is not None:
+        run.stop.set()

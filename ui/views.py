@@ -58,6 +58,9 @@ def metrics_ui(trace: Trace, baseline: Trace | None = None) -> Costs:
     cols[3].metric("speedup", rows[3][1], help=METRIC_DEFINITIONS["speedup"])
     cols[4].metric("tokens / steps", f"{sm.n_emitted} / {sm.n_steps}",
                    help=f"Tokens emitted / verification steps. Stop reason: {sm.stop_reason}")
+    if costs.speedup_measured is not None and costs.speedup_measured < 1.0:
+        st.warning(f"Slower than the target alone ({costs.speedup_measured:.2f}×). "
+                   f"{diagnose(costs).headline} (Trace inspector: the numbers behind it.)")
     with st.expander("All metrics, with their definitions", expanded=False):
         table = pd.DataFrame([(name, value, METRIC_DEFINITIONS[k]) for name, value, k in rows],
                              columns=["metric", "value", "definition"])
@@ -79,8 +82,8 @@ def colored_text_ui(tokens: pd.DataFrame, highlight: int | None = None,
 def _window(tokens: pd.DataFrame, key: str, n_steps: int) -> pd.DataFrame:
     if n_steps <= TIMELINE_WINDOW:
         return tokens
-    start = st.slider("first step shown", 0, n_steps - 1,
-                      max(n_steps - TIMELINE_WINDOW, 0), key=f"{key}_tl_start")
+    start = st.slider(f"first step shown ({TIMELINE_WINDOW} at a time)", 0, n_steps - 1, 0,
+                      key=f"{key}_tl_start")
     sel = tokens[F.STEP].between(start, start + TIMELINE_WINDOW - 1)
     return tokens[sel]
 
@@ -88,7 +91,8 @@ def _window(tokens: pd.DataFrame, key: str, n_steps: int) -> pd.DataFrame:
 @st.fragment
 def timeline_ui(tokens: pd.DataFrame, n_steps: int, key: str) -> None:
     """The token timeline, a window of steps at a time (moving it reruns only this part)."""
-    st.plotly_chart(G.fig_timeline(_window(tokens, key, n_steps)), key=f"{key}_timeline")
+    st.plotly_chart(G.fig_timeline(_window(tokens, key, n_steps), title=None),
+                    key=f"{key}_timeline")
 
 
 @st.fragment
@@ -107,14 +111,15 @@ def inspector_ui(trace: Trace, drafts: pd.DataFrame, key: str) -> None:
                           key=f"{key}_insp_pos")
     row = rows.iloc[int(choice)]
     topk = F.topk_frame(trace, int(step), int(row[F.POS]))
+    greedy = F.is_greedy(trace)
     fig = G.fig_verify_inspector(topk, float(row[F.ACCEPT_PROB]), float(row[F.U]),
-                                 str(row[F.TEXT]), str(row[F.STATUS]))
+                                 str(row[F.TEXT]), str(row[F.STATUS]), greedy=greedy)
     st.plotly_chart(fig, key=f"{key}_inspector")
-    greedy = not math.isfinite(float(row[F.U])) and row[F.STATUS] != "unjudged"
-    st.caption(("Greedy decoding: a draft is accepted when it is the target's top token "
-                "(min(1, p/q) shows 1 or 0). " if greedy else "")
-               + "▶ marks the drafted token. The residual is computed over the tokens shown "
-                 "(top-k of p and q), so it is approximate when the lists differ.")
+    st.caption("Greedy decoding draws nothing at random: a draft is accepted exactly when it "
+               "is the target's top token (▲), and a rejected draft is replaced by that top "
+               "token. ▶ marks the drafted token." if greedy else
+               "▶ marks the drafted token. The residual is computed over the tokens shown "
+               "(top-k of p and q), so it is approximate when the lists differ.")
 
 
 def run_figures(fr: dict[str, pd.DataFrame], trace: Trace, name: str,
@@ -123,7 +128,8 @@ def run_figures(fr: dict[str, pd.DataFrame], trace: Trace, name: str,
     comes as a function, built only when it is downloaded (the page draws a window)."""
     tokens = fr["tokens"]
     figs = {"timeline": lambda: G.fig_timeline(tokens),  # built only when downloaded
-            "acceptance heatmap": G.fig_acceptance_heatmap(fr["drafts"]),
+            "acceptance heatmap": G.fig_acceptance_heatmap(fr["drafts"],
+                                                           greedy=F.is_greedy(trace)),
             "acceptance by position": G.fig_position_acceptance(fr["position"]),
             "accepted length": G.fig_accepted_length(fr["lengths"]),
             "latency": G.fig_latency(fr["steps"])}
@@ -192,7 +198,7 @@ def baseline_check_ui(spec: Trace, base: Trace | None) -> int | None:
     identical. Returns the output index of the first divergence (to highlight), if any."""
     if base is None:
         return None
-    greedy = spec.run.config.get("temperature", 0) == 0
+    greedy = F.is_greedy(spec)
     a, b = spec.summary.output_token_ids, base.summary.output_token_ids
     n = min(len(a), len(b))
     div = F.first_divergence(a[:n], b[:n])
@@ -210,23 +216,45 @@ def baseline_check_ui(spec: Trace, base: Trace | None) -> int | None:
 
 
 def diagnosis_ui(trace: Trace, baseline: Trace | None, key: str) -> None:
-    """What limits this run's speedup, and a what-if over alpha, gamma and c."""
+    """What limits this run's speedup, with the shares of the gap that chose the label, and
+    a what-if over α, γ, c, v and the overhead (its sliders start at this run's values)."""
     costs = measure(trace, baseline)
     dg = diagnose(costs)
     with st.container(border=True):
-        st.markdown(f"**Bottleneck diagnosis.** {dg.headline}")
-        for line in dg.findings:
-            st.markdown(f"- {line}")
-        if baseline is None:
-            st.caption("No target-only baseline of this setup in the file: costs are "
-                       "relative to the verify pass (v = 1 assumed).")
+        left, right = st.columns([3, 2])
+        with left:
+            st.markdown(f"**Bottleneck diagnosis.** {dg.headline}")
+            for line in dg.findings:
+                st.markdown(f"- {line}")
+            if baseline is None:
+                st.caption("No target-only baseline of this setup in the file: costs are "
+                           "relative to the verify pass (v = 1 assumed).")
+        if dg.shares:
+            right.plotly_chart(G.fig_gap_shares(dg.shares, dg.limiter),
+                               key=f"{key}_shares")
+            right.caption("The label names the largest share. The parts add up to the gap "
+                          "between the ideal speedup (γ + 1) and the predicted one, in log "
+                          "units; see the findings for the numbers.")
         if costs.alpha is None or costs.c is None:
             return
-        st.markdown("**What if…** (formulas of Leviathan et al.; move the sliders for your "
-                    "own scenario)")
-        c1, c2, c3 = st.columns(3)
-        a = c1.slider("α", 0.0, 0.99, float(min(costs.alpha, 0.99)), 0.01, key=f"{key}_wi_a")
-        g = c2.slider("γ", GAMMA_MIN, GAMMA_MAX, max(int(round(costs.gamma)), 1), key=f"{key}_wi_g")
-        c = c3.slider("c", 0.0, 1.0, float(min(costs.c, 1.0)), 0.005, key=f"{key}_wi_c")
-        table = theory.what_if(a, g, c, costs.v, costs.overhead)
-        st.plotly_chart(G.fig_what_if(table), key=f"{key}_whatif")
+        _what_if_ui(costs, dg, f"{key}_{trace.run.run_id}")
+
+
+def _what_if_ui(costs: Costs, dg, key: str) -> None:
+    """Sliders keyed per run (a run's own values, never the previous run's)."""
+    st.markdown("**What if…** speedup = E / (γ·c + v + o), with E = (1 − α^(γ+1)) / (1 − α) "
+                "for i.i.d. acceptance. The sliders start at this run's measured values.")
+    c1, c2, c3, c4, c5 = st.columns(5)
+    a = c1.slider("α", 0.0, 0.99, float(min(costs.alpha, 0.99)), 0.01, key=f"{key}_wi_a")
+    g = c2.slider("γ", GAMMA_MIN, GAMMA_MAX, max(int(round(costs.gamma)), 1),
+                  key=f"{key}_wi_g")
+    c = c3.slider("c", 0.0, 1.0, float(min(costs.c, 1.0)), 0.005, key=f"{key}_wi_c")
+    v = c4.slider("v", 0.5, 4.0, float(min(max(costs.v, 0.5), 4.0)), 0.01, key=f"{key}_wi_v")
+    o = c5.slider("o (overhead)", 0.0, 1.0, float(min(costs.overhead, 1.0)), 0.01,
+                  key=f"{key}_wi_o")
+    table = theory.what_if(a, g, c, v, o)
+    st.plotly_chart(G.fig_what_if(table, measured=dg.predicted_speedup),
+                    key=f"{key}_whatif")
+    st.caption("“now” uses E(α, γ) of the i.i.d. model; the dashed line is this run's "
+               "prediction from its measured tokens per step (the diagnosis' number). They "
+               "differ where acceptance is not i.i.d.")

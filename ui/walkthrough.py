@@ -235,7 +235,8 @@ def _figures_ui(trace: Trace, walk: W.StepWalk, m: W.MicroStep, presenter: bool)
     x = walk.positions[m.position]
     what = {"draft": "q's top-k", "accept": "top-k of q and p", "add": "top-k and residual"}
     title = f"Position {x.pos + 1} ({show_token(x.text)}): {what.get(m.phase, 'top-k')}"
-    _chart(right, V.fig_topk_alternatives(topk, title), "wt_fig_topk", presenter)
+    added = walk.added.kind if walk.added is not None else "resampled"
+    _chart(right, V.fig_topk_alternatives(topk, title, added), "wt_fig_topk", presenter)
     if m.phase == "add" and not walk.greedy:
         right.caption("Residual over the recorded top-k only: an approximation of "
                       "norm(max(0, p − q)); the decoder drew from the full distributions.")

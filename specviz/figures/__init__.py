@@ -3,33 +3,54 @@
 No Streamlit here; pages call these and draw what comes back.
 """
 
-from .text import colored_text_html, legend_html
-from .theme import KIND_COLORS, KIND_LABELS, apply_theme, layout, show_token, themed
+from .text import (
+    colored_text_html,
+    legend_html,
+    live_css,
+    live_spans,
+    live_timeline_html,
+    live_timeline_row,
+    text_block_html,
+    token_spans,
+)
+from .theme import (
+    KIND_COLORS,
+    KIND_LABELS,
+    KIND_MARKS,
+    apply_theme,
+    kind_name,
+    layout,
+    show_token,
+    themed,
+)
 from .theory_views import (
-                           fig_expected_tokens,
-                           fig_speedup_surface,
-                           fig_speedup_vs_gamma,
-                           fig_what_if,
+    fig_expected_tokens,
+    fig_speedup_surface,
+    fig_speedup_vs_gamma,
+    fig_what_if,
 )
 from .toy_views import fig_toy_convergence, fig_toy_distribution
 from .trace_views import (
-                           fig_acceptance_heatmap,
-                           fig_accepted_length,
-                           fig_compare_positions,
-                           fig_compare_speed,
-                           fig_latency,
-                           fig_position_acceptance,
-                           fig_timeline,
-                           fig_tokens_vs_time,
-                           fig_verify_inspector,
-                           fig_wall_clock,
+    fig_acceptance_heatmap,
+    fig_accepted_length,
+    fig_compare_positions,
+    fig_compare_speed,
+    fig_gap_shares,
+    fig_latency,
+    fig_position_acceptance,
+    fig_timeline,
+    fig_tokens_vs_time,
+    fig_verify_inspector,
+    fig_wall_clock,
 )
 
 __all__ = [
-    "KIND_COLORS", "KIND_LABELS", "apply_theme", "colored_text_html", "fig_accepted_length",
-    "fig_acceptance_heatmap", "fig_compare_positions", "fig_compare_speed",
-    "fig_expected_tokens", "fig_latency", "fig_position_acceptance", "fig_speedup_surface",
-    "fig_speedup_vs_gamma", "fig_timeline", "fig_tokens_vs_time", "fig_toy_convergence",
-    "fig_toy_distribution", "fig_verify_inspector", "fig_wall_clock", "fig_what_if",
-    "layout", "legend_html", "show_token", "themed",
+    "KIND_COLORS", "KIND_LABELS", "KIND_MARKS", "apply_theme", "colored_text_html",
+    "fig_accepted_length", "fig_acceptance_heatmap", "fig_compare_positions",
+    "fig_compare_speed", "fig_expected_tokens", "fig_gap_shares", "fig_latency",
+    "fig_position_acceptance", "fig_speedup_surface", "fig_speedup_vs_gamma", "fig_timeline",
+    "fig_tokens_vs_time", "fig_toy_convergence", "fig_toy_distribution",
+    "fig_verify_inspector", "fig_wall_clock", "fig_what_if", "kind_name", "layout",
+    "legend_html", "live_css", "live_spans", "live_timeline_html", "live_timeline_row",
+    "show_token", "text_block_html", "themed", "token_spans",
 ]

@@ -6,14 +6,41 @@ import html
 
 import plotly.graph_objects as go
 
-# Okabe-Ito colors (readable with color-vision deficiencies), one per meaning
+# Every token kind has its own hue (Okabe-Ito, chosen to stay apart for colour-blind
+# readers: tests/test_figures.py checks them under simulated protanopia, deuteranopia and
+# tritanopia) AND a second channel that needs no colour: a mark in the figures and a line
+# style in the text. The same pair is used by every view.
 KIND_COLORS = {
-    "accepted": "#009E73",  # draft kept
-    "rejected": "#D55E00",  # draft thrown away at the first rejection
-    "unjudged": "#BBBBBB",  # drafts after a rejection: never judged
-    "resampled": "#E69F00",  # correction drawn from norm(max(0, p - q))
-    "bonus": "#0072B2",  # token drawn from p after every draft was accepted
-    "target": "#555555",  # target-only decoding
+    "accepted": "#009E73",  # bluish green: draft kept
+    "rejected": "#D55E00",  # vermillion: draft thrown away at the first rejection
+    "unjudged": "#C8C8C8",  # light grey: drafts after a rejection, never judged
+    "resampled": "#CC79A7",  # reddish purple: correction drawn from norm(max(0, p - q))
+    "bonus": "#0072B2",  # blue: token drawn from p after every draft was accepted
+    "target": "#555555",  # dark grey: target-only decoding
+}
+KIND_MARKS = {  # the second channel in figures, legends and hover texts
+    "accepted": "✓",
+    "rejected": "✗",
+    "unjudged": "·",
+    "resampled": "◆",
+    "bonus": "★",
+    "target": "",
+}
+KIND_SYMBOLS = {  # the same marks as Plotly marker symbols (legend keys, scatter points)
+    "accepted": "circle",
+    "rejected": "x",
+    "unjudged": "circle-open",
+    "resampled": "diamond",
+    "bonus": "star",
+    "target": "square",
+}
+KIND_TEXT_STYLES = {  # the second channel in the colored text: a line style per kind
+    "accepted": "solid underline",
+    "rejected": "struck through",
+    "unjudged": "dotted strike, faded",
+    "resampled": "double underline, bold",
+    "bonus": "wavy underline, bold",
+    "target": "thin underline",
 }
 KIND_LABELS = {
     "accepted": "accepted draft",
@@ -23,13 +50,19 @@ KIND_LABELS = {
     "bonus": "bonus token from p",
     "target": "target-only token",
 }
-P_COLOR = "#332288"  # target
-Q_COLOR = "#CC79A7"  # draft
-RESIDUAL_COLOR = KIND_COLORS["resampled"]
+P_COLOR = "#332288"  # target (indigo)
+Q_COLOR = "#E69F00"  # draft (orange; no token kind is orange)
+RESIDUAL_COLOR = KIND_COLORS["resampled"]  # the correction's distribution
 THEORY_COLOR = "#444444"
 PHASE_COLORS = {"draft": Q_COLOR, "verify": P_COLOR, "overhead": "#999999"}
 SERIES = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442",
           "#000000"]
+
+
+def kind_name(kind: str) -> str:
+    """A token kind's label with its mark, e.g. "✓ accepted draft"."""
+    mark = KIND_MARKS[kind]
+    return f"{mark} {KIND_LABELS[kind]}" if mark else KIND_LABELS[kind]
 
 
 GRID = "#EBF0F8"

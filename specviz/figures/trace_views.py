@@ -13,13 +13,15 @@ import plotly.graph_objects as go
 from .. import frames as F
 from .theme import (
     KIND_COLORS,
-    KIND_LABELS,
+    KIND_MARKS,
+    KIND_SYMBOLS,
     P_COLOR,
     PHASE_COLORS,
     Q_COLOR,
     RESIDUAL_COLOR,
     SERIES,
     THEORY_COLOR,
+    kind_name,
     show_token,
     themed,
 )
@@ -33,8 +35,9 @@ def _fmt(x: float, digits: int = 3) -> str:
 
 def _legend_keys(kinds) -> list:
     """Legend entries for colors drawn by a heatmap (which has no legend of its own)."""
-    return [go.Scatter(x=[None], y=[None], mode="markers", name=KIND_LABELS[k],
-                       marker=dict(color=KIND_COLORS[k], size=12, symbol="square"),
+    return [go.Scatter(x=[None], y=[None], mode="markers", name=kind_name(k),
+                       marker=dict(color=KIND_COLORS[k], size=13, symbol=KIND_SYMBOLS[k],
+                                   line=dict(width=2, color=KIND_COLORS[k])),
                        hoverinfo="skip") for k in kinds]
 
 
@@ -49,15 +52,17 @@ def _grid(df: pd.DataFrame, col: str, values) -> tuple[np.ndarray, np.ndarray, n
     return grid, steps, rows
 
 
-def fig_timeline(tokens: pd.DataFrame, max_text_steps: int = 80) -> go.Figure:
+def fig_timeline(tokens: pd.DataFrame, max_text_steps: int = 80,
+                 title: str | None = "Token timeline") -> go.Figure:
     """Token timeline: one row of ``tokens_frame`` becomes one cell.
 
-    Steps run down, draft positions across; each drafted token is colored by its fate
-    (accepted / rejected / not judged); the token the target added (correction or bonus)
-    sits right after the step's drafts. Hover shows p, q, min(1, p/q) and u.
+    Steps run down (from the first step shown), draft positions across, numbered from 1;
+    each drafted token is colored by its fate and marked (✓ accepted, ✗ rejected, · not
+    judged); the token the target added (◆ correction, ★ bonus) sits right after the step's
+    drafts. Hover shows p, q, min(1, p/q) and u.
     """
     if tokens.empty:
-        return themed([], "Token timeline (no steps yet)", height=200)
+        return themed([], (title or "Token timeline") + " (no steps yet)", height=200)
     codes = tokens[F.KIND].map(KIND_CODES).to_numpy(dtype=float)
     z, steps, rows = _grid(tokens, F.COL, codes)
     cols = tokens[F.COL].to_numpy()
@@ -67,8 +72,9 @@ def fig_timeline(tokens: pd.DataFrame, max_text_steps: int = 80) -> go.Figure:
                                             tokens[F.P], tokens[F.Q], tokens[F.ACCEPT_PROB],
                                             tokens[F.U]):
         shown = show_token(text)
-        labels[r, c] = shown
-        hover[r, c] = (f"<b>{shown}</b> · {KIND_LABELS[kind]}"
+        mark = KIND_MARKS[kind]
+        labels[r, c] = f"{mark} {shown}" if mark else shown
+        hover[r, c] = (f"<b>{shown}</b> · {kind_name(kind)}"
                        + (f"<br>p={_fmt(p)} q={_fmt(q)} min(1,p/q)={_fmt(a)} u={_fmt(u)}"
                           if np.isfinite(p) else ""))
     n = len(KIND_CODES)
@@ -77,43 +83,94 @@ def fig_timeline(tokens: pd.DataFrame, max_text_steps: int = 80) -> go.Figure:
         scale += [[i / n, KIND_COLORS[k]], [(i + 1) / n, KIND_COLORS[k]]]
     big = len(steps) > max_text_steps
     heat = go.Heatmap(
-        z=z, x=np.arange(z.shape[1]), y=steps, zmin=0, zmax=n, colorscale=scale,
+        z=z, x=np.arange(1, z.shape[1] + 1), y=steps, zmin=0, zmax=n, colorscale=scale,
         showscale=False, xgap=2, ygap=2, customdata=hover,
         text=None if big else labels, texttemplate=None if big else "%{text}",
+        textfont=dict(size=13),  # black or white, whichever reads on the cell
         hovertemplate="step %{y}, column %{x}<br>%{customdata}<extra></extra>")
     present = [k for k in F.KINDS if k in set(tokens[F.KIND])]
     height = int(min(max(260, 26 * len(steps) + 120), 900))
-    return themed([heat, *_legend_keys(present)], "Token timeline", height=height,
-                  yaxis=dict(title="step", autorange="reversed"),
-                  xaxis=dict(title="draft position, then the target's token", dtick=1,
-                             showgrid=False, zeroline=False))
+    return themed([heat, *_legend_keys(present)], title, height=height,
+                  yaxis=dict(title="step", autorange="reversed", dtick=1 if len(steps) <= 40
+                             else None),
+                  xaxis=dict(title="draft position 1…γ, then the token the target added",
+                             dtick=1, showgrid=False, zeroline=False))
 
 
-def fig_acceptance_heatmap(drafts: pd.DataFrame, max_text_steps: int = 80) -> go.Figure:
-    """Acceptance heatmap: one row of ``drafts_frame`` becomes one cell (step × position),
-    colored by min(1, p/q); ✓ marks accepted drafts, ✗ the first rejection."""
+def fig_acceptance_heatmap(drafts: pd.DataFrame, greedy: bool = False,
+                           max_text_steps: int = 80) -> go.Figure:
+    """Acceptance heatmap: one row of ``drafts_frame`` becomes one cell (step × draft
+    position, numbered from 1), marked ✓ accepted, ✗ rejected, · never judged.
+
+    Sampling: judged cells are colored by min(1, p/q), the probability the rule accepts.
+    Greedy: nothing is drawn at random; a draft is accepted exactly when it is the target's
+    top token, so judged cells show accepted / rejected in their two colors and the hover
+    gives that check. Cells never judged (after a rejection) are grey in both cases.
+    """
     if drafts.empty:
         return themed([], "Acceptance heatmap (no drafts)", height=200)
-    z, steps, rows = _grid(drafts, F.POS, drafts[F.ACCEPT_PROB].to_numpy(dtype=float))
-    marks = {"accepted": "✓", "rejected": "✗", "unjudged": "·"}
+    status = drafts[F.STATUS].to_numpy()
+    judged = status != "unjudged"
+    z, steps, rows = _grid(drafts, F.POS, np.where(judged, drafts[F.ACCEPT_PROB], np.nan)
+                           .astype(float))
+    if greedy:
+        z, _, _ = _grid(drafts, F.POS, np.where(judged, (status == "accepted") * 1.0,
+                                                np.nan))
+    never, _, _ = _grid(drafts, F.POS, np.where(judged, np.nan, 0.0))
     text = np.full(z.shape, "", dtype=object)
     hover = np.full(z.shape, "", dtype=object)
-    for r, c, s, tok, p, q, u in zip(rows, drafts[F.POS], drafts[F.STATUS], drafts[F.TEXT],
-                                     drafts[F.P], drafts[F.Q], drafts[F.U]):
-        text[r, c] = marks[s]
-        hover[r, c] = (f"<b>{show_token(tok)}</b> · {s}<br>p={_fmt(p)} q={_fmt(q)} "
-                       f"u={_fmt(u)}")
+    for r, c, st, tok, p, q, a, u in zip(rows, drafts[F.POS], status, drafts[F.TEXT],
+                                         drafts[F.P], drafts[F.Q], drafts[F.ACCEPT_PROB],
+                                         drafts[F.U]):
+        text[r, c] = KIND_MARKS[st]
+        if st == "unjudged":
+            why = "never judged: an earlier draft of the step was rejected"
+        elif greedy:
+            why = (f"greedy: the draft {'is' if st == 'accepted' else 'is not'} the target's "
+                   f"top token (argmax p) → {st}")
+        else:
+            why = f"min(1, p/q) = {_fmt(a)}, u = {_fmt(u)} → {st}"
+        hover[r, c] = f"<b>{show_token(tok)}</b> · p={_fmt(p)} q={_fmt(q)}<br>{why}"
     big = len(steps) > max_text_steps
-    heat = go.Heatmap(
-        z=z, x=np.arange(1, z.shape[1] + 1), y=steps, zmin=0, zmax=1, colorscale="Viridis",
-        colorbar=dict(title="min(1, p/q)"), xgap=1, ygap=1, customdata=hover,
-        text=None if big else text, texttemplate=None if big else "%{text}",
-        hovertemplate="step %{y}, position %{x}<br>min(1,p/q)=%{z:.3f}<br>%{customdata}"
-                      "<extra></extra>")
-    height = int(min(max(260, 18 * len(steps) + 120), 900))
-    return themed([heat], "Acceptance probability min(1, p/q)", height=height, legend=False,
+    x = np.arange(1, z.shape[1] + 1)
+    common = dict(x=x, y=steps, xgap=1, ygap=1, customdata=hover,
+                  hovertemplate="step %{y}, position %{x}<br>%{customdata}<extra></extra>")
+    grey = go.Heatmap(z=never, colorscale=[[0, KIND_COLORS["unjudged"]],
+                                           [1, KIND_COLORS["unjudged"]]],
+                      showscale=False, zmin=0, zmax=1, **common)
+    if greedy:
+        scale = [[0, KIND_COLORS["rejected"]], [0.5, KIND_COLORS["rejected"]],
+                 [0.5, KIND_COLORS["accepted"]], [1, KIND_COLORS["accepted"]]]
+        heat = go.Heatmap(z=z, zmin=0, zmax=1, colorscale=scale, showscale=False, **common)
+        title = "Greedy acceptance: is the draft the target's top token?"
+        keys = _legend_keys(["accepted", "rejected", "unjudged"])
+    else:
+        heat = go.Heatmap(z=z, zmin=0, zmax=1, colorscale="Viridis",
+                          colorbar=dict(title="min(1, p/q)"), **common)
+        title = "Acceptance probability min(1, p/q) (grey: never judged)"
+        keys = _legend_keys(["unjudged"])
+    data = [grey, heat]
+    if not big:  # the marks, in black or white to read on their cell
+        data.append(_marks(text, z, steps, x, greedy))
+    height = int(min(max(260, 22 * len(steps) + 120), 900))
+    return themed(data + keys, title, height=height,
                   yaxis=dict(title="step", autorange="reversed"),
-                  xaxis=dict(title="draft position", dtick=1))
+                  xaxis=dict(title="draft position", dtick=1, showgrid=False))
+
+
+def _marks(text: np.ndarray, z: np.ndarray, steps: np.ndarray, x: np.ndarray,
+           greedy: bool) -> go.Scatter:
+    """✓ / ✗ / · at the cell centres, large and bold, white on dark cells, black on light."""
+    rr, cc = np.nonzero(text != "")
+    values = z[rr, cc]
+    if greedy:  # on the green and the vermillion, black reads best
+        colors = ["black"] * len(rr)
+    else:  # Viridis is dark below about 0.55
+        colors = ["black" if (np.isfinite(v) and v >= 0.55) or not np.isfinite(v) else "white"
+                  for v in values]
+    return go.Scatter(x=x[cc], y=steps[rr], mode="text", text=text[rr, cc].tolist(),
+                      textfont=dict(size=17, color=colors, family="Arial Black, Arial"),
+                      hoverinfo="skip", showlegend=False)
 
 
 def fig_position_acceptance(position: pd.DataFrame) -> go.Figure:
@@ -160,16 +217,43 @@ def fig_accepted_length(lengths: pd.DataFrame) -> go.Figure:
 
 
 def fig_verify_inspector(topk: pd.DataFrame, accept_prob: float, u: float | None,
-                         drafted_text: str, status: str) -> go.Figure:
+                         drafted_text: str, status: str, greedy: bool = False) -> go.Figure:
     """The verifier at one drafted position: one row of ``topk_frame`` becomes one token on
-    the x axis, with bars for p, q and the residual norm(max(0, p − q)); below, the draw u
-    against the acceptance line min(1, p/q) (accept when u < min(1, p/q))."""
-    labels = [("▶ " if d else "") + show_token(t) for t, d in zip(topk[F.TEXT],
-                                                                   topk[F.IS_DRAFTED])]
+    the x axis (▶ the draft, ▲ the target's top token).
+
+    Sampling: bars for p, q and the residual norm(max(0, p − q)); below, the draw u against
+    the acceptance line min(1, p/q) (accept when u < min(1, p/q)).
+    Greedy: bars for p and q, and the one check greedy verification makes: is the draft
+    the target's top token (argmax p)? No draw, no residual (the target's own top token is
+    what replaces a rejected draft).
+    """
+    top = int(np.nanargmax(topk[F.P].to_numpy())) if topk[F.P].notna().any() else -1
+    marks = ["▶ " if d else "" for d in topk[F.IS_DRAFTED]]
+    if greedy and top >= 0:
+        marks[top] += "▲ "
+    labels = [m + show_token(t) for m, t in zip(marks, topk[F.TEXT])]
+    series = [(F.P, "p (target)", P_COLOR), (F.Q, "q (draft)", Q_COLOR)]
+    if not greedy:
+        series.append((F.RESIDUAL, "norm(max(0, p − q))", RESIDUAL_COLOR))
     data = [go.Bar(x=labels, y=topk[col], name=name, marker_color=color,
                    hovertemplate="%{x}: %{y:.4f}<extra>" + name + "</extra>")
-            for col, name, color in ((F.P, "p (target)", P_COLOR), (F.Q, "q (draft)", Q_COLOR),
-                                     (F.RESIDUAL, "norm(max(0, p − q))", RESIDUAL_COLOR))]
+            for col, name, color in series]
+    verdict = f"{KIND_MARKS.get(status, '')} {status}".strip()
+    if status == "unjudged":
+        verdict = "never judged (an earlier draft of the step was rejected)"
+    if greedy:
+        if status == "unjudged":
+            check = f"draft {show_token(drafted_text)} was {verdict}"
+        elif top < 0:
+            check = "greedy: the target's top token is not recorded here"
+        else:
+            argmax = show_token(str(topk[F.TEXT].iloc[top]))
+            same = bool(topk[F.IS_DRAFTED].iloc[top])
+            check = (f"greedy check: draft {show_token(drafted_text)} "
+                     f"{'=' if same else '≠'} the target's top token {argmax} → {verdict}")
+        return themed(data, f"Verify inspector (greedy): {check}", height=420, barmode="group",
+                      xaxis=dict(title="top-k tokens of p and q (▶ the draft, ▲ argmax p)"),
+                      yaxis=dict(title="probability"))
     data.append(go.Bar(x=[accept_prob], y=["min(1, p/q)"], orientation="h", showlegend=False,
                        xaxis="x2", yaxis="y2", marker_color=KIND_COLORS["accepted"],
                        opacity=0.5, hovertemplate="min(1, p/q) = %{x:.4f}<extra></extra>"))
@@ -179,7 +263,7 @@ def fig_verify_inspector(topk: pd.DataFrame, accept_prob: float, u: float | None
                                marker=dict(symbol="line-ns-open", size=30, color="black",
                                            line=dict(width=3)),
                                hovertemplate="u = %{x:.4f}<extra></extra>"))
-    title = f"Verify inspector: draft {show_token(drafted_text)} was {status}"
+    title = f"Verify inspector: draft {show_token(drafted_text)} was {verdict}"
     return themed(data, title, height=460, barmode="group",
                   xaxis=dict(anchor="y", title="top-k tokens of p and q (▶ the draft)"),
                   yaxis=dict(domain=[0.42, 1.0], title="probability"),
@@ -248,10 +332,30 @@ def fig_compare_positions(position: pd.DataFrame) -> go.Figure:
 
 
 def fig_compare_speed(runs: pd.DataFrame) -> go.Figure:
-    """Tokens per second: one row of ``runs_frame`` becomes one bar."""
+    """Tokens per second: one row of ``runs_frame`` becomes one horizontal bar (run names
+    read along the bars, never rotated)."""
     colors = [KIND_COLORS["target"] if m == "target-only" else SERIES[0]
               for m in runs[F.MODE]]
-    bar = go.Bar(x=runs[F.RUN_NAME], y=runs[F.TOKENS_PER_S], marker_color=colors,
-                 hovertemplate="%{x}: %{y:.2f} tokens/s<extra></extra>")
-    return themed([bar], "Throughput (grey: target only)", height=340, legend=False,
-                  yaxis=dict(title="tokens / s"))
+    bar = go.Bar(y=runs[F.RUN_NAME], x=runs[F.TOKENS_PER_S], orientation="h",
+                 marker_color=colors, text=[f"{v:.1f}" for v in runs[F.TOKENS_PER_S]],
+                 textposition="outside", cliponaxis=False,
+                 hovertemplate="%{y}: %{x:.2f} tokens/s<extra></extra>")
+    return themed([bar], "Throughput (grey: target only)", height=120 + 34 * len(runs),
+                  legend=False, yaxis=dict(autorange="reversed"),
+                  xaxis=dict(title="tokens / s", rangemode="tozero"))
+
+
+def fig_gap_shares(shares: dict[str, float], limiter: str) -> go.Figure:
+    """What keeps a run from the ideal speedup: one factor of ``diagnosis.FACTORS`` becomes
+    one horizontal bar, its share of ln(ideal / predicted); the limiter is the longest bar
+    (drawn dark). Negative shares gain time back (e.g. a verify pass cheaper than a step)."""
+    names = list(shares)
+    values = [100 * shares[k] for k in names]
+    colors = [THEORY_COLOR if k == limiter else "#9DB5CF" for k in names]
+    bar = go.Bar(y=names, x=values, orientation="h", marker_color=colors,
+                 text=[f"{v:.0f} %" for v in values], textposition="outside", cliponaxis=False,
+                 hovertemplate="%{y}: %{x:.1f} % of the gap<extra></extra>")
+    return themed([bar], "Share of the gap to the ideal speedup", height=260, legend=False,
+                  yaxis=dict(autorange="reversed"),
+                  xaxis=dict(title="% of ln(ideal / predicted)", zeroline=True,
+                             zerolinecolor="#888"))

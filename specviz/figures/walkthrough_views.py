@@ -14,9 +14,11 @@ import plotly.graph_objects as go
 
 from .. import frames as F
 from .. import walkthrough as W
-from .theme import KIND_COLORS, P_COLOR, Q_COLOR, RESIDUAL_COLOR, show_token, themed
+from .text import kind_style
+from .theme import KIND_COLORS, KIND_MARKS, P_COLOR, Q_COLOR, RESIDUAL_COLOR, show_token, themed
 
-STATE_MARKS = {W.PENDING: "", W.ACCEPTED: " ✓", W.REJECTED: " ✗", W.UNJUDGED: " ·"}
+STATE_MARKS = {W.PENDING: "", W.ACCEPTED: f" {KIND_MARKS['accepted']}",
+               W.REJECTED: f" {KIND_MARKS['rejected']}", W.UNJUDGED: f" {KIND_MARKS['unjudged']}"}
 
 
 def fig_step_probabilities(positions: pd.DataFrame, greedy: bool = False,
@@ -58,12 +60,13 @@ def fig_step_probabilities(positions: pd.DataFrame, greedy: bool = False,
                   yaxis=dict(title="probability", range=[0, 1.05]))
 
 
-def fig_topk_alternatives(topk: pd.DataFrame, title: str) -> go.Figure:
+def fig_topk_alternatives(topk: pd.DataFrame, title: str, added_kind: str = "resampled"
+                          ) -> go.Figure:
     """The recorded alternatives at one drafted position: one row of
-    ``walkthrough.topk_view`` becomes one token (▶ the draft, ★ the token the target
-    added), with bars for q, p (once verified) and the residual norm(max(0, p − q))
-    (at a correction; over the recorded tokens only)."""
-    marks = {"drafted": "▶ ", "added": "★ ", "": ""}
+    ``walkthrough.topk_view`` becomes one token (▶ the draft; the token the target added
+    with its kind's mark, ◆ correction or ★ bonus), with bars for q, p (once verified) and
+    the residual norm(max(0, p − q)) (at a correction; over the recorded tokens only)."""
+    marks = {"drafted": "▶ ", "added": f"{KIND_MARKS[added_kind]} ", "": ""}
     labels = [marks[m] + show_token(t) for t, m in zip(topk[F.TEXT], topk[W.MARK])]
     data = []
     for col, name, color in ((F.Q, "q (draft)", Q_COLOR), (F.P, "p (target)", P_COLOR),
@@ -103,14 +106,12 @@ STRIP_STYLES = {
     W.PROMPT: "color:#888",
     W.PREFIX: "color:#333",
     W.PENDING: "border:1px dashed #888;background:#f4f4f4;border-radius:3px",
-    W.ACCEPTED: f"border-bottom:3px solid {KIND_COLORS['accepted']};"
-                f"background:{KIND_COLORS['accepted']}22",
-    W.REJECTED: f"color:{KIND_COLORS['rejected']};text-decoration:line-through;opacity:0.8",
-    W.UNJUDGED: f"color:{KIND_COLORS['unjudged']};text-decoration:line-through;opacity:0.6",
-    W.RESAMPLED: f"border-bottom:3px solid {KIND_COLORS['resampled']};"
-                 f"background:{KIND_COLORS['resampled']}33;font-weight:600",
-    W.BONUS: f"border-bottom:3px solid {KIND_COLORS['bonus']};"
-             f"background:{KIND_COLORS['bonus']}22;font-weight:600",
+    # the same color and line style as everywhere else (specviz.figures.text)
+    W.ACCEPTED: kind_style("accepted"),
+    W.REJECTED: kind_style("rejected"),
+    W.UNJUDGED: kind_style("unjudged"),
+    W.RESAMPLED: kind_style("resampled"),
+    W.BONUS: kind_style("bonus"),
 }
 STRIP_TITLES = {W.PROMPT: "prompt", W.PREFIX: "committed before this step",
                 W.PENDING: "drafted, not judged yet", W.ACCEPTED: "accepted draft",
