@@ -73,6 +73,8 @@ def _result_ui(result: dict | None) -> None:
         st.error(f"The run stopped with an error: {as_text(result['error'])}" +
                  (" The steps that finished are kept below." if spec else ""))
     if spec is None or not spec.steps:
+        if spec is not None and spec.summary.stop_reason == "stopped":
+            st.info("Stopped before its first step was verified: there are no steps to show.")
         return
     if spec.summary.stop_reason == "stopped":
         st.warning(f"Stopped after {len(spec.steps)} steps; the partial trace is kept.")

@@ -137,11 +137,12 @@ def test_run_right_after_a_slider_uses_the_value_shown(page, app_url):
     shown = page.locator(".st-key-max_new_tokens [data-testid='stSliderThumbValue']")
     assert shown.inner_text() == "328"
     page.locator(".st-key-run button").click()
+    # the run's end, or its first painted steps (then Stop: no need to wait for 328 tokens)
     page.wait_for_function(f"() => !['', '{before}'].includes(({LAST_RUN})()) || "
-                           "!!document.querySelector('.st-key-stop')", timeout=300_000)
+                           "!!document.querySelector('.specviz-text span')", timeout=300_000)
     stop = page.locator(".st-key-stop").get_by_role("button", name="Stop")
     if stop.count():
-        stop.click()  # no need to wait for 328 tokens
+        stop.click()
     page.wait_for_function(f"() => !['', '{before}'].includes(({LAST_RUN})())",
                            timeout=300_000)
     page.get_by_role("tab", name="Download").click()
