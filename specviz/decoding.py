@@ -28,7 +28,10 @@ from .core.drafters import (
     PromptLookupDrafter,
     check_early_exit_layers,
 )
+from .core.policies import POLICIES, make_policy
+from .core.sampling import Sampling
 from .core.state import RunState
+from .core.verify import RULES
 from .engines.eager import CachedLM, truncated_model
 from .engines.phases import EagerPhases, GraphPhases, HostCopier
 from .engines.static import (
@@ -41,7 +44,6 @@ from .engines.static import (
     stacked_layers,
 )
 from .errors import one_line
-from .feature_head import StaticHead
 from .limits import (
     GAMMA_MAX,
     GAMMA_MIN,
@@ -51,10 +53,8 @@ from .limits import (
     TOP_ALTERNATIVES_MAX,
 )
 from .models import check_prompt_size
-from .policies import POLICIES, make_policy
-from .sampling import Sampling
-from .trace import RunRecord, StepRecord, Trace, TraceWriter, summarize
-from .verify import RULES
+from .models.feature_head import StaticHead
+from .traces.records import RunRecord, StepRecord, Trace, TraceWriter, summarize
 
 
 @dataclass(frozen=True)

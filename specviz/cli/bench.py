@@ -15,8 +15,8 @@ from datetime import datetime, timezone
 
 import torch
 
-from .decoding import encode_prompt, speculative_decode, target_only_decode
-from .models import hardware_info
+from ..decoding import encode_prompt, speculative_decode, target_only_decode
+from ..models import hardware_info
 
 DEFAULT_PROMPTS = [
     "Write a short story about a lighthouse keeper who finds a message in a bottle.",

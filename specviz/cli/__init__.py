@@ -16,8 +16,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from .errors import clean, one_line
-from .limits import GAMMA_MAX, GAMMA_MIN, MAX_PROMPT_CHARS, TEMPERATURE_MAX, TEMPERATURE_MIN
+from ..errors import clean, one_line
+from ..limits import GAMMA_MAX, GAMMA_MIN, MAX_PROMPT_CHARS, TEMPERATURE_MAX, TEMPERATURE_MIN
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1
@@ -112,7 +112,7 @@ def read_prompts(path: str) -> list[str]:
     Lines are split on \\n only (a \\r before it is dropped), as in trace files: a prompt
     may hold U+2028 and the like.
     """
-    from .trace import loads_strict
+    from ..traces.records import loads_strict
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
@@ -158,7 +158,7 @@ def _prompts(args) -> list[str]:
 
 def _check_prompt_sizes(pair, prompts: list[str]) -> None:
     """Every prompt that cannot fit the target's context is refused before any decoding."""
-    from .models import check_prompt_size
+    from ..models import check_prompt_size
     for i, prompt in enumerate(prompts):
         try:
             check_prompt_size(pair.tokenizer, prompt, pair.context_length)
@@ -179,7 +179,7 @@ def _out_path(args) -> Path:
 
 
 def _config(args, pair, seed: int):
-    from .decoding import DecodeConfig
+    from ..decoding import DecodeConfig
     cfg = DecodeConfig(
         drafter=args.drafter or pair.default_drafter, gamma=args.gamma, policy=args.policy,
         confidence_threshold=args.confidence_threshold,
@@ -196,7 +196,7 @@ def _config(args, pair, seed: int):
 
 def _precheck(args) -> None:
     """Range checks that need no model, so bad input fails before a slow load."""
-    from .decoding import DecodeConfig
+    from ..decoding import DecodeConfig
     try:
         DecodeConfig(gamma=args.gamma, temperature=args.temperature, top_k=args.top_k,
                      top_p=args.top_p, max_new_tokens=args.max_new_tokens,
@@ -214,7 +214,7 @@ def _progress_printer():
 
 
 def _load(args):
-    from .models import DEFAULT_TARGET, ModelSourceError, load_pair
+    from ..models import DEFAULT_TARGET, ModelSourceError, load_pair
     target = args.target or DEFAULT_TARGET
     draft = None if str(args.draft).lower() == "none" else args.draft
     if args.drafter in ("prompt-lookup", "early-exit", "feature-head") and \
@@ -235,7 +235,7 @@ def _load(args):
 
 
 def cmd_run(args) -> int:
-    from .trace import TraceWriter
+    from ..traces.records import TraceWriter
     prompts = _prompts(args)
     _precheck(args)
     out = _out_path(args)
@@ -300,7 +300,7 @@ def _decode_all(args, pair, prompts, writer, out: Path, rows: list,
                 stop: _Interrupt) -> None:
     from tqdm import tqdm
 
-    from .decoding import DecodeError, speculative_decode, target_only_decode
+    from ..decoding import DecodeError, speculative_decode, target_only_decode
     _warm_up_graphs(args, pair, prompts[0], stop)
     with writer:
         for i, prompt in enumerate(prompts):
@@ -331,7 +331,7 @@ def _decode_all(args, pair, prompts, writer, out: Path, rows: list,
 def _warm_up_graphs(args, pair, prompt: str, stop: _Interrupt) -> None:
     """CUDA graphs are captured on a run's first steps; capture once before the recorded runs
     so that their timings show the steady state."""
-    from .decoding import resolve_engine, speculative_decode, target_only_decode
+    from ..decoding import resolve_engine, speculative_decode, target_only_decode
     cfg = _config(args, pair, args.seed)
     try:
         if resolve_engine(pair, cfg, "speculative")[0] != "graphs":
@@ -370,7 +370,7 @@ def _print_summary(rows, out: Path) -> None:
 
 
 def cmd_fetch(args) -> int:
-    from .models import ModelSourceError, fetch_smollm2
+    from ..models import ModelSourceError, fetch_smollm2
     t = time.perf_counter()
     try:
         path = fetch_smollm2(args.gguf, _progress_printer())
