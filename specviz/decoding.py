@@ -41,6 +41,7 @@ from .engines.static import (
     bucket,
     check_against,
     check_supported,
+    fused_layers,
     stacked_layers,
 )
 from .errors import one_line
@@ -388,7 +389,7 @@ def _static_parts(pair, config: DecodeConfig, kind: str | None, max_len: int, gr
     n_layers = config.early_exit_layers if kind == "early-exit" else None
     max_len = bucket(max_len)
     key = (id(draft_model), id(pair.head) if kind == "feature-head" else None, kind, n_layers,
-           max_len, graphs)
+           max_len, graphs, fused_layers())
     spaces = _WORKSPACES.setdefault(pair.target, {})
     ws = spaces.get(key)
     release = None

@@ -91,11 +91,15 @@ def build_parser() -> argparse.ArgumentParser:
     _common_model_args(bench)
     bench.add_argument("--repeats", type=int, default=3)
     bench.add_argument("--engines", default=None,
-                       help="comma-separated engines to compare: eager, static, graphs "
-                            "(default: eager,graphs on a GPU, eager on a CPU)")
+                       help="comma-separated engines to compare: eager, static, graphs, and "
+                            "static+fused or graphs+fused (their layers compiled by "
+                            "torch.compile) (default: eager,graphs on a GPU, eager on a CPU)")
     bench.add_argument("--json", default=None, metavar="FILE", help="write results as JSON")
     bench.add_argument("--no-transformers", action="store_true",
                        help="leave out transformers' generate (faster sweeps)")
+    bench.add_argument("--transformers-static", action="store_true",
+                       help="add transformers' generate with its static cache, which it "
+                            "compiles on the first call (a minute or more on a GPU)")
     bench.add_argument("--markdown", default=None, metavar="FILE",
                        help="write the table as markdown")
     return parser
@@ -389,18 +393,20 @@ def cmd_bench(args) -> int:
     engines = None
     if args.engines:
         engines = [e.strip() for e in args.engines.split(",") if e.strip()]
-        bad = [e for e in engines if e not in ("eager", "static", "graphs")]
+        known = ("eager", "static", "graphs", "static+fused", "graphs+fused")
+        bad = [e for e in engines if e not in known]
         if bad or not engines:
-            raise CliError(f"--engines takes eager, static and graphs, got {args.engines!r}")
+            raise CliError(f"--engines takes {', '.join(known)}, got {args.engines!r}")
     pair = _load(args)
     if prompts:
         _check_prompt_sizes(pair, prompts)
-    if engines and "graphs" in engines and pair.device.type != "cuda":
+    if engines and any(e.startswith("graphs") for e in engines) and pair.device.type != "cuda":
         raise CliError(f"the graphs engine needs a CUDA device; the models are on "
                        f"{pair.device}")
     cfg = _config(args, pair, args.seed)
     result = run_bench(pair, cfg, prompts=prompts, repeats=args.repeats, engines=engines,
                        command=_command_line(), transformers=not args.no_transformers,
+                       transformers_static=args.transformers_static,
                        progress=lambda msg: print(f"bench: {msg}", file=sys.stderr,
                                                   flush=True))
     print(result["markdown"])
