@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from specviz import frames as F
-from specviz.diagnosis import measure
+from specviz.teaching.diagnosis import measure
+from specviz.traces import frames as F
 from ui.common import bundled_files, load_bundled
 from ui.plain import as_text
 from ui.views import render_trace

@@ -5,8 +5,8 @@ import streamlit as st
 
 from specviz import Trace
 from specviz import figures as G
-from specviz import frames as F
-from specviz.diagnosis import diagnose, measure
+from specviz.teaching.diagnosis import diagnose, measure
+from specviz.traces import frames as F
 from ui.common import bundled_files, load_bundled
 from ui.plain import as_text
 from ui.uploads import MAX_UPLOAD_MB, UPLOAD_TYPES, read_uploads, upload_label

@@ -6,11 +6,11 @@ import pandas as pd
 import streamlit as st
 
 from specviz import figures as G
-from specviz import frames as F
-from specviz import theory as T
-from specviz.diagnosis import measure
 from specviz.figures.theory_views import MEASURED_LABEL
 from specviz.limits import GAMMA_MAX, GAMMA_MIN
+from specviz.teaching import theory as T
+from specviz.teaching.diagnosis import measure
+from specviz.traces import frames as F
 from ui.common import bundled_files, load_bundled
 from ui.live import live_store
 

@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from specviz import figures as G
-from specviz import toy
+from specviz.teaching import toy
 
 RULES = {"exact (correct)": "exact",
          "buggy: correction drawn from p": "correction-from-p",
@@ -16,7 +16,7 @@ START = pd.DataFrame({"token": list("ABCDE"), "p": [0.45, 0.25, 0.15, 0.10, 0.05
 st.title("Toy lab")
 st.markdown(
     "Fixed distributions over five tokens: the target **p** and the draft **q**. Each step "
-    "drafts γ tokens from q and runs the real verifier (`specviz.verify.verify_sampled`). "
+    "drafts γ tokens from q and runs the real verifier (`specviz.core.verify.verify_sampled`). "
     "With the exact rule the emitted tokens follow **p**, whatever q is; the acceptance "
     "probability of one draft is **Σ min(p, q)**. Switch to a buggy verifier: it accepts "
     "as much or more, and the output drifts away from p — fast but wrong.")

@@ -2,7 +2,7 @@
 and machine.
 
 Usage:  PYTHONPATH=. python scripts/bench_live.py [--tokens 64 512] [--repeats 3]
-                                                  [--preset code] [--json FILE]
+                                                  [--preset code] [--json FILE] [--no-browser]
 
 A Streamlit server runs the app and headless Chromium (Debian's) clicks Run on the Live
 page, the page painting the run as it goes, and reads the tokens/s the page reports (its
@@ -14,11 +14,17 @@ page, CLI, page, …) so that both meet the same load from anything else on the 
 table gives medians and the median of the per-turn ratios. Both figures are the decoder's
 own measure: emitted tokens / wall time of the decode (prefill included). Prints the
 machine, versions, load and a table; --json keeps it all.
+
+--no-browser drives the page with streamlit.testing's AppTest instead (the page script, its
+decoding thread and its painting, without a browser drawing them): for a machine without
+Chromium, such as the GPU machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import json
 import os
 import platform
@@ -93,6 +99,29 @@ def page_rate(page) -> float:
     return rate
 
 
+class AppTestPage:
+    """The Live page under streamlit.testing: the same script and decoding thread, no
+    browser."""
+
+    def __init__(self, preset: str, tokens: int):
+        from streamlit.testing.v1 import AppTest
+        self.at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=1800)
+        self.at.run()
+        self.at.switch_page("app_pages/live.py")
+        self.at.run()
+        self.at.selectbox(key="preset").set_value(preset)
+        self.at.run()
+        self.at.slider(key="max_new_tokens").set_value(tokens)
+
+    def rate(self) -> float:
+        self.at.button(key="run").click()
+        self.at.run()
+        if self.at.exception or self.at.error:
+            raise SystemExit(f"the Live page failed: {[e.value for e in self.at.exception]}"
+                             f" {[e.value for e in self.at.error]}")
+        return self.at.session_state["live_store"]["result"]["spec"].summary.tokens_per_s
+
+
 def paint_costs(steps_total: int = 1000, every: int = 2) -> list[dict]:
     """What one live paint costs the page script, in process (no browser), at several points
     of a long run: turning the new steps into text pieces and timeline rows, then the HTML
@@ -120,16 +149,20 @@ def _versions() -> dict:
     import streamlit
     import torch
     import transformers
-    chromium = subprocess.run(["/usr/bin/chromium", "--version"], capture_output=True,
-                              text=True).stdout.strip()
+    chromium = (subprocess.run(["/usr/bin/chromium", "--version"], capture_output=True,
+                               text=True).stdout.strip()
+                if Path("/usr/bin/chromium").exists() else "none (AppTest)")
     return {"python": platform.python_version(), "torch": torch.__version__,
             "transformers": transformers.__version__, "streamlit": streamlit.__version__,
             "plotly": plotly.__version__, "chromium": chromium}
 
 
-def _cpu() -> str:
+def _machine() -> str:
+    import torch
+
     from specviz.models import cpu_name
-    return f"{cpu_name()}, {os.cpu_count()} cores"
+    gpu = f"{torch.cuda.get_device_name()} + " if torch.cuda.is_available() else ""
+    return f"{gpu}{cpu_name()}, {os.cpu_count()} cores"
 
 
 def main() -> None:
@@ -138,23 +171,31 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3, help="measured runs per side")
     ap.add_argument("--preset", default="code", choices=list(PRESETS))
     ap.add_argument("--json", default=None, metavar="FILE")
+    ap.add_argument("--no-browser", action="store_true",
+                    help="drive the page with streamlit.testing instead of Chromium")
     args = ap.parse_args()
     prompt = PRESETS[args.preset]
     info = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "machine": _cpu(), "versions": _versions(),
+            "machine": _machine(), "versions": _versions(),
             "command": "PYTHONPATH=. python scripts/bench_live.py " + " ".join(sys.argv[1:]),
             "preset": args.preset, "load_before": os.getloadavg(), "rows": []}
     print(f"{info['date']} · {info['machine']} · load average {info['load_before'][0]:.2f}",
           flush=True)
-    with app_page(1_800_000) as (url, page):
+    with contextlib.ExitStack() as stack:
+        if not args.no_browser:
+            url, page = stack.enter_context(app_page(1_800_000))
         for n in args.tokens:
             t0 = time.perf_counter()
-            open_live_page(page, url, args.preset, n)
-            page_rate(page)  # warm-up of the page's decoding thread, left out
+            if args.no_browser:
+                rate = AppTestPage(args.preset, n).rate
+            else:
+                open_live_page(page, url, args.preset, n)
+                rate = functools.partial(page_rate, page)
+            rate()  # warm-up of the page's decoding thread, left out
             cli, live = [], []
             for _ in range(args.repeats):  # the two sides in turn, under the same load
                 cli.append(cli_rates(prompt, n, 2)[1])  # the first run warms the process up
-                live.append(page_rate(page))
+                live.append(rate())
             ratios = [a / b for a, b in zip(live, cli)]
             row = {"tokens": n, "cli": cli, "page": live, "ratios": ratios,
                    "cli_median": statistics.median(cli),

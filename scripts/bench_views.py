@@ -27,10 +27,10 @@ import plotly  # noqa: E402
 import plotly.io as pio  # noqa: E402
 
 from specviz import figures as G  # noqa: E402
-from specviz import frames as F  # noqa: E402
 from specviz import read_traces, write_traces  # noqa: E402
-from specviz.diagnosis import diagnose, measure  # noqa: E402
 from specviz.models import cpu_name  # noqa: E402
+from specviz.teaching.diagnosis import diagnose, measure  # noqa: E402
+from specviz.traces import frames as F  # noqa: E402
 
 WINDOW = 40  # steps the app's timeline shows at once
 

@@ -9,7 +9,7 @@ import argparse
 import statistics
 
 from specviz import DecodeConfig, load_pair, speculative_decode, target_only_decode
-from specviz.bench import DEFAULT_PROMPTS
+from specviz.cli.bench import DEFAULT_PROMPTS
 from specviz.models import hardware_info
 
 

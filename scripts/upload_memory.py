@@ -42,7 +42,7 @@ CHILD = r"""
 import gc, sys, time
 sys.path.insert(0, sys.argv[2])
 from specviz import frames as F
-from specviz.trace import read_traces, TraceError
+from specviz.traces.records import read_traces, TraceError
 data = open(sys.argv[1], "rb").read()
 def rss():  # the peak since this program started (ru_maxrss would count the parent's)
     for line in open("/proc/self/status"):
@@ -51,7 +51,7 @@ def rss():  # the peak since this program started (ru_maxrss would count the par
 gc.collect(); r0 = rss(); t0 = time.perf_counter()
 try:
     if sys.argv[1].endswith(".parquet"):
-        from specviz.parquet import read_parquet_traces
+        from specviz.traces.parquet import read_parquet_traces
         traces = read_parquet_traces(data, source="upload")
     else:
         traces = read_traces(data, source="upload")

@@ -20,9 +20,11 @@ _EXPORTS = {
     "speculative_decode": "decoding", "target_only_decode": "decoding",
     "DEFAULT_TARGET": "models", "ModelPair": "models", "ModelSourceError": "models",
     "load_pair": "models", "embedded_names": "models",
-    "RunRecord": "trace", "StepRecord": "trace", "SummaryRecord": "trace", "Trace": "trace",
-    "TraceError": "trace", "TraceWriter": "trace", "read_trace": "trace",
-    "read_traces": "trace", "write_traces": "trace",
+    "RunRecord": "traces.records", "StepRecord": "traces.records",
+    "SummaryRecord": "traces.records", "Trace": "traces.records",
+    "TraceError": "traces.records", "TraceWriter": "traces.records",
+    "read_trace": "traces.records", "read_traces": "traces.records",
+    "write_traces": "traces.records",
 }
 
 

@@ -28,7 +28,10 @@ from .core.drafters import (
     PromptLookupDrafter,
     check_early_exit_layers,
 )
+from .core.policies import POLICIES, make_policy
+from .core.sampling import Sampling
 from .core.state import RunState
+from .core.verify import RULES
 from .engines.eager import CachedLM, truncated_model
 from .engines.phases import EagerPhases, GraphPhases, HostCopier
 from .engines.static import (
@@ -38,10 +41,10 @@ from .engines.static import (
     bucket,
     check_against,
     check_supported,
+    fused_layers,
     stacked_layers,
 )
 from .errors import one_line
-from .feature_head import StaticHead
 from .limits import (
     GAMMA_MAX,
     GAMMA_MIN,
@@ -51,10 +54,8 @@ from .limits import (
     TOP_ALTERNATIVES_MAX,
 )
 from .models import check_prompt_size
-from .policies import POLICIES, make_policy
-from .sampling import Sampling
-from .trace import RunRecord, StepRecord, Trace, TraceWriter, summarize
-from .verify import RULES
+from .models.feature_head import StaticHead
+from .traces.records import RunRecord, StepRecord, Trace, TraceWriter, summarize
 
 
 @dataclass(frozen=True)
@@ -388,7 +389,7 @@ def _static_parts(pair, config: DecodeConfig, kind: str | None, max_len: int, gr
     n_layers = config.early_exit_layers if kind == "early-exit" else None
     max_len = bucket(max_len)
     key = (id(draft_model), id(pair.head) if kind == "feature-head" else None, kind, n_layers,
-           max_len, graphs)
+           max_len, graphs, fused_layers())
     spaces = _WORKSPACES.setdefault(pair.target, {})
     ws = spaces.get(key)
     release = None

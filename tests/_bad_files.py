@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from specviz.limits import MAX_TRACE_MB, MAX_UPLOAD_BYTES
-from specviz.trace import MemoryBudget, dumps, parse_records
+from specviz.traces.records import MemoryBudget, dumps, parse_records
 
 CORPUS = Path(__file__).resolve().parent / "data" / "bad-input"
 
@@ -62,7 +62,7 @@ def worst_jsonl(text: str = "ab", k: int = 50, extra: int = 0) -> bytes:
 
 def to_parquet(data: bytes) -> bytes:
     from specviz import read_traces
-    from specviz.parquet import traces_to_parquet
+    from specviz.traces.parquet import traces_to_parquet
     buf = io.BytesIO()
     traces_to_parquet(read_traces(data), buf)
     return buf.getvalue()
@@ -76,7 +76,7 @@ def parquet_bomb(rows: int, text: str = "x", list_entries: int | None = None,
     import pyarrow.parquet as pq
 
     from specviz import read_traces
-    from specviz.parquet import (
+    from specviz.traces.parquet import (
         METADATA_KEY,
         PARQUET_FORMAT,
         PARQUET_VERSION,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from functools import lru_cache
 
-from specviz.trace import RunRecord, StepRecord, Trace, summarize
+from specviz.traces.records import RunRecord, StepRecord, Trace, summarize
 
 
 def _step(i, drafted, accepted, emitted, kinds, *, u=None, q=(0.5, 0.5, 0.5),

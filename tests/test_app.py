@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from specviz import write_traces
-from specviz.trace import traces_to_jsonl
+from specviz.traces.records import traces_to_jsonl
 from tests._traces import failing_forward, tiny_runs
 
 pytest.importorskip("streamlit")
@@ -84,9 +84,9 @@ def _live(target: str = "embedded:tiny-random-target", max_new: int = 16) -> App
 
 
 def test_home_leads_with_the_fastest_bundled_run(traces_dir, monkeypatch):
-    from specviz import frames as F
     from specviz import read_traces
-    from specviz.diagnosis import measure
+    from specviz.teaching.diagnosis import measure
+    from specviz.traces import frames as F
     monkeypatch.setenv("SPECVIZ_TRACES_DIR", str(traces_dir))
     at = _app()
     assert at.title[0].value.startswith("specviz")
@@ -339,7 +339,7 @@ def test_inspector_bundled_uploads_and_diagnosis(traces_dir, monkeypatch):
 
 
 def test_inspector_parquet_upload(traces_dir, monkeypatch):
-    parquet = pytest.importorskip("specviz.parquet")
+    parquet = pytest.importorskip("specviz.traces.parquet")
     monkeypatch.setenv("SPECVIZ_TRACES_DIR", str(traces_dir))
     import io
     buf = io.BytesIO()
@@ -358,10 +358,10 @@ def test_inspector_parquet_upload(traces_dir, monkeypatch):
 def test_inspector_names_runs_apart_and_keys_the_what_if_per_run():
     """On a bundled file of eight runs (one setup, four prompts, with baselines): every run
     has its own name, and the what-if starts at the chosen run's own α̂ and c."""
-    from specviz import frames as F
     from specviz import read_traces
-    from specviz.diagnosis import measure
     from specviz.paths import TRACES
+    from specviz.teaching.diagnosis import measure
+    from specviz.traces import frames as F
     name = "cpu-smollm2-draft-greedy.jsonl"
     at = _app("app_pages/inspector.py")
     at.multiselect(key="insp_bundled").set_value([name]).run()

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from specviz import walkthrough as W
 from specviz import write_traces
-from specviz.trace import traces_to_jsonl
+from specviz.teaching import walkthrough as W
+from specviz.traces.records import traces_to_jsonl
 from tests._traces import tiny_runs
 
 pytest.importorskip("streamlit")

@@ -31,8 +31,8 @@ from specviz.limits import (
     MAX_UPLOAD_MB,
 )
 from specviz.models import ModelSourceError, check_prompt_size, parse_source, pick_device
-from specviz.parquet import read_parquet_traces
-from specviz.trace import MemoryBudget, TraceError, parse_records
+from specviz.traces.parquet import read_parquet_traces
+from specviz.traces.records import MemoryBudget, TraceError, parse_records
 from tests._bad_files import (
     CORPUS,
     jsonl,
@@ -133,12 +133,12 @@ import resource, sys, time
 cap = int(sys.argv[3]) * 2**20
 resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
 sys.path.insert(0, sys.argv[2])
-from specviz.trace import TraceError, read_traces
+from specviz.traces.records import TraceError, read_traces
 def rss():  # the peak since this program started (ru_maxrss would count the parent's)
     for line in open("/proc/self/status"):
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
-from specviz.parquet import read_parquet_traces
+from specviz.traces.parquet import read_parquet_traces
 data = open(sys.argv[1], "rb").read()
 r0 = rss()
 try:

@@ -12,7 +12,7 @@ import torch
 
 from specviz import read_traces
 from specviz.cli import main
-from specviz.tiny import tiny_model, tiny_tokenizer
+from specviz.models.tiny import tiny_model, tiny_tokenizer
 
 TINY = ["--target", "embedded:tiny-random-target", "--no-chat"]
 

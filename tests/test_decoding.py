@@ -18,7 +18,7 @@ from specviz import (
 )
 from specviz.core.drafters import lookup
 from specviz.engines.eager import truncated_model
-from specviz.trace import TraceWriter
+from specviz.traces.records import TraceWriter
 from tests._traces import failing_forward
 
 PROMPT = "the cat sat on the mat and the cat sat"
@@ -217,7 +217,7 @@ def test_prompt_lookup_copies_what_followed_the_latest_match():
 
 
 def test_importing_specviz_does_not_import_streamlit():
-    code = "import sys, specviz, specviz.cli, specviz.bench; print('streamlit' in sys.modules)"
+    code = "import sys, specviz, specviz.cli, specviz.cli.bench; print('streamlit' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False"

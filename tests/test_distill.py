@@ -31,7 +31,7 @@ from specviz.distill.train import (
     train_draft,
 )
 from specviz.models import DRAFT_ASSET
-from specviz.tiny import tiny_model, tiny_tokenizer
+from specviz.models.tiny import tiny_model, tiny_tokenizer
 
 CHATML = ("{% for m in messages %}<s>{{ m['role'] }}\n{{ m['content'] }}</s>\n{% endfor %}"
           "{% if add_generation_prompt %}<s>assistant\n{% endif %}")
@@ -166,7 +166,7 @@ def test_feature_head_trains_saves_and_gets_its_card(tmp_path):
     from specviz import DecodeConfig, load_pair, speculative_decode, target_only_decode
     from specviz.distill.card import pack_head
     from specviz.distill.head import train_head
-    from specviz.feature_head import save_head
+    from specviz.models.feature_head import save_head
     pair = load_pair("embedded:tiny-random-target", head=None)
     rng = np.random.default_rng(0)
     seqs = [rng.integers(3, 70, size=int(rng.integers(20, 60))) for _ in range(100)]

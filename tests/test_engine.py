@@ -11,7 +11,13 @@ import pytest
 import torch
 
 from specviz import DecodeConfig, load_pair, speculative_decode, target_only_decode
-from specviz.engines.static import StaticLlama, Unsupported, check_supported, stacked_layers
+from specviz.engines.static import (
+    StaticLlama,
+    Unsupported,
+    check_supported,
+    fuse_layers,
+    stacked_layers,
+)
 from specviz.models import ModelSourceError
 
 PROMPT = "the cat sat on the mat and the cat sat"
@@ -78,6 +84,23 @@ def test_static_engine_gives_the_eager_trace(pair, drafter, policy):
                                                               "engine": "static"}))
     assert static.run.hardware["engine"]["path"] == "static"
     assert eager.run.hardware["engine"]["path"] == "eager"
+    assert_same_greedy(eager, static)
+
+
+@pytest.fixture
+def fused():
+    """The static engine's layers compiled by torch.compile for the test, then switched off."""
+    fuse_layers(True)
+    yield
+    fuse_layers(False)
+
+
+def test_fused_layers_give_the_eager_trace(pair, fused):
+    """torch.compile's fused layers (the decoding steps' passes; the prefill stays as it is)
+    decide every step as the eager engine does."""
+    cfg = dict(drafter="model", gamma=3, max_new_tokens=12, chat=False)
+    eager = speculative_decode(pair, PROMPT, DecodeConfig(**cfg, engine="eager"))
+    static = speculative_decode(pair, PROMPT, DecodeConfig(**cfg, engine="static"))
     assert_same_greedy(eager, static)
 
 
@@ -151,6 +174,11 @@ def test_graphs_target_only_and_sampled_runs_on_cuda(cuda_pair):
     g2 = speculative_decode(cuda_pair, PROMPT, DecodeConfig(**sampled, engine="graphs"))
     # the same noise through the same kernels: graphs replay the static path exactly
     assert _steps(static) == _steps(g1) == _steps(g2)
+
+
+@needs_cuda
+def test_fused_graphs_give_the_eager_trace_on_cuda(cuda_pair, fused):
+    _compare_on(cuda_pair, "model", "fixed", 3, 30, PROMPT, False)
 
 
 @needs_cuda

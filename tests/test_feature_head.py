@@ -1,4 +1,4 @@
-"""The feature-level draft head (specviz.feature_head) and its drafter, on the tiny random
+"""The feature-level draft head (specviz.models.feature_head) and its drafter, on the tiny random
 target: the static head equals the training pass, drafts equal a recompute from scratch,
 greedy output is the target's own, and sampled output follows p (chi-square, with a wrong
 verifier as the negative control), with the full vocabulary and a reduced one."""
@@ -12,7 +12,7 @@ from specviz import DecodeConfig, load_pair, speculative_decode, target_only_dec
 from specviz.core.algorithm import Decoder
 from specviz.decoding import _eager_parts, _prepare
 from specviz.engines.phases import HostCopier
-from specviz.feature_head import (
+from specviz.models.feature_head import (
     FeatureHead,
     HeadConfig,
     StaticHead,

@@ -10,9 +10,9 @@ import plotly.graph_objects as go
 import pytest
 
 from specviz import figures as G
-from specviz import frames as F
-from specviz import theory as T
-from specviz import toy
+from specviz.teaching import theory as T
+from specviz.teaching import toy
+from specviz.traces import frames as F
 from tests._traces import handmade_trace, tiny_runs
 
 
@@ -271,8 +271,8 @@ def test_theme_is_shared(hand):
 
 
 def test_importing_specviz_leaves_streamlit_out():
-    code = ("import sys, specviz, specviz.frames, specviz.figures, specviz.theory, "
-            "specviz.toy, specviz.diagnosis; print('streamlit' in sys.modules)")
+    code = ("import sys, specviz, specviz.traces.frames, specviz.figures, specviz.teaching.theory, "
+            "specviz.teaching.toy, specviz.teaching.diagnosis; print('streamlit' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False"

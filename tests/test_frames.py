@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from specviz import frames as F
+from specviz.traces import frames as F
 from tests._traces import handmade_trace, tiny_runs
 
 

@@ -13,11 +13,10 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from specviz import frames as F
-from specviz import theory, toy
-from specviz.diagnosis import FACTORS, measure
 from specviz.figures import lesson_views as LV
 from specviz.teaching import lessons as L
+from specviz.teaching import theory, toy
+from specviz.teaching.diagnosis import FACTORS, measure
 from specviz.teaching.lessons import acceptance_rule as L4
 from specviz.teaching.lessons import architecture as L1
 from specviz.teaching.lessons import content as C
@@ -32,6 +31,7 @@ from specviz.teaching.lessons import reading_a_trace as L9
 from specviz.teaching.lessons import runs as R
 from specviz.teaching.lessons import step_structure as L5
 from specviz.teaching.lessons import temperature_and_roles as L7
+from specviz.traces import frames as F
 
 LESSON_FILES = sorted((R.TRACES_ROOT / R.LESSON_DIR).glob("*.jsonl"))
 NUMBERS = list(range(1, 14))
@@ -50,7 +50,8 @@ def numbers(files):
 
 
 def _raw_steps(path):
-    """Step records of each run of a file, read as plain JSON (not through specviz.trace)."""
+    """Step records of each run of a file, read as plain JSON (not through
+    specviz.traces.records)."""
     runs = []
     for line in path.read_text(encoding="utf-8").split("\n"):
         if not line.strip():
@@ -387,7 +388,7 @@ def test_roles_and_the_vocabulary_replay_can_fail(files):
 
 
 def test_another_vocabulary_is_the_tiny_character_tokenizer(files):
-    from specviz.tiny import SPECIALS, TINY_CHARS
+    from specviz.models.tiny import SPECIALS, TINY_CHARS
     t = R.speculative(files[R.GREEDY])[0]
     view = L1.char_view(t, L1.demo_step(t))
     size = len(SPECIALS) + len(TINY_CHARS)

@@ -11,14 +11,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from specviz import DecodeConfig, load_pair, speculative_decode, target_only_decode
-from specviz.parquet import (
+from specviz.traces.parquet import (
     COLUMNS,
     METADATA_KEY,
     read_parquet_traces,
     traces_to_parquet,
     traces_to_rows,
 )
-from specviz.trace import Trace, TraceError
+from specviz.traces.records import Trace, TraceError
 
 PROMPT = "abc abc abc, héllo ✓ oUx abc"
 

@@ -4,8 +4,8 @@ bottleneck diagnosis on measured costs."""
 import numpy as np
 import pytest
 
-from specviz import theory as T
-from specviz.diagnosis import diagnose, measure
+from specviz.teaching import theory as T
+from specviz.teaching.diagnosis import diagnose, measure
 from tests._traces import handmade_trace
 
 
@@ -66,7 +66,7 @@ def test_measure_and_diagnose_handmade():
 
 
 def _costs(alpha, gamma, c, v, overhead, tokens, asked=4):
-    from specviz.diagnosis import Costs
+    from specviz.teaching.diagnosis import Costs
     return Costs(alpha=alpha, gamma=gamma, mean_accepted_length=tokens,
                  tokens_per_target_pass=None, tokens_per_s=1.0, c=c, v=v, overhead=overhead,
                  target_step_ms=10.0, target_step_from="baseline", speedup_measured=None,
@@ -95,9 +95,9 @@ def test_diagnosis_compares_like_with_like():
 
 
 def _bundled_runs():
-    from specviz import frames as F
     from specviz import read_traces
     from specviz.paths import TRACES
+    from specviz.traces import frames as F
     for path in sorted(TRACES.glob("*.jsonl")):
         traces = read_traces(path)
         for t in traces:

@@ -3,15 +3,15 @@
 import numpy as np
 import pytest
 
-import specviz.verify
-from specviz import toy
+import specviz.core.verify
+from specviz.teaching import toy
 
 P = [0.45, 0.25, 0.15, 0.10, 0.05]
 Q = [0.10, 0.55, 0.15, 0.10, 0.10]
 
 
 def test_uses_the_real_verifier():
-    assert toy.verify_sampled is specviz.verify.verify_sampled
+    assert toy.verify_sampled is specviz.core.verify.verify_sampled
 
 
 def test_exact_rule_reproduces_p():

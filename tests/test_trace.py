@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from specviz import DecodeConfig, load_pair, speculative_decode, target_only_decode
-from specviz.parquet import read_parquet_traces, traces_to_parquet
-from specviz.trace import (
+from specviz.traces.parquet import read_parquet_traces, traces_to_parquet
+from specviz.traces.records import (
     SCHEMA_VERSION,
     Trace,
     TraceError,
@@ -430,7 +430,7 @@ def test_many_runs_in_one_file(traces, tmp_path):
 
 
 def test_runs_appended_to_one_file(traces, tmp_path):
-    from specviz.trace import TraceWriter
+    from specviz.traces.records import TraceWriter
     path = tmp_path / "appended.jsonl"
     for t in traces[:3]:
         with TraceWriter(path, append=True) as w:
@@ -558,7 +558,7 @@ def test_documented_example_is_a_valid_trace():
     """The example in docs/trace-format.md loads, and its rates follow the definitions."""
     from pathlib import Path
 
-    from specviz.trace import summarize
+    from specviz.traces.records import summarize
     doc = Path(__file__).resolve().parent.parent / "docs" / "trace-format.md"
     block = re.search(r"```json\n(.*?)```", doc.read_text(encoding="utf-8"), re.S).group(1)
     (t,) = read_traces(block.encode("utf-8"))

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from specviz.sampling import Sampling, logits_to_probs, sample
-from specviz.verify import verify_greedy, verify_sampled
+from specviz.core.sampling import Sampling, logits_to_probs, sample
+from specviz.core.verify import verify_greedy, verify_sampled
 
 # (gamma + 1, vocab) target and (gamma, vocab) draft distributions that disagree a lot
 P = torch.tensor([[0.40, 0.30, 0.15, 0.10, 0.04, 0.01],

@@ -11,10 +11,10 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from specviz import frames as F
-from specviz import walkthrough as W
 from specviz.figures import walkthrough_views as V
-from specviz.trace import Trace, summarize
+from specviz.teaching import walkthrough as W
+from specviz.traces import frames as F
+from specviz.traces.records import Trace, summarize
 from tests._traces import handmade_trace, tiny_runs
 
 
@@ -346,7 +346,7 @@ def test_fig_topk_and_caches(hand):
 
 
 def test_the_library_leaves_streamlit_out():
-    code = ("import sys, specviz.walkthrough, specviz.figures.walkthrough_views; "
+    code = ("import sys, specviz.teaching.walkthrough, specviz.figures.walkthrough_views; "
             "print('streamlit' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)

@@ -115,8 +115,8 @@ def settings_ui() -> Settings:
     """The settings of a Run, drawn inside the Live page's form (so a Run reads them all at
     the click, exactly as shown): model pair, drafter, engine, and the DecodeConfig fields
     a user sets. Widget defaults come from DecodeConfig; limits from specviz.limits."""
+    from specviz.core.policies import POLICIES
     from specviz.decoding import DRAFTERS, ENGINES
-    from specviz.policies import POLICIES
     init_settings()
     c = st.columns([3, 3, 2, 2])
     target = c[0].selectbox("Target (p)", _targets(), key="target",

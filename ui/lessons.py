@@ -13,10 +13,9 @@ import streamlit as st
 
 from specviz import Trace
 from specviz import figures as G
-from specviz import frames as F
-from specviz.diagnosis import diagnose, measure
 from specviz.figures import lesson_views as LV
 from specviz.teaching import lessons as L
+from specviz.teaching.diagnosis import diagnose, measure
 from specviz.teaching.lessons import acceptance_rule as L4
 from specviz.teaching.lessons import architecture as L1
 from specviz.teaching.lessons import draft_distribution as L2
@@ -31,6 +30,7 @@ from specviz.teaching.lessons import reading_a_trace as L9
 from specviz.teaching.lessons import runs as R
 from specviz.teaching.lessons import step_structure as L5
 from specviz.teaching.lessons import temperature_and_roles as L7
+from specviz.traces import frames as F
 from ui.common import load_bundled
 from ui.lesson_exercises import DONE
 
@@ -501,7 +501,7 @@ def _distribution_check_ui(files: Files) -> None:
                                            title=f"{res.n_emitted} tokens from the real "
                                                  f"verifier, rule {toy_rule}"),
                     key="l10_toy")
-    st.caption(f"The real verifier (specviz.verify) run for {L10.TOY_STEPS} steps of "
+    st.caption(f"The real verifier (specviz.core.verify) run for {L10.TOY_STEPS} steps of "
                f"γ = {L10.TOY_GAMMA} on these fixed p and q. Exact: the output frequencies "
                "match p up to sampling noise. A wrong rule leaves a gap that more samples do "
                "not close.")

@@ -33,8 +33,8 @@ from specviz import (
     target_only_decode,
 )
 from specviz import figures as G
-from specviz import frames as F
 from specviz.errors import one_line
+from specviz.traces import frames as F
 
 FRAME_S = 0.5  # the live view repaints this often
 LIVE_TOKENS = 300  # text pieces the live text shows (the whole text once the run ends)

@@ -16,7 +16,7 @@ import streamlit as st
 from specviz import Trace, TraceError, read_traces
 from specviz.errors import one_line
 from specviz.limits import MAX_TRACE_MB, MAX_UPLOAD_BYTES, MAX_UPLOAD_MB
-from specviz.trace import MemoryBudget, OverBudget
+from specviz.traces.records import MemoryBudget, OverBudget
 
 UPLOAD_TYPES = ["jsonl", "json", "parquet"]
 
@@ -78,7 +78,7 @@ def _parse(name: str, data: bytes, max_mb: float) -> tuple[list[Trace], int]:
     budget = MemoryBudget(max_mb)
     if name.lower().endswith(".parquet"):
         try:
-            from specviz.parquet import read_parquet_traces
+            from specviz.traces.parquet import read_parquet_traces
         except ImportError:
             raise TraceError("is Parquet, but Parquet support is not available in this "
                              "installation; upload JSON Lines", source=name) from None

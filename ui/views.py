@@ -8,12 +8,13 @@ import math
 import pandas as pd
 import streamlit as st
 
-from specviz import Trace, theory
+from specviz import Trace
 from specviz import figures as G
-from specviz import frames as F
-from specviz.diagnosis import METRIC_DEFINITIONS, Costs, diagnose, measure
 from specviz.limits import GAMMA_MAX, GAMMA_MIN
-from specviz.trace import traces_to_jsonl
+from specviz.teaching import theory
+from specviz.teaching.diagnosis import METRIC_DEFINITIONS, Costs, diagnose, measure
+from specviz.traces import frames as F
+from specviz.traces.records import traces_to_jsonl
 from ui.plain import as_text
 
 TIMELINE_WINDOW = 40

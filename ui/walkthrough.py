@@ -8,10 +8,10 @@ import time
 import streamlit as st
 
 from specviz import Trace
-from specviz import frames as F
-from specviz import walkthrough as W
 from specviz.figures import show_token
 from specviz.figures import walkthrough_views as V
+from specviz.teaching import walkthrough as W
+from specviz.traces import frames as F
 from ui.common import bundled_files, load_bundled
 from ui.live import live_store
 from ui.plain import as_text

@@ -23,11 +23,11 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
-from ..sampling import Sampling, logits_to_probs
-from ..verify import verify_greedy, verify_sampled
 from .layout import StepLayout
 from .protocols import LM, Drafter, Phases
+from .sampling import Sampling, logits_to_probs
 from .state import RunState
+from .verify import verify_greedy, verify_sampled
 
 
 @dataclass

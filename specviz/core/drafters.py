@@ -4,7 +4,7 @@ specviz.core.algorithm).
 - ``ModelDrafter``: a draft LM, the separate draft model or the target's own first layers
   (early exit), fed its own guesses one token at a time; it gives q.
 - ``FeatureHeadDrafter``: a small head that drafts from the target's own last hidden states
-  (EAGLE-style; specviz.feature_head); it gives q.
+  (EAGLE-style; specviz.models.feature_head); it gives q.
 - ``PromptLookupDrafter``: copies what followed the latest earlier match of the last n-gram
   (Saxena 2023); no model and no q (the verifier takes q = one-hot).
 
@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import torch
 
-from ..sampling import Sampling, choose, logits_to_probs
 from . import DRAFTERS  # noqa: F401  (the drafter kinds, listed where the loader reads them)
+from .sampling import Sampling, choose, logits_to_probs
 from .state import RunState
 
 
@@ -69,7 +69,7 @@ class ModelDrafter:
 
 
 class FeatureHeadDrafter:
-    """Drafts with a feature-level head (specviz.feature_head.StaticHead).
+    """Drafts with a feature-level head (specviz.models.feature_head.StaticHead).
 
     The head reads the target's features of the committed tokens, which the verify pass
     already computed (state.features): its rows are written in the accept phase (``commit``),

@@ -73,7 +73,7 @@ def cmd_train(args, t=None) -> Path:
 
 
 def cmd_head(args, t=None) -> Path:
-    from ..feature_head import save_head
+    from ..models.feature_head import save_head
     from .data import load_data
     from .head import train_head
     t = t or _target(args)

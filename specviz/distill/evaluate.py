@@ -47,8 +47,8 @@ def measure_c(pair, prompt: str = "Explain why the sky is blue.", n: int = 30) -
 
 def measure_c_traced(pair, config: DecodeConfig, prompt: str) -> dict:
     """c and v of any drafter from traced runs of the running engine: draft time per drafted
-    token and verify time per step, over the mean target-only step (specviz.diagnosis)."""
-    from ..diagnosis import measure
+    token and verify time per step, over the mean target-only step (specviz.teaching.diagnosis)."""
+    from ..teaching.diagnosis import measure
     cfg = replace(config, trace_detail=True, temperature=0.0)
     spec = speculative_decode(pair, prompt, cfg)
     base = target_only_decode(pair, prompt, cfg)

@@ -1,4 +1,4 @@
-"""Training a feature-level draft head (specviz.feature_head) on target-written sequences.
+"""Training a feature-level draft head (specviz.models.feature_head) on target-written sequences.
 
 Per batch the frozen target reads the sequences once (no stored features): its last hidden
 states are the head's inputs and its next-token distributions the soft labels. The head is
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..feature_head import FeatureHead, HeadConfig, rotary_tables
+from ..models.feature_head import FeatureHead, HeadConfig, rotary_tables
 from .train import lr_at, make_batches
 
 

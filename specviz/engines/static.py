@@ -172,6 +172,31 @@ def layer_step(x: torch.Tensor, w: _Layer, k_cache: torch.Tensor, v_cache: torch
     return _add_linear(x, F.silu(gate) * up, w.wdown)
 
 
+# Fused layers (opt-in): torch.compile (inductor) turns a layer's norms, rotary, cache writes,
+# softmax and SwiGLU into a few generated kernels; the matmuls stay as they are. Compiled once
+# per shape (tokens in the pass, cache length, model), so only the passes of a decoding step
+# (few tokens) use it; a prompt's prefill, whose length varies, stays eager.
+_FUSED_MAX_TOKENS = 16
+_fused_layer = None
+
+
+def fuse_layers(on: bool = True) -> None:
+    """Run the decoding steps' layers compiled by torch.compile (inductor) from now on, or not.
+    The first pass of each shape compiles (tens of seconds on a GPU), later ones reuse it."""
+    global _fused_layer
+    if not on:
+        _fused_layer = None
+        return
+    import torch._dynamo
+
+    torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
+    _fused_layer = torch.compile(layer_step, dynamic=False, fullgraph=True)
+
+
+def fused_layers() -> bool:
+    return _fused_layer is not None
+
+
 class StaticLlama:
     """A Llama forward pass with a static KV cache of ``max_len`` positions.
 
@@ -196,6 +221,7 @@ class StaticLlama:
         self.k = torch.zeros(shape, dtype=dtype, device=dev)
         self.v = torch.zeros(shape, dtype=dtype, device=dev)
         self.key_pos = torch.arange(max_len, device=dev)  # (max_len,)
+        self.fused = _fused_layer  # as switched when this forward was built
 
     def positions(self, pos: torch.Tensor, dtype: torch.dtype):
         """Rotary tables (1, T, D) at ``pos`` (T,) and the attention bias (g*T, max_len)."""
@@ -213,8 +239,10 @@ class StaticLlama:
         """
         x = F.embedding(ids, self.embed)  # (T, H)
         cos, sin, bias = self.positions(pos, x.dtype)
+        fused = self.fused is not None and ids.shape[0] <= _FUSED_MAX_TOKENS
+        step = self.fused if fused else layer_step
         for i, w in enumerate(self.layers):
-            x = layer_step(x, w, self.k[i], self.v[i], pos, cos, sin, bias, self.shape)
+            x = step(x, w, self.k[i], self.v[i], pos, cos, sin, bias, self.shape)
         if features is not None:
             features.copy_(_rms(x, self.norm, self.eps))
         if logits == "none":

@@ -10,8 +10,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from .. import frames as F
-from .. import theory as T
+from ..teaching import theory as T
 from ..teaching.lessons import architecture as L1
 from ..teaching.lessons import draft_distribution as L2
 from ..teaching.lessons import draft_length_policy as L12
@@ -23,6 +22,7 @@ from ..teaching.lessons import parallel_verification as L3
 from ..teaching.lessons import reading_a_trace as L9
 from ..teaching.lessons import step_structure as L5
 from ..teaching.lessons import temperature_and_roles as L7
+from ..traces import frames as F
 from .theme import (
     KIND_COLORS,
     P_COLOR,

@@ -13,7 +13,7 @@ import math
 
 import pandas as pd
 
-from .. import frames as F
+from ..traces import frames as F
 from .theme import KIND_COLORS, KIND_LABELS, KIND_MARKS
 
 TOKEN_COLUMNS = [F.STEP, F.POS, F.TEXT, F.KIND, F.EMITTED, F.OUT_INDEX, F.P, F.Q,

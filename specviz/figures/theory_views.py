@@ -1,4 +1,4 @@
-"""Figures of the theory (Leviathan et al. 2023), from ``specviz.theory`` frames."""
+"""Figures of the theory (Leviathan et al. 2023), from ``specviz.teaching.theory`` frames."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from .. import theory as T
+from ..teaching import theory as T
 from .theme import SERIES, hline, themed, vline
 
 MEASURED_LABEL = "label"

@@ -1,11 +1,11 @@
-"""Figures of the toy lab, from ``specviz.toy`` frames."""
+"""Figures of the toy lab, from ``specviz.teaching.toy`` frames."""
 
 from __future__ import annotations
 
 import pandas as pd
 import plotly.graph_objects as go
 
-from .. import toy
+from ..teaching import toy
 from .theme import KIND_COLORS, P_COLOR, Q_COLOR, THEORY_COLOR, themed
 
 LOG_TICKS = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0]

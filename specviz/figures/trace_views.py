@@ -1,4 +1,4 @@
-"""Figures of one run (or several), each from a tidy frame of ``specviz.frames``.
+"""Figures of one run (or several), each from a tidy frame of ``specviz.traces.frames``.
 
 Each builder copies nothing it does not need, mutates nothing it is given, and returns a
 ``go.Figure``; the docstring says what one row of its frame becomes.
@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from .. import frames as F
+from ..traces import frames as F
 from .theme import (
     KIND_COLORS,
     KIND_MARKS,

@@ -1,4 +1,4 @@
-"""The walkthrough's views of one step: figures from the frames of ``specviz.walkthrough``,
+"""The walkthrough's views of one step: figures from the frames of ``specviz.teaching.walkthrough``,
 and small HTML pieces (token strip, phase bar, narration). Token text is HTML-escaped.
 
 Notation: p = target, q = draft.
@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from .. import frames as F
-from .. import walkthrough as W
+from ..teaching import walkthrough as W
+from ..traces import frames as F
 from .text import kind_style
 from .theme import KIND_COLORS, KIND_MARKS, P_COLOR, Q_COLOR, RESIDUAL_COLOR, show_token, themed
 

@@ -7,8 +7,8 @@ from typing import Sequence
 
 import pandas as pd
 
-from ... import frames as F
-from ...trace import Trace
+from ...traces import frames as F
+from ...traces.records import Trace
 from .runs import GREEDY, TAU, Files, speculative
 
 FILES = (TAU[0.7], GREEDY)

@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ...trace import Trace
+from ...traces.records import Trace
 from .runs import CPU_EARLY_EXIT, CPU_LOOKUP, GREEDY, Files, speculative, visible
 
 FILES = (GREEDY, CPU_EARLY_EXIT, CPU_LOOKUP)
@@ -125,7 +125,7 @@ def demo_step(trace: Trace) -> int:
 
 def other_vocabulary() -> tuple[object, int]:
     """The character-level tokenizer of specviz's tiny test models, and its size."""
-    from ...tiny import tiny_tokenizer
+    from ...models.tiny import tiny_tokenizer
     tok = tiny_tokenizer()
     return tok, len(tok)
 

@@ -9,8 +9,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ... import frames as F
-from ...trace import Trace
+from ...traces import frames as F
+from ...traces.records import Trace
 from .runs import GREEDY, TAU, Files, speculative
 
 FILES = (GREEDY, TAU[0.7], TAU[1.0])

@@ -9,9 +9,9 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ... import frames as F
-from ... import theory
-from ...trace import Trace
+from ...traces import frames as F
+from ...traces.records import Trace
+from .. import theory
 from .runs import CONFIDENCE, GREEDY, HEURISTIC, SWEEP, Files
 
 FILES = (*SWEEP, HEURISTIC, *CONFIDENCE)

@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ... import frames as F
-from ... import toy
-from ...trace import Trace
-from ...verify import verify_greedy
+from ...core.verify import verify_greedy
+from ...traces import frames as F
+from ...traces.records import Trace
+from .. import toy
 from .acceptance_rule import AGREES, RECOMPUTED, RECORDED, decisions_frame
 from .runs import (
     GREEDY,

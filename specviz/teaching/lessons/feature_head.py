@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ... import frames as F
+from ...traces import frames as F
 from .runs import LESSON_DIR, Files, file_costs, predicted_speedup, speculative
 
 HEAD = f"{LESSON_DIR}/feature-head.jsonl"

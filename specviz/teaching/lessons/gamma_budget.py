@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ... import frames as F
-from ... import theory
+from ...traces import frames as F
+from .. import theory
 from .runs import FILE, SWEEP, Files, baselines, file_costs, later_steps, speculative
 
 FILES = SWEEP

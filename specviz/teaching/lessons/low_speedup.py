@@ -8,7 +8,7 @@ from typing import Sequence
 
 import pandas as pd
 
-from ...diagnosis import Costs
+from ..diagnosis import Costs
 from .runs import (
     CPU_BUNDLE,
     CPU_DRAFT,

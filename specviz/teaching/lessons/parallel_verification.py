@@ -9,8 +9,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ... import frames as F
-from ...trace import Trace
+from ...traces import frames as F
+from ...traces.records import Trace
 from .runs import (
     CONFIDENCE,
     H200_DRAFT,

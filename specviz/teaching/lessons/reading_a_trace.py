@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ... import frames as F
-from ...diagnosis import FACTORS, Diagnosis, diagnose, measure
-from ...trace import Trace
+from ...traces import frames as F
+from ...traces.records import Trace
+from ..diagnosis import FACTORS, Diagnosis, diagnose, measure
 from .runs import (
     CPU_BUNDLE,
     CPU_DRAFT,

@@ -13,10 +13,10 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ... import frames as F
-from ...diagnosis import Costs
 from ...paths import TRACES
-from ...trace import Trace, read_traces
+from ...traces import frames as F
+from ...traces.records import Trace, read_traces
+from ..diagnosis import Costs
 
 Files = dict[str, list[Trace]]  # trace file name (relative to TRACES_ROOT) -> its runs
 

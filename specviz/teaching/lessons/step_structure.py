@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ... import frames as F
-from ...trace import StepRecord, Trace
+from ...traces import frames as F
+from ...traces.records import StepRecord, Trace
 from .runs import GREEDY, TAU, Files, speculative, visible
 
 FILES = (GREEDY, TAU[0.7])

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ... import frames as F
-from ... import theory
+from ...traces import frames as F
+from .. import theory
 from .runs import DRAFT, GREEDY, SWAPPED, TARGET, TAU, Files, file_costs, speculative
 
 FILES = (GREEDY, TAU[0.7], TAU[1.0], SWAPPED)

@@ -57,7 +57,7 @@ def tiny_model(role: str = "target", seed: int | None = None, vocab_size: int | 
 
 
 def tiny_head(target: torch.nn.Module, seed: int = 4321) -> torch.nn.Module:
-    """A random feature-level draft head for a tiny target (specviz.feature_head): it drafts
+    """A random feature-level draft head for a tiny target (specviz.models.feature_head): it drafts
     poorly, but through every code path of a trained one."""
     from .feature_head import FeatureHead, HeadConfig
     gen_state = torch.random.get_rng_state()

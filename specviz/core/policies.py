@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .limits import GAMMA_MAX
+from ..limits import GAMMA_MAX
 
 POLICIES = ("fixed", "heuristic", "confidence")
 

@@ -24,8 +24,8 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from .theory import accepted_length_pmf
-from .trace import StepRecord, Trace
+from ..teaching.theory import accepted_length_pmf
+from .records import StepRecord, Trace
 
 # ---------------------------------------------------------------- column names
 STEP = "step"

@@ -20,8 +20,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from . import frames as F
-from .trace import StepRecord, Trace
+from ..traces import frames as F
+from ..traces.records import StepRecord, Trace
 
 PHASES = ("draft", "verify", "accept", "add", "commit")
 PHASE_LABELS = {"draft": "1 · draft", "verify": "2 · verify", "accept": "3 · accept",

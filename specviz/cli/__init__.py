@@ -16,8 +16,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from .errors import clean, one_line
-from .limits import GAMMA_MAX, GAMMA_MIN, MAX_PROMPT_CHARS, TEMPERATURE_MAX, TEMPERATURE_MIN
+from ..errors import clean, one_line
+from ..limits import GAMMA_MAX, GAMMA_MIN, MAX_PROMPT_CHARS, TEMPERATURE_MAX, TEMPERATURE_MIN
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1
@@ -91,11 +91,15 @@ def build_parser() -> argparse.ArgumentParser:
     _common_model_args(bench)
     bench.add_argument("--repeats", type=int, default=3)
     bench.add_argument("--engines", default=None,
-                       help="comma-separated engines to compare: eager, static, graphs "
-                            "(default: eager,graphs on a GPU, eager on a CPU)")
+                       help="comma-separated engines to compare: eager, static, graphs, and "
+                            "static+fused or graphs+fused (their layers compiled by "
+                            "torch.compile) (default: eager,graphs on a GPU, eager on a CPU)")
     bench.add_argument("--json", default=None, metavar="FILE", help="write results as JSON")
     bench.add_argument("--no-transformers", action="store_true",
                        help="leave out transformers' generate (faster sweeps)")
+    bench.add_argument("--transformers-static", action="store_true",
+                       help="add transformers' generate with its static cache, which it "
+                            "compiles on the first call (a minute or more on a GPU)")
     bench.add_argument("--markdown", default=None, metavar="FILE",
                        help="write the table as markdown")
     return parser
@@ -112,7 +116,7 @@ def read_prompts(path: str) -> list[str]:
     Lines are split on \\n only (a \\r before it is dropped), as in trace files: a prompt
     may hold U+2028 and the like.
     """
-    from .trace import loads_strict
+    from ..traces.records import loads_strict
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
@@ -158,7 +162,7 @@ def _prompts(args) -> list[str]:
 
 def _check_prompt_sizes(pair, prompts: list[str]) -> None:
     """Every prompt that cannot fit the target's context is refused before any decoding."""
-    from .models import check_prompt_size
+    from ..models import check_prompt_size
     for i, prompt in enumerate(prompts):
         try:
             check_prompt_size(pair.tokenizer, prompt, pair.context_length)
@@ -179,7 +183,7 @@ def _out_path(args) -> Path:
 
 
 def _config(args, pair, seed: int):
-    from .decoding import DecodeConfig
+    from ..decoding import DecodeConfig
     cfg = DecodeConfig(
         drafter=args.drafter or pair.default_drafter, gamma=args.gamma, policy=args.policy,
         confidence_threshold=args.confidence_threshold,
@@ -196,7 +200,7 @@ def _config(args, pair, seed: int):
 
 def _precheck(args) -> None:
     """Range checks that need no model, so bad input fails before a slow load."""
-    from .decoding import DecodeConfig
+    from ..decoding import DecodeConfig
     try:
         DecodeConfig(gamma=args.gamma, temperature=args.temperature, top_k=args.top_k,
                      top_p=args.top_p, max_new_tokens=args.max_new_tokens,
@@ -214,7 +218,7 @@ def _progress_printer():
 
 
 def _load(args):
-    from .models import DEFAULT_TARGET, ModelSourceError, load_pair
+    from ..models import DEFAULT_TARGET, ModelSourceError, load_pair
     target = args.target or DEFAULT_TARGET
     draft = None if str(args.draft).lower() == "none" else args.draft
     if args.drafter in ("prompt-lookup", "early-exit", "feature-head") and \
@@ -235,7 +239,7 @@ def _load(args):
 
 
 def cmd_run(args) -> int:
-    from .trace import TraceWriter
+    from ..traces.records import TraceWriter
     prompts = _prompts(args)
     _precheck(args)
     out = _out_path(args)
@@ -300,7 +304,7 @@ def _decode_all(args, pair, prompts, writer, out: Path, rows: list,
                 stop: _Interrupt) -> None:
     from tqdm import tqdm
 
-    from .decoding import DecodeError, speculative_decode, target_only_decode
+    from ..decoding import DecodeError, speculative_decode, target_only_decode
     _warm_up_graphs(args, pair, prompts[0], stop)
     with writer:
         for i, prompt in enumerate(prompts):
@@ -331,7 +335,7 @@ def _decode_all(args, pair, prompts, writer, out: Path, rows: list,
 def _warm_up_graphs(args, pair, prompt: str, stop: _Interrupt) -> None:
     """CUDA graphs are captured on a run's first steps; capture once before the recorded runs
     so that their timings show the steady state."""
-    from .decoding import resolve_engine, speculative_decode, target_only_decode
+    from ..decoding import resolve_engine, speculative_decode, target_only_decode
     cfg = _config(args, pair, args.seed)
     try:
         if resolve_engine(pair, cfg, "speculative")[0] != "graphs":
@@ -370,7 +374,7 @@ def _print_summary(rows, out: Path) -> None:
 
 
 def cmd_fetch(args) -> int:
-    from .models import ModelSourceError, fetch_smollm2
+    from ..models import ModelSourceError, fetch_smollm2
     t = time.perf_counter()
     try:
         path = fetch_smollm2(args.gguf, _progress_printer())
@@ -389,18 +393,20 @@ def cmd_bench(args) -> int:
     engines = None
     if args.engines:
         engines = [e.strip() for e in args.engines.split(",") if e.strip()]
-        bad = [e for e in engines if e not in ("eager", "static", "graphs")]
+        known = ("eager", "static", "graphs", "static+fused", "graphs+fused")
+        bad = [e for e in engines if e not in known]
         if bad or not engines:
-            raise CliError(f"--engines takes eager, static and graphs, got {args.engines!r}")
+            raise CliError(f"--engines takes {', '.join(known)}, got {args.engines!r}")
     pair = _load(args)
     if prompts:
         _check_prompt_sizes(pair, prompts)
-    if engines and "graphs" in engines and pair.device.type != "cuda":
+    if engines and any(e.startswith("graphs") for e in engines) and pair.device.type != "cuda":
         raise CliError(f"the graphs engine needs a CUDA device; the models are on "
                        f"{pair.device}")
     cfg = _config(args, pair, args.seed)
     result = run_bench(pair, cfg, prompts=prompts, repeats=args.repeats, engines=engines,
                        command=_command_line(), transformers=not args.no_transformers,
+                       transformers_static=args.transformers_static,
                        progress=lambda msg: print(f"bench: {msg}", file=sys.stderr,
                                                   flush=True))
     print(result["markdown"])

@@ -32,9 +32,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..limits import GAMMA_MAX
+from ..traces.records import Trace
 from . import theory
-from .limits import GAMMA_MAX
-from .trace import Trace
 
 METRIC_DEFINITIONS = {
     "alpha_hat": "α̂ = accepted drafts / drafts the verifier judged (each step's accepted ones "

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .limits import GAMMA_MAX
+from ..limits import GAMMA_MAX
 
 ALPHA = "alpha"
 GAMMA = "gamma"

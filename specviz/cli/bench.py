@@ -15,8 +15,9 @@ from datetime import datetime, timezone
 
 import torch
 
-from .decoding import encode_prompt, speculative_decode, target_only_decode
-from .models import hardware_info
+from ..decoding import encode_prompt, speculative_decode, target_only_decode
+from ..engines.static import fuse_layers
+from ..models import hardware_info
 
 DEFAULT_PROMPTS = [
     "Write a short story about a lighthouse keeper who finds a message in a bottle.",
@@ -32,12 +33,16 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def _hf_generate(pair, cfg, ids: list[int], assisted: bool) -> tuple[list[int], float]:
-    """transformers' generate; returns (new token ids, seconds)."""
+def _hf_generate(pair, cfg, ids: list[int], assisted: bool,
+                 static: bool = False) -> tuple[list[int], float]:
+    """transformers' generate (``static``: with its static cache, which it compiles on the
+    first call); returns (new token ids, seconds)."""
     inp = torch.tensor([ids], device=pair.device)
     kw = dict(max_new_tokens=cfg.max_new_tokens, eos_token_id=pair.eos_ids,
               pad_token_id=pair.eos_ids[0] if pair.eos_ids else None,
               attention_mask=torch.ones_like(inp))
+    if static:
+        kw["cache_implementation"] = "static"
     if cfg.sampling.greedy:
         kw["do_sample"] = False
     else:
@@ -84,6 +89,23 @@ def default_engines(device: torch.device) -> list[str]:
     return ["eager", "graphs"] if device.type == "cuda" else ["eager"]
 
 
+FUSED = "+fused"  # an engine name's suffix: its layers compiled by torch.compile
+
+
+def _with_fusion(engine: str, fn):
+    """fn, run with the static engine's layers fused when the engine name asks for it."""
+    if not engine.endswith(FUSED):
+        return fn
+
+    def fused(*args):
+        fuse_layers(True)
+        try:
+            return fn(*args)
+        finally:
+            fuse_layers(False)
+    return fused
+
+
 def _spec(engine: str, traced: bool) -> str:
     return f"specviz speculative, {engine}, tracing {'on' if traced else 'off'}"
 
@@ -94,34 +116,42 @@ def _base(engine: str) -> str:
 
 HF_ASSISTED = "transformers assisted generate"
 HF_TARGET = "transformers generate (target only)"
+HF_STATIC = "transformers generate, static cache, compiled (target only)"
 
 
 def run_bench(pair, cfg, *, prompts: list[str] | None = None, repeats: int = 3,
               engines: list[str] | None = None, command: str = "",
-              progress=lambda msg: None, transformers: bool = True) -> dict:
+              progress=lambda msg: None, transformers: bool = True,
+              transformers_static: bool = False) -> dict:
     """Measure every method on every prompt ``repeats`` times, methods interleaved prompt by
     prompt; returns a result dict with a markdown table under "markdown".
 
     For each engine (eager: transformers' forward with dynamic caches; static: the static
     engine without graphs; graphs: the static engine replayed as CUDA graphs) it runs
     target-only decoding and speculative decoding with tracing on and off; transformers'
-    generate runs with and without the assistant.
+    generate runs with and without the assistant. An engine named with the suffix "+fused"
+    is that engine with its layers compiled by torch.compile. ``transformers_static`` adds
+    transformers' generate with its static cache (compiled on its first call: the warm-up).
     """
     prompts = prompts or DEFAULT_PROMPTS
     engines = engines or default_engines(pair.device)
     methods = {}
     for e in engines:
-        traced = replace(cfg, trace_detail=True, engine=e)
-        untraced = replace(cfg, trace_detail=False, engine=e)
-        methods[_base(e)] = lambda p, c=traced: _ours(target_only_decode, pair, p, c)
-        methods[_spec(e, True)] = lambda p, c=traced: _ours(speculative_decode, pair, p, c)
-        methods[_spec(e, False)] = lambda p, c=untraced: _ours(speculative_decode, pair, p, c)
+        traced = replace(cfg, trace_detail=True, engine=e.removesuffix(FUSED))
+        untraced = replace(traced, trace_detail=False)
+        base = _with_fusion(e, lambda p, c=traced: _ours(target_only_decode, pair, p, c))
+        on = _with_fusion(e, lambda p, c=traced: _ours(speculative_decode, pair, p, c))
+        off = _with_fusion(e, lambda p, c=untraced: _ours(speculative_decode, pair, p, c))
+        methods[_base(e)], methods[_spec(e, True)], methods[_spec(e, False)] = base, on, off
     if transformers and cfg.drafter != "feature-head":  # it has no feature-level heads
         methods[HF_ASSISTED] = lambda p: _hf_generate(
             pair, cfg, encode_prompt(pair.tokenizer, p, cfg.chat), True) + (None,)
     if transformers:
         methods[HF_TARGET] = lambda p: _hf_generate(
             pair, cfg, encode_prompt(pair.tokenizer, p, cfg.chat), False) + (None,)
+    if transformers_static:
+        methods[HF_STATIC] = lambda p: _hf_generate(
+            pair, cfg, encode_prompt(pair.tokenizer, p, cfg.chat), False, static=True) + (None,)
 
     # warm-up: every method once on the first prompt at full length (CUDA graphs are
     # captured here: that time is reported, not counted in the measurements)
@@ -164,6 +194,9 @@ def run_bench(pair, cfg, *, prompts: list[str] | None = None, repeats: int = 3,
         "max_new_tokens": cfg.max_new_tokens, "prompts": len(prompts), "repeats": repeats,
         "engines": engines, "tokens_per_s": tps, "tokens": tokens, "seconds": seconds,
         "warmup_s": warm_s, "per_engine": per_engine,
+        "graphs_target_only_vs_transformers_static": _ratio(
+            max((tps[_base(e)] for e in engines if e.startswith("graphs")), default=None),
+            tps.get(HF_STATIC)),
         "greedy_output_equals_target_greedy": same,
         "prompts_identical_to_target_greedy": identical,
     }
@@ -278,4 +311,8 @@ def to_markdown(r: dict) -> str:
                   f"{_fmt(r['fast_target_only_vs_eager_target_only'], '.2f')}x",
                   f"- {fast} speculative / eager speculative: "
                   f"{_fmt(r['fast_speculative_vs_eager_speculative'], '.2f')}x"]
+    if r.get("graphs_target_only_vs_transformers_static"):
+        lines.append("- graphed target-only (the faster graphed engine) / transformers' "
+                     "static-cache generate: "
+                     f"{_fmt(r['graphs_target_only_vs_transformers_static'], '.2f')}x")
     return "\n".join(lines)

@@ -23,8 +23,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .engines.static import Shape, _Layer, _rms, _rotate_half, causal_bias, layer_step
-from .engines.static import rotary_tables as _rotary_tables
+from ..engines.static import Shape, _Layer, _rms, _rotate_half, causal_bias, layer_step
+from ..engines.static import rotary_tables as _rotary_tables
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"

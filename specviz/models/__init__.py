@@ -33,9 +33,9 @@ from urllib.parse import urlparse
 
 import torch
 
-from .errors import clean, one_line
-from .limits import MAX_PROMPT_CHARS
-from .paths import MODELS
+from ..errors import clean, one_line
+from ..limits import MAX_PROMPT_CHARS
+from ..paths import MODELS
 
 DEFAULT_TARGET = "embedded:smollm2-135m-instruct"
 DRAFT_ASSET = MODELS / "smollm2-draft"

@@ -18,9 +18,9 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator
 
-from .core import DRAFTERS
-from .errors import clean
-from .limits import (
+from ..core import DRAFTERS
+from ..errors import clean
+from ..limits import (
     GAMMA_MAX,
     MAX_CONTEXT_TOKENS,
     MAX_LINE_CHARS,

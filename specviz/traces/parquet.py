@@ -22,8 +22,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .errors import one_line
-from .limits import (
+from ..errors import one_line
+from ..limits import (
     GAMMA_MAX,
     MAX_PARQUET_DECODED_MB,
     MAX_PARQUET_ROWS,
@@ -32,7 +32,7 @@ from .limits import (
     MAX_TRACE_MB,
     TOP_ALTERNATIVES_MAX,
 )
-from .trace import (
+from .records import (
     MemoryBudget,
     OverBudget,
     StepRecord,

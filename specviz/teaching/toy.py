@@ -1,7 +1,7 @@
 """The toy lab: speculative sampling over a small vocabulary with fixed p and q.
 
 Every step drafts gamma tokens from q and runs the real verifier
-(``specviz.verify.verify_sampled``) against p. Because p and q do not depend on the context,
+(``specviz.core.verify.verify_sampled``) against p. Because p and q do not depend on the context,
 every emitted token should be distributed as p; the buggy verifier rules break that.
 
 Notation: p = target distribution, q = draft distribution.
@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .verify import RULES, verify_sampled
+from ..core.verify import RULES, verify_sampled
 
 TOKEN = "token"
 P = "p"
