@@ -142,10 +142,12 @@ def test_bench_measures_every_method_and_writes_json_and_markdown(tmp_path, caps
 
 def test_bench_refuses_graphs_without_cuda_and_unknown_engines(capsys):
     assert main(["bench", *TINY, "--prompt", "hi", "--engines", "warp"]) == 2
-    assert "--engines takes eager, static and graphs" in capsys.readouterr().err
+    assert "--engines takes eager, static, graphs, static+fused, graphs+fused" in \
+        capsys.readouterr().err
     if not torch.cuda.is_available():
-        assert main(["bench", *TINY, "--prompt", "hi", "--engines", "graphs"]) == 2
-        assert "needs a CUDA device" in capsys.readouterr().err
+        for engines in ("graphs", "eager,graphs+fused"):
+            assert main(["bench", *TINY, "--prompt", "hi", "--engines", engines]) == 2
+            assert "needs a CUDA device" in capsys.readouterr().err
 
 
 def test_a_run_that_fails_before_decoding_leaves_no_empty_file(tmp_path):
