@@ -386,3 +386,14 @@ def test_the_summary_shows_no_speedup_for_a_stopped_run(capsys):
     _print_summary([(0, "speculative", spec), (0, "target-only", stopped)], Path("x"))
     row = capsys.readouterr().out.splitlines()[1]
     assert row.split()[-2] == "-", row
+
+
+def test_bench_fuses_the_layers_only_for_its_fused_engines():
+    """An engine named with "+fused" runs with the static engine's layers compiled; the
+    others, and everything after, run without."""
+    from specviz.cli.bench import _with_fusion
+    from specviz.engines.static import fused_layers
+    seen = []
+    _with_fusion("static+fused", lambda: seen.append(fused_layers()))()
+    _with_fusion("static", lambda: seen.append(fused_layers()))()
+    assert seen == [True, False] and not fused_layers()
