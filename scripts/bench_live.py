@@ -144,14 +144,14 @@ def paint_costs(steps_total: int = 1000, every: int = 2) -> list[dict]:
             for k, v in sorted(rows.items()) if k < 5]
 
 
-def _versions() -> dict:
+def _versions(no_browser: bool = False) -> dict:
     import plotly
     import streamlit
     import torch
     import transformers
     chromium = (subprocess.run(["/usr/bin/chromium", "--version"], capture_output=True,
                                text=True).stdout.strip()
-                if Path("/usr/bin/chromium").exists() else "none (AppTest)")
+                if Path("/usr/bin/chromium").exists() and not no_browser else "not used (AppTest)")
     return {"python": platform.python_version(), "torch": torch.__version__,
             "transformers": transformers.__version__, "streamlit": streamlit.__version__,
             "plotly": plotly.__version__, "chromium": chromium}
@@ -176,7 +176,7 @@ def main() -> None:
     args = ap.parse_args()
     prompt = PRESETS[args.preset]
     info = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "machine": _machine(), "versions": _versions(),
+            "machine": _machine(), "versions": _versions(args.no_browser),
             "command": "PYTHONPATH=. python scripts/bench_live.py " + " ".join(sys.argv[1:]),
             "preset": args.preset, "load_before": os.getloadavg(), "rows": []}
     print(f"{info['date']} · {info['machine']} · load average {info['load_before'][0]:.2f}",

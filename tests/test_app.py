@@ -163,8 +163,8 @@ def test_live_run_with_tiny_models_and_baseline(monkeypatch):
 
 
 def test_live_decodes_off_the_script_thread(monkeypatch):
-    """The decoder runs in a thread of its own (one for the server), so painting never
-    holds it up."""
+    """The decoder runs in a thread of its own (one for the server, where the models were
+    loaded too), so painting never holds it up and torch keeps one set of thread pools."""
     import threading
 
     import ui.live
@@ -178,7 +178,11 @@ def test_live_decodes_off_the_script_thread(monkeypatch):
     monkeypatch.setattr(ui.live, "speculative_decode", spy)
     at = _live(max_new=8)
     assert _run(at)["spec"].summary.n_emitted == 8
-    assert len(seen) == 1 and seen[0].startswith("specviz-live-decode")
+    assert len(seen) == 1 and seen[0].startswith("specviz-torch")
+    loaded = []
+    from ui import common
+    common.in_torch_thread(lambda: loaded.append(threading.current_thread().name))
+    assert loaded == seen
 
 
 def test_live_paint_cost_does_not_grow_with_the_run():

@@ -137,9 +137,11 @@ def test_run_right_after_a_slider_uses_the_value_shown(page, app_url):
     shown = page.locator(".st-key-max_new_tokens [data-testid='stSliderThumbValue']")
     assert shown.inner_text() == "328"
     page.locator(".st-key-run button").click()
-    # the run's end, or its first painted steps (then Stop: no need to wait for 328 tokens)
+    # the run's end, or its live view past step 0 (then Stop: no need to wait for 328 tokens;
+    # the first run's text stays on the page until the live view's first paint)
     page.wait_for_function(f"() => !['', '{before}'].includes(({LAST_RUN})()) || "
-                           "!!document.querySelector('.specviz-text span')", timeout=300_000)
+                           "/step [1-9]/.test(document.querySelector('.sv-status')"
+                           "?.textContent || '')", timeout=300_000)
     stop = page.locator(".st-key-stop").get_by_role("button", name="Stop")
     if stop.count():
         stop.click()
@@ -160,7 +162,8 @@ def test_stop_keeps_the_partial_trace(page, app_url):
     thumb.press("End")  # 512 tokens: long enough to stop it part way
     page.wait_for_timeout(500)
     page.locator(".st-key-run button").click()
-    page.locator(".specviz-text span").first.wait_for()  # the first steps are painted
+    page.wait_for_function("() => /step [1-9]/.test(document.querySelector('.sv-status')"
+                           "?.textContent || '')")  # the first steps are painted
     page.locator(".st-key-stop").get_by_role("button", name="Stop").click()
     page.get_by_text("the partial trace is kept").wait_for()
     page.locator(".st-key-live_timeline .js-plotly-plot").wait_for()

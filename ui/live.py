@@ -16,7 +16,6 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import streamlit as st
@@ -35,6 +34,7 @@ from specviz import (
 from specviz import figures as G
 from specviz.errors import one_line
 from specviz.traces import frames as F
+from ui.common import TORCH_THREAD
 
 FRAME_S = 0.5  # the live view repaints this often
 LIVE_TOKENS = 300  # text pieces the live text shows (the whole text once the run ends)
@@ -133,10 +133,6 @@ def _work(pair, run: LiveRun, store: dict) -> None:
         run.done.set()
 
 
-# One decoding thread for the whole server: every live run of every session decodes there, one
-# after the other. The models are shared by all sessions, and on a CPU torch's thread pools
-# run markedly slower (about 30 % here) when decodes move from thread to thread.
-_DECODER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="specviz-live-decode")
 
 
 def start(pair, prompt: str, cfg: DecodeConfig, with_baseline: bool,
@@ -149,7 +145,7 @@ def start(pair, prompt: str, cfg: DecodeConfig, with_baseline: bool,
         old.done.wait()
     run = LiveRun(prompt, cfg, with_baseline, settings)
     store["run"] = run
-    _DECODER.submit(_work, pair, run, store)
+    TORCH_THREAD.submit(_work, pair, run, store)  # where the models were loaded
     return run
 
 
