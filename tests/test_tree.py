@@ -130,29 +130,47 @@ def test_bad_trees_are_refused():
         verify_tree_sampled(hand_tree(), torch.ones(6, V) / V, None)
 
 
-def test_tree_pass_scores_every_node_as_its_own_path():
-    """One pass of a real (tiny) Llama over a tree, with the tree's bias, positions and slots,
-    gives each node the logits a plain causal pass over prefix + its path gives."""
+def tree_pass(eng: StaticLlama, tree: Tree, prefix: torch.Tensor) -> torch.Tensor:
+    """Prefill the prefix but its last token, then one pass over [x_0, nodes] with the tree's
+    bias, rotary at its positions and cache writes at its slots; (1+N, V) logits."""
+    n_committed = prefix.shape[0]
+    eng.forward(prefix[:-1], torch.arange(n_committed - 1), "none")
+    ids = torch.cat([prefix[-1:], tree.tokens])
+    pos, slots = tree.positions(n_committed), tree.slots(n_committed)
+    cos, sin = eng.cos.index_select(0, pos)[None], eng.sin.index_select(0, pos)[None]
+    bias = tree.attention_bias(eng.key_pos, n_committed, eng.shape.group, torch.float32)
+    x = torch.nn.functional.embedding(ids, eng.embed)
+    for i, w in enumerate(eng.layers):
+        x = layer_step(x, w, eng.k[i], eng.v[i], slots, cos, sin, bias, eng.shape)
+    return torch.nn.functional.linear(_rms(x, eng.norm, eng.eps), eng.lm_head)
+
+
+def test_tree_pass_scores_every_node_as_its_own_path_and_keeps_the_accepted_one():
+    """One pass of a real (tiny) Llama over a tree gives each node the logits of a plain causal
+    pass over prefix + its path; after the accepted path's keys and values are moved into
+    place, decoding goes on as if only that path had been fed."""
     model = tiny_model("target")
     eng = StaticLlama(model, stacked_layers(model), max_len=64)
     prefix = torch.tensor([5, 9, 12, 7, 20, 11])
     n_committed = prefix.shape[0]
     tree = Tree((-1, -1, 0, 0, 1, 2, 2), torch.tensor([8, 13, 21, 4, 30, 6, 17]), None)
     with torch.inference_mode():
-        eng.forward(prefix[:-1], torch.arange(n_committed - 1), "none")
-        ids = torch.cat([prefix[-1:], tree.tokens])
-        pos, slots = tree.positions(n_committed), tree.slots(n_committed)
-        cos, sin = eng.cos.index_select(0, pos)[None], eng.sin.index_select(0, pos)[None]
-        bias = tree.attention_bias(eng.key_pos, n_committed, eng.shape.group, torch.float32)
-        x = torch.nn.functional.embedding(ids, eng.embed)
-        for i, w in enumerate(eng.layers):  # rotary at the positions, cache writes at slots
-            x = layer_step(x, w, eng.k[i], eng.v[i], slots, cos, sin, bias, eng.shape)
-        got = torch.nn.functional.linear(_rms(x, eng.norm, eng.eps), eng.lm_head)  # (1+N, V)
+        got = tree_pass(eng, tree, prefix)  # (1+N, V)
         for row in range(tree.n + 1):
-            path = torch.tensor(tree.path_tokens(row - 1), dtype=torch.long)
-            seq = torch.cat([prefix, path])
+            seq = torch.cat([prefix, torch.tensor(tree.path_tokens(row - 1), dtype=torch.long)])
             ref = model(input_ids=seq[None]).logits[0, -1]
             assert torch.allclose(got[row], ref, atol=1e-4), row
+        for path in ([0, 2, 5], [1, 4, -1], [-1, -1, -1]):
+            tree_pass(eng, tree, prefix)
+            src, dst = tree.kv_moves(torch.tensor(path), n_committed)
+            for cache in (eng.k, eng.v):  # (layers, n_kv, L, D)
+                cache.index_copy_(2, dst, cache.index_select(2, src))
+            kept = [int(tree.tokens[i]) for i in path if i >= 0]
+            nxt = 3  # the next step feeds one more token after the kept path
+            at = n_committed + len(kept)
+            logits = eng.forward(torch.tensor([nxt]), torch.tensor([at]))[0]
+            ref = model(input_ids=torch.tensor([prefix.tolist() + kept + [nxt]])).logits[0, -1]
+            assert torch.allclose(logits, ref, atol=1e-4), path
 
 
 # ---------------------------------------------------------------------- drafting

@@ -142,14 +142,28 @@ class Tree:
         rows[1:, 1:] = self.ancestors()
         return rows
 
+    @functools.cached_property
     def depths(self) -> torch.Tensor:
         """(1+N,) int64 depth of each row of the verify pass: 0 for the root."""
         return torch.tensor((0, *self.depth), dtype=torch.long, device=self.tokens.device)
 
+    @functools.cached_property
+    def parent_rows(self) -> torch.Tensor:
+        """(N,) int64 the row of each node's parent in the verify pass (0 for the root)."""
+        return torch.tensor([par + 1 for par in self.parent], dtype=torch.long,
+                            device=self.tokens.device)
+
+    @functools.cached_property
+    def leaf_rows(self) -> torch.Tensor:
+        """(1+N,) bool: rows without children."""
+        parents = set(self.parent)
+        return torch.tensor([r - 1 not in parents for r in range(self.n + 1)],
+                            device=self.tokens.device)
+
     def positions(self, n_committed: int | torch.Tensor) -> torch.Tensor:
         """(1+N,) rotary positions of the rows: the root x_0 sits at n_committed - 1, a node at
         that plus its depth. ``n_committed`` may be an int or a (1,) device tensor."""
-        return n_committed - 1 + self.depths()
+        return n_committed - 1 + self.depths
 
     def slots(self, n_committed: int | torch.Tensor) -> torch.Tensor:
         """(1+N,) cache slots the pass writes: consecutive from the root's, by node index."""
@@ -167,6 +181,16 @@ class Tree:
         allowed = (rel < 0)[None] | sees
         bias = torch.where(allowed, 0.0, float("-inf"))
         return bias.to(dtype).repeat(group, 1)
+
+    def kv_moves(self, path: torch.Tensor, n_committed: int | torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Where the accepted path's keys and values go after the pass: (max_depth,) source and
+        destination slots. The node accepted at depth d moves from its slot to
+        n_committed - 1 + d, right after the root's, so the cache holds the prefix and the
+        path contiguously, slot = position; padding (-1) moves a slot onto itself. Read the
+        sources before writing (``index_select`` then ``index_copy_``): they may overlap."""
+        dst = n_committed + torch.arange(self.max_depth, device=path.device)
+        return torch.where(path >= 0, n_committed + path, dst), dst
 
     def path_q(self) -> torch.Tensor:
         """(N,) the product of q along each node's path: the draft's probability that the
@@ -303,17 +327,14 @@ def _check_p(tree: Tree, p_probs: torch.Tensor) -> None:
 def _walk_end(tree: Tree, accepted: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """From the accepted nodes (N,) bool: the row where the walk ended (the deepest accepted
     node, or the root), the path by depth, its length and whether it ended at a leaf."""
-    depths = tree.depths()  # (1+N,)
+    depths = tree.depths  # (1+N,)
     on_path = torch.cat([accepted.new_ones(1), accepted])  # (1+N,) rows
     end = torch.argmax(torch.where(on_path, depths, -1))  # () row index
     d = tree.max_depth
     slot = torch.where(accepted, depths[1:] - 1, d)  # (N,) depth - 1, or a spare slot
     path = torch.full((d + 1,), -1, dtype=torch.long, device=accepted.device)
     path.scatter_(0, slot, torch.arange(tree.n, device=accepted.device))
-    parents = set(tree.parent)
-    leaf = torch.tensor([r - 1 not in parents for r in range(tree.n + 1)],
-                        device=accepted.device)  # (1+N,) rows without children
-    return end, path[:d], accepted.sum(), leaf[end]
+    return end, path[:d], accepted.sum(), tree.leaf_rows[end]
 
 
 def verify_tree_greedy(tree: Tree, p_probs: torch.Tensor, rule: str = "exact") -> TreeVerdict:
@@ -325,8 +346,7 @@ def verify_tree_greedy(tree: Tree, p_probs: torch.Tensor, rule: str = "exact") -
     """
     _check_rule(rule)
     _check_p(tree, p_probs)
-    rows = torch.tensor([par + 1 for par in tree.parent], dtype=torch.long,
-                        device=p_probs.device)  # (N,) each node's parent row
+    rows = tree.parent_rows  # (N,)
     choice = torch.argmax(p_probs, dim=-1)  # (1+N,)
     match = tree.tokens == choice[rows]  # (N,)
     accepted = ~(tree.ancestors() & ~match[None, :]).any(-1)  # its whole path matches
@@ -361,6 +381,8 @@ def verify_tree_sampled(tree: Tree, p_probs: torch.Tensor, generator: torch.Gene
     """
     _check_rule(rule)
     _check_p(tree, p_probs)
+    if rule == "plain-q" and tree.q is None:
+        raise ValueError("the rule plain-q needs the tree's q")
     n, vocab, dev = tree.n, p_probs.shape[-1], p_probs.device
     if u is None:
         u = torch.rand(n, generator=generator, device=dev)
@@ -398,7 +420,7 @@ def verify_tree_sampled(tree: Tree, p_probs: torch.Tensor, generator: torch.Gene
     accepted_t = torch.stack(accepted) if n else torch.zeros(0, dtype=torch.bool, device=dev)
     end, path, n_acc, bonus = _walk_end(tree, accepted_t)
     nxt = sample(left.index_select(0, end.view(1))[0], generator, e)
-    rows = torch.tensor([par + 1 for par in tree.parent], dtype=torch.long, device=dev)
+    rows = tree.parent_rows  # (N,)
     p_tok = p_probs[rows].gather(-1, tree.tokens[:, None]).squeeze(-1)
     q_tok = None if tree.q is None else tree.q.gather(-1, tree.tokens[:, None]).squeeze(-1)
     if not n:
