@@ -339,12 +339,12 @@ def chi_square_pooled(counts: torch.Tensor, probs: torch.Tensor, least: float = 
     return chi_square_pvalue(counts, probs)
 
 
-def first_two(kind: str, rule: str, n_runs: int, seed: int) -> torch.Tensor:
+def first_two(kind: str, rule: str, n_runs: int, seed: int, build=None) -> torch.Tensor:
     """(V, V) counts of the first two tokens committed, decoding step after step with trees
     (a step that commits one token is followed by a step from the longer context)."""
     g = torch.Generator().manual_seed(seed)
-    build = TREES[kind]
-    fixed = kind != "sampled (3, 2, 1)"  # deterministic trees: built once per context
+    build = build or TREES[kind]
+    fixed = not kind.startswith("sampled")  # deterministic trees: built once per context
 
     @functools.cache
     def tree_and_p(ctx):
@@ -382,6 +382,17 @@ def test_tree_sampling_commits_tokens_distributed_as_p(kind):
 def test_plain_q_for_every_sibling_is_caught_by_the_same_test(kind):
     """Negative control: judging each sibling against its parent's plain q loses p."""
     counts = first_two(kind, "plain-q", N_RUNS, seed=1)
+    assert chi_square_pooled(counts, joint_p()) < 1e-6
+
+
+def test_top_k_children_judged_as_if_sampled_are_caught_too():
+    """Another way to lose p: recursive rejection sampling (min(1, p/q)) on top-k children,
+    which no draw from q produced; only the one-hot rule is exact for them."""
+    def mislabelled(ctx, g):
+        t = static_tree(q_after(ctx), (3, 2, 1))
+        return Tree(t.parent, t.tokens, t.q, "sampled")
+
+    counts = first_two("top-k judged as sampled", "exact", N_RUNS, seed=1, build=mislabelled)
     assert chi_square_pooled(counts, joint_p()) < 1e-6
 
 
