@@ -279,6 +279,17 @@ def test_width_one_tree_decides_as_the_chain_verifier():
         assert int(tree.next_token) == int(chain.next_token)
 
 
+def test_an_empty_tree_is_a_target_only_step():
+    empty = Tree((), torch.zeros(0, dtype=torch.long), None)
+    p = torch.tensor([[0.2, 0.5, 0.3]])
+    assert verify_tree_greedy(empty, p).emitted(empty) == [1]
+    for seed in range(20):
+        tree = verify_tree_sampled(empty, p, torch.Generator().manual_seed(seed))
+        chain = verify_sampled(torch.zeros(0, dtype=torch.long), p, None,
+                               torch.Generator().manual_seed(seed))
+        assert tree.emitted(empty) == [int(chain.next_token)] and bool(tree.bonus)
+
+
 def test_width_one_tree_decides_as_the_chain_verifier_under_greedy():
     for drafted in ([0, 4, 0], [0, 4, 1], [1, 4, 1], [0, 2, 1]):
         x = torch.tensor(drafted)
