@@ -216,6 +216,21 @@ def test_live_real_pair_twice_and_from_a_second_session():
     assert len({r["spec"].run.run_id for r in runs}) == 3
 
 
+def test_live_feature_head_on_the_real_pair_twice():
+    """The Drafter select offers the feature head; on the default pair it runs (twice, as a
+    user would), names itself in the trace and, greedy, matches the target alone."""
+    at = _live(REAL)
+    assert "feature-head" in at.selectbox(key="drafter").options
+    at.selectbox(key="drafter").set_value("feature-head")
+    at.checkbox(key="with_baseline").check()
+    for _ in range(2):
+        r = _run(at)
+        assert r["error"] is None, r["error"]
+        assert r["spec"].run.config["drafter"] == "feature-head"
+        assert r["spec"].summary.output_token_ids == r["base"].summary.output_token_ids
+    assert not at.error, [e.value for e in at.error]
+
+
 def test_real_pair_loads_quietly():
     """No transformers progress bars, and no warning about clean_up_tokenization_spaces
     when the tokenizer decodes (the decoded text is unchanged: BPE ignores it anyway)."""
