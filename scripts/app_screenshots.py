@@ -63,13 +63,18 @@ def choose(page, key: str, option: str) -> None:
     page.get_by_role("option", name=option, exact=True).click()
 
 
-def live_run(page, url: str, target: str, preset: str) -> None:
-    """Run the preset on the Live page with the target-only baseline; wait for the views."""
+def open_live(page, url: str, preset: str) -> None:
+    """The Live page with the prompt preset chosen (its prompt in the text area)."""
     page.goto(f"{url}/live")
     page.get_by_role("heading", name="Live decoding").wait_for()
     choose(page, "preset", preset)
     page.wait_for_function("p => document.querySelector('.st-key-prompt textarea')"
                            ".value === p", arg=PRESETS[preset])
+
+
+def live_run(page, url: str, target: str, preset: str) -> None:
+    """Run the preset on the Live page with the target-only baseline; wait for the views."""
+    open_live(page, url, preset)
     choose(page, "target", target)
     page.locator(".st-key-with_baseline label").click()
     page.locator(".st-key-run button").click()

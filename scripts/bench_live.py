@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from app_screenshots import app_page, choose  # noqa: E402
+from app_screenshots import app_page, open_live  # noqa: E402
 
 from specviz import read_traces  # noqa: E402
 from ui.common import PRESETS  # noqa: E402
@@ -78,11 +78,7 @@ def _set_max_tokens(page, tokens: int) -> None:
 
 def open_live_page(page, url: str, preset: str, tokens: int) -> None:
     """The Live page with the preset's prompt and ``tokens`` new tokens set."""
-    page.goto(f"{url}/live")
-    page.get_by_role("heading", name="Live decoding").wait_for()
-    choose(page, "preset", preset)
-    page.wait_for_function("p => document.querySelector('.st-key-prompt textarea')"
-                           ".value === p", arg=PRESETS[preset])
+    open_live(page, url, preset)
     _set_max_tokens(page, tokens)
 
 

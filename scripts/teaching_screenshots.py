@@ -1,8 +1,8 @@
-"""Screenshots of the teaching pages for the README (Walkthrough and Lessons), taken in
-headless Chromium from the bundled traces; no model is loaded.
+"""The Lessons screenshot for the README, taken in headless Chromium from the bundled traces;
+no model is loaded. (The Walkthrough's comes with the other pages' from app_screenshots.py.)
 
 Usage:  PYTHONPATH=. python scripts/teaching_screenshots.py
-Saves assets/images/walkthrough.png and assets/images/lessons.png.
+Saves assets/images/lessons.png.
 """
 
 from __future__ import annotations
@@ -19,15 +19,6 @@ OUT = ROOT / "assets" / "images"
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     with app_page(120_000) as (url, page):
-        page.goto(f"{url}/walkthrough")
-        page.get_by_role("heading", name="Walkthrough").wait_for()
-        nxt = page.locator(".st-key-wt_next button")
-        nxt.wait_for()
-        for _ in range(6):  # through the drafts and the verify pass, to the judging
-            nxt.click()
-            time.sleep(0.8)
-        time.sleep(2)
-        page.screenshot(path=str(OUT / "walkthrough.png"))
         # lesson 3: the verify pass measured on the CPU and on the H200, and the quiz that
         # asks for a prediction from those numbers
         page.goto(f"{url}/lessons?lesson=3")
@@ -39,7 +30,7 @@ def main() -> None:
         page.mouse.wheel(0, 250)
         time.sleep(1)
         page.screenshot(path=str(OUT / "lessons.png"))
-    print(f"saved {OUT / 'walkthrough.png'} and {OUT / 'lessons.png'}")
+    print(f"saved {OUT / 'lessons.png'}")
 
 
 if __name__ == "__main__":
