@@ -6,6 +6,8 @@ model pair and decoding settings sit in its Run form).
 
 import streamlit as st
 
+from ui.common import keep_settings
+
 st.set_page_config(page_title="specviz", page_icon=":material/fast_forward:", layout="wide")
 
 pages = [
@@ -18,4 +20,5 @@ pages = [
     st.Page("app_pages/toy_lab.py", title="Toy lab", icon=":material/science:"),
 ]
 page = st.navigation(pages)
+keep_settings()
 page.run()

@@ -53,6 +53,12 @@ def _label(r: tuple[str, int, float | None]) -> str:
 
 pick = st.selectbox("Example run (recorded; the fastest first)", range(len(runs)),
                     format_func=lambda i: _label(runs[i]), key="home_run")
+speeds = sorted(r[2] for r in runs if r[2])
+if len(speeds) > 1:
+    st.caption(f"The fastest of {len(speeds)} bundled runs with a target-only baseline; they "
+               f"range from {speeds[0]:.2f}× to {speeds[-1]:.2f}× (median "
+               f"{speeds[len(speeds) // 2]:.2f}×), by pair, drafter, engine, device and "
+               "prompt. Slower runs are in the list, each with the reason for its speed.")
 name, index, _ = runs[pick]
 traces, error = load_bundled(files[name])
 if error:

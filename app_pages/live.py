@@ -43,7 +43,9 @@ stop_slot = st.empty()
 out = st.empty()
 
 store = live_store()
-if run_clicked:
+if run_clicked and not st.session_state.prompt.strip():
+    st.error("The prompt is empty: write one, or pick a prompt preset.")
+elif run_clicked:
     pair = load_pair_ui(s)
     if pair is not None:
         start(pair, st.session_state.prompt, s.config(pair.default_drafter),
@@ -76,6 +78,8 @@ def _result_ui(result: dict | None) -> None:
         if spec is not None and spec.summary.stop_reason == "stopped":
             st.info("Stopped before its first step was verified: there are no steps to show.")
         return
+    if result.get("note"):
+        st.warning(result["note"])
     if spec.summary.stop_reason == "stopped":
         st.warning(f"Stopped after {len(spec.steps)} steps; the partial trace is kept.")
     highlight = baseline_check_ui(spec, base)

@@ -46,9 +46,12 @@ def _measured() -> pd.DataFrame:
         k = measure(t, base)
         if k.alpha is None:
             continue
+        # costs in target steps need the run's own target-only baseline (without one, v = 1
+        # would only be assumed): such runs are plotted by α and E, not offered below
+        costs = (k.c, k.v, k.overhead) if k.target_step_from == "baseline" else (np.nan,) * 3
         rows.append((k.alpha, k.gamma, k.mean_accepted_length,
                      k.speedup_measured if k.speedup_measured else np.nan,
-                     k.c, k.v, k.overhead, f"{src}: {F.run_label(i, t, 24)}"))
+                     *costs, f"{src}: {F.run_label(i, t, 24)}"))
     return pd.DataFrame(rows, columns=[T.ALPHA, T.GAMMA, T.E, T.SPEEDUP, T.C, T.V,
                                        T.OVERHEAD, MEASURED_LABEL])
 
@@ -73,7 +76,8 @@ def _take_run() -> None:
 st.selectbox("Take α, γ, c, v and o from a measured run", [NONE, *takeable[MEASURED_LABEL]],
              key="th_run", on_change=_take_run,
              help="Sets the sliders to the run's measured values, so the curve at its α "
-                  "can be read against its measured point (drawn large).")
+                  "can be read against its measured point (drawn large). Only runs with a "
+                  "target-only baseline are listed: c, v and o are measured in its steps.")
 for key, value in zip(TAKEN, (0.7, 4, 0.05, 1.0, 0.0)):
     if key not in st.session_state:
         st.session_state[key] = value

@@ -97,6 +97,6 @@ exact = res.history if rule == "exact" else \
 band = noise_band(tuple(p), tuple(res.history[toy.N_TOKENS].tolist()))
 st.plotly_chart(G.fig_toy_convergence(res.history, band, None if rule == "exact" else exact,
                                       rule_name), key="toy_conv")
-st.caption("The shaded band is where tokens drawn exactly from p land by chance; it shrinks "
-           "like 1/√n. The exact rule stays inside it; a buggy rule levels off at a fixed gap "
-           "above it.")
+st.caption("The shaded band is where tokens drawn exactly from p land by chance (5–95 %); it "
+           "shrinks like 1/√n. The exact rule's curve is one such draw: it stays in or near "
+           "the band. A buggy rule levels off at a fixed gap above it.")

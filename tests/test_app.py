@@ -511,3 +511,61 @@ def test_live_failure_mid_run_is_a_message_and_keeps_the_steps(monkeypatch):
                for e in errors), errors
     kept = at.session_state["live_store"]["result"]["spec"]
     assert len(kept.steps) == 3
+
+
+def test_a_stopped_baseline_gives_no_speedup_and_no_identity_check(monkeypatch):
+    """Stop pressed while the target alone runs: the baseline is cut short, so the page
+    shows no speedup, no identical-output check and no costs from it, and says why."""
+    import ui.live
+    from specviz import decoding
+
+    def stopped_baseline(pair, prompt, cfg, *, should_stop, **kw):
+        return decoding.target_only_decode(pair, prompt, cfg, should_stop=lambda: True, **kw)
+
+    monkeypatch.setattr(ui.live, "target_only_decode", stopped_baseline)
+    at = _live(max_new=16)
+    at.checkbox(key="with_baseline").check()
+    r = _run(at)
+    assert r["spec"].summary.n_emitted == 16 and r["base"] is None
+    assert "baseline was stopped after" in r["note"]
+    assert any("no speedup" in w.value for w in at.warning)
+    assert not any("Identical output" in s.value for s in at.success)
+
+
+def test_an_empty_prompt_is_a_message():
+    at = _live()
+    at.text_area(key="prompt").set_value("   ")
+    at.button(key="run").click()
+    at.run()
+    _no_failure(at)
+    assert any("prompt is empty" in e.value for e in at.error)
+    assert at.session_state["live_store"]["result"] is None
+
+
+def test_live_settings_survive_a_visit_to_another_page():
+    at = _live(max_new=24)
+    at.slider(key="gamma").set_value(6)
+    at.checkbox(key="with_baseline").check()
+    _run(at)  # the form's values count once Run submits them
+    at.switch_page("app_pages/theory.py")
+    at.run()
+    at.switch_page("app_pages/live.py")
+    at.run()
+    _no_failure(at)
+    assert at.slider(key="gamma").value == 6
+    assert at.slider(key="max_new_tokens").value == 24
+    assert at.checkbox(key="with_baseline").value is True
+
+
+def test_theory_offers_only_runs_whose_costs_were_measured():
+    """A live run without a baseline is plotted, but its c, v and o (which would assume
+    v = 1) are not offered to the sliders; with a baseline it is."""
+    at = _live(max_new=16)
+    _run(at)
+    at.checkbox(key="with_baseline").check()
+    _run(at)
+    at.switch_page("app_pages/theory.py")
+    at.run()
+    _no_failure(at)
+    live = [o for o in at.selectbox(key="th_run").options if o.startswith("live:")]
+    assert len(live) == 1

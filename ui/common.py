@@ -52,6 +52,17 @@ BASE = DecodeConfig()  # every default the settings start from
 # the DecodeConfig fields the page sets (widget key = field name); the rest keep BASE's value
 FIELDS = ("gamma", "policy", "temperature", "top_k", "top_p", "seed", "max_new_tokens", "chat",
           "engine")
+# The Live page's inputs, kept for the session while other pages show (Streamlit forgets a
+# widget's value on a page run that does not draw it)
+KEPT = ("prompt", "preset", "sampling_preset", "with_baseline", "target", "draft", "drafter",
+        "target_custom", "draft_custom", *FIELDS)
+
+
+def keep_settings() -> None:
+    """Hold on to the Live page's inputs across pages (run before any page draws)."""
+    for key in KEPT:
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
 
 
 @dataclass(frozen=True)

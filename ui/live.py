@@ -121,14 +121,23 @@ def _work(pair, run: LiveRun, store: dict) -> None:
         if run.with_baseline and error is None and not run.stop.is_set():
             error = _decode(pair, run, target_only=True)
         traces = {label: box.trace() for label, box in run.parts}
-        result = {"spec": traces.get("speculative"), "base": traces.get("baseline"),
-                  "error": error, "settings": run.settings}
+        spec, base = traces.get("speculative"), traces.get("baseline")
+        note = None
+        if base is not None and base.summary is not None and \
+                base.summary.stop_reason == "stopped":
+            # a baseline cut short measures nothing comparable: no speedup, no identity check
+            note = (f"The target-only baseline was stopped after {base.summary.n_emitted} "
+                    f"of {spec.summary.n_emitted if spec else '?'} tokens: no speedup and "
+                    "no identical-output check for this run.")
+            base = None
+        result = {"spec": spec, "base": base, "error": error, "settings": run.settings,
+                  "note": note}
         store["result"] = result
         if result["spec"] is not None and result["spec"].steps:
             store["history"] = (store["history"] + [result])[-HISTORY:]
     except Exception as e:  # never leave the page waiting on a thread that died
         store["result"] = {"spec": None, "base": None, "error": one_line(e),
-                           "settings": run.settings}
+                           "settings": run.settings, "note": None}
     finally:
         run.done.set()
 

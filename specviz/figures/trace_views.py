@@ -340,7 +340,9 @@ def fig_compare_speed(runs: pd.DataFrame) -> go.Figure:
                  marker_color=colors, text=[f"{v:.1f}" for v in runs[F.TOKENS_PER_S]],
                  textposition="outside", cliponaxis=False,
                  hovertemplate="%{y}: %{x:.2f} tokens/s<extra></extra>")
-    return themed([bar], "Throughput (grey: target only)", height=120 + 34 * len(runs),
+    title = "Throughput" + (" (grey: target only)" if (runs[F.MODE] == "target-only").any()
+                            else "")
+    return themed([bar], title, height=120 + 34 * len(runs),
                   legend=False, yaxis=dict(autorange="reversed"),
                   xaxis=dict(title="tokens / s", rangemode="tozero"))
 

@@ -193,8 +193,8 @@ def diagnose(costs: Costs, gamma_max: int = GAMMA_MAX) -> Diagnosis:
                         "the confidence policy stops early.")
     if a < 0.5:
         findings.append(f"Acceptance is low (α̂ = {a:.2f}): most drafts are thrown away. A "
-                        "draft closer to the target, a lower temperature, or prompt lookup "
-                        "on repetitive text raises α.")
+                        "draft closer to the target, or prompt lookup on repetitive text, "
+                        "raises α; under sampling a lower temperature does too.")
     if v > 1.5:
         findings.append(f"A verification pass costs {v:.2f} target steps: scoring γ + 1 "
                         "tokens is not free here (on a CPU the pass for several positions "
