@@ -58,7 +58,7 @@ if len(speeds) > 1:
     st.caption(f"The fastest of {len(speeds)} bundled runs with a target-only baseline; they "
                f"range from {speeds[0]:.2f}× to {speeds[-1]:.2f}× (median "
                f"{speeds[len(speeds) // 2]:.2f}×), by pair, drafter, engine, device and "
-               "prompt. Slower runs are in the list, each with the reason for its speed.")
+               "prompt. The others are in the list; a run below 1× comes with the reason.")
 name, index, _ = runs[pick]
 traces, error = load_bundled(files[name])
 if error:

@@ -276,3 +276,15 @@ def test_importing_specviz_leaves_streamlit_out():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_theory_curves_differ_by_marker_and_dash_as_well_as_color():
+    """Neighbouring hues (vermillion and orange, say) are hard to tell apart on a projector
+    or for a colour-blind reader: every curve also has its own marker and dash."""
+    from specviz.figures.theory_views import fig_expected_tokens, fig_speedup_vs_gamma
+    from specviz.teaching import theory as T
+    curves = T.curves_frame(alphas=[0.5, 0.6, 0.7, 0.8, 0.9], gammas=[1, 2, 3, 4, 6, 8, 12, 16],
+                            c=0.05, v=1.0)
+    for fig in (fig_speedup_vs_gamma(curves), fig_expected_tokens(curves)):
+        styles = [(t.line.color, t.marker.symbol, t.line.dash) for t in fig.data]
+        assert len({(m, d) for _, m, d in styles}) == len(styles) > 4

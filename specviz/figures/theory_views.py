@@ -10,6 +10,19 @@ from ..teaching import theory as T
 from .theme import SERIES, hline, themed, vline
 
 MEASURED_LABEL = "label"
+# a second channel beside color for the curves of one figure (marker, then dash), so that
+# neighbouring hues stay apart for a colour-blind reader and on a projector
+CURVE_MARKERS = ["circle", "square", "diamond", "triangle-up", "cross", "triangle-down",
+                 "star", "hexagon"]
+CURVE_DASHES = ["solid", "dash", "dot", "dashdot"]
+
+
+def _curve_style(i: int) -> dict:
+    """Line and marker of the i-th curve: its own color, marker symbol and dash."""
+    color = SERIES[i % len(SERIES)]
+    return dict(line=dict(color=color, dash=CURVE_DASHES[i % len(CURVE_DASHES)]),
+                marker=dict(color=color, symbol=CURVE_MARKERS[i % len(CURVE_MARKERS)],
+                            size=7, maxdisplayed=14))
 GAMMA_TICKS = [1, 4, 8, 12, 16, 20, 24, 28, 32]
 LOG_TICKS = [0.125, 0.25, 0.5, 1, 2, 4, 8]
 
@@ -29,7 +42,7 @@ def fig_speedup_vs_gamma(curves: pd.DataFrame, measured: pd.DataFrame | None = N
     named on hover; the run named ``highlight`` (the one whose α, c, v, o the curves use)
     is drawn large and labelled."""
     data = [go.Scatter(x=df[T.GAMMA], y=df[T.SPEEDUP], mode="lines+markers",
-                       name=f"α = {a:.2f}", line=dict(color=SERIES[i % len(SERIES)]),
+                       name=f"α = {a:.2f}", **_curve_style(i),
                        hovertemplate="γ=%{x}: %{y:.2f}×<extra>α=" + f"{a:.2f}</extra>")
             for i, (a, df) in enumerate(curves.groupby(T.ALPHA))]
     data += _measured(measured, T.GAMMA, T.SPEEDUP, highlight)
@@ -46,8 +59,8 @@ def fig_expected_tokens(curves: pd.DataFrame, measured: pd.DataFrame | None = No
                         ) -> go.Figure:
     """E = (1 − α^(γ+1)) / (1 − α): one row of ``curves_frame`` becomes one point; one line
     per γ. ``measured`` (columns alpha, expected_tokens, label) adds runs as points."""
-    data = [go.Scatter(x=df[T.ALPHA], y=df[T.E], mode="lines", name=f"γ = {g}",
-                       line=dict(color=SERIES[i % len(SERIES)]),
+    data = [go.Scatter(x=df[T.ALPHA], y=df[T.E], mode="lines+markers", name=f"γ = {g}",
+                       **_curve_style(i),
                        hovertemplate="α=%{x:.2f}: E=%{y:.2f}<extra>γ=" + str(g) + "</extra>")
             for i, (g, df) in enumerate(curves.groupby(T.GAMMA))]
     data += _measured(measured, T.ALPHA, T.E)
