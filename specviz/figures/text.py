@@ -44,10 +44,9 @@ def kind_style(kind: str) -> str:
                      f"text-underline-offset:3px;background:{c}2e;font-weight:700;{base}",
         "bonus": f"text-decoration:underline wavy {c};text-decoration-thickness:2px;"
                  f"text-underline-offset:3px;background:{c}24;font-weight:700;{base}",
-        "rejected": f"color:{c};text-decoration:line-through 2px;opacity:0.85;"
-                    f"font-size:0.9em;{base}",
-        "unjudged": f"color:#8a8a8a;text-decoration:line-through dotted;opacity:0.7;"
-                    f"font-size:0.9em;{base}",
+        "rejected": f"color:{c};text-decoration:line-through 2px;font-size:0.95em;{base}",
+        "unjudged": f"color:#666;text-decoration:line-through dotted 2px;font-size:0.95em;"
+                    f"{base}",
         "target": f"border-bottom:1px solid {c}66;padding:0 1px",
     }[kind]
 
@@ -56,7 +55,7 @@ def legend_html(kinds=("accepted", "resampled", "bonus", "rejected")) -> str:
     """A one-line key of the token styles (each with its mark, as in the figures)."""
     items = "".join(_span(f"{KIND_MARKS[k]} {KIND_LABELS[k]}".strip(), k, "") + " "
                     for k in kinds)
-    return f'<div style="font-size:0.85em;margin:0.2em 0 0.6em 0">{items}</div>'
+    return f'<div style="font-size:1em;margin:0.2em 0 0.6em 0">{items}</div>'
 
 
 def _span(text: str, kind: str, title: str, highlight: bool = False) -> str:

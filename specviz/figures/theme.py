@@ -66,7 +66,9 @@ def kind_name(kind: str) -> str:
 
 
 GRID = "#EBF0F8"
-AXIS = dict(gridcolor=GRID, zerolinecolor=GRID, linecolor="#BCC3CC", automargin=True)
+INK = "#31333F"  # text: dark enough to read on a projector
+AXIS = dict(gridcolor=GRID, zerolinecolor=GRID, linecolor="#BCC3CC", automargin=True,
+            tickfont=dict(color=INK, size=13), title_font=dict(color=INK, size=14))
 
 
 def layout(title: str | None = None, height: int | None = None, legend: bool = True,
@@ -84,7 +86,7 @@ def layout(title: str | None = None, height: int | None = None, legend: bool = T
                    yref="container", pad=dict(t=12)) if title else None,
         height=height,
         margin=dict(l=50, r=20, t=(100 if legend else 55) if title else 30, b=40),
-        font=dict(size=13),
+        font=dict(size=14, color=INK),
         showlegend=legend,
         legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0.0),
         hoverlabel=dict(font_size=13),
