@@ -23,14 +23,15 @@ if not files:
     st.caption("No bundled traces in assets/traces/ yet.")
 
 loaded: list[tuple[Trace, str]] = []
+for name, traces, error in read_uploads(uploads or []):  # uploads first: what the user brought
+    if error:
+        st.error(f"Cannot open this file. {as_text(error)}")
+    loaded += [(t, name) for t in traces]
+n_uploaded = len(loaded)
 for name in chosen:
     traces, error = load_bundled(files[name])
     if error:
         st.error(as_text(error))
-    loaded += [(t, name) for t in traces]
-for name, traces, error in read_uploads(uploads or []):
-    if error:
-        st.error(f"Cannot open this file. {as_text(error)}")
     loaded += [(t, name) for t in traces]
 if not loaded:
     st.info("Choose a bundled trace or upload one (made by the Live page's download, "
@@ -50,10 +51,20 @@ def _baseline(i: int):
     return F.baseline_for(traces[i], same_file)
 
 
-st.subheader("Compare runs")
 spec_idx = [i for i, t in enumerate(traces) if not F.is_target_only(t)]
-compare = st.multiselect("Runs side by side", labels,
-                         default=[labels[i] for i in spec_idx[:2]], key="insp_compare")
+st.subheader("Compare runs")
+# the first two speculative runs to start with; a new upload brings its own runs in at once;
+# otherwise the choice stays, less runs no longer loaded
+upload_names = tuple(f.name for f in uploads or [])
+if upload_names and upload_names != st.session_state.get("insp_seen_uploads") \
+        and any(i < n_uploaded for i in spec_idx):
+    st.session_state.insp_compare = [labels[i] for i in spec_idx if i < n_uploaded][:2]
+elif "insp_compare" not in st.session_state:
+    st.session_state.insp_compare = [labels[i] for i in spec_idx[:2]]
+else:
+    st.session_state.insp_compare = [c for c in st.session_state.insp_compare if c in labels]
+st.session_state.insp_seen_uploads = upload_names
+compare = st.multiselect("Runs side by side", labels, key="insp_compare")
 if compare:
     idx = [labels.index(c) for c in compare]
     tagged = [(labels[i], frames_of(trace_key(traces[i], sources[i]), traces[i])) for i in idx]

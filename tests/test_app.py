@@ -569,3 +569,18 @@ def test_theory_offers_only_runs_whose_costs_were_measured():
     _no_failure(at)
     live = [o for o in at.selectbox(key="th_run").options if o.startswith("live:")]
     assert len(live) == 1
+
+
+def test_an_uploaded_trace_is_compared_and_shown_at_once(traces_dir, monkeypatch):
+    monkeypatch.setenv("SPECVIZ_TRACES_DIR", str(traces_dir))
+    at = _app("app_pages/inspector.py")
+    runs = tiny_runs()
+    at.file_uploader(key="insp_uploads").set_value([
+        ("mine.jsonl", traces_to_jsonl([runs["greedy"], runs["greedy-base"]]).encode(),
+         "application/jsonl")])
+    at.run()
+    _no_failure(at)
+    assert not at.warning, [w.value for w in at.warning]
+    mine = runs["greedy"].run.prompt_text[:10]
+    assert any(mine in c for c in at.multiselect(key="insp_compare").value)
+    assert mine in at.selectbox(key="insp_pick").value
