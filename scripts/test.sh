@@ -12,4 +12,10 @@ if ! command -v chromium >/dev/null 2>&1; then
     echo "chromium is not installed (and cannot be installed here): the browser test will be skipped" >&2
   fi
 fi
+# torch.compile (the static engine's fused layers, one test) builds its CPU kernels with a C++
+# compiler
+if ! command -v g++ >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  echo "installing g++ for the fused-layers test" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq g++ >/dev/null
+fi
 exec python3 -m pytest "$@"

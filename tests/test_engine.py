@@ -5,6 +5,7 @@ eager traces step by step. Where CUDA exists, the same with CUDA graphs, plus th
 per-step check; on a GPU machine with the embedded target the check runs on it too.
 """
 
+import shutil
 import warnings
 
 import pytest
@@ -95,6 +96,9 @@ def fused():
     fuse_layers(False)
 
 
+@pytest.mark.skipif(CUDA is False and shutil.which("g++") is None,
+                    reason="torch.compile needs a C++ compiler on the CPU (scripts/test.sh "
+                           "installs g++ where it can)")
 def test_fused_layers_give_the_eager_trace(pair, fused):
     """torch.compile's fused layers (the decoding steps' passes; the prefill stays as it is)
     decide every step as the eager engine does."""

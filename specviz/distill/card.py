@@ -14,15 +14,21 @@ KEEP = ("config.json", "generation_config.json", "model.safetensors", "tokenizer
         "train-meta.json", "data-meta.json")
 
 
-def pack(draft_dir: str | Path, dest: str | Path = DRAFT_ASSET) -> Path:
-    """Copy a trained draft folder into ``dest`` and write its README.md."""
-    src, dest = Path(draft_dir), Path(dest)
+def _pack(src: str | Path, dest: str | Path, keep: tuple[str, ...], card) -> Path:
+    """Copy the ``keep`` files of a trained folder into ``dest``; write its README.md from
+    ``card(dest)``."""
+    src, dest = Path(src), Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    for name in KEEP:
+    for name in keep:
         if (src / name).exists():
             shutil.copy(src / name, dest / name)
-    (dest / "README.md").write_text(model_card(dest))
+    (dest / "README.md").write_text(card(dest))
     return dest
+
+
+def pack(draft_dir: str | Path, dest: str | Path = DRAFT_ASSET) -> Path:
+    """Copy a trained draft folder into ``dest`` and write its README.md."""
+    return _pack(draft_dir, dest, KEEP, model_card)
 
 
 def model_card(folder: str | Path) -> str:
@@ -127,13 +133,7 @@ HEAD_KEEP = ("config.json", "model.safetensors", "train-meta.json", "data-meta.j
 
 def pack_head(head_dir: str | Path, dest: str | Path) -> Path:
     """Copy a trained feature head into ``dest`` and write its README.md."""
-    src, dest = Path(head_dir), Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in HEAD_KEEP:
-        if (src / name).exists():
-            shutil.copy(src / name, dest / name)
-    (dest / "README.md").write_text(head_card(dest))
-    return dest
+    return _pack(head_dir, dest, HEAD_KEEP, head_card)
 
 
 def head_card(folder: str | Path) -> str:
