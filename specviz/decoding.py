@@ -8,6 +8,8 @@ is made. Nothing here decides which token is emitted.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import threading
 import time
 import uuid
@@ -422,6 +424,31 @@ def _static_parts(pair, config: DecodeConfig, kind: str | None, max_len: int, gr
 
 # ---------------------------------------------------------------- the run
 
+_GC_LOCK = threading.Lock()
+_GC_HOLDERS = [0, False]  # runs inside _no_gc_pauses; whether automatic collection was on
+
+
+@contextlib.contextmanager
+def _no_gc_pauses():
+    """Automatic garbage collection off while steps run (across threads: on again when the
+    last run ends, if it was on before the first). A full collection walks every object of
+    the process (~400 k with torch and transformers loaded: 60–160 ms), and the objects a
+    traced run keeps make one due every few hundred steps; in the middle of a run it stalls
+    the device for dozens of steps. Step records hold no reference cycles, so reference
+    counting frees everything the loop drops."""
+    with _GC_LOCK:
+        if _GC_HOLDERS[0] == 0:
+            _GC_HOLDERS[1] = gc.isenabled()
+            gc.disable()
+        _GC_HOLDERS[0] += 1
+    try:
+        yield
+    finally:
+        with _GC_LOCK:
+            _GC_HOLDERS[0] -= 1
+            if _GC_HOLDERS[0] == 0 and _GC_HOLDERS[1]:
+                gc.enable()
+
 def _loop(pair, run: RunRecord, prompt_ids: list[int], limit: int, config: DecodeConfig,
           path: str, policy, on_step, should_stop, writer) -> Trace:
     device = pair.device
@@ -490,39 +517,40 @@ def _loop(pair, run: RunRecord, prompt_ids: list[int], limit: int, config: Decod
 
     if writer is not None:
         writer.write(run)
-    try:
-        dec.start(prompt_ids)
-        seq_list = state.host  # the committed tokens, as the decoder extends them
-        for step in steps(dec, next_gamma, set(pair.eos_ids),
-                          policy.stop_below if policy else None,
-                          overlap=device.type == "cuda", update=update):
-            g, n = step.launched.gamma, step.n_accepted
-            counts["steps"] += 1
-            counts["emitted"] += len(step.new_ids)
-            counts["drafted"] += g
-            counts["accepted"] += n
-            counts["evaluated"] += min(g, n + 1)
-            counts["draft_passes"] += g if drafter is not None and drafter.has_q else 0
-            if step.eos:
-                stop_reason = "eos"
-            if detail:
-                rec = _record(step, len(records), text, clock, t_start)
-                records.append(rec)
-                if writer is not None:
-                    writer.write(rec)
-                if on_step is not None:
-                    on_step(rec)
-    except KeyboardInterrupt:
-        stop_reason = "stopped"
-    except Exception as e:  # keep what finished; say plainly what broke
-        trace = partial("error")
-        if writer is not None:
-            writer.write(trace.summary)
-        raise DecodeError(f"decoding failed after {len(records)} steps: {_short(e)}",
-                          trace) from e
-    finally:
-        if release is not None:
-            release()
+    with _no_gc_pauses():  # records are made while the device runs the next step
+        try:
+            dec.start(prompt_ids)
+            seq_list = state.host  # the committed tokens, as the decoder extends them
+            for step in steps(dec, next_gamma, set(pair.eos_ids),
+                              policy.stop_below if policy else None,
+                              overlap=device.type == "cuda", update=update):
+                g, n = step.launched.gamma, step.n_accepted
+                counts["steps"] += 1
+                counts["emitted"] += len(step.new_ids)
+                counts["drafted"] += g
+                counts["accepted"] += n
+                counts["evaluated"] += min(g, n + 1)
+                counts["draft_passes"] += g if drafter is not None and drafter.has_q else 0
+                if step.eos:
+                    stop_reason = "eos"
+                if detail:
+                    rec = _record(step, len(records), text, clock, t_start)
+                    records.append(rec)
+                    if writer is not None:
+                        writer.write(rec)
+                    if on_step is not None:
+                        on_step(rec)
+        except KeyboardInterrupt:
+            stop_reason = "stopped"
+        except Exception as e:  # keep what finished; say plainly what broke
+            trace = partial("error")
+            if writer is not None:
+                writer.write(trace.summary)
+            raise DecodeError(f"decoding failed after {len(records)} steps: {_short(e)}",
+                              trace) from e
+        finally:
+            if release is not None:
+                release()
     trace = partial(stop_reason)
     if writer is not None:
         writer.write(trace.summary)

@@ -140,6 +140,19 @@ def test_bench_measures_every_method_and_writes_json_and_markdown(tmp_path, caps
     assert "tokens/s" in capsys.readouterr().out
 
 
+def test_bench_puts_dtypes_side_by_side_in_one_process(tmp_path, capsys):
+    js = tmp_path / "b.json"
+    rc = main(["bench", *TINY, "--prompt", "the cat sat on the mat", "--max-new-tokens", "8",
+               "--repeats", "1", "--engines", "static", "--no-transformers",
+               "--dtype", "float32,bfloat16", "--json", str(js)])
+    assert rc == 0
+    runs = json.loads(js.read_text())["by_dtype"]
+    assert [r["target"]["dtype"] for r in runs] == ["float32", "bfloat16"]
+    out = capsys.readouterr().out
+    assert "| bfloat16 | static |" in out and "prompts equal to float32 target-only" in out
+    assert main(["bench", *TINY, "--prompt", "hi", "--dtype", "float32,int3"]) == 2
+
+
 def test_bench_refuses_graphs_without_cuda_and_unknown_engines(capsys):
     assert main(["bench", *TINY, "--prompt", "hi", "--engines", "warp"]) == 2
     assert "--engines takes eager, static, graphs, static+fused, graphs+fused" in \

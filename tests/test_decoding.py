@@ -238,3 +238,37 @@ def test_wrong_verifier_rule_is_recorded_and_caught_by_the_output_check(pair, ba
     assert wrong.summary.output_token_ids != baseline
     with pytest.raises(ValueError, match="unknown verifier"):
         speculative_decode(pair, PROMPT, DecodeConfig(verifier="sloppy", chat=False))
+
+
+def test_no_garbage_collection_pause_inside_a_run_and_collection_restored(pair):
+    import gc
+    import threading
+    enabled_during = []
+
+    def on_step(rec):
+        enabled_during.append(gc.isenabled())
+
+    try:
+        assert gc.isenabled()
+        speculative_decode(pair, PROMPT, DecodeConfig(max_new_tokens=20, chat=False),
+                           on_step=on_step)
+        assert enabled_during and not any(enabled_during)
+        assert gc.isenabled()  # on again after the run, after a failure too
+        with failing_forward(pair.target, on_call=3), pytest.raises(DecodeError):
+            speculative_decode(pair, PROMPT, DecodeConfig(max_new_tokens=20, chat=False))
+        assert gc.isenabled()
+        # two runs at once: on again only when both have ended
+        runs = [threading.Thread(target=speculative_decode,
+                                 args=(pair, PROMPT, DecodeConfig(max_new_tokens=30,
+                                                                  chat=False)))
+                for _ in range(2)]
+        for t in runs:
+            t.start()
+        for t in runs:
+            t.join()
+        assert gc.isenabled()
+        gc.disable()  # a program that turned collection off keeps it off
+        speculative_decode(pair, PROMPT, DecodeConfig(max_new_tokens=5, chat=False))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

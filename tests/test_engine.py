@@ -186,6 +186,20 @@ def test_fused_graphs_give_the_eager_trace_on_cuda(cuda_pair, fused):
 
 
 @needs_cuda
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_half_precision_runs_on_the_static_engine_and_graphs_on_cuda(dtype):
+    """The logits check passes in the model's own dtype (same-dtype reference, a tolerance
+    fit for it); graphs replay the static engine's kernels, so their greedy traces agree."""
+    pair = load_pair("embedded:tiny-random-target", device="cuda", dtype=dtype)
+    cfg = dict(drafter="model", gamma=3, max_new_tokens=30, chat=False)
+    static = speculative_decode(pair, PROMPT, DecodeConfig(**cfg, engine="static"))
+    graphs = speculative_decode(pair, PROMPT, DecodeConfig(**cfg, engine="graphs"))
+    assert graphs.run.hardware["engine"]["cuda_graphs"] is True
+    assert static.run.target["dtype"] == dtype
+    assert static.summary.output_token_ids == graphs.summary.output_token_ids
+
+
+@needs_cuda
 def test_graphs_sync_the_host_once_per_step(cuda_pair, monkeypatch):
     """No hidden synchronisation (torch's sync debug mode flags .item(), .cpu(), nonzero and
     the like); the host waits once per step, for the packed trace data."""

@@ -1,17 +1,16 @@
 #!/usr/bin/env bash
-# The Streamlit app on the GPU machine: its wheels (carried in .whl/, see docs/benchmarks.md)
-# installed beside the embedded target, the AppTest suite on CUDA (auto = graphs engine, the
+# The Streamlit app on the GPU machine (its wheels carried in .whl/ and installed by part.sh 3,
+# see docs/benchmarks.md): the AppTest suite on CUDA (auto = graphs engine, the
 # embedded pair, two Runs in a row and a second session), then the Live page's tokens/s
 # against `specviz run` (scripts/bench_live.py --no-browser). Runs detached; writes
 # $SV/app/log and $SV/app/DONE. Usage: bash scripts/gpu/app_on_gpu.sh
 set -uo pipefail
 source scripts/gpu/env.sh
+own_tree app
 res=$SV/app
 mkdir -p "$res"
 {
   date -u
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target "$SV/site" .whl/*.whl
   python3 -c "import streamlit, plotly; print('streamlit', streamlit.__version__, 'plotly', plotly.__version__)"
   echo "+ pytest tests/test_app.py"
   python3 -m pytest -q -p no:cacheprovider tests/test_app.py 2>&1 | tail -25

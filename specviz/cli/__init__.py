@@ -49,7 +49,9 @@ def _common_model_args(p: argparse.ArgumentParser) -> None:
                    help="path to SmolLM2-135M-Instruct.Q4_1.gguf, for offline machines "
                         "(also $SPECVIZ_GGUF)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    p.add_argument("--dtype", default="auto", help="auto (float32), float32, bfloat16, float16")
+    p.add_argument("--dtype", default="auto",
+                   help="auto (float32), float32, bfloat16, float16 (bench: several, "
+                        "comma-separated, measured one after the other)")
     p.add_argument("--prompt", default=None, help="the prompt text")
     p.add_argument("--prompts", default=None, metavar="FILE",
                    help="JSON Lines file, one object with a 'prompt' field per line (at most "
@@ -385,7 +387,7 @@ def cmd_fetch(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .bench import run_bench
+    from .bench import by_dtype, run_bench
     prompts = _prompts(args) if (args.prompt or args.prompts) else None
     _precheck(args)
     if args.repeats < 1:
@@ -397,23 +399,37 @@ def cmd_bench(args) -> int:
         bad = [e for e in engines if e not in known]
         if bad or not engines:
             raise CliError(f"--engines takes {', '.join(known)}, got {args.engines!r}")
-    pair = _load(args)
-    if prompts:
-        _check_prompt_sizes(pair, prompts)
-    if engines and any(e.startswith("graphs") for e in engines) and pair.device.type != "cuda":
-        raise CliError(f"the graphs engine needs a CUDA device; the models are on "
-                       f"{pair.device}")
-    cfg = _config(args, pair, args.seed)
-    result = run_bench(pair, cfg, prompts=prompts, repeats=args.repeats, engines=engines,
-                       command=_command_line(), transformers=not args.no_transformers,
-                       transformers_static=args.transformers_static,
-                       progress=lambda msg: print(f"bench: {msg}", file=sys.stderr,
-                                                  flush=True))
-    print(result["markdown"])
+    from ..models import DTYPES
+    dtypes = [d.strip() for d in args.dtype.split(",") if d.strip()] or ["auto"]
+    if bad := [d for d in dtypes if d != "auto" and d not in DTYPES]:
+        raise CliError(f"unknown dtype {bad[0]!r}; use auto, {', '.join(DTYPES)}")
+    results = []
+    for dtype in dtypes:  # one process: the dtypes run one after the other, same prompts
+        pair = _load(argparse.Namespace(**{**vars(args), "dtype": dtype}))
+        if prompts:
+            _check_prompt_sizes(pair, prompts)
+        if engines and any(e.startswith("graphs") for e in engines) and \
+                pair.device.type != "cuda":
+            raise CliError(f"the graphs engine needs a CUDA device; the models are on "
+                           f"{pair.device}")
+        cfg = _config(args, pair, args.seed)
+        results.append(run_bench(
+            pair, cfg, prompts=prompts, repeats=args.repeats, engines=engines,
+            command=_command_line(), transformers=not args.no_transformers,
+            transformers_static=args.transformers_static,
+            progress=lambda msg, d=dtype: print(f"bench ({d}): {msg}", file=sys.stderr,
+                                                flush=True)))
+        del pair
+    text = "\n\n".join(r["markdown"] for r in results)
+    if len(results) > 1:
+        text += "\n\n" + by_dtype(results)
+    print(text)
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1))
+        out = results[0] if len(results) == 1 else {"by_dtype": results,
+                                                     "markdown": text}
+        Path(args.json).write_text(json.dumps(out, indent=1))
     if args.markdown:
-        Path(args.markdown).write_text(result["markdown"] + "\n")
+        Path(args.markdown).write_text(text + "\n")
     return 0
 
 

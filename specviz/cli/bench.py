@@ -199,6 +199,7 @@ def run_bench(pair, cfg, *, prompts: list[str] | None = None, repeats: int = 3,
             tps.get(HF_STATIC)),
         "greedy_output_equals_target_greedy": same,
         "prompts_identical_to_target_greedy": identical,
+        "outputs": {m: [outputs[m][i] for i in range(len(prompts))] for m in methods},
     }
     if "eager" in engines and len(engines) > 1:
         fast = engines[-1]
@@ -209,6 +210,32 @@ def run_bench(pair, cfg, *, prompts: list[str] | None = None, repeats: int = 3,
                                                                  tps[_spec("eager", True)])
     result["markdown"] = to_markdown(result)
     return result
+
+
+def by_dtype(results: list[dict]) -> str:
+    """Runs of the same bench in several dtypes (one process, one after the other) side by
+    side: per engine, target-only and speculative tokens/s, the speedup, and how many prompts
+    each greedy output shares token for token with its own dtype's target-only output and
+    with the first dtype's."""
+    first = results[0]
+    lines = ["| dtype | engine | target-only tokens/s | speculative tokens/s | speedup | "
+             "tracing cost | alpha_hat | prompts equal to its own target-only | "
+             f"prompts equal to {first['target']['dtype']} target-only |",
+             "|---|---|---:|---:|---:|---:|---:|---|---|"]
+    n = first["prompts"]
+    for r in results:
+        for e, f in r["per_engine"].items():
+            spec, base = r["outputs"][_spec(e, True)], r["outputs"][_base(e)]
+            ref = first["outputs"].get(_base(e)) or first["outputs"][_base(first["engines"][0])]
+            own = sum(a == b for a, b in zip(spec, base)) if r["temperature"] == 0 else None
+            cross = sum(a == b for a, b in zip(base, ref)) if r["temperature"] == 0 else None
+            lines.append(
+                f"| {r['target']['dtype']} | {e} | {_fmt(f['tokens_per_s_target_only'], '.1f')} | "
+                f"{_fmt(f['tokens_per_s_speculative'], '.1f')} | "
+                f"{_fmt(f['speedup_vs_target_only'])} | {_fmt(f['tracing_cost'], '.1%')} | "
+                f"{_fmt(f['alpha_hat'])} | {'-' if own is None else f'{own}/{n}'} | "
+                f"{'-' if cross is None else f'{cross}/{n}'} |")
+    return "\n".join(lines)
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
