@@ -40,8 +40,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from app_screenshots import app_page, open_live  # noqa: E402
-
 from specviz import read_traces  # noqa: E402
 from ui.common import PRESETS  # noqa: E402
 
@@ -77,6 +75,7 @@ def _set_max_tokens(page, tokens: int) -> None:
 
 
 def open_live_page(page, url: str, preset: str, tokens: int) -> None:
+    from app_screenshots import open_live  # the browser side only: it needs playwright
     """The Live page with the preset's prompt and ``tokens`` new tokens set."""
     open_live(page, url, preset)
     _set_max_tokens(page, tokens)
@@ -179,6 +178,7 @@ def main() -> None:
           flush=True)
     with contextlib.ExitStack() as stack:
         if not args.no_browser:
+            from app_screenshots import app_page
             url, page = stack.enter_context(app_page(1_800_000))
         for n in args.tokens:
             t0 = time.perf_counter()
