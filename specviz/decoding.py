@@ -33,6 +33,8 @@ from .core.drafters import (
 from .core.policies import POLICIES, make_policy
 from .core.sampling import Sampling
 from .core.state import RunState
+from .core.tree import TREE_RULES
+from .core.tree_decoder import TreeDecoder, TreeShape, parse_tree
 from .core.verify import RULES
 from .engines.eager import CachedLM, truncated_model
 from .engines.phases import EagerPhases, GraphPhases, HostCopier
@@ -79,10 +81,16 @@ class DecodeConfig:
     trace_detail: bool = True  # False: no per-step records (for measuring tracing cost)
     verifier: str = "exact"  # or a deliberately wrong rule of verify.RULES, for teaching
     engine: str = "auto"  # auto (CUDA graphs on a GPU, else eager) | eager | static | graphs
+    tree: str = ""  # "" a chain of gamma drafts; "3,2,1" or "dynamic:16:6:4" a token tree
 
     @property
     def sampling(self) -> Sampling:
         return Sampling(self.temperature, self.top_k, self.top_p)
+
+    @property
+    def tree_shape(self) -> TreeShape | None:
+        """The token tree each step drafts; None for a chain. Raises ValueError if unreadable."""
+        return parse_tree(self.tree)
 
     def check(self) -> None:
         """Raise ValueError with a one-line message for out-of-range settings."""
@@ -119,9 +127,22 @@ class DecodeConfig:
             raise ValueError(f"early-exit layers must be >= 1, got {self.early_exit_layers}")
         if self.engine not in ENGINES:
             raise ValueError(f"unknown engine {self.engine!r}; choose from {', '.join(ENGINES)}")
-        if self.verifier not in RULES:
+        if self.verifier not in RULES and not (self.tree and self.verifier in TREE_RULES):
             raise ValueError(f"unknown verifier {self.verifier!r}; choose from "
                              f"{', '.join(RULES)}")
+        if self.tree_shape is not None:
+            if self.drafter not in ("model", "early-exit"):
+                raise ValueError("token trees are drafted by a draft model (the 'model' or "
+                                 f"'early-exit' drafter), not by {self.drafter!r}")
+            if self.policy != "fixed":
+                raise ValueError("a token tree has its own shape; the γ policies apply to "
+                                 "chains (use policy 'fixed')")
+            if self.verifier not in TREE_RULES:
+                raise ValueError(f"token trees are verified by the rules "
+                                 f"{', '.join(TREE_RULES)}, not {self.verifier!r}")
+            if self.engine in ("eager", "graphs"):
+                raise ValueError("token trees run on the static engine (tree attention over "
+                                 f"static caches, no CUDA graphs), not {self.engine!r}")
         if not 1 <= self.top_alternatives <= TOP_ALTERNATIVES_MAX:
             raise ValueError(f"top alternatives must be between 1 and {TOP_ALTERNATIVES_MAX}, "
                              f"got {self.top_alternatives}")
@@ -272,7 +293,9 @@ def speculative_decode(pair, prompt: str, config: DecodeConfig = DecodeConfig(),
     path, why = resolve_engine(pair, config, "speculative")
     run = _run_record(pair, config, "speculative", prompt, prompt_ids, label, command,
                       _engine_info(path, why))
-    policy = make_policy(config.policy, config.gamma, config.confidence_threshold)
+    shape = config.tree_shape
+    policy = make_policy(config.policy, shape.depth if shape else config.gamma,
+                         config.confidence_threshold)
     return _loop(pair, run, prompt_ids, limit, config, path, policy, on_step, should_stop,
                  writer)
 
@@ -297,7 +320,8 @@ def resolve_engine(pair, config: DecodeConfig, mode: str) -> tuple[str, str]:
     """Which engine runs: ("eager" | "static" | "graphs", why). Raises ValueError when an
     engine asked for by name cannot run this pair."""
     want = config.engine
-    if want == "eager":
+    tree = mode == "speculative" and config.tree_shape is not None
+    if want == "eager" and not tree:
         return "eager", "asked for"
     cuda = pair.device.type == "cuda"
     models = [pair.target]
@@ -307,9 +331,12 @@ def resolve_engine(pair, config: DecodeConfig, mode: str) -> tuple[str, str]:
         for m in models:
             check_supported(m)
     except Unsupported as e:
-        if want == "auto":
+        if want == "auto" and not tree:
             return "eager", str(e)
-        raise ValueError(str(e)) from None
+        raise ValueError(f"token trees need the static engine, and {e}" if tree
+                         else str(e)) from None
+    if tree:
+        return "static", "token tree"
     if want == "graphs" and not cuda:
         raise ValueError(f"CUDA graphs need a CUDA device; this pair is on {pair.device}")
     if want == "auto":
@@ -483,7 +510,8 @@ def _loop(pair, run: RunRecord, prompt_ids: list[int], limit: int, config: Decod
                               if wall > 0 else 0.0)
         return Trace(run, tuple(records), summary)
 
-    max_len = len(prompt_ids) + config.max_new_tokens + 1
+    shape = config.tree_shape if policy is not None else None
+    max_len = len(prompt_ids) + config.max_new_tokens + 1 + (shape.nodes + 1 if shape else 0)
     try:
         if path == "eager":
             parts = _eager_parts(pair, config, kind, max_len)
@@ -493,8 +521,12 @@ def _loop(pair, run: RunRecord, prompt_ids: list[int], limit: int, config: Decod
         raise ValueError(str(e)) from None
     target, drafter, state, phases, release = parts
     copier = HostCopier(device)
-    dec = Decoder(target, drafter, state, phases, config.sampling, config.verifier, gen,
-                  copier.start, copier.finish, detail, config.top_alternatives, clock.mark)
+    if shape is not None:
+        dec = TreeDecoder(target, drafter.lm, shape, config.sampling, config.verifier, gen,
+                          config.top_alternatives, clock.mark)
+    else:
+        dec = Decoder(target, drafter, state, phases, config.sampling, config.verifier, gen,
+                      copier.start, copier.finish, detail, config.top_alternatives, clock.mark)
 
     def next_gamma() -> int | None:
         """The next step's draft length, or None when the run ends (stop_reason set)."""
@@ -520,7 +552,7 @@ def _loop(pair, run: RunRecord, prompt_ids: list[int], limit: int, config: Decod
     with _no_gc_pauses():  # records are made while the device runs the next step
         try:
             dec.start(prompt_ids)
-            seq_list = state.host  # the committed tokens, as the decoder extends them
+            seq_list = dec.host  # the committed tokens, as the decoder extends them
             for step in steps(dec, next_gamma, set(pair.eos_ids),
                               policy.stop_below if policy else None,
                               overlap=device.type == "cuda", update=update):
@@ -529,8 +561,10 @@ def _loop(pair, run: RunRecord, prompt_ids: list[int], limit: int, config: Decod
                 counts["emitted"] += len(step.new_ids)
                 counts["drafted"] += g
                 counts["accepted"] += n
-                counts["evaluated"] += min(g, n + 1)
-                counts["draft_passes"] += g if drafter is not None and drafter.has_q else 0
+                counts["evaluated"] += min(g, n + 1) if step.judged is None else step.judged
+                counts["draft_passes"] = (dec.draft_passes if shape is not None else
+                                          counts["draft_passes"] + (g if drafter is not None
+                                                                    and drafter.has_q else 0))
                 if step.eos:
                     stop_reason = "eos"
                 if detail:
@@ -573,18 +607,25 @@ def _record(step: Step, index: int, text, clock: _Clock, t_start: float) -> Step
                         f"{who}_top_probs": [_f32(r) for r in d[f"{who}_top_probs"]]})
         else:
             top.update({f"{who}_top_ids": [], f"{who}_top_texts": [], f"{who}_top_probs": []})
-    u = d.get("u")
+    u, tree = d.get("u"), "parent" in d
+    if tree:  # untried nodes: None
+        judged = d["tried"].astype(bool).tolist()
+        accept_prob = [x if t else None for x, t in zip(_f32(d["accept_prob"]), judged)]
+        u = None if u is None else [x if t else None for x, t in zip(_f32(u), judged)]
+    else:
+        accept_prob = _f32(d["accept_prob"])
+        u = None if u is None else [x if i <= n else None for i, x in enumerate(_f32(u))]
     return StepRecord(
         step=index, gamma=g, drafted_ids=drafted, drafted_text=text(drafted),
         q=_f32(d["q_tok"]) if has_q else None, p=_f32(d["p_tok"]),
-        accept_prob=_f32(d["accept_prob"]),
-        u=None if u is None else [x if i <= n else None for i, x in enumerate(_f32(u))],
+        accept_prob=accept_prob, u=u,
         accepted=d["accepted"].astype(bool).tolist(), emitted_ids=step.new_ids,
         emitted_text=text(step.new_ids), emitted_kinds=step.kinds, **top,
         beta=_f32(d["beta"]) if "beta" in d else None,
         draft_ms=round(draft_ms, 4), verify_ms=round(verify_ms, 4),
         accept_ms=round(max(total_ms - draft_ms - verify_ms, 0.0), 4),
-        total_ms=round(total_ms, 4), t_end_s=round(step.t1 - t_start, 6))
+        total_ms=round(total_ms, 4), t_end_s=round(step.t1 - t_start, 6),
+        tree_parent=d["parent"].astype(np.int64).tolist() if tree else None)
 
 
 def _short(e: BaseException) -> str:

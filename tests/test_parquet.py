@@ -265,3 +265,16 @@ def test_fuzz_parquet_loads_or_raises_trace_error(traces):
     fuzz()
     assert len(fed) >= 400
     assert 10 <= len(loaded) <= len(fed) - 50  # both outcomes were exercised
+
+
+def test_text_that_is_not_utf8_is_a_trace_error(traces):
+    """Parquet stores strings without checking their encoding; a flipped byte inside one is
+    a TraceError, not a UnicodeDecodeError."""
+    table = pq.read_table(io.BytesIO(_export(traces[:1])))
+    col = table.column("drafted_text").combine_chunks()
+    bad = pa.array([b"\x80\xff"] * len(col), pa.binary()).view(pa.string())
+    table = table.set_column(table.schema.get_field_index("drafted_text"), "drafted_text", bad)
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    with pytest.raises(TraceError, match="not valid UTF-8"):
+        read_parquet_traces(buf.getvalue(), source="bad.parquet")

@@ -17,7 +17,14 @@ from datetime import datetime
 from pathlib import Path
 
 from ..errors import clean, one_line
-from ..limits import GAMMA_MAX, GAMMA_MIN, MAX_PROMPT_CHARS, TEMPERATURE_MAX, TEMPERATURE_MIN
+from ..limits import (
+    GAMMA_MAX,
+    GAMMA_MIN,
+    MAX_PROMPT_CHARS,
+    TEMPERATURE_MAX,
+    TEMPERATURE_MIN,
+    TREE_HELP,
+)
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1
@@ -61,6 +68,7 @@ def _common_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gamma", type=int, default=4,
                    help=f"draft length, {GAMMA_MIN} to {GAMMA_MAX} (default 4)")
     p.add_argument("--policy", choices=["fixed", "heuristic", "confidence"], default="fixed")
+    p.add_argument("--tree", default="", help=TREE_HELP + " (default: a chain of --gamma)")
     p.add_argument("--confidence-threshold", type=float, default=0.4)
     p.add_argument("--temperature", type=float, default=0.0,
                    help=f"0 = greedy (default), else {TEMPERATURE_MIN} to {TEMPERATURE_MAX:g}")
@@ -102,6 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--transformers-static", action="store_true",
                        help="add transformers' generate with its static cache, which it "
                             "compiles on the first call (a minute or more on a GPU)")
+    bench.add_argument("--trees", default=None, metavar="LIST",
+                       help="compare the chain with token trees instead of engines: "
+                            "space-separated trees, e.g. 'chain 2-2-1 3-2-1 dynamic:16:6' "
+                            "(dashes or commas between a static tree's numbers)")
     bench.add_argument("--markdown", default=None, metavar="FILE",
                        help="write the table as markdown")
     return parser
@@ -192,7 +204,8 @@ def _config(args, pair, seed: int):
         early_exit_layers=args.early_exit_layers, temperature=args.temperature,
         top_k=args.top_k, top_p=args.top_p, seed=seed, max_new_tokens=args.max_new_tokens,
         chat=not args.no_chat, top_alternatives=getattr(args, "top_alternatives", 5),
-        verifier=getattr(args, "verifier", "exact"), engine=getattr(args, "engine", "auto"))
+        verifier=getattr(args, "verifier", "exact"), engine=getattr(args, "engine", "auto"),
+        tree=args.tree)
     try:
         cfg.check()
     except ValueError as e:
@@ -208,7 +221,8 @@ def _precheck(args) -> None:
                      top_p=args.top_p, max_new_tokens=args.max_new_tokens,
                      confidence_threshold=args.confidence_threshold,
                      early_exit_layers=args.early_exit_layers,
-                     top_alternatives=getattr(args, "top_alternatives", 5)).check()
+                     top_alternatives=getattr(args, "top_alternatives", 5),
+                     tree=args.tree).check()
     except ValueError as e:
         raise CliError(str(e)) from None
 
@@ -399,6 +413,8 @@ def cmd_bench(args) -> int:
         bad = [e for e in engines if e not in known]
         if bad or not engines:
             raise CliError(f"--engines takes {', '.join(known)}, got {args.engines!r}")
+    if args.trees:
+        return _bench_trees(args, prompts)
     from ..models import DTYPES
     dtypes = [d.strip() for d in args.dtype.split(",") if d.strip()] or ["auto"]
     if bad := [d for d in dtypes if d != "auto" and d not in DTYPES]:
@@ -430,6 +446,36 @@ def cmd_bench(args) -> int:
         Path(args.json).write_text(json.dumps(out, indent=1))
     if args.markdown:
         Path(args.markdown).write_text(text + "\n")
+    return 0
+
+
+def _bench_trees(args, prompts) -> int:
+    from ..core.tree_decoder import parse_tree
+    from .bench import run_tree_bench
+    trees = args.trees.split()
+    for t in trees:
+        try:
+            parse_tree(t)
+        except ValueError as e:
+            raise CliError(str(e)) from None
+    if "," in args.dtype:
+        raise CliError("--trees measures one dtype at a time")
+    pair = _load(args)
+    if prompts:
+        _check_prompt_sizes(pair, prompts)
+    cfg = _config(args, pair, args.seed)
+    if cfg.drafter not in ("model", "early-exit"):
+        raise CliError("token trees are drafted by a draft model: use --drafter model or "
+                       "early-exit")
+    result = run_tree_bench(pair, cfg, trees, prompts=prompts, repeats=args.repeats,
+                            command=_command_line(),
+                            progress=lambda m: print(f"bench: {m}", file=sys.stderr,
+                                                     flush=True))
+    print(result["markdown"])
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1))
+    if args.markdown:
+        Path(args.markdown).write_text(result["markdown"] + "\n")
     return 0
 
 

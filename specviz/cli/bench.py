@@ -2,7 +2,8 @@
 
 Compared: specviz speculative decoding with tracing on and off, transformers'
 ``generate`` with the matching assisted mode (assistant model with a constant number of
-assistant tokens, its early exit, or prompt lookup), and target-only decoding by both.
+assistant tokens, its early exit, or prompt lookup), and target-only decoding by both;
+or (``run_tree_bench``) the chain against token trees.
 Timings are wall-clock totals over all prompts and repeats, the methods interleaved.
 """
 
@@ -15,6 +16,7 @@ from datetime import datetime, timezone
 
 import torch
 
+from ..core.tree_decoder import parse_tree
 from ..decoding import encode_prompt, speculative_decode, target_only_decode
 from ..engines.static import fuse_layers
 from ..models import hardware_info
@@ -342,4 +344,101 @@ def to_markdown(r: dict) -> str:
         lines.append("- graphed target-only (the faster graphed engine) / transformers' "
                      "static-cache generate: "
                      f"{_fmt(r['graphs_target_only_vs_transformers_static'], '.2f')}x")
+    return "\n".join(lines)
+
+
+def run_tree_bench(pair, cfg, trees: list[str], *, prompts: list[str] | None = None,
+                   repeats: int = 3, command: str = "", progress=lambda msg: None) -> dict:
+    """Chain against token trees on the same prompts, interleaved prompt by prompt, in one
+    process. Every tree and the chain run on the static engine (tree passes are not graphed);
+    the baselines are target-only on the static engine and, on a GPU, on CUDA graphs (with
+    the chain on graphs beside it). ``trees``: tree texts of DecodeConfig.tree ('chain' for
+    the run's γ)."""
+    prompts = prompts or DEFAULT_PROMPTS
+    cuda = pair.device.type == "cuda"
+    static = replace(cfg, engine="static", tree="")
+    methods = {"target-only, static": (target_only_decode, static)}
+    if cuda:
+        methods["target-only, graphs"] = (target_only_decode, replace(static, engine="graphs"))
+        methods[f"chain γ={cfg.gamma}, graphs"] = (speculative_decode,
+                                                   replace(static, engine="graphs"))
+    for t in trees:
+        shape = parse_tree(t)
+        name = f"chain γ={cfg.gamma}, static" if shape is None else f"{shape.label}, static"
+        methods[name] = (speculative_decode, replace(static, tree="" if shape is None else t))
+    warm_s = {}
+    for name, (fn, c) in methods.items():
+        progress(f"warm-up: {name}")
+        t0 = time.perf_counter()
+        fn(pair, prompts[0], c)
+        warm_s[name] = time.perf_counter() - t0
+    tokens = {m: 0 for m in methods}
+    seconds = {m: 0.0 for m in methods}
+    traces: dict[str, list] = {m: [] for m in methods}
+    for r in range(repeats):
+        for i, prompt in enumerate(prompts):
+            progress(f"repeat {r + 1}/{repeats}, prompt {i + 1}/{len(prompts)}")
+            for name, (fn, c) in methods.items():
+                ids, dt, trace = _ours(fn, pair, prompt, c)
+                tokens[name] += len(ids)
+                seconds[name] += dt
+                if r == 0:
+                    traces[name].append(trace)
+    tps = {m: tokens[m] / seconds[m] if seconds[m] else 0.0 for m in methods}
+    base = [t.summary.output_token_ids for t in traces["target-only, static"]]
+    rows = {}
+    for name in methods:
+        ts = traces[name]
+        steps = sum(t.summary.n_steps for t in ts)
+        nodes = sum(s.gamma for t in ts for s in t.steps)
+        judged = sum(s.n_evaluated for t in ts for s in t.steps)
+        rows[name] = {
+            "tokens_per_s": tps[name],
+            "tokens_per_verification": sum(t.summary.n_emitted for t in ts) / steps
+            if steps else None,
+            "drafted_per_verification": nodes / steps if steps else None,
+            "alpha_hat": sum(t.summary.n_accepted for t in ts) / judged if judged else None,
+            "vs_static_target_only": _ratio(tps[name], tps["target-only, static"]),
+            "vs_graphed_target_only": _ratio(tps[name], tps.get("target-only, graphs")),
+            "prompts_equal_to_target_only": sum(t.summary.output_token_ids == b
+                                                for t, b in zip(ts, base))
+            if cfg.sampling.greedy else None,
+        }
+    result = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": command, "hardware": hardware_info(pair.device), "target": pair.target_info,
+        "draft": pair.draft_info, "drafter": cfg.drafter, "gamma": cfg.gamma,
+        "temperature": cfg.temperature, "max_new_tokens": cfg.max_new_tokens,
+        "prompts": len(prompts), "repeats": repeats, "trees": trees, "warmup_s": warm_s,
+        "rows": rows,
+    }
+    result["markdown"] = trees_markdown(result)
+    return result
+
+
+def trees_markdown(r: dict) -> str:
+    hw = r["hardware"]
+    dev = hw.get("gpu") or f"{hw.get('cpu')} ({hw.get('torch_threads')} threads)"
+    n = r["prompts"]
+    lines = [
+        f"Measured {r['date']} on {dev}; torch {hw['torch']}, transformers "
+        f"{hw['transformers']}, {r['target']['dtype']}.",
+        f"Command: `{r['command']}`",
+        f"Target {r['target']['source']}; draft {r['draft']['source'] if r['draft'] else '-'};"
+        f" temperature {r['temperature']}; {n} prompts x {r['repeats']} repeats, up to "
+        f"{r['max_new_tokens']} new tokens each.",
+        "",
+        "| method | tokens/s | tokens per verification | drafted per verification | "
+        "alpha_hat | vs static target-only | vs graphed target-only | prompts with the "
+        "target's greedy output |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for name, f in r["rows"].items():
+        same = f["prompts_equal_to_target_only"]
+        lines.append(
+            f"| {name} | {f['tokens_per_s']:.1f} | {_fmt(f['tokens_per_verification'], '.2f')} "
+            f"| {_fmt(f['drafted_per_verification'], '.1f')} | {_fmt(f['alpha_hat'])} | "
+            f"{_fmt(f['vs_static_target_only'], '.2f')} | "
+            f"{_fmt(f['vs_graphed_target_only'], '.2f')} | "
+            f"{'-' if same is None else f'{same}/{n}'} |")
     return "\n".join(lines)

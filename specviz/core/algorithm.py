@@ -47,6 +47,11 @@ class Decoder:
     k_top: int = 5
     clock: Callable[[], Any] = time.perf_counter  # phase marks (CUDA events on a GPU)
 
+    @property
+    def host(self) -> list[int]:
+        """The committed tokens, on the host."""
+        return self.state.host
+
     def start(self, prompt_ids: list[int]) -> None:
         """Prefill: every prompt token but the last into the caches (the first step feeds
         the last one)."""
@@ -121,7 +126,7 @@ class Decoder:
 @dataclass
 class Launched:
     handle: Any  # the pending device -> host copy
-    layout: StepLayout
+    layout: StepLayout | None  # None: a tree step (its data are already on the host)
     marks: list  # clock marks: draft start, verify start, verify end
     t0: float  # host time at launch
     gamma: int
@@ -138,6 +143,7 @@ class Step:
     kinds: list[str]  # accepted | resampled | bonus, per committed token
     eos: bool
     t1: float  # host time when its data arrived
+    judged: int | None = None  # drafts the verifier judged, where not the chain's n + 1
 
 
 def steps(dec: Decoder, next_gamma: Callable[[], int | None], eos: set[int],

@@ -150,19 +150,20 @@ def causal_bias(key_pos: torch.Tensor, pos: torch.Tensor, group: int,
 
 
 def layer_step(x: torch.Tensor, w: _Layer, k_cache: torch.Tensor, v_cache: torch.Tensor,
-               pos: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, bias: torch.Tensor,
+               slots: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, bias: torch.Tensor,
                s: Shape) -> torch.Tensor:
-    """One Llama decoder layer over x (T, H) at positions pos (T,): writes the keys and values
-    into the layer's caches (n_kv, L, D) and attends to every cached position up to each
-    token's own. Few kernel launches at batch 1: q, k and v from one matmul, rotated
+    """One Llama decoder layer over x (T, H) rotated by cos, sin (1, T, D): writes the keys
+    and values into the layer's caches (n_kv, L, D) at ``slots`` (T,) (a chain's positions)
+    and attends where ``bias`` (g*T, L) allows (a chain: every cached position up to each
+    token's own). Few kernel launches at batch 1: q, k and v from one matmul, rotated
     together; attention as two batched matmuls and a softmax over the whole cache."""
     T, nh, nkv, D, g = x.shape[0], s.n_heads, s.n_kv, s.head_dim, s.group
     h = _rms(x, w.ln1, s.eps)
     qkv = _linear(h, w.wqkv, w.bqkv).view(T, nh + 2 * nkv, D).transpose(0, 1)
     qk = qkv[:nh + nkv]  # (nh + nkv, T, D)
     qk = qk * cos + _rotate_half(qk) * sin
-    k_cache.index_copy_(1, pos, qk[nh:])
-    v_cache.index_copy_(1, pos, qkv[nh + nkv:])
+    k_cache.index_copy_(1, slots, qk[nh:])
+    v_cache.index_copy_(1, slots, qkv[nh + nkv:])
     q = qk[:nh].reshape(nkv, g * T, D)  # query heads sharing a kv head, stacked
     scores = torch.baddbmm(bias, q, k_cache.transpose(1, 2), alpha=D ** -0.5)
     o = torch.bmm(torch.softmax(scores, dim=-1), v_cache)  # (nkv, g*T, D)
@@ -229,20 +230,28 @@ class StaticLlama:
                 causal_bias(self.key_pos, pos, self.shape.group, dtype))
 
     def forward(self, ids: torch.Tensor, pos: torch.Tensor, logits: str = "all",
-                features: torch.Tensor | None = None) -> torch.Tensor | None:
+                features: torch.Tensor | None = None, slots: torch.Tensor | None = None,
+                bias: torch.Tensor | None = None) -> torch.Tensor | None:
         """ids (T,), pos (T,) -> logits (T, V); ``logits`` "last" gives (1, V), "none" None.
         ``features`` (T, H) receives the last hidden states (after the final norm).
+
+        A token tree's pass (specviz.core.tree) gives ``slots`` (T,), the cache slots its keys
+        and values go to (rotary positions are ``pos``, by depth), and ``bias``
+        (group*T, max_len), who attends to whom; by default slots = positions and the bias
+        is causal.
 
         Written for few kernel launches at batch 1: q, k and v come from one matmul and get
         their rotary embedding together; attention is two batched matmuls and a softmax over
         the whole static cache, with the positions after each token masked out.
         """
         x = F.embedding(ids, self.embed)  # (T, H)
-        cos, sin, bias = self.positions(pos, x.dtype)
+        cos, sin, causal = self.positions(pos, x.dtype)
+        bias = causal if bias is None else bias
+        write = pos if slots is None else slots
         fused = self.fused is not None and ids.shape[0] <= _FUSED_MAX_TOKENS
         step = self.fused if fused else layer_step
         for i, w in enumerate(self.layers):
-            x = step(x, w, self.k[i], self.v[i], pos, cos, sin, bias, self.shape)
+            x = step(x, w, self.k[i], self.v[i], write, cos, sin, bias, self.shape)
         if features is not None:
             features.copy_(_rms(x, self.norm, self.eps))
         if logits == "none":
@@ -250,6 +259,14 @@ class StaticLlama:
         if logits == "last":
             x = x[-1:]
         return F.linear(_rms(x, self.norm, self.eps), self.lm_head)  # (T, V)
+
+
+    def move_kv(self, src: torch.Tensor, dst: torch.Tensor) -> None:
+        """Keys and values at cache slots ``src`` (n,) copied to ``dst`` (n,) in every layer
+        (read first: the two may overlap). After a tree's pass, this puts the accepted path
+        right after the prefix (``Tree.kv_moves``)."""
+        for cache in (self.k, self.v):
+            cache.index_copy_(2, dst, cache.index_select(2, src))
 
 
 # Relative logit error allowed against transformers' forward in the same dtype: float32 agrees

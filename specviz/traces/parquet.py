@@ -240,8 +240,14 @@ def read_parquet_traces(path_or_bytes: str | os.PathLike | bytes | IO[bytes],
     if len(bounds) > MAX_RUNS_PER_FILE:
         raise TraceError(f"holds {len(bounds):,} runs; one file may hold at most "
                          f"{MAX_RUNS_PER_FILE:,}", source=src)
-    return [_rebuild(table.slice(a, b - a), f"{src}, run {index}", budget)
-            for index, a, b in bounds]
+    traces = []
+    for index, a, b in bounds:
+        run_src = f"{src}, run {index}"
+        try:
+            traces.append(_rebuild(table.slice(a, b - a), run_src, budget))
+        except UnicodeDecodeError:  # Parquet does not check that its strings are UTF-8
+            raise TraceError("holds text that is not valid UTF-8", source=run_src) from None
+    return traces
 
 
 # the columns a rebuild reads (the others repeat what run_json holds) and their parts

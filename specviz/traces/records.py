@@ -32,7 +32,7 @@ from ..limits import (
     TOP_ALTERNATIVES_MAX,
 )
 
-SCHEMA_VERSION = 2  # 2 added run.command
+SCHEMA_VERSION = 3  # 2 added run.command; 3 tree steps (step.tree_parent)
 EMITTED_KINDS = ("accepted", "resampled", "bonus")
 MODES = ("speculative", "target-only")
 DRAFTER_KINDS = DRAFTERS
@@ -86,6 +86,12 @@ class StepRecord:
 
     Lists indexed by draft position have length ``gamma``; the emitted lists have length
     ``n_accepted + 1`` (or less when the run stopped inside the step).
+
+    A tree step (``tree_parent`` set) drafted ``gamma`` nodes: the lists are indexed by node,
+    ``tree_parent[i]`` is node i's parent (-1: a child of the root, the last committed token),
+    ``p`` and ``q`` are each node's token's probability at its parent, ``accepted`` marks the
+    accepted path (one node per depth from the root), and ``accept_prob`` and ``u`` are None
+    for nodes the verifier never reached.
     """
 
     step: int
@@ -94,7 +100,7 @@ class StepRecord:
     drafted_text: list[str]
     q: list[float] | None  # draft prob of each drafted token; None for drafters without q
     p: list[float]  # target prob of each drafted token
-    accept_prob: list[float]  # min(1, p/q); greedy: 1.0 if the token is the target's argmax
+    accept_prob: list[float | None]  # min(1, p/q); greedy: 1.0 if it is the target's argmax
     u: list[float | None] | None  # uniform draw per evaluated position; None under greedy
     accepted: list[bool]
     emitted_ids: list[int]
@@ -112,6 +118,7 @@ class StepRecord:
     accept_ms: float = 0.0
     total_ms: float = 0.0
     t_end_s: float = 0.0  # seconds since the run started, at the end of this step
+    tree_parent: list[int] | None = None  # a tree step: each node's parent (schema 3)
 
     @property
     def n_accepted(self) -> int:
@@ -119,8 +126,21 @@ class StepRecord:
 
     @property
     def n_evaluated(self) -> int:
-        """Positions the verifier actually judged: the accepted ones plus the first rejection."""
+        """Positions the verifier actually judged: the accepted ones plus the first rejection
+        (in a tree: every node whose parent was reached, up to the accepted sibling)."""
+        if self.tree_parent is not None:
+            return sum(a is not None for a in self.accept_prob)
         return min(self.gamma, self.n_accepted + 1) if self.gamma else 0
+
+    @property
+    def tree_depth(self) -> list[int]:
+        """Each node's depth (1: a child of the root); a chain's position + 1."""
+        if self.tree_parent is None:
+            return list(range(1, self.gamma + 1))
+        depth: list[int] = []
+        for par in self.tree_parent:
+            depth.append(1 if par < 0 else depth[par] + 1)
+        return depth
 
     def to_json(self) -> dict:
         return {"record": "step", **asdict(self)}
@@ -477,13 +497,12 @@ def _parse_step(c: _Checker) -> StepRecord:
     g = c.int_("gamma", lo=0, hi=GAMMA_MAX)
     drafted_ids = c.list_("drafted_ids", "int", length=g, lo=0)
     accepted = c.list_("accepted", "bool", length=g)
-    # accepted must be a prefix: True... then False...
-    seen_false = False
-    for i, a in enumerate(accepted):
-        if a and seen_false:
-            raise c.fail("accepted", f"entry {i} is true after a rejection "
-                         "(accepted tokens must form a prefix)")
-        seen_false = seen_false or not a
+    parent = c.list_("tree_parent", "int", length=g, nullable=True, optional=True)
+    if parent is None:
+        _check_prefix(c, accepted)
+        path = [i for i, a in enumerate(accepted) if a]
+    else:
+        path = _check_tree(c, parent, accepted)
     emitted_ids = c.list_("emitted_ids", "int", lo=0, max_len=g + 1)
     kinds = c.list_("emitted_kinds", "str", length=len(emitted_ids))
     for i, k in enumerate(kinds):
@@ -494,7 +513,8 @@ def _parse_step(c: _Checker) -> StepRecord:
     if len(emitted_ids) > n_acc + 1:
         raise c.fail("emitted_ids", f"has {len(emitted_ids)} tokens, but only {n_acc} drafts "
                      "were accepted (at most accepted + 1 may be emitted)")
-    if emitted_ids[:n_acc] != drafted_ids[:len(emitted_ids[:n_acc])]:
+    kept = [drafted_ids[i] for i in path]
+    if emitted_ids[:n_acc] != kept[:len(emitted_ids[:n_acc])]:
         raise c.fail("emitted_ids", "must begin with the accepted drafted tokens")
     topn = c.nested
     q = c.list_("q", "num", length=g, nullable=True, lo=0.0, hi=1.0)
@@ -505,7 +525,8 @@ def _parse_step(c: _Checker) -> StepRecord:
         drafted_text=c.list_("drafted_text", "str", length=g),
         q=q,
         p=c.list_("p", "num", length=g, lo=0.0, hi=1.0),
-        accept_prob=c.list_("accept_prob", "num", length=g, lo=0.0, hi=1.0),
+        accept_prob=c.list_("accept_prob", "num", length=g, lo=0.0, hi=1.0,
+                            items_nullable=parent is not None),
         u=c.list_("u", "num", length=g, nullable=True, lo=0.0, hi=1.0, items_nullable=True),
         accepted=accepted,
         emitted_ids=emitted_ids,
@@ -523,7 +544,33 @@ def _parse_step(c: _Checker) -> StepRecord:
         accept_ms=c.num("accept_ms", optional=True, lo=0.0),
         total_ms=c.num("total_ms", optional=True, lo=0.0),
         t_end_s=c.num("t_end_s", optional=True, lo=0.0),
+        tree_parent=parent,
     )
+
+
+def _check_prefix(c: _Checker, accepted: list[bool]) -> None:
+    """A chain's accepted drafts form a prefix: True... then False..."""
+    seen_false = False
+    for i, a in enumerate(accepted):
+        if a and seen_false:
+            raise c.fail("accepted", f"entry {i} is true after a rejection "
+                         "(accepted tokens must form a prefix)")
+        seen_false = seen_false or not a
+
+
+def _check_tree(c: _Checker, parent: list[int], accepted: list[bool]) -> list[int]:
+    """Parents come before their children; the accepted nodes form one path down from the
+    root. Returns that path (node indices, root's child first)."""
+    for i, par in enumerate(parent):
+        if not -1 <= par < i:
+            raise c.fail("tree_parent", f"entry {i} is {par}: a node's parent is -1 (the "
+                         "root) or an earlier node")
+    path = [i for i, a in enumerate(accepted) if a]
+    for k, i in enumerate(path):
+        if parent[i] != (path[k - 1] if k else -1):
+            raise c.fail("accepted", f"node {i} is accepted but its parent is not the "
+                         "accepted node above it (the accepted nodes must form one path)")
+    return path
 
 
 def _parse_summary(c: _Checker) -> SummaryRecord:

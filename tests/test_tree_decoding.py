@@ -1,0 +1,142 @@
+"""Token trees in the decoder: lossless greedy on the static engine, the chain as width 1,
+sampled runs reproducible and well recorded, clear errors."""
+
+import pytest
+import torch
+
+from specviz import DecodeConfig, load_pair, read_traces, speculative_decode, target_only_decode
+from specviz.core.tree_decoder import parse_tree
+from specviz.models import ModelSourceError
+from specviz.traces.records import TraceWriter
+from tests.test_verify import chi_square_pvalue
+
+PROMPT = "the cat sat on the mat and the cat sat"
+SHAPES = ["1,1,1", "2,2,1", "3,2,1", "4", "dynamic:8:4", "dynamic:16:6:3", "dynamic:32:10:4"]
+
+
+@pytest.fixture(scope="module")
+def pair():
+    return load_pair("embedded:tiny-random-target")
+
+
+@pytest.fixture(scope="module")
+def baseline(pair):
+    return target_only_decode(pair, PROMPT, DecodeConfig(max_new_tokens=40, chat=False))
+
+
+@pytest.mark.parametrize("tree", SHAPES)
+def test_greedy_tree_output_is_the_targets_own(pair, baseline, tree):
+    trace = speculative_decode(pair, PROMPT, DecodeConfig(max_new_tokens=40, chat=False,
+                                                          tree=tree))
+    assert trace.summary.output_token_ids == baseline.summary.output_token_ids
+    assert trace.run.hardware["engine"]["path"] == "static"
+    assert all(s.tree_parent is not None and len(s.tree_parent) == s.gamma
+               for s in trace.steps)
+    assert trace.steps[0].gamma <= parse_tree(tree).nodes
+
+
+def test_width_one_is_the_chain(pair):
+    """The tree 1,1,1 makes the chain's decisions step by step (γ = 3, static engine)."""
+    cfg = dict(max_new_tokens=40, chat=False, engine="static")
+    chain = speculative_decode(pair, PROMPT, DecodeConfig(gamma=3, **cfg))
+    tree = speculative_decode(pair, PROMPT, DecodeConfig(tree="1,1,1", **cfg))
+    assert [s.n_accepted for s in tree.steps] == [s.n_accepted for s in chain.steps]
+    assert [s.drafted_ids for s in tree.steps] == [s.drafted_ids for s in chain.steps]
+    assert [s.tree_parent for s in tree.steps][0] == [-1, 0, 1]
+
+
+@pytest.mark.parametrize("tree", ["3,2,1", "dynamic:12:5"])
+def test_sampled_tree_runs_are_reproducible_and_recorded(pair, tree, tmp_path):
+    cfg = DecodeConfig(max_new_tokens=30, chat=False, tree=tree, temperature=1.0, seed=3)
+    path = tmp_path / "t.jsonl"
+    with TraceWriter(path) as w:
+        a = speculative_decode(pair, PROMPT, cfg, writer=w)
+    b = speculative_decode(pair, PROMPT, cfg)
+    assert a.summary.output_token_ids == b.summary.output_token_ids
+    assert read_traces(path) == [a]
+    s = a.summary
+    assert s.n_emitted == 30
+    judged = sum(st.n_evaluated for st in a.steps)
+    assert s.alpha_hat == pytest.approx(s.n_accepted / judged)
+    for st in a.steps:
+        # untried nodes carry no verdict and no draw; the accepted ones form one path
+        for acc, ap, u in zip(st.accepted, st.accept_prob, st.u):
+            assert (ap is None) == (u is None)
+            assert not acc or ap is not None
+        path = [i for i, x in enumerate(st.accepted) if x]
+        assert [st.tree_parent[i] for i in path] == ([-1] + path)[:len(path)]
+        assert st.emitted_ids[:len(path)] == [st.drafted_ids[i] for i in path]
+
+
+def test_a_tree_record_whose_path_is_broken_is_refused(pair, tmp_path):
+    import json
+
+    from specviz.traces.records import TraceError
+    trace = speculative_decode(pair, PROMPT, DecodeConfig(max_new_tokens=20, chat=False,
+                                                          tree="3,2,1"))
+    lines = [json.loads(x) for x in trace.lines()]
+    step = next(x for x in lines if x.get("record") == "step" and x["gamma"] >= 3)
+    step["tree_parent"][1] = 5  # a parent after its child
+    path = tmp_path / "bad.jsonl"
+    path.write_text("\n".join(json.dumps(x) for x in lines))
+    with pytest.raises(TraceError, match="tree_parent"):
+        read_traces(path)
+
+
+@pytest.mark.parametrize("cfg, message", [
+    (dict(tree="3,x"), "cannot read the tree"),
+    (dict(tree="8,4"), "has 40 nodes; at most 32"),
+    (dict(tree="dynamic:0"), "at least 1"),
+    (dict(tree="2,2", drafter="prompt-lookup"), "drafted by a draft model"),
+    (dict(tree="2,2", policy="heuristic"), "own shape"),
+    (dict(tree="2,2", engine="graphs"), "static engine"),
+    (dict(tree="2,2", verifier="accept-high-q"), "verified by the rules"),
+])
+def test_bad_tree_settings_are_one_line_errors(pair, cfg, message):
+    with pytest.raises(ValueError, match=message):
+        speculative_decode(pair, PROMPT, DecodeConfig(max_new_tokens=5, chat=False, **cfg))
+
+
+def test_trees_on_the_embedded_pair_are_lossless_and_longer_per_pass():
+    try:
+        pair = load_pair("embedded:smollm2-135m-instruct", "embedded:smollm2-draft")
+    except ModelSourceError as e:
+        pytest.skip(f"embedded target not available here: {e}")
+    prompt = "Write a Python function that checks whether a string is a palindrome."
+    cfg = dict(max_new_tokens=48, chat=True)
+    base = target_only_decode(pair, prompt, DecodeConfig(**cfg)).summary.output_token_ids
+    chain = speculative_decode(pair, prompt, DecodeConfig(gamma=4, engine="static", **cfg))
+    tree = speculative_decode(pair, prompt, DecodeConfig(tree="dynamic:16:6", **cfg))
+    assert chain.summary.output_token_ids == base == tree.summary.output_token_ids
+    assert tree.summary.mean_accepted_length > chain.summary.mean_accepted_length
+
+
+def test_the_wrong_tree_rule_runs_and_is_recorded(pair):
+    cfg = DecodeConfig(max_new_tokens=20, chat=False, tree="3,2", temperature=1.0,
+                       verifier="plain-q")
+    trace = speculative_decode(pair, PROMPT, cfg)
+    assert trace.run.config["verifier"] == "plain-q" and trace.summary.n_emitted == 20
+
+
+def _first_token_counts(pair, rule: str, runs: int, bins: torch.Tensor) -> torch.Tensor:
+    counts = torch.zeros(bins.shape[0] + 1)
+    for seed in range(runs):
+        cfg = DecodeConfig(max_new_tokens=3, chat=False, tree="3,2", temperature=1.0,
+                           seed=seed, verifier=rule)
+        first = speculative_decode(pair, PROMPT, cfg).summary.output_token_ids[0]
+        hit = (bins == first).nonzero()
+        counts[int(hit[0]) if len(hit) else -1] += 1
+    return counts
+
+
+def test_sampled_tree_decoding_emits_the_targets_distribution(pair):
+    """End to end (drafting a sampled tree, the tree pass, recursive rejection sampling): the
+    first emitted token follows p at τ = 1; chi-square over p's 6 most likely tokens and the
+    rest, 2,000 runs."""
+    ids = pair.tokenizer(PROMPT)["input_ids"]
+    with torch.no_grad():
+        p = torch.softmax(pair.target(torch.tensor([ids])).logits[0, -1].float(), -1)
+    top = p.topk(6)
+    probs = torch.cat([top.values, (1 - top.values.sum()).view(1)])
+    counts = _first_token_counts(pair, "exact", 2000, top.indices)
+    assert chi_square_pvalue(counts, probs) > 1e-3, (counts, probs * counts.sum())
