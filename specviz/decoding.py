@@ -37,7 +37,7 @@ from .core.tree import TREE_RULES
 from .core.tree_decoder import TreeDecoder, TreeShape, parse_tree
 from .core.verify import RULES
 from .engines.eager import CachedLM, truncated_model
-from .engines.phases import EagerPhases, GraphPhases, HostCopier
+from .engines.phases import EagerPhases, GraphedForward, GraphPhases, HostCopier
 from .engines.static import (
     ENGINES,
     StaticLlama,
@@ -140,9 +140,9 @@ class DecodeConfig:
             if self.verifier not in TREE_RULES:
                 raise ValueError(f"token trees are verified by the rules "
                                  f"{', '.join(TREE_RULES)}, not {self.verifier!r}")
-            if self.engine in ("eager", "graphs"):
+            if self.engine == "eager":
                 raise ValueError("token trees run on the static engine (tree attention over "
-                                 f"static caches, no CUDA graphs), not {self.engine!r}")
+                                 "static caches), or its CUDA graphs; not on 'eager'")
         if not 1 <= self.top_alternatives <= TOP_ALTERNATIVES_MAX:
             raise ValueError(f"top alternatives must be between 1 and {TOP_ALTERNATIVES_MAX}, "
                              f"got {self.top_alternatives}")
@@ -335,8 +335,8 @@ def resolve_engine(pair, config: DecodeConfig, mode: str) -> tuple[str, str]:
             return "eager", str(e)
         raise ValueError(f"token trees need the static engine, and {e}" if tree
                          else str(e)) from None
-    if tree:
-        return "static", "token tree"
+    if tree and want == "auto":
+        return ("graphs", "token tree, CUDA device") if cuda else ("static", "token tree")
     if want == "graphs" and not cuda:
         raise ValueError(f"CUDA graphs need a CUDA device; this pair is on {pair.device}")
     if want == "auto":
@@ -410,6 +410,16 @@ def _static_lm(model, n_layers: int | None, max_len: int) -> StaticLlama:
         check_against(model, lm)
         _CHECKED[model] = True
     return lm
+
+
+_GRAPHED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _graphed(lm: StaticLlama) -> GraphedForward:
+    """The static forward's graphed passes for token trees (kept with the forward)."""
+    if lm not in _GRAPHED:
+        _GRAPHED[lm] = GraphedForward(lm)
+    return _GRAPHED[lm]
 
 
 def _static_parts(pair, config: DecodeConfig, kind: str | None, max_len: int, graphs: bool):
@@ -515,14 +525,18 @@ def _loop(pair, run: RunRecord, prompt_ids: list[int], limit: int, config: Decod
     try:
         if path == "eager":
             parts = _eager_parts(pair, config, kind, max_len)
-        else:
-            parts = _static_parts(pair, config, kind, max_len, graphs=path == "graphs")
+        else:  # a tree's passes are graphed one by one (GraphedForward), not by phase
+            parts = _static_parts(pair, config, kind, max_len,
+                                  graphs=path == "graphs" and shape is None)
     except Unsupported as e:
         raise ValueError(str(e)) from None
     target, drafter, state, phases, release = parts
     copier = HostCopier(device)
     if shape is not None:
-        dec = TreeDecoder(target, drafter.lm, shape, config.sampling, config.verifier, gen,
+        lms = (target, drafter.lm)
+        if path == "graphs":
+            lms = tuple(_graphed(lm) for lm in lms)
+        dec = TreeDecoder(*lms, shape, config.sampling, config.verifier, gen,
                           config.top_alternatives, clock.mark)
     else:
         dec = Decoder(target, drafter, state, phases, config.sampling, config.verifier, gen,

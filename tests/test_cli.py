@@ -153,6 +153,24 @@ def test_bench_puts_dtypes_side_by_side_in_one_process(tmp_path, capsys):
     assert main(["bench", *TINY, "--prompt", "hi", "--dtype", "float32,int3"]) == 2
 
 
+def test_bench_compares_the_chain_with_trees(tmp_path, capsys):
+    js = tmp_path / "t.json"
+    rc = main(["bench", *TINY, "--prompt", "the cat sat on the mat", "--max-new-tokens", "8",
+               "--repeats", "1", "--trees", "chain 2-2 dynamic:6:3", "--json", str(js)])
+    assert rc == 0, capsys.readouterr().err
+    rows = json.loads(js.read_text())["rows"]
+    assert list(rows) == ["target-only, static", "chain of 4, static",
+                          "static tree 2-2 (6 nodes), static",
+                          "dynamic tree, 6 nodes, depth 3, top-4, static"]
+    assert all(r["prompts_equal_to_target_only"] == 1 for r in rows.values())
+    assert "tokens per verification" in capsys.readouterr().out
+    assert main(["bench", *TINY, "--prompt", "hi", "--trees", "chain 9-9"]) == 2
+    assert "at most 32" in capsys.readouterr().err
+    assert main(["run", *TINY, "--prompt", "hi", "--tree", "2,2", "--drafter",
+                 "prompt-lookup"]) == 2
+    assert "drafted by a draft model" in capsys.readouterr().err
+
+
 def test_bench_refuses_graphs_without_cuda_and_unknown_engines(capsys):
     assert main(["bench", *TINY, "--prompt", "hi", "--engines", "warp"]) == 2
     assert "--engines takes eager, static, graphs, static+fused, graphs+fused" in \

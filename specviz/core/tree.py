@@ -124,23 +124,31 @@ class Tree:
         return tuple(toks[j] for j in self.path_to(i))
 
     # ------------------------------------------------------------------ the verify pass
+    @functools.cached_property
+    def ancestor_lists(self) -> tuple[tuple[int, ...], ...]:
+        """Per node: itself and its ancestors (node indices), computed on the host."""
+        out: list[tuple[int, ...]] = []
+        for i, par in enumerate(self.parent):
+            out.append((out[par] if par >= 0 else ()) + (i,))
+        return tuple(out)
+
     def ancestors(self) -> torch.Tensor:
         """(N, N) bool: [i, j] is True where node j is node i or one of its ancestors."""
-        n, dev = self.n, self.tokens.device
-        anc = torch.eye(n, dtype=torch.bool, device=dev)
-        for i, par in enumerate(self.parent):  # parents come first: their rows are complete
-            if par >= 0:
-                anc[i] |= anc[par]
-        return anc
+        rows = [[False] * self.n for _ in range(self.n)]
+        for i, anc in enumerate(self.ancestor_lists):
+            for j in anc:
+                rows[i][j] = True
+        return torch.tensor(rows, dtype=torch.bool, device=self.tokens.device).view(self.n,
+                                                                                  self.n)
 
     def row_ancestors(self) -> torch.Tensor:
         """(1+N, 1+N) bool over the verify pass's rows (row 0 the root, 1+i node i): which
         rows each row sees among the tree's; the root is everyone's ancestor."""
-        n = self.n
-        rows = torch.zeros(n + 1, n + 1, dtype=torch.bool, device=self.tokens.device)
-        rows[:, 0] = True
-        rows[1:, 1:] = self.ancestors()
-        return rows
+        rows = [[True] + [False] * self.n for _ in range(self.n + 1)]
+        for i, anc in enumerate(self.ancestor_lists):
+            for j in anc:
+                rows[i + 1][j + 1] = True
+        return torch.tensor(rows, dtype=torch.bool, device=self.tokens.device)
 
     @functools.cached_property
     def depths(self) -> torch.Tensor:
@@ -208,15 +216,18 @@ def per_path(q_one: Callable[[tuple[int, ...]], torch.Tensor]) -> QOf:
 
 
 def _choose(q: torch.Tensor, k: int, drawn: str, generator: torch.Generator | None
-            ) -> list[int]:
-    """k children of a node from its q (V,): the top-k, or k draws without replacement (the
+            ) -> list[list[int]]:
+    """k children for each row of q (R, V): the top-k, or k draws without replacement (the
     order of an exponential race, q / E with E ~ Exp(1), is the order of successive draws).
-    Never more than the tokens q can propose."""
-    k = min(k, int((q > 0).sum()))
-    if drawn == "top-k":
-        return torch.topk(q, k).indices.tolist()
-    e = torch.empty_like(q).exponential_(1.0, generator=generator)
-    return torch.topk(q / e, k).indices.tolist()
+    Never more than the tokens a row can propose. One host read for all rows."""
+    k = min(k, q.shape[-1])
+    keys = q
+    if drawn == "sampled":
+        keys = q / torch.empty_like(q).exponential_(1.0, generator=generator)
+    top = torch.topk(keys, k, dim=-1).indices  # (R, k)
+    support = (q > 0).sum(-1)  # (R,)
+    both = torch.cat([top, support[:, None]], dim=-1).tolist()
+    return [row[:min(k, row[-1])] for row in both]
 
 
 def static_tree(q_of: QOf, branching: Sequence[int], drawn: str = "top-k",
@@ -236,8 +247,8 @@ def static_tree(q_of: QOf, branching: Sequence[int], drawn: str = "top-k",
     for width in branching:
         q = q_of([path for _, path in frontier])  # (len(frontier), V)
         nxt = []
-        for (node, path), q_node in zip(frontier, q):
-            for tok in _choose(q_node, width, drawn, generator):
+        for (node, path), q_node, kids in zip(frontier, q, _choose(q, width, drawn, generator)):
+            for tok in kids:
                 nxt.append((len(parent), path + (tok,)))
                 parent.append(node)
                 tokens.append(tok)
@@ -263,11 +274,12 @@ def dynamic_tree(q_of: QOf, budget: int, max_depth: int, top_k: int = 4,
     for depth in range(1, max_depth + 1):
         paths = [cands[c][4] if c >= 0 else () for c in frontier]
         q = q_of(paths)  # (len(frontier), V)
+        top = torch.topk(q, min(top_k, q.shape[-1]), dim=-1)
+        probs, toks = top.values.tolist(), top.indices.tolist()  # one host read per depth
         newest = []
-        for c, path, q_node in zip(frontier, paths, q):
+        for c, path, q_node, row_p, row_t in zip(frontier, paths, q, probs, toks):
             base = cands[c][0] if c >= 0 else 1.0
-            top = torch.topk(q_node, min(top_k, q_node.shape[0]))
-            for prob, tok in zip(top.values.tolist(), top.indices.tolist()):
+            for prob, tok in zip(row_p, row_t):
                 if prob > 0:
                     newest.append(len(cands))
                     cands.append((base * prob, depth, c, tok, path + (tok,), q_node))

@@ -139,11 +139,15 @@ class _DraftTree:
             self.slots[path] = self.slots.get(path[:-1], []) + [slot]
             rows.append(path[-1])
             anc.append(self.slots[path])
-        key = lm.key_pos  # (L,)
-        sees = torch.zeros(len(paths), key.shape[0], dtype=torch.bool, device=dev)
+        # who sees whom: the prefix (x_0 included), then among the node slots n.. the row's
+        # own ancestors and itself (built on the host, one copy)
+        width = self.next_slot - n
+        tree_part = [[False] * width for _ in paths]
         for r, slots in enumerate(anc):
-            sees[r, slots] = True
-        sees |= (key < n)[None]  # the prefix, x_0 included
+            for slot in slots:
+                tree_part[r][slot - n] = True
+        sees = (lm.key_pos < n)[None].repeat(len(paths), 1)  # (R, L)
+        sees[:, n:n + width] = torch.tensor(tree_part, dtype=torch.bool, device=dev)
         bias = torch.where(sees, 0.0, float("-inf")).to(lm.embed.dtype)
         bias = bias.repeat(lm.shape.group, 1)
         pos = torch.tensor([n - 1 + len(p) for p in paths], device=dev)

@@ -86,3 +86,50 @@ class HostCopier:
         buf, n, done = started
         done.synchronize()
         return buf[:n].numpy()
+
+
+class GraphedForward:
+    """A static forward (specviz.engines.static.StaticLlama) replayed as CUDA graphs, one per
+    number of rows and kind of output, for passes whose inputs the host builds at every step
+    (a token tree's passes): the inputs are copied into fixed buffers, then the graph replays.
+    The first pass of a shape runs with its real inputs while it is captured; a forward only
+    writes keys and values at the given slots, so running it again is harmless. Passes of
+    more than ``max_rows`` rows (a prompt's prefill) run as they are."""
+
+    def __init__(self, lm, max_rows: int = 64):
+        self.lm, self.max_rows = lm, max_rows
+        self.embed, self.key_pos, self.shape = lm.embed, lm.key_pos, lm.shape
+        self.graphs: dict = {}
+        self.pool = torch.cuda.graph_pool_handle()
+
+    def move_kv(self, src: torch.Tensor, dst: torch.Tensor) -> None:
+        self.lm.move_kv(src, dst)
+
+    def forward(self, ids: torch.Tensor, pos: torch.Tensor, logits: str = "all",
+                features=None, slots: torch.Tensor | None = None,
+                bias: torch.Tensor | None = None):
+        lm, T = self.lm, ids.shape[0]
+        if features is not None or T > self.max_rows:
+            return lm.forward(ids, pos, logits, features, slots, bias)
+        if slots is None:
+            slots = pos
+        if bias is None:
+            bias = lm.positions(pos, lm.embed.dtype)[2]
+        key = (T, logits)
+        hit = self.graphs.get(key)
+        if hit is None:
+            bufs = [x.clone() for x in (ids, pos, slots, bias)]
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                lm.forward(bufs[0], bufs[1], logits, slots=bufs[2], bias=bufs[3])
+            torch.cuda.current_stream().wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph, pool=self.pool, capture_error_mode="thread_local"):
+                out = lm.forward(bufs[0], bufs[1], logits, slots=bufs[2], bias=bufs[3])
+            hit = self.graphs[key] = (graph, bufs, out)
+        graph, bufs, out = hit
+        for buf, x in zip(bufs, (ids, pos, slots, bias)):
+            buf.copy_(x)
+        graph.replay()
+        return out
