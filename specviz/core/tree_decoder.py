@@ -182,8 +182,8 @@ class TreeDecoder:
             dev = self.target.embed.device
             ids = torch.tensor(prompt_ids[:-1], dtype=torch.long, device=dev)
             pos = torch.arange(n - 1, device=dev)
-            self.target.forward(ids, pos, "none")
-            self.draft.forward(ids, pos, "none")
+            for lm in (self.target, self.draft):  # once per run: not worth a graph
+                getattr(lm, "lm", lm).forward(ids, pos, "none")
         self.draft_valid = n - 1
 
     def launch(self, want: int, stop_below: float | None = None) -> Launched:
