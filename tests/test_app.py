@@ -221,6 +221,30 @@ def test_live_real_pair_twice_and_from_a_second_session():
     assert len({r["spec"].run.run_id for r in runs}) == 3
 
 
+def test_live_token_tree_on_the_real_pair_twice():
+    """The Draft shape select: a dynamic tree on the default pair, twice (greedy: the target's
+    own output), its Token tree tab with the tree of a step; a tree with a drafter that
+    cannot grow one is a plain error message."""
+    at = _live(REAL)
+    at.selectbox(key="tree").set_value("dynamic:16:6")
+    at.checkbox(key="with_baseline").check()
+    for _ in range(2):
+        r = _run(at)
+        assert r["error"] is None, r["error"]
+        spec = r["spec"]
+        assert spec.run.config["tree"] == "dynamic:16:6"
+        assert spec.run.config["drafter"] == "model"  # auto: the draft model grows trees
+        assert all(s.tree_parent is not None for s in spec.steps)
+        assert spec.summary.output_token_ids == r["base"].summary.output_token_ids
+        assert any(m.label == "nodes per pass" for m in at.metric)
+        assert _figure(at, "Step 0:")
+    at.selectbox(key="drafter").set_value("prompt-lookup")
+    r = _run(at)
+    assert not at.exception
+    assert any("drafted by a draft model" in e.value for e in at.error), \
+        [e.value for e in at.error]
+
+
 def test_live_feature_head_on_the_real_pair_twice():
     """The Drafter select offers the feature head; on the default pair it runs (twice, as a
     user would), names itself in the trace and, greedy, matches the target alone."""

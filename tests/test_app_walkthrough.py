@@ -2,6 +2,7 @@
 autoplay, the live run, uploads and the states with nothing to walk through."""
 
 import html
+import json
 import time
 from pathlib import Path
 
@@ -195,3 +196,31 @@ def test_a_bundled_file_of_target_only_runs(traces_dir, monkeypatch):
     infos = [i.value for i in at.info]
     assert any("no speculative run" in i and "target-only" in i for i in infos), infos
     assert not at.get("plotly_chart")
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_a_tree_step_is_walked_depth_by_depth_with_its_tree(traces_dir, monkeypatch,
+                                                            temperature):
+    """A tree run (the last live run): every micro-step of two steps shows its narration and
+    the tree as known at that moment (nodes appear as drafted, then take their verdicts)."""
+    from specviz import DecodeConfig, load_pair, speculative_decode
+    pair = load_pair("embedded:tiny-random-target")
+    tree = speculative_decode(pair, "the cat sat on the mat", DecodeConfig(
+        max_new_tokens=16, chat=False, tree="2,2,1", temperature=temperature, seed=1))
+    live = {"run": None, "history": [],
+            "result": {"spec": tree, "base": None, "error": None, "settings": ""}}
+    at = _app(monkeypatch, traces_dir, {"live_store": live})
+    for step in (0, 1):
+        walk = W.walk_step(tree, step)
+        assert walk.parents is not None and walk.micro[0].title.startswith("Depth 1")
+        assert [m.phase for m in walk.micro][-2:] == ["add", "commit"]
+        for index in range(len(walk.micro)):
+            assert _shows(at, tree, step, index), (step, index)
+            fig = json.loads(at.get("plotly_chart")[0].proto.spec)
+            names = {t.get("name") for t in fig["data"]}
+            assert "x₀: the last committed token" in names
+            if walk.micro[index].phase == "draft":
+                assert "drafted, not judged yet" in names
+            at.button(key="wt_next").click()
+            at.run()
+            _ok(at)

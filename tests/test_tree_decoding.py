@@ -125,7 +125,7 @@ def _first_token_counts(pair, rule: str, runs: int, bins: torch.Tensor) -> torch
         cfg = DecodeConfig(max_new_tokens=3, chat=False, tree="3,2", temperature=1.0,
                            seed=seed, verifier=rule)
         first = speculative_decode(pair, PROMPT, cfg).summary.output_token_ids[0]
-        hit = (bins == first).nonzero()
+        hit = (bins == first).nonzero()  # bins on the CPU
         counts[int(hit[0]) if len(hit) else -1] += 1
     return counts
 
@@ -136,8 +136,8 @@ def test_sampled_tree_decoding_emits_the_targets_distribution(pair):
     rest, 2,000 runs."""
     ids = pair.tokenizer(PROMPT)["input_ids"]
     with torch.no_grad():
-        p = torch.softmax(pair.target(torch.tensor([ids])).logits[0, -1].float(), -1)
-    top = p.topk(6)
+        logits = pair.target(torch.tensor([ids], device=pair.device)).logits[0, -1]
+    top = torch.softmax(logits.float(), -1).cpu().topk(6)
     probs = torch.cat([top.values, (1 - top.values.sum()).view(1)])
     counts = _first_token_counts(pair, "exact", 2000, top.indices)
     assert chi_square_pvalue(counts, probs) > 1e-3, (counts, probs * counts.sum())

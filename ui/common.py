@@ -51,7 +51,13 @@ SAMPLING = {
 BASE = DecodeConfig()  # every default the settings start from
 # the DecodeConfig fields the page sets (widget key = field name); the rest keep BASE's value
 FIELDS = ("gamma", "policy", "temperature", "top_k", "top_p", "seed", "max_new_tokens", "chat",
-          "engine")
+          "engine", "tree")
+# the draft shapes the Live page offers: DecodeConfig.tree -> label
+TREES = {"": "chain of γ drafts",
+         "2,2,1": "static tree 2-2-1 (10 nodes)",
+         "3,2,1": "static tree 3-2-1 (15 nodes)",
+         "dynamic:16:6": "dynamic tree, 16 nodes (EAGLE-2)",
+         "dynamic:32:10": "dynamic tree, 32 nodes (EAGLE-2)"}
 # The Live page's inputs, kept for the session while other pages show (Streamlit forgets a
 # widget's value on a page run that does not draw it)
 KEPT = ("prompt", "preset", "sampling_preset", "with_baseline", "target", "draft", "drafter",
@@ -76,8 +82,9 @@ class Settings:
 
     def config(self, default_drafter: str) -> DecodeConfig:
         """The DecodeConfig of the run, "auto" resolved to the pair's default drafter."""
-        if self.decode.drafter == AUTO:
-            return replace(self.decode, drafter=default_drafter)
+        if self.decode.drafter == AUTO:  # a tree is drafted by the draft model
+            return replace(self.decode, drafter="model" if self.decode.tree and
+                           default_drafter == "feature-head" else default_drafter)
         return self.decode
 
     def describe(self) -> str:
@@ -86,7 +93,8 @@ class Settings:
         return (f"target {self.target} · draft {self.draft or 'none'} · drafter {d.drafter} "
                 f"· γ = {d.gamma} ({d.policy}) · τ = {d.temperature:g} · top-k {d.top_k} · "
                 f"top-p {d.top_p:g} · seed {d.seed} · max {d.max_new_tokens} tokens · "
-                f"engine {d.engine}" + ("" if d.chat else " · no chat template"))
+                f"engine {d.engine}" + (f" · {TREES.get(d.tree, d.tree)}" if d.tree else "")
+                + ("" if d.chat else " · no chat template"))
 
 
 def _targets() -> list[str]:
@@ -163,6 +171,13 @@ def settings_ui() -> Settings:
     c[1].number_input("seed", 0, 2**31 - 1, key="seed")
     c[2].checkbox("chat template", key="chat",
                   help="Wrap the prompt in the target's chat template.")
+    c[3].selectbox("Draft shape", list(TREES), format_func=TREES.__getitem__, key="tree",
+                   help="A chain drafts γ tokens in a row. A token tree drafts several "
+                        "continuations and the target checks them all in one pass (a tree "
+                        "mask): a static tree has a fixed number of children per depth; a "
+                        "dynamic tree grows where the draft is confident. Trees are drafted "
+                        "by the draft model and run on the static engine (graphed on a GPU); "
+                        "γ and its policy apply to chains.")
     ss = st.session_state
     decode = replace(BASE, drafter=ss.drafter, **{name: ss[name] for name in FIELDS})
     if draft_choice == DEFAULT_DRAFT:

@@ -123,6 +123,40 @@ def inspector_ui(trace: Trace, drafts: pd.DataFrame, key: str) -> None:
                "(top-k of p and q), so it is approximate when the lists differ.")
 
 
+@st.fragment
+def tree_ui(trace: Trace, key: str) -> None:
+    """A tree run: its statistics and one step's tree (moving the step reruns only this)."""
+    stats = F.tree_steps_frame(trace)
+    stats = stats[stats[F.NODES] > 0]
+    if stats.empty:
+        st.info("This run drafted no tree.")
+        return
+    c = st.columns(4)
+    c[0].metric("nodes per pass", _num(stats[F.NODES].mean(), "{:.1f}"),
+                help="Tree nodes drafted per verification step (all scored in one target "
+                     "pass).")
+    c[1].metric("accepted depth", _num(stats[F.N_ACCEPTED].mean()),
+                help="Accepted drafts per step: the depth the walk down the tree reached.")
+    c[2].metric("tokens per verification", _num(stats[F.N_EMITTED].mean()),
+                help="Accepted depth + the one token the target adds.")
+    c[3].metric("useful nodes", _num(100 * stats[F.USEFUL].mean(), "{:.0f} %"),
+                help="Accepted nodes / drafted nodes: the share of the tree that ended up in "
+                     "the output. The rest was verified for nothing.")
+    steps = stats[F.STEP].tolist()
+    step = st.select_slider("step", steps, value=steps[0], key=f"{key}_tree_step")
+    rec = trace.steps[int(step)]
+    st.plotly_chart(G.fig_tree_step(F.tree_frame(rec), greedy=F.is_greedy(trace),
+                                    title=f"Step {step}: {rec.gamma} nodes, accepted depth "
+                                          f"{rec.n_accepted}"),
+                    key=f"{key}_tree")
+    st.caption("x₀ is the last committed token. Each node is a drafted token, a child of the "
+               "token before it; siblings are alternatives for the same position. The target "
+               "scored every node in one pass and walked down from x₀ along accepted nodes "
+               "(thick green edges, ✓), then added one token itself (◆ correction or ★ "
+               "bonus). ✗: judged and rejected; faded ·: never reached. Hover a node for p "
+               "and q of its token at its parent.")
+
+
 def run_figures(fr: dict[str, pd.DataFrame], trace: Trace, name: str,
                 baseline: Trace | None = None, base_fr: dict | None = None) -> dict:
     """Every figure of a run, by title (for drawing and for download); the full timeline
@@ -176,8 +210,17 @@ def render_trace(trace: Trace, key: str, baseline: Trace | None = None, source: 
     st.subheader("Token timeline")
     timeline_ui(fr["tokens"], len(trace.steps), key)
     figs = run_figures(fr, trace, name, baseline, base_fr)
-    tabs = st.tabs(["Acceptance", "Verify inspector", "Latency", "Download"])
+    tree = F.is_tree(trace)
+    names = ["Acceptance", "Verify inspector", "Latency", "Download"]
+    tabs = st.tabs(["Token tree", *names] if tree else names)
+    if tree:
+        with tabs[0]:
+            tree_ui(trace, key)
+        tabs = tabs[1:]
     with tabs[0]:
+        if tree:
+            st.caption("A tree run: the heatmap's columns are the nodes of each step's tree "
+                       "(in drafting order), and acceptance by position is by depth.")
         st.plotly_chart(figs["acceptance heatmap"], key=f"{key}_heat")
         c1, c2 = st.columns(2)
         c1.plotly_chart(figs["acceptance by position"], key=f"{key}_pos")
@@ -219,6 +262,10 @@ def baseline_check_ui(spec: Trace, base: Trace | None) -> int | None:
 def diagnosis_ui(trace: Trace, baseline: Trace | None, key: str) -> None:
     """What limits this run's speedup, with the shares of the gap that chose the label, and
     a what-if over α, γ, c, v and the overhead (its sliders start at this run's values)."""
+    if F.is_tree(trace):
+        st.caption("Bottleneck diagnosis and what-if: they model a chain of γ drafts, so they "
+                   "are not shown for a tree run; its Token tree tab has the tree's figures.")
+        return
     costs = measure(trace, baseline)
     dg = diagnose(costs)
     with st.container(border=True):

@@ -8,6 +8,7 @@ import time
 import streamlit as st
 
 from specviz import Trace
+from specviz import figures as G
 from specviz.figures import show_token
 from specviz.figures import walkthrough_views as V
 from specviz.teaching import walkthrough as W
@@ -196,7 +197,9 @@ def _player(trace: Trace, interval: float | None, presenter: bool) -> None:
                         help=f"Steps are numbered 0 to {n_steps - 1}, as in the trace.")
         c4.button("Go", key="wt_go", on_click=_jump)
         c5.caption(f"Step {walk.step} of {n_steps - 1} · micro-step {m.index + 1} of "
-                   f"{len(walk.micro)} · γ = {walk.gamma} · "
+                   f"{len(walk.micro)} · "
+                   + (f"tree of {walk.gamma} nodes · " if walk.parents is not None
+                      else f"γ = {walk.gamma} · ")
                    + ("greedy" if walk.greedy else "sampled")
                    + f" · drafter {as_text(walk.drafter)}"
                    + (" · autoplay on" if ss.wt_playing else ""))
@@ -219,6 +222,11 @@ def _chart(slot, fig, key: str, presenter: bool) -> None:
 
 
 def _figures_ui(trace: Trace, walk: W.StepWalk, m: W.MicroStep, presenter: bool) -> None:
+    if walk.parents is not None:  # a tree step: the tree as known at this micro-step
+        fig = G.fig_tree_step(W.tree_view(trace.steps[walk.step], walk, m.index),
+                              title=None, greedy=walk.greedy)
+        _chart(st, fig, "wt_fig_tree", presenter)
+        return
     left, right = st.columns([3, 2])
     probs = V.fig_step_probabilities(W.positions_frame(walk, m.index), walk.greedy,
                                      walk.has_q)

@@ -43,13 +43,14 @@ from .trace_views import (
     fig_verify_inspector,
     fig_wall_clock,
 )
+from .tree_views import fig_tree_step
 
 __all__ = [
     "KIND_COLORS", "KIND_LABELS", "KIND_MARKS", "apply_theme", "colored_text_html",
     "fig_accepted_length", "fig_acceptance_heatmap", "fig_compare_positions",
     "fig_compare_speed", "fig_expected_tokens", "fig_gap_shares", "fig_latency",
     "fig_position_acceptance", "fig_speedup_surface", "fig_speedup_vs_gamma", "fig_timeline",
-    "fig_tokens_vs_time", "fig_toy_convergence", "fig_toy_distribution",
+    "fig_tokens_vs_time", "fig_toy_convergence", "fig_toy_distribution", "fig_tree_step",
     "fig_verify_inspector", "fig_wall_clock", "fig_what_if", "kind_name", "layout",
     "legend_html", "live_css", "live_spans", "live_timeline_html", "live_timeline_row",
     "show_token", "text_block_html", "themed", "token_spans",

@@ -145,6 +145,7 @@ class StepWalk:
     prompt_tail: str | None
     cache: CacheCounts
     micro: tuple[MicroStep, ...]
+    parents: tuple[int, ...] | None = None  # a tree step: each node's parent (-1: x_0)
 
     @property
     def gamma(self) -> int:
@@ -215,11 +216,18 @@ def cache_counts(trace: Trace, step: int) -> CacheCounts:
 def _positions(s: StepRecord) -> tuple[Position, ...]:
     out = []
     for i in range(s.gamma):
-        status = ACCEPTED if s.accepted[i] else (REJECTED if i == s.n_accepted else UNJUDGED)
+        if s.tree_parent is not None:  # a tree: judged nodes carry an acceptance probability
+            judged = s.accept_prob[i] is not None
+            status = ACCEPTED if s.accepted[i] else (REJECTED if judged else UNJUDGED)
+        else:
+            status = ACCEPTED if s.accepted[i] else (REJECTED if i == s.n_accepted
+                                                     else UNJUDGED)
         u = s.u[i] if s.u is not None and i < len(s.u) else None
+        a = s.accept_prob[i]
         out.append(Position(i, s.drafted_ids[i], s.drafted_text[i],
                             None if s.q is None else float(s.q[i]), float(s.p[i]),
-                            float(s.accept_prob[i]), None if u is None else float(u), status))
+                            math.nan if a is None else float(a), None if u is None else float(u),
+                            status))
     return tuple(out)
 
 
@@ -252,8 +260,75 @@ def walk_step(trace: Trace, step: int) -> StepWalk:
     walk = StepWalk(step=step, n_steps=len(trace.steps), greedy=s.u is None, drafter=drafter,
                     has_q=s.q is not None and drafter != "prompt-lookup",
                     positions=_positions(s), added=_added(s), prefix=prefix,
-                    prompt_tail=prompt_tail, cache=cache_counts(trace, step), micro=())
-    return replace(walk, micro=tuple(_micro_steps(trace, s, walk)))
+                    prompt_tail=prompt_tail, cache=cache_counts(trace, step), micro=(),
+                    parents=None if s.tree_parent is None else tuple(s.tree_parent))
+    steps = _tree_micro_steps(s, walk) if walk.parents is not None else \
+        _micro_steps(trace, s, walk)
+    return replace(walk, micro=tuple(steps))
+
+
+def _tree_micro_steps(s: StepRecord, w: StepWalk) -> list[MicroStep]:
+    """A tree step: the draft grows the tree depth by depth; one target pass scores every
+    node; the walk goes down from x_0, trying each node's children in order; the target adds
+    one token; the accepted path is kept."""
+    depth, parents = s.tree_depth, w.parents or ()
+    text = [x.text for x in w.positions]
+
+    def after(i: int) -> str:
+        return "x₀ (the last committed token)" if parents[i] < 0 else quote(text[parents[i]])
+
+    items: list[tuple[str, str, str, int | None]] = []
+    for d in sorted(set(depth)):
+        nodes = [i for i in range(w.gamma) if depth[i] == d]
+        listed = "; ".join(f"{quote(text[i])} after {after(i)}"
+                           + ("" if w.positions[i].q is None else
+                              f" (q {num(w.positions[i].q)})") for i in nodes)
+        how = ("its most probable tokens" if w.greedy else "tokens drawn from q without "
+               "replacement") if d == 1 or len(nodes) > 1 else "its most probable token"
+        items.append(("draft", f"Depth {d}: {len(nodes)} candidate{'s' * (len(nodes) > 1)}",
+                      f"The draft model reads the newest nodes in one pass (each sees the "
+                      f"committed text and its own ancestors only) and proposes {how}: "
+                      f"{listed}.", nodes[-1]))
+    items.append(("verify", f"The target scores all {w.gamma} nodes in one pass",
+                  f"One target pass over x₀ and the {w.gamma} nodes gives p after every node. "
+                  "A tree mask lets each node attend to the committed text and its own "
+                  "ancestors only, and siblings share a position, so each node is scored as if "
+                  "its branch were the only continuation.", None))
+    for x in w.positions:
+        if x.status == UNJUDGED:
+            continue
+        where = f"after {after(x.pos)}"
+        if w.greedy:
+            verdict = ("it is p's top token there: accepted, the walk goes down into it"
+                       if x.status == ACCEPTED else "it is not p's top token there: rejected")
+            body = f"{quote(x.text)} {where}: p = {num(x.p)}; {verdict}."
+        else:
+            verdict = ("u < min(1, p/q): accepted, the walk goes down into it"
+                       if x.status == ACCEPTED else "u ≥ min(1, p/q): rejected; what is left "
+                       "of p for its next sibling is norm(max(0, p − q))")
+            body = (f"{quote(x.text)} {where}: min(1, p/q) = {num(x.accept_prob)}, "
+                    f"u = {num(x.u)}: {verdict}.")
+        items.append(("accept", f"Depth {depth[x.pos]}: try {quote(x.text)}", body, x.pos))
+    a, n_acc = w.added, w.n_accepted
+    if a is not None:
+        last = [i for i in range(w.gamma) if w.positions[i].status == ACCEPTED]
+        at = quote(text[last[-1]]) if last else "x₀"
+        why = ("The walk reached a leaf of the tree, so the target adds a bonus token from p "
+               "there" if a.kind == "bonus" else
+               f"Every child of {at} that was tried was rejected, so the target adds the "
+               "token " + ("p ranks first there" if w.greedy else "drawn from what is left "
+                           "of p there"))
+        items.append(("add", "The target adds one token",
+                      f"{why}: {quote(a.text)}. One verify pass gave {n_acc + 1} "
+                      f"token{'s' * (n_acc > 0)}.", None))
+    items.append(("commit", "Commit: keep the accepted path",
+                  f"The accepted path ({n_acc} node{'s' * (n_acc != 1)}) and the added token "
+                  "join the output. In the target's cache the path's keys and values move "
+                  "right after the committed text; the slots of the other "
+                  f"{w.gamma - n_acc} nodes are stale and get overwritten. The draft model "
+                  "re-reads the new tokens at its next step.", None))
+    return [MicroStep(i, ph, title, text_, pos) for i, (ph, title, text_, pos)
+            in enumerate(items)]
 
 
 def _micro_steps(trace: Trace, s: StepRecord, w: StepWalk) -> list[MicroStep]:
@@ -492,6 +567,30 @@ def _state(w: StepWalk, m: MicroStep, x: Position) -> str:
             x.pos <= m.position or (x.status == UNJUDGED and m.position == w.n_accepted)):
         return x.status
     return PENDING
+
+
+DRAFTED = "drafted"  # tree_view: a node proposed, not judged yet
+
+
+def tree_view(s: StepRecord, w: StepWalk, index: int) -> pd.DataFrame:
+    """A tree step's ``frames.tree_frame`` as known at micro-step ``index``: nodes appear as
+    the draft proposes them ("drafted"), take their verdict when judged, and the added token
+    appears with the add phase."""
+    m = w.micro[index]
+    tree = F.tree_frame(s)
+    order = PHASES.index(m.phase)
+    nodes = tree[F.NODE]
+    if m.phase == "draft":
+        tree = tree[nodes <= (m.position if m.position is not None else -1)]
+    if order < PHASES.index("add"):
+        tree = tree[tree[F.NODE] < w.gamma]  # the added token comes later
+    pending = (tree[F.NODE] >= 0) & (tree[F.NODE] < w.gamma)
+    if order < PHASES.index("accept"):
+        tree.loc[pending, F.KIND] = DRAFTED
+    elif m.phase == "accept":
+        later = pending & (tree[F.NODE] > (m.position if m.position is not None else -1))
+        tree.loc[later, F.KIND] = DRAFTED
+    return tree
 
 
 def strip_tokens(w: StepWalk, index: int) -> list[StripToken]:

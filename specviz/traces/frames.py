@@ -138,7 +138,18 @@ def steps_frame(trace: Trace) -> pd.DataFrame:
 def _status(s: StepRecord, i: int) -> str:
     if s.accepted[i]:
         return "accepted"
+    if s.tree_parent is not None:  # a tree: judged nodes carry an acceptance probability
+        return "unjudged" if s.accept_prob[i] is None else "rejected"
     return "rejected" if i == s.n_accepted else "unjudged"
+
+
+def _reading_order(s: StepRecord) -> list[int]:
+    """Draft positions in reading order: a chain's as drafted; a tree's accepted path first
+    (by depth), then the other nodes as drafted."""
+    if s.tree_parent is None:
+        return list(range(s.gamma))
+    path = [i for i in range(s.gamma) if s.accepted[i]]
+    return path + [i for i in range(s.gamma) if not s.accepted[i]]
 
 
 def drafts_frame(trace: Trace) -> pd.DataFrame:
@@ -147,7 +158,7 @@ def drafts_frame(trace: Trace) -> pd.DataFrame:
     for s in trace.steps:
         for i in range(s.gamma):
             rows.append((s.step, i, s.drafted_ids[i], s.drafted_text[i], s.p[i],
-                         NAN if s.q is None else s.q[i], s.accept_prob[i],
+                         NAN if s.q is None else s.q[i], _num(s.accept_prob[i]),
                          NAN if s.u is None else _num(s.u[i]),
                          NAN if s.beta is None else s.beta[i], _status(s, i)))
     return pd.DataFrame(rows, columns=DRAFT_COLUMNS)
@@ -171,12 +182,12 @@ def step_tokens_frame(steps: Sequence[StepRecord], target_only: bool,
     out = out_start
     for s in steps:
         n_acc = s.n_accepted
-        for i in range(s.gamma):
+        for col, i in enumerate(_reading_order(s)):
             status = _status(s, i)
-            emitted = status == "accepted" and i < len(s.emitted_ids)
-            rows.append((s.step, i, i, s.drafted_ids[i], s.drafted_text[i], status, emitted,
-                         out + i if emitted else -1, s.p[i],
-                         NAN if s.q is None else s.q[i], s.accept_prob[i],
+            emitted = status == "accepted" and col < len(s.emitted_ids)
+            rows.append((s.step, i, col, s.drafted_ids[i], s.drafted_text[i], status, emitted,
+                         out + col if emitted else -1, s.p[i],
+                         NAN if s.q is None else s.q[i], _num(s.accept_prob[i]),
                          NAN if s.u is None else _num(s.u[i])))
         extra = s.emitted_ids[n_acc:]
         for j, tok in enumerate(extra):  # the correction or bonus (absent if cut by a stop)
@@ -194,13 +205,18 @@ def position_frame(trace: Trace, alpha: float | None = None) -> pd.DataFrame:
     rate_drafted = accepted / drafted (it says: alpha^(pos + 1)).
     """
     alpha = trace_alpha(trace) if alpha is None else alpha
-    g_max = max((s.gamma for s in trace.steps), default=0)
+    g_max = max((max(s.tree_depth, default=0) for s in trace.steps), default=0)
     reached = np.zeros(g_max, dtype=np.int64)
     judged = np.zeros(g_max, dtype=np.int64)
     acc = np.zeros(g_max, dtype=np.int64)
-    for s in trace.steps:
-        reached[: s.gamma] += 1
-        judged[: s.n_evaluated] += 1
+    for s in trace.steps:  # a tree's "position" is a depth: reached, judged, accepted there
+        depth = s.tree_depth
+        reached[: max(depth, default=0)] += 1
+        if s.tree_parent is None:
+            judged[: s.n_evaluated] += 1
+        else:
+            for d in {d for d, a in zip(depth, s.accept_prob) if a is not None}:
+                judged[d - 1] += 1
         acc[: s.n_accepted] += 1
     pos = np.arange(g_max)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -370,3 +386,75 @@ def baseline_for(trace: Trace, traces: Sequence[Trace]) -> Trace | None:
                 and all(b.config.get(k) == r.config.get(k) for k in _SAME_SETUP)):
             found = t
     return found
+
+
+# ---------------------------------------------------------------- token trees
+NODE = "node"  # index in the step's tree; -1 the root (the last committed token)
+PARENT = "parent"
+DEPTH = "depth"
+X = "x"  # layout: depth
+Y = "y"  # layout: leaves in drafting order, a parent amid its children
+TREE_COLUMNS = [NODE, PARENT, DEPTH, TOKEN_ID, TEXT, KIND, P, Q, ACCEPT_PROB, U, Y]
+ROOT = "root"
+
+
+def is_tree(trace: Trace) -> bool:
+    """Whether the run drafted token trees (any step with a tree)."""
+    return any(s.tree_parent is not None for s in trace.steps)
+
+
+def tree_frame(s: StepRecord) -> pd.DataFrame:
+    """One row per node of a step's tree (a chain is a tree of width 1), plus the root and
+    the token the target added (a child of the last accepted node): node, parent, depth,
+    token, kind (root | accepted | rejected | unjudged | resampled | bonus), p, q,
+    min(1, p/q), u and a layout row y (leaves in order, each parent amid its children)."""
+    parent = s.tree_parent if s.tree_parent is not None else list(range(-1, s.gamma - 1))
+    depth = s.tree_depth
+    path = [i for i in range(s.gamma) if s.accepted[i]]
+    kids: dict[int, list[int]] = {-1: []}
+    for i, par in enumerate(parent):
+        kids.setdefault(par, []).append(i)
+        kids.setdefault(i, [])
+    added = s.emitted_ids[s.n_accepted:s.n_accepted + 1]
+    end = path[-1] if path else -1
+    if added:
+        kids[end].append(s.gamma)  # the added token, drawn last
+        kids[s.gamma] = []
+    y: dict[int, float] = {}
+    leaf = [0]
+
+    def place(i: int) -> None:
+        if not kids[i]:
+            y[i] = float(leaf[0])
+            leaf[0] += 1
+            return
+        for k in kids[i]:
+            place(k)
+        y[i] = sum(y[k] for k in kids[i]) / len(kids[i])
+
+    place(-1)
+    rows = [(-1, -2, 0, -1, "x₀", ROOT, NAN, NAN, NAN, NAN, y[-1])]
+    for i in range(s.gamma):
+        rows.append((i, parent[i], depth[i], s.drafted_ids[i], s.drafted_text[i],
+                     _status(s, i), s.p[i], NAN if s.q is None else s.q[i],
+                     _num(s.accept_prob[i]), NAN if s.u is None else _num(s.u[i]), y[i]))
+    if added:
+        rows.append((s.gamma, end, len(path) + 1, added[0], s.emitted_text[s.n_accepted],
+                     s.emitted_kinds[s.n_accepted], NAN, NAN, NAN, NAN, y[s.gamma]))
+    return pd.DataFrame(rows, columns=TREE_COLUMNS)
+
+
+NODES = "nodes"  # drafted per verification
+MAX_DEPTH = "max_depth"  # deepest node drafted
+N_TRIED = "n_tried"  # nodes the verifier judged
+USEFUL = "useful"  # accepted nodes / drafted nodes
+TREE_STEP_COLUMNS = [STEP, NODES, MAX_DEPTH, N_ACCEPTED, N_TRIED, N_EMITTED, USEFUL]
+
+
+def tree_steps_frame(trace: Trace) -> pd.DataFrame:
+    """Per step of a tree run: nodes drafted, the deepest drafted, the accepted depth, nodes
+    judged, tokens emitted, and the useful share (accepted / drafted)."""
+    rows = [(s.step, s.gamma, max(s.tree_depth, default=0), s.n_accepted, s.n_evaluated,
+             len(s.emitted_ids), s.n_accepted / s.gamma if s.gamma else NAN)
+            for s in trace.steps]
+    return pd.DataFrame(rows, columns=TREE_STEP_COLUMNS)

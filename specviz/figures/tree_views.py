@@ -1,0 +1,81 @@
+"""A token tree of one step: what the draft proposed, what the target kept."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from ..traces import frames as F
+from .theme import INK, KIND_COLORS, KIND_SYMBOLS, Q_COLOR, kind_name, show_token, themed
+
+ROOT_COLOR = "#555555"
+DRAFTED = "drafted"  # a node proposed, not judged yet (the walkthrough's earlier moments)
+EDGE_FADED = "#D6D6D6"
+
+
+def _fmt(x: float) -> str:
+    return "–" if not np.isfinite(x) else f"{x:.3f}"
+
+
+def fig_tree_step(tree: pd.DataFrame, title: str | None = "Token tree of the step",
+                  greedy: bool = False) -> go.Figure:
+    """One step's tree from ``tree_frame``: depth across, the root x₀ (the last committed
+    token) on the left. The accepted path and the token the target added are drawn in full
+    with thick edges; rejected nodes (✗) keep their color; nodes the verifier never reached
+    (·) and their edges are faded. Hover: p and q of the token at its parent, min(1, p/q)
+    and u (greedy: whether it is p's top token)."""
+    by_node = tree.set_index(F.NODE)
+    kept = set(tree.loc[tree[F.KIND].isin(["accepted", "resampled", "bonus"]), F.NODE])
+    data: list = []
+    for faded in (True, False):  # faded edges first, under the kept path
+        xs, ys = [], []
+        for _, r in tree[tree[F.NODE] >= 0].iterrows():
+            if (r[F.NODE] in kept) == faded:
+                continue
+            par = by_node.loc[r[F.PARENT]]
+            xs += [par[F.DEPTH], r[F.DEPTH], None]
+            ys += [par[F.Y], r[F.Y], None]
+        data.append(go.Scatter(x=xs, y=ys, mode="lines", hoverinfo="skip", showlegend=False,
+                               line=dict(color=EDGE_FADED if faded else KIND_COLORS["accepted"],
+                                         width=1.5 if faded else 4)))
+    root = tree[tree[F.KIND] == F.ROOT]
+    data.append(go.Scatter(x=root[F.DEPTH], y=root[F.Y], mode="markers+text", text=["x₀"],
+                           textposition="middle left", name="x₀: the last committed token",
+                           marker=dict(symbol="square", size=16, color=ROOT_COLOR),
+                           hovertemplate="x₀, the last committed token<extra></extra>",
+                           textfont=dict(color=INK, size=14)))
+    for kind in ("accepted", "resampled", "bonus", "rejected", "unjudged", DRAFTED):
+        part = tree[tree[F.KIND] == kind]
+        if part.empty:
+            continue
+        name = "drafted, not judged yet" if kind == DRAFTED else kind_name(kind)
+        color = Q_COLOR if kind == DRAFTED else KIND_COLORS[kind]
+        hover = []
+        for _, r in part.iterrows():
+            text = f"<b>{show_token(r[F.TEXT])}</b> · {name} · depth {r[F.DEPTH]}"
+            if kind in ("resampled", "bonus"):
+                hover.append(text + "<br>added by the target")
+                continue
+            verdict = (f"p's top token: {'yes' if r[F.ACCEPT_PROB] >= 1 else 'no'}" if greedy
+                       else f"min(1, p/q)={_fmt(r[F.ACCEPT_PROB])} u={_fmt(r[F.U])}")
+            if kind == DRAFTED:
+                hover.append(f"{text}<br>q={_fmt(r[F.Q])}")
+                continue
+            hover.append(f"{text}<br>p={_fmt(r[F.P])} q={_fmt(r[F.Q])}"
+                         + ("" if kind == "unjudged" else f" · {verdict}"))
+        data.append(go.Scatter(
+            x=part[F.DEPTH], y=part[F.Y], mode="markers+text", name=name,
+            text=[show_token(t) for t in part[F.TEXT]], textposition="middle right",
+            textfont=dict(color=INK if kind != "unjudged" else "#8A8A8A", size=14),
+            marker=dict(symbol=KIND_SYMBOLS.get(kind, "circle-dot"),
+                        size=15 if kind != "unjudged" else 11, color=color,
+                        line=dict(width=2, color=color)),
+            opacity=0.55 if kind == "unjudged" else 1.0, customdata=hover,
+            hovertemplate="%{customdata}<extra></extra>"))
+    n_rows = int(tree[F.Y].max()) + 1 if len(tree) else 1
+    depth = int(tree[F.DEPTH].max()) if len(tree) else 1
+    return themed(data, title, height=int(min(max(260, 34 * n_rows + 150), 900)),
+                  xaxis=dict(title="depth: tokens after x₀", dtick=1, showgrid=False,
+                             zeroline=False, range=[-0.6, depth + 0.9]),
+                  yaxis=dict(visible=False, autorange="reversed"))
