@@ -41,3 +41,9 @@ run --gamma 4 --drafter feature-head --baseline --label "lesson: feature head, g
     --out "$out/feature-head.jsonl"
 run --gamma 4 --drafter model --baseline \
     --label "lesson: draft model beside the feature head, greedy, gamma 4" --out "$out/draft-beside-head.jsonl"
+# token-trees: the chain and two trees on the static engine (trees run there), back to back
+run --gamma 4 --engine static --baseline --label "lesson: chain of 4, static engine, greedy" \
+    --out "$out/tree-chain.jsonl"
+run --tree 3,2,1 --baseline --label "lesson: static tree 3-2-1, greedy" --out "$out/tree-static.jsonl"
+run --tree dynamic:16:6 --baseline --label "lesson: dynamic tree, 16 nodes, greedy" \
+    --out "$out/tree-dynamic.jsonl"

@@ -34,7 +34,7 @@ from specviz.teaching.lessons import temperature_and_roles as L7
 from specviz.traces import frames as F
 
 LESSON_FILES = sorted((R.TRACES_ROOT / R.LESSON_DIR).glob("*.jsonl"))
-NUMBERS = list(range(1, 14))
+NUMBERS = list(range(1, 15))
 DECIMAL = re.compile(r"(?<![\w.])\d+\.\d+")
 
 
@@ -98,8 +98,8 @@ def test_each_lesson_is_one_data_file_and_its_number_code():
 
 def test_lesson_lookup():
     assert L.lesson(7).slug == "temperature-and-roles"
-    with pytest.raises(ValueError, match="no lesson 14"):
-        L.lesson(14)
+    with pytest.raises(ValueError, match="no lesson 15"):
+        L.lesson(15)
 
 
 def test_teaching_imports_neither_streamlit_nor_figures():
@@ -218,6 +218,9 @@ def test_a_contradicting_run_fails_the_claims(numbers):
         "cpu_v_flat"]
     n12 = numbers[12]
     assert not L.checks(L.lesson(12), {**n12, "p99_4": n12["p99_t"] - 1})["gamma4_raises_tail"]
+    n14 = numbers[14]
+    assert not L.checks(L.lesson(14), {**n14, "dy_v": n14["ch_v"]})["verify_grows"]
+    assert not L.checks(L.lesson(14), {**n14, "dy_e": n14["ch_e"]})["trees_longer"]
 
 
 def test_one_speedup_formula_stated_with_its_terms():

@@ -30,6 +30,7 @@ from specviz.teaching.lessons import reading_a_trace as L9
 from specviz.teaching.lessons import runs as R
 from specviz.teaching.lessons import step_structure as L5
 from specviz.teaching.lessons import temperature_and_roles as L7
+from specviz.teaching.lessons import token_trees as L14
 from specviz.traces import frames as F
 from ui.common import load_bundled
 from ui.lesson_exercises import DONE
@@ -583,6 +584,26 @@ def exp_feature_head(files: Files, nums: dict) -> None:
                "through). Recorded one after the other on a 2-core CPU.")
 
 
+def exp_token_trees(files: Files, nums: dict) -> None:
+    st.plotly_chart(LV.fig_chain_vs_tree(L14.per_method(files)), key="l14_bars")
+    runs = L14.tree_runs(files)
+    prompts = [t.run.prompt_text for t in runs]
+    c1, c2 = st.columns([2, 3])
+    i = c1.selectbox("Prompt", range(len(prompts)), key="l14_prompt",
+                     format_func=lambda k: R.short(prompts[k], 60))
+    trace = runs[i]
+    steps = [s.step for s in trace.steps if s.gamma]
+    step = c2.select_slider("Step of the dynamic tree's run", steps, value=steps[0],
+                            key="l14_step")
+    rec = trace.steps[int(step)]
+    st.plotly_chart(G.fig_tree_step(F.tree_frame(rec), greedy=True,
+                                    title=f"Step {step}: {rec.gamma} nodes, accepted depth "
+                                          f"{rec.n_accepted}"), key="l14_tree")
+    st.caption("Greedy: a node is accepted when it is the target's top token after its "
+               "parent; all siblings are checked against the same p. Thick green edges: the "
+               "accepted path; ✗ rejected; faded: never reached. Recorded on a 2-core CPU.")
+
+
 EXPERIMENTS = {
     "architecture": exp_architecture,
     "draft-distribution": exp_draft_distribution,
@@ -597,6 +618,7 @@ EXPERIMENTS = {
     "low-speedup": exp_low_speedup,
     "draft-length-policy": exp_policy,
     "feature-head": exp_feature_head,
+    "token-trees": exp_token_trees,
 }
 
 

@@ -22,6 +22,7 @@ from ..teaching.lessons import parallel_verification as L3
 from ..teaching.lessons import reading_a_trace as L9
 from ..teaching.lessons import step_structure as L5
 from ..teaching.lessons import temperature_and_roles as L7
+from ..teaching.lessons import token_trees as L14
 from ..traces import frames as F
 from .theme import (
     KIND_COLORS,
@@ -250,3 +251,19 @@ def fig_kept_by_position(by_pos: pd.DataFrame) -> go.Figure:
                   height=380, barmode="group",
                   xaxis=dict(title="draft position", dtick=1),
                   yaxis=dict(title="kept / judged", range=[0, 1.15], tickformat=".0%"))
+
+
+def fig_chain_vs_tree(methods: pd.DataFrame) -> go.Figure:
+    """Tokens per verification of the chain and the trees (``token_trees.per_method``): one
+    bar per method, labelled with its nodes per pass and the share of them kept."""
+    text = [f"{e:.2f} tokens · {n:.1f} nodes/pass, {u:.0%} kept"
+            for e, n, u in zip(methods[L14.PER_PASS], methods[L14.NODES], methods[L14.USEFUL])]
+    bar = go.Bar(x=methods[L14.METHOD], y=methods[L14.PER_PASS], text=text,
+                 textposition="outside", marker_color=SERIES[:len(methods)],
+                 marker_pattern_shape=["", "/", "x"][:len(methods)],
+                 hovertemplate="%{x}: %{text}<extra></extra>", showlegend=False)
+    top = float(methods[L14.PER_PASS].max()) if len(methods) else 1.0
+    return themed([bar], "Tokens per verification: chain and trees, same prompts",
+                  height=380, legend=False,
+                  yaxis=dict(title="tokens per verification", range=[0, top * 1.25]),
+                  xaxis=dict(title=None))

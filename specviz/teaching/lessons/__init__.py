@@ -55,6 +55,7 @@ ORDER = (
     "low-speedup",
     "draft-length-policy",
     "feature-head",
+    "token-trees",
 )
 
 LESSONS: tuple[Lesson, ...] = tuple(read_lesson(HERE / f"{slug}.yaml", i + 1)
