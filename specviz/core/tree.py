@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import functools
 import heapq
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import torch
@@ -60,6 +60,8 @@ class Tree:
     tokens: torch.Tensor  # (N,) int64
     q: torch.Tensor | None  # (N, V) float32
     drawn: str = "top-k"
+    # the tokens as host ints when the builder has them (no device read to check siblings)
+    host_tokens: tuple[int, ...] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.drawn not in DRAWN:
@@ -77,7 +79,8 @@ class Tree:
             if not -1 <= par < i:
                 raise ValueError(f"node {i} has parent {par}: parents come before children")
         seen: set[tuple[int, int]] = set()
-        for par, tok in zip(self.parent, self.tokens.tolist()):
+        host = self.host_tokens if self.host_tokens is not None else self.tokens.tolist()
+        for par, tok in zip(self.parent, host):
             if (par, tok) in seen:
                 raise ValueError(f"token {tok} appears twice among the children of {par}")
             seen.add((par, tok))
@@ -255,7 +258,7 @@ def static_tree(q_of: QOf, branching: Sequence[int], drawn: str = "top-k",
                 q_rows.append(q_node)
         frontier = nxt
     return Tree(tuple(parent), torch.tensor(tokens, dtype=torch.long, device=q.device),
-                torch.stack(q_rows).float(), drawn)
+                torch.stack(q_rows).float(), drawn, tuple(tokens))
 
 
 def dynamic_tree(q_of: QOf, budget: int, max_depth: int, top_k: int = 4,
@@ -291,8 +294,9 @@ def dynamic_tree(q_of: QOf, budget: int, max_depth: int, top_k: int = 4,
                                   key=lambda c: (-cands[c][0], cands[c][1], c)))
     new_index = {c: i for i, c in enumerate(keep)}
     parent = tuple(new_index[cands[c][2]] if cands[c][2] >= 0 else -1 for c in keep)
-    tokens = torch.tensor([cands[c][3] for c in keep], dtype=torch.long, device=q.device)
-    return Tree(parent, tokens, torch.stack([cands[c][5] for c in keep]).float(), "top-k")
+    host = tuple(cands[c][3] for c in keep)
+    tokens = torch.tensor(host, dtype=torch.long, device=q.device)
+    return Tree(parent, tokens, torch.stack([cands[c][5] for c in keep]).float(), "top-k", host)
 
 
 # ---------------------------------------------------------------------- verifying a tree

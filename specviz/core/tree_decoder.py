@@ -230,7 +230,8 @@ class TreeDecoder:
     def _data(self, tree: Tree, v, p: torch.Tensor) -> dict[str, np.ndarray]:
         """The step's arrays for its record (one host copy)."""
         k = min(self.k_top, p.shape[-1])
-        out = {"drafted": tree.tokens, "parent": torch.tensor(tree.parent, dtype=torch.long),
+        out = {"drafted": tree.tokens,
+               "parent": torch.tensor(tree.parent, dtype=torch.long, device=p.device),
                "accepted": v.accepted, "accept_prob": v.accept_prob, "p_tok": v.p_tok,
                "n_accepted": v.n_accepted.view(1), "next_token": v.next_token.view(1),
                "bonus": v.bonus.view(1), "tried": v.tried, "path": v.path}
@@ -244,7 +245,15 @@ class TreeDecoder:
             if tree.q is not None:
                 top = torch.topk(tree.q, k, dim=-1)
                 out["q_top_ids"], out["q_top_probs"] = top.indices, top.values
-        return {name: x.detach().cpu().numpy() for name, x in out.items()}
+        # one device -> host copy for all of it (token ids are exact in float32)
+        names = list(out)
+        flat = [out[k].reshape(-1).float() for k in names]
+        host = torch.cat(flat).cpu().numpy()
+        data, at = {}, 0
+        for name, x in zip(names, flat):
+            data[name] = host[at:at + x.shape[0]].reshape(out[name].shape)
+            at += x.shape[0]
+        return data
 
     def finish(self, launched: Launched, eos: set[int]) -> Step:
         """The committed tokens on the host, cut at an EOS."""

@@ -1,0 +1,47 @@
+"""Screenshots of the token-tree views, taken in headless Chromium: a dynamic tree run on
+the Live page (its Token tree tab), the walkthrough of one of its steps, and lesson 14.
+
+Usage:  PYTHONPATH=. python scripts/tree_screenshots.py [--out DIR]
+(assets/images/ by default; the README shows tree.png)
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from app_screenshots import OUT, app_page, choose, open_live
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default=str(OUT))
+    out = Path(ap.parse_args().out)
+    out.mkdir(parents=True, exist_ok=True)
+    with app_page(900_000) as (url, page):
+        open_live(page, url, "explanation")
+        choose(page, "tree", "dynamic tree, 16 nodes (EAGLE-2)")
+        page.locator(".st-key-with_baseline label").click()
+        page.locator(".st-key-run button").click()
+        page.locator(".st-key-live_dl_trace").wait_for(state="attached")
+        page.wait_for_timeout(2000)
+        page.get_by_role("tab", name="Token tree").first.click()
+        page.wait_for_timeout(3000)
+        page.locator("[role='tabpanel']:visible").first.screenshot(path=str(out / "tree.png"))
+        page.goto(f"{url}/walkthrough")
+        page.get_by_role("heading", name="Walkthrough").wait_for()
+        nxt = page.locator(".st-key-wt_next button")
+        nxt.wait_for()
+        for i in range(8):
+            page.wait_for_timeout(1200)
+            page.screenshot(path=str(out / f"tree-walk-{i}.png"))
+            nxt.click()
+        page.goto(f"{url}/lessons?lesson=14")
+        page.wait_for_timeout(6000)
+        page.get_by_role("heading", name="Experiment").scroll_into_view_if_needed()
+        page.wait_for_timeout(2000)
+        page.screenshot(path=str(out / "tree-lesson.png"), full_page=False)
+
+
+if __name__ == "__main__":
+    main()
