@@ -28,11 +28,13 @@ def main() -> None:
         page.get_by_role("tab", name="Token tree").first.click()
         page.wait_for_timeout(3000)
         page.locator("[role='tabpanel']:visible").first.screenshot(path=str(out / "tree.png"))
-        page.goto(f"{url}/walkthrough")
+        page.get_by_role("link", name="Walkthrough").click()  # same session: the live run
         page.get_by_role("heading", name="Walkthrough").wait_for()
         nxt = page.locator(".st-key-wt_next button")
         nxt.wait_for()
+        page.wait_for_timeout(1500)
         for i in range(8):
+            page.mouse.wheel(0, 500)
             page.wait_for_timeout(1200)
             page.screenshot(path=str(out / f"tree-walk-{i}.png"))
             nxt.click()

@@ -14,7 +14,7 @@ run() { echo "+ $*"; "$@"; }
   date -u
   run python3 -m pytest -q -p no:cacheprovider tests/test_tree_decoding.py
   run python3 -m specviz bench --device cuda --drafter model --gamma 4 \
-    --trees "chain 2-2-1 3-2-1 2-2-2-1-1 dynamic:8:6 dynamic:16:6 dynamic:24:8 dynamic:32:10" \
+    --trees "chain 2-2-1 3-2-1 dynamic:8:6 dynamic:16:6 dynamic:32:10" \
     --prompts assets/prompts/heldout.jsonl --repeats 1 --max-new-tokens 128 \
     --json "$res/trees.json" --markdown "$res/trees.md"
   date -u

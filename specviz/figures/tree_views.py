@@ -49,7 +49,8 @@ def fig_tree_step(tree: pd.DataFrame, title: str | None = "Token tree of the ste
         part = tree[tree[F.KIND] == kind]
         if part.empty:
             continue
-        name = "drafted, not judged yet" if kind == DRAFTED else kind_name(kind)
+        name = {DRAFTED: "drafted, not judged yet",
+                "unjudged": "· never reached by the walk"}.get(kind) or kind_name(kind)
         color = Q_COLOR if kind == DRAFTED else KIND_COLORS[kind]
         hover = []
         for _, r in part.iterrows():

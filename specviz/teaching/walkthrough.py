@@ -294,20 +294,26 @@ def _tree_micro_steps(s: StepRecord, w: StepWalk) -> list[MicroStep]:
                   "A tree mask lets each node attend to the committed text and its own "
                   "ancestors only, and siblings share a position, so each node is scored as if "
                   "its branch were the only continuation.", None))
-    for x in w.positions:
-        if x.status == UNJUDGED:
-            continue
+    judged = [x for x in w.positions if x.status != UNJUDGED]
+    if w.greedy:  # siblings are all compared with p's top token at their parent: one look
+        for d in sorted({depth[x.pos] for x in judged}):
+            kids = [x for x in judged if depth[x.pos] == d]
+            won = [x for x in kids if x.status == ACCEPTED]
+            names = ", ".join(f"{quote(x.text)} (p {num(x.p)})" for x in kids)
+            verdict = (f"{quote(won[0].text)} is p's top token there: accepted, the walk goes "
+                       "down into it" + (" and the others are rejected" if len(kids) > 1
+                                         else "")) if won else \
+                "none of them is p's top token there: all rejected"
+            items.append(("accept", f"Depth {d}: compare with p's top token",
+                          f"After {after(kids[0].pos)} the candidates are {names}; {verdict}.",
+                          max(x.pos for x in kids)))
+    for x in [] if w.greedy else judged:  # sampled: tried one after the other
         where = f"after {after(x.pos)}"
-        if w.greedy:
-            verdict = ("it is p's top token there: accepted, the walk goes down into it"
-                       if x.status == ACCEPTED else "it is not p's top token there: rejected")
-            body = f"{quote(x.text)} {where}: p = {num(x.p)}; {verdict}."
-        else:
-            verdict = ("u < min(1, p/q): accepted, the walk goes down into it"
-                       if x.status == ACCEPTED else "u ≥ min(1, p/q): rejected; what is left "
-                       "of p for its next sibling is norm(max(0, p − q))")
-            body = (f"{quote(x.text)} {where}: min(1, p/q) = {num(x.accept_prob)}, "
-                    f"u = {num(x.u)}: {verdict}.")
+        verdict = ("u < min(1, p/q): accepted, the walk goes down into it"
+                   if x.status == ACCEPTED else "u ≥ min(1, p/q): rejected; what is left "
+                   "of p for its next sibling is norm(max(0, p − q))")
+        body = (f"{quote(x.text)} {where}: min(1, p/q) = {num(x.accept_prob)}, "
+                f"u = {num(x.u)}: {verdict}.")
         items.append(("accept", f"Depth {depth[x.pos]}: try {quote(x.text)}", body, x.pos))
     a, n_acc = w.added, w.n_accepted
     if a is not None:
@@ -599,8 +605,12 @@ def strip_tokens(w: StepWalk, index: int) -> list[StripToken]:
     m = w.micro[index]
     out = [StripToken(w.prompt_tail, PROMPT, "prefix")] if w.prompt_tail else []
     out += [StripToken(t, PREFIX, "prefix") for t in w.prefix]
-    out += [StripToken(x.text, _state(w, m, x), "drafts") for x in w.positions
-            if _visible(m, x)]
+    if w.parents is not None:  # a tree: its nodes are alternatives; the text gets the path
+        out += [StripToken(x.text, ACCEPTED, "drafts") for x in w.positions
+                if x.status == ACCEPTED and _state(w, m, x) == ACCEPTED]
+    else:
+        out += [StripToken(x.text, _state(w, m, x), "drafts") for x in w.positions
+                if _visible(m, x)]
     if PHASES.index(m.phase) >= PHASES.index("add") and w.added is not None:
         out.append(StripToken(w.added.text, w.added.kind, "added"))
     return out
