@@ -15,8 +15,11 @@ from specviz.engines.static import fuse_layers
 dtype = sys.argv[1] if len(sys.argv) > 1 else "bfloat16"
 pair = load_pair("embedded:smollm2-135m-instruct", "embedded:smollm2-draft", device="cuda",
                  dtype=dtype)
-fuse_layers(True)
 cfg = DecodeConfig(drafter="model", gamma=4, max_new_tokens=128, engine="graphs")
+# the logits check runs unfused, once per model (as in bench, where the unfused engine
+# comes first): fused bfloat16 differs from transformers' forward by more than its tolerance
+speculative_decode(pair, DEFAULT_PROMPTS[0], cfg)
+fuse_layers(True)
 print(f"torch {torch.__version__}, {dtype}, fused", flush=True)
 for rnd in range(3):
     for traced in (True, False):
