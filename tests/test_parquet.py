@@ -278,3 +278,24 @@ def test_text_that_is_not_utf8_is_a_trace_error(traces):
     pq.write_table(table, buf)
     with pytest.raises(TraceError, match="not valid UTF-8"):
         read_parquet_traces(buf.getvalue(), source="bad.parquet")
+
+
+def test_tree_runs_round_trip_and_version_one_exports_still_load(traces):
+    """A tree run (schema 3) goes through Parquet and back unchanged; an export of version 1
+    (before tree_parent) still loads as the chains it holds."""
+    import json as _json
+
+    from specviz import DecodeConfig, speculative_decode
+    from specviz.traces.parquet import METADATA_KEY
+    pair = load_pair("embedded:tiny-random-target")
+    tree = speculative_decode(pair, "the cat sat", DecodeConfig(
+        chat=False, max_new_tokens=10, tree="2,2", temperature=1.0, seed=2, top_alternatives=3))
+    assert read_parquet_traces(_export([tree, traces[0]])) == [tree, traces[0]]
+    table = pq.read_table(io.BytesIO(_export(traces[:2])))
+    old = table.drop_columns(["tree_parent"])
+    meta = dict(old.schema.metadata)
+    key = METADATA_KEY if isinstance(METADATA_KEY, bytes) else METADATA_KEY.encode()
+    meta[key] = _json.dumps({**_json.loads(meta[key]), "version": 1}).encode()
+    buf = io.BytesIO()
+    pq.write_table(old.replace_schema_metadata(meta), buf)
+    assert read_parquet_traces(buf.getvalue()) == traces[:2]

@@ -44,7 +44,7 @@ from .records import (
 )
 
 PARQUET_FORMAT = "specviz-trace-parquet"
-PARQUET_VERSION = 1
+PARQUET_VERSION = 2  # 2 added tree_parent (token trees)
 METADATA_KEY = b"specviz"
 
 _INT, _F64, _STR, _BOOL = pa.int64(), pa.float64(), pa.string(), pa.bool_()
@@ -94,6 +94,8 @@ COLUMNS: dict[str, tuple[pa.DataType, str]] = {
     "accept_prob": (_F64, "min(1, p/q); greedy: 1 if it is p's argmax else 0"),
     "u": (_F64, "uniform draw compared with accept_prob; null if not drawn or greedy"),
     "accepted": (_BOOL, "the target kept this drafted token"),
+    "tree_parent": (_INT, "a tree step: this node's parent position (-1: the last committed "
+                          "token); null in a chain (export version 2)"),
     "evaluated": (_BOOL, "the verifier judged this position (position < n_evaluated)"),
     "beta": (_F64, "sum_x min(p(x), q(x)) at this position; null without q or greedy"),
     "p_top_ids": (pa.list_(_INT), "top-k tokens of p at this position"),
@@ -108,12 +110,13 @@ SCHEMA = pa.schema([(name, typ) for name, (typ, _) in COLUMNS.items()])
 
 # StepRecord fields indexed by draft position, and the subset holding a top-k row each
 _POSITION_FIELDS = ("drafted_ids", "drafted_text", "q", "p", "accept_prob", "u", "accepted",
-                    "beta", "p_top_ids", "p_top_texts", "p_top_probs", "q_top_ids",
+                    "tree_parent", "beta", "p_top_ids", "p_top_texts", "p_top_probs", "q_top_ids",
                     "q_top_texts", "q_top_probs")
 _TOP_FIELDS = ("p_top_ids", "p_top_texts", "p_top_probs", "q_top_ids", "q_top_texts",
                "q_top_probs")
 _COLUMN_OF = {"drafted_ids": "drafted_id"}  # step field -> column, where the names differ
 _STEP_SCALARS = ("draft_ms", "verify_ms", "accept_ms", "total_ms", "t_end_s")
+_SINCE = {"tree_parent": 2}  # columns added after export version 1: the version adding them
 
 
 def _typed(v: Any, kind: type) -> Any:
@@ -302,7 +305,8 @@ def _read_bounded(pf: pq.ParquetFile, source: Any, leaves: list[tuple[int, str, 
     reader = pq.ParquetFile(source, metadata=pf.metadata, read_dictionary=text)
     batches, size = [], 0
     with reader:
-        for batch in reader.iter_batches(batch_size=_BATCH_ROWS, columns=list(_READ),
+        present = [c for c in _READ if pf.schema_arrow.get_field_index(c) >= 0]
+        for batch in reader.iter_batches(batch_size=_BATCH_ROWS, columns=present,
                                          use_threads=False):
             size += batch.nbytes
             if size > MAX_PARQUET_DECODED_MB * 2**20:
@@ -313,6 +317,9 @@ def _read_bounded(pf: pq.ParquetFile, source: Any, leaves: list[tuple[int, str, 
         return pa.table({name: pa.array([], COLUMNS[name][0]) for name in _READ})
     table = pa.Table.from_batches(batches)
     pa.default_memory_pool().release_unused()  # decoding buffers, back to the system
+    for name in _SINCE:  # an older export: the later columns as nulls (chains)
+        if name not in table.column_names:
+            table = table.append_column(name, pa.nulls(table.num_rows, COLUMNS[name][0]))
     return table
 
 
@@ -355,9 +362,14 @@ def _python_cost(table: pa.Table) -> int:
     alone."""
     starts = _step_starts(table)
     # each step's per-position lists (a top-k field's rows are counted as the lists below)
-    cost = 64 * (len(_POSITION_FIELDS) - len(_TOP_FIELDS)) * len(starts)
+    cost = 64 * (len(_POSITION_FIELDS) - len(_TOP_FIELDS) - len(_SINCE)) * len(starts)
     for name in _POSITION_COLUMNS[1:]:
-        cost += _cost(table.column(name))
+        col = table.column(name)
+        if name in _SINCE:  # null in a chain: no list at all
+            n = len(col) - col.null_count
+            cost += 48 * n + 64 * len(starts) if n else 0
+        else:
+            cost += _cost(col)
     for name in ("emitted_ids", "emitted_text", "emitted_kinds"):
         cost += _cost(table.column(name).take(pa.array(starts, pa.int64())))
     return cost
@@ -399,13 +411,15 @@ def _check_schema(schema: pa.Schema, src: str) -> None:
     if not isinstance(version, int) or version > PARQUET_VERSION:
         raise TraceError(f"is export version {json.dumps(version)[:20]}; this specviz reads up to "
                          f"{PARQUET_VERSION} (upgrade specviz)", source=src)
-    missing = [c for c in COLUMNS if schema.get_field_index(c) < 0]  # absent or repeated
+    expected = [c for c in COLUMNS if _SINCE.get(c, 1) <= version]
+    missing = [c for c in expected if schema.get_field_index(c) < 0]  # absent or repeated
     if missing:
         raise TraceError(f"lacks the column(s) {', '.join(missing)}", source=src)
-    if len(schema) != len(COLUMNS):
-        raise TraceError(f"has {len(schema):,} columns; an export has exactly {len(COLUMNS)}",
-                         source=src)
-    for name, (typ, _) in COLUMNS.items():
+    if len(schema) != len(expected):
+        raise TraceError(f"has {len(schema):,} columns; an export has exactly "
+                         f"{len(expected)}", source=src)
+    for name in expected:
+        typ = COLUMNS[name][0]
         found = schema.field(name).type
         if not found.equals(typ):
             raise TraceError(f"has type {found}, expected {typ}", source=src,
@@ -478,7 +492,8 @@ def _step_records(table: pa.Table, starts: np.ndarray, src: str):
             raise TraceError(f"step {step['step']} has positions {shown}; expected 0, 1, ...",
                              source=src, field_name="position")
         for f in _POSITION_FIELDS:
-            if f in null_fields:
+            if f in null_fields or (f in _SINCE and drafted and all(
+                    x is None for x in pos[f][a:b])):  # an older export: a chain
                 rec[f] = None
             elif f in empty_fields or not drafted:
                 rec[f] = []
