@@ -96,7 +96,8 @@ COLUMNS: dict[str, tuple[pa.DataType, str]] = {
     "accepted": (_BOOL, "the target kept this drafted token"),
     "tree_parent": (_INT, "a tree step: this node's parent position (-1: the last committed "
                           "token); null in a chain (export version 2)"),
-    "evaluated": (_BOOL, "the verifier judged this position (position < n_evaluated)"),
+    "evaluated": (_BOOL, "the verifier judged this position (position < n_evaluated; a tree: "
+                         "the walk reached this node)"),
     "beta": (_F64, "sum_x min(p(x), q(x)) at this position; null without q or greedy"),
     "p_top_ids": (pa.list_(_INT), "top-k tokens of p at this position"),
     "p_top_texts": (pa.list_(_STR), "their text"),
@@ -166,7 +167,9 @@ def _step_rows(s: StepRecord) -> list[dict]:
         return [base]
     rows = []
     for i in range(s.gamma):
-        row = dict(base, position=i, evaluated=i < s.n_evaluated)
+        judged = (s.accept_prob[i] is not None if s.tree_parent is not None
+                  else i < s.n_evaluated)  # a tree: the nodes the walk reached
+        row = dict(base, position=i, evaluated=judged)
         for f in _POSITION_FIELDS:
             values = getattr(s, f)
             row[_COLUMN_OF.get(f, f)] = values[i] if values else None
