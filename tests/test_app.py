@@ -617,3 +617,25 @@ def test_an_uploaded_trace_is_compared_and_shown_at_once(traces_dir, monkeypatch
     mine = runs["greedy"].run.prompt_text[:10]
     assert any(mine in c for c in at.multiselect(key="insp_compare").value)
     assert mine in at.selectbox(key="insp_pick").value
+
+
+def test_an_uploaded_tree_run_gets_its_tree_and_no_chain_diagnosis(traces_dir, monkeypatch):
+    """A tree run (and its baseline) uploaded to the Trace inspector, twice: the Token tree
+    tab with its tree, and a plain note instead of the chain's diagnosis and what-if."""
+    from specviz import DecodeConfig, load_pair, speculative_decode, target_only_decode
+    monkeypatch.setenv("SPECVIZ_TRACES_DIR", str(traces_dir))
+    pair = load_pair("embedded:tiny-random-target")
+    cfg = DecodeConfig(max_new_tokens=16, chat=False, tree="3,2,1")
+    tree = speculative_decode(pair, "the cat sat on the mat", cfg)
+    base = target_only_decode(pair, "the cat sat on the mat", cfg)
+    data = traces_to_jsonl([tree, base]).encode()
+    at = _app("app_pages/inspector.py")
+    for _ in range(2):
+        at.file_uploader(key="insp_uploads").set_value([("tree.jsonl", data,
+                                                         "application/jsonl")])
+        at.run()
+        _no_failure(at)
+        assert not at.error, [e.value for e in at.error]
+        assert any(m.label == "nodes per pass" for m in at.metric)
+        assert _figure(at, "Step 0:")
+        assert any("not shown for a tree run" in c.value for c in at.caption)
