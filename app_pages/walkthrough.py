@@ -15,7 +15,8 @@ if trace is None:
     st.stop()
 if not presenter:
     st.caption("The draft proposes γ tokens (q), the target scores them all in one pass (p), "
-               "the longest acceptable prefix is kept and the target adds one token. "
+               "the longest acceptable prefix is kept and the target adds one token (a tree "
+               "step: several continuations, one pass, a walk down the tree). "
                "Step with ◀ / ▶ (or the ← / → keys) through draft → verify → accept → "
                "correction or bonus → commit.")
 with top[1]:

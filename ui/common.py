@@ -90,11 +90,11 @@ class Settings:
     def describe(self) -> str:
         """One line naming every setting of the run."""
         d = self.decode
+        shape = TREES.get(d.tree, d.tree) if d.tree else f"γ = {d.gamma} ({d.policy})"
         return (f"target {self.target} · draft {self.draft or 'none'} · drafter {d.drafter} "
-                f"· γ = {d.gamma} ({d.policy}) · τ = {d.temperature:g} · top-k {d.top_k} · "
+                f"· {shape} · τ = {d.temperature:g} · top-k {d.top_k} · "
                 f"top-p {d.top_p:g} · seed {d.seed} · max {d.max_new_tokens} tokens · "
-                f"engine {d.engine}" + (f" · {TREES.get(d.tree, d.tree)}" if d.tree else "")
-                + ("" if d.chat else " · no chat template"))
+                f"engine {d.engine}" + ("" if d.chat else " · no chat template"))
 
 
 def _targets() -> list[str]:

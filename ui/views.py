@@ -106,8 +106,17 @@ def inspector_ui(trace: Trace, drafts: pd.DataFrame, key: str) -> None:
     c1, c2 = st.columns([3, 1])
     step = c1.select_slider("step", steps, value=steps[0], key=f"{key}_insp_step")
     rows = drafts[drafts[F.STEP] == step]
-    labels = [f"{p + 1}: {G.show_token(t)} ({s})" for p, t, s in
-              zip(rows[F.POS], rows[F.TEXT], rows[F.STATUS])]
+    rec = trace.steps[int(step)]
+    if rec.tree_parent is not None:  # a tree: which node, where
+        depth = rec.tree_depth
+        labels = [f"node {p + 1}, depth {depth[p]}"
+                  + (f" after {G.show_token(rec.drafted_text[rec.tree_parent[p]])}"
+                     if rec.tree_parent[p] >= 0 else "")
+                  + f": {G.show_token(t)} ({'never reached' if s == 'unjudged' else s})"
+                  for p, t, s in zip(rows[F.POS], rows[F.TEXT], rows[F.STATUS])]
+    else:
+        labels = [f"{p + 1}: {G.show_token(t)} ({s})" for p, t, s in
+                  zip(rows[F.POS], rows[F.TEXT], rows[F.STATUS])]
     choice = c2.selectbox("draft position", range(len(rows)), format_func=labels.__getitem__,
                           key=f"{key}_insp_pos")
     row = rows.iloc[int(choice)]
@@ -117,8 +126,11 @@ def inspector_ui(trace: Trace, drafts: pd.DataFrame, key: str) -> None:
                                  str(row[F.TEXT]), str(row[F.STATUS]), greedy=greedy)
     st.plotly_chart(fig, key=f"{key}_inspector")
     st.caption("Greedy decoding draws nothing at random: a draft is accepted exactly when it "
-               "is the target's top token (▲), and a rejected draft is replaced by that top "
-               "token. ▶ marks the drafted token." if greedy else
+               "is the target's top token (▲)" + (
+                   "; in a tree, the sibling that is the top token is followed, and where no "
+                   "sibling is, the target adds that top token." if rec.tree_parent is not None
+                   else ", and a rejected draft is replaced by that top token.")
+               + " ▶ marks the drafted token." if greedy else
                "▶ marks the drafted token. The residual is computed over the tokens shown "
                "(top-k of p and q), so it is approximate when the lists differ.")
 
@@ -126,9 +138,8 @@ def inspector_ui(trace: Trace, drafts: pd.DataFrame, key: str) -> None:
 @st.fragment
 def tree_ui(trace: Trace, key: str) -> None:
     """A tree run: its statistics and one step's tree (moving the step reruns only this)."""
-    stats = F.tree_steps_frame(trace)
-    stats = stats[stats[F.NODES] > 0]
-    if stats.empty:
+    stats = F.tree_steps_frame(trace)  # every step, as the run's own figures count them
+    if (stats[F.NODES] == 0).all():
         st.info("This run drafted no tree.")
         return
     c = st.columns(4)
@@ -136,25 +147,29 @@ def tree_ui(trace: Trace, key: str) -> None:
                 help="Tree nodes drafted per verification step (all scored in one target "
                      "pass).")
     c[1].metric("accepted depth", _num(stats[F.N_ACCEPTED].mean()),
-                help="Accepted drafts per step: the depth the walk down the tree reached.")
+                help="Drafted nodes kept per step: how deep the walk down the tree went "
+                     "(tokens per verification is this + 1).")
     c[2].metric("tokens per verification", _num(stats[F.N_EMITTED].mean()),
                 help="Accepted depth + the one token the target adds.")
-    c[3].metric("useful nodes", _num(100 * stats[F.USEFUL].mean(), "{:.0f} %"),
+    useful = stats[F.N_ACCEPTED].sum() / max(stats[F.NODES].sum(), 1)
+    c[3].metric("useful nodes", _num(100 * useful, "{:.0f} %"),
                 help="Accepted nodes / drafted nodes: the share of the tree that ended up in "
                      "the output. The rest was verified for nothing.")
-    steps = stats[F.STEP].tolist()
+    steps = stats[stats[F.NODES] > 0][F.STEP].tolist()
     step = st.select_slider("step", steps, value=steps[0], key=f"{key}_tree_step")
     rec = trace.steps[int(step)]
-    st.plotly_chart(G.fig_tree_step(F.tree_frame(rec), greedy=F.is_greedy(trace),
+    st.plotly_chart(G.fig_tree_step(F.tree_frame(rec, F.last_committed_text(trace, int(step))),
+                                    greedy=F.is_greedy(trace),
                                     title=f"Step {step}: {rec.gamma} nodes, accepted depth "
                                           f"{rec.n_accepted}"),
                     key=f"{key}_tree")
-    st.caption("x₀ is the last committed token. Each node is a drafted token, a child of the "
-               "token before it; siblings are alternatives for the same position. The target "
-               "scored every node in one pass and walked down from x₀ along accepted nodes "
-               "(thick green edges, ✓), then added one token itself (◆ correction or ★ "
-               "bonus). ✗: judged and rejected; faded ·: never reached. Hover a node for p "
-               "and q of its token at its parent.")
+    st.caption("The square is x₀, the last committed token. Each node is a drafted token, a "
+               "child of the token before it; siblings are alternatives for the same position. "
+               "The target scored every node in one pass and walked down from x₀ along "
+               "accepted nodes (thick green edges, ✓), then added one token itself (◆ in "
+               "place of a rejected draft, or ★ bonus after a leaf). ✗: judged and rejected; "
+               "faded ·: never reached. Hover a node for p and q of its token at its parent. "
+               "The colored text and the timeline show the accepted path only.")
 
 
 def run_figures(fr: dict[str, pd.DataFrame], trace: Trace, name: str,
@@ -220,11 +235,15 @@ def render_trace(trace: Trace, key: str, baseline: Trace | None = None, source: 
     with tabs[0]:
         if tree:
             st.caption("A tree run: the heatmap's columns are the nodes of each step's tree "
-                       "(in drafting order), and acceptance by position is by depth.")
+                       "in drafting order (not positions in the text; · there: never reached). "
+                       "Acceptance by position and accepted length against the i.i.d. model "
+                       "describe chains, so they are left out: the Token tree tab has the "
+                       "tree's own figures.")
         st.plotly_chart(figs["acceptance heatmap"], key=f"{key}_heat")
-        c1, c2 = st.columns(2)
-        c1.plotly_chart(figs["acceptance by position"], key=f"{key}_pos")
-        c2.plotly_chart(figs["accepted length"], key=f"{key}_len")
+        if not tree:
+            c1, c2 = st.columns(2)
+            c1.plotly_chart(figs["acceptance by position"], key=f"{key}_pos")
+            c2.plotly_chart(figs["accepted length"], key=f"{key}_len")
     with tabs[1]:
         inspector_ui(trace, fr["drafts"], key)
     with tabs[2]:

@@ -223,7 +223,8 @@ def _chart(slot, fig, key: str, presenter: bool) -> None:
 
 def _figures_ui(trace: Trace, walk: W.StepWalk, m: W.MicroStep, presenter: bool) -> None:
     if walk.parents is not None:  # a tree step: the tree as known at this micro-step
-        fig = G.fig_tree_step(W.tree_view(trace.steps[walk.step], walk, m.index),
+        fig = G.fig_tree_step(W.tree_view(trace.steps[walk.step], walk, m.index,
+                                          F.last_committed_text(trace, walk.step)),
                               title=None, greedy=walk.greedy)
         _chart(st, fig, "wt_fig_tree", presenter)
         return

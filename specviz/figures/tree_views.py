@@ -40,21 +40,34 @@ def fig_tree_step(tree: pd.DataFrame, title: str | None = "Token tree of the ste
                                line=dict(color=EDGE_FADED if faded else KIND_COLORS["accepted"],
                                          width=1.5 if faded else 4)))
     root = tree[tree[F.KIND] == F.ROOT]
-    data.append(go.Scatter(x=root[F.DEPTH], y=root[F.Y], mode="markers+text", text=["x₀"],
-                           textposition="middle left", name="x₀: the last committed token",
+    root_text = str(root[F.TEXT].iloc[0]) if len(root) else "x₀"
+    data.append(go.Scatter(x=root[F.DEPTH], y=root[F.Y], mode="markers",
+                           name="x₀: the last committed token",
                            marker=dict(symbol="square", size=16, color=ROOT_COLOR),
-                           hovertemplate="x₀, the last committed token<extra></extra>",
-                           textfont=dict(color=INK, size=14)))
+                           hovertemplate="x₀, the last committed token<extra></extra>"))
+    labels = [dict(x=float(root[F.DEPTH].iloc[0]), y=float(root[F.Y].iloc[0]),
+                   text=show_token(root_text) if root_text != "x₀" else "x₀",
+                   xanchor="right", xshift=-12, showarrow=False,
+                   font=dict(color=INK, size=14))] if len(root) else []
     for kind in ("accepted", "resampled", "bonus", "rejected", "unjudged", DRAFTED):
         part = tree[tree[F.KIND] == kind]
         if part.empty:
             continue
         name = {DRAFTED: "drafted, not judged yet",
                 "unjudged": "· never reached by the walk"}.get(kind) or kind_name(kind)
+        if kind == "resampled" and greedy:
+            name = "◆ the target's own token (p's top, in place of a rejected draft)"
         color = Q_COLOR if kind == DRAFTED else KIND_COLORS[kind]
+        mark = {"accepted": "✓ ", "rejected": "✗ ", "resampled": "◆ ", "bonus": "★ "}.get(kind,
+                                                                                         "")
         hover = []
         for _, r in part.iterrows():
             text = f"<b>{show_token(r[F.TEXT])}</b> · {name} · depth {r[F.DEPTH]}"
+            labels.append(dict(x=float(r[F.DEPTH]), y=float(r[F.Y]),
+                               text=mark + show_token(r[F.TEXT]), xanchor="left", xshift=10,
+                               showarrow=False, bgcolor="rgba(255,255,255,0.9)",
+                               font=dict(color="#8A8A8A" if kind == "unjudged" else INK,
+                                         size=14)))
             if kind in ("resampled", "bonus"):
                 hover.append(text + "<br>added by the target")
                 continue
@@ -66,10 +79,8 @@ def fig_tree_step(tree: pd.DataFrame, title: str | None = "Token tree of the ste
             hover.append(f"{text}<br>p={_fmt(r[F.P])} q={_fmt(r[F.Q])}"
                          + ("" if kind == "unjudged" else f" · {verdict}"))
         data.append(go.Scatter(
-            x=part[F.DEPTH], y=part[F.Y], mode="markers+text", name=name,
-            text=[show_token(t) for t in part[F.TEXT]], textposition="middle right",
-            textfont=dict(color=INK if kind != "unjudged" else "#8A8A8A", size=14),
-            marker=dict(symbol=KIND_SYMBOLS.get(kind, "circle-dot"),
+            x=part[F.DEPTH], y=part[F.Y], mode="markers", name=name,
+            marker=dict(symbol="hexagon-open" if kind == DRAFTED else KIND_SYMBOLS[kind],
                         size=15 if kind != "unjudged" else 11, color=color,
                         line=dict(width=2, color=color)),
             opacity=0.55 if kind == "unjudged" else 1.0, customdata=hover,
@@ -77,6 +88,7 @@ def fig_tree_step(tree: pd.DataFrame, title: str | None = "Token tree of the ste
     n_rows = int(tree[F.Y].max()) + 1 if len(tree) else 1
     depth = int(tree[F.DEPTH].max()) if len(tree) else 1
     return themed(data, title, height=int(min(max(260, 34 * n_rows + 150), 900)),
+                  annotations=labels,
                   xaxis=dict(title="depth: tokens after x₀", dtick=1, showgrid=False,
-                             zeroline=False, range=[-0.6, depth + 0.9]),
+                             zeroline=False, range=[-0.8, depth + 0.9]),
                   yaxis=dict(visible=False, autorange="reversed"))

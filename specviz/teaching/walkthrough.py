@@ -578,12 +578,12 @@ def _state(w: StepWalk, m: MicroStep, x: Position) -> str:
 DRAFTED = "drafted"  # tree_view: a node proposed, not judged yet
 
 
-def tree_view(s: StepRecord, w: StepWalk, index: int) -> pd.DataFrame:
+def tree_view(s: StepRecord, w: StepWalk, index: int, root_text: str = "x₀") -> pd.DataFrame:
     """A tree step's ``frames.tree_frame`` as known at micro-step ``index``: nodes appear as
     the draft proposes them ("drafted"), take their verdict when judged, and the added token
     appears with the add phase."""
     m = w.micro[index]
-    tree = F.tree_frame(s)
+    tree = F.tree_frame(s, root_text)
     order = PHASES.index(m.phase)
     nodes = tree[F.NODE]
     if m.phase == "draft":
@@ -594,8 +594,16 @@ def tree_view(s: StepRecord, w: StepWalk, index: int) -> pd.DataFrame:
     if order < PHASES.index("accept"):
         tree.loc[pending, F.KIND] = DRAFTED
     elif m.phase == "accept":
+        final = dict(zip(tree[F.NODE], tree[F.KIND]))
         later = pending & (tree[F.NODE] > (m.position if m.position is not None else -1))
         tree.loc[later, F.KIND] = DRAFTED
+        # a node below a rejected (or unreached) one can never be reached: faded at once
+        shown = dict(zip(tree[F.NODE], tree[F.KIND]))
+        for node, par in zip(tree[F.NODE], tree[F.PARENT]):
+            if shown[node] == DRAFTED and final[node] == "unjudged" and \
+                    shown.get(par) in ("rejected", "unjudged"):
+                shown[node] = "unjudged"
+        tree[F.KIND] = tree[F.NODE].map(shown)
     return tree
 
 

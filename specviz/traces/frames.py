@@ -144,12 +144,11 @@ def _status(s: StepRecord, i: int) -> str:
 
 
 def _reading_order(s: StepRecord) -> list[int]:
-    """Draft positions in reading order: a chain's as drafted; a tree's accepted path first
-    (by depth), then the other nodes as drafted."""
+    """Draft positions in reading order: a chain's as drafted; a tree's accepted path only
+    (its other nodes are alternatives, not text that followed: the tree view shows them)."""
     if s.tree_parent is None:
         return list(range(s.gamma))
-    path = [i for i in range(s.gamma) if s.accepted[i]]
-    return path + [i for i in range(s.gamma) if not s.accepted[i]]
+    return [i for i in range(s.gamma) if s.accepted[i]]
 
 
 def drafts_frame(trace: Trace) -> pd.DataFrame:
@@ -182,7 +181,8 @@ def step_tokens_frame(steps: Sequence[StepRecord], target_only: bool,
     out = out_start
     for s in steps:
         n_acc = s.n_accepted
-        for col, i in enumerate(_reading_order(s)):
+        order = _reading_order(s)
+        for col, i in enumerate(order):
             status = _status(s, i)
             emitted = status == "accepted" and col < len(s.emitted_ids)
             rows.append((s.step, i, col, s.drafted_ids[i], s.drafted_text[i], status, emitted,
@@ -192,8 +192,8 @@ def step_tokens_frame(steps: Sequence[StepRecord], target_only: bool,
         extra = s.emitted_ids[n_acc:]
         for j, tok in enumerate(extra):  # the correction or bonus (absent if cut by a stop)
             kind = "target" if target_only else s.emitted_kinds[n_acc + j]
-            rows.append((s.step, s.gamma, s.gamma, tok, s.emitted_text[n_acc + j], kind, True,
-                         out + n_acc + j, NAN, NAN, NAN, NAN))
+            rows.append((s.step, s.gamma, len(order), tok, s.emitted_text[n_acc + j], kind,
+                         True, out + n_acc + j, NAN, NAN, NAN, NAN))
         out += len(s.emitted_ids)
     return pd.DataFrame(rows, columns=TOKEN_COLUMNS)
 
@@ -300,8 +300,10 @@ def trace_alpha(trace: Trace) -> float | None:
 def run_name(trace: Trace, source: str = "") -> str:
     """A short readable name of a run: label or run id, with its drafter and gamma."""
     r = trace.run
+    tree = r.config.get("tree")
     what = "target only" if is_target_only(trace) else \
-        f"{r.drafter or 'draft'} γ={r.config.get('gamma', '?')}"
+        f"{r.drafter or 'draft'} " + (f"tree {tree}" if tree else
+                                      f"γ={r.config.get('gamma', '?')}")
     head = r.label or r.run_id
     return f"{head} · {what}" + (f" · {source}" if source else "")
 
@@ -403,7 +405,7 @@ def is_tree(trace: Trace) -> bool:
     return any(s.tree_parent is not None for s in trace.steps)
 
 
-def tree_frame(s: StepRecord) -> pd.DataFrame:
+def tree_frame(s: StepRecord, root_text: str = "x₀") -> pd.DataFrame:
     """One row per node of a step's tree (a chain is a tree of width 1), plus the root and
     the token the target added (a child of the last accepted node): node, parent, depth,
     token, kind (root | accepted | rejected | unjudged | resampled | bonus), p, q,
@@ -433,7 +435,7 @@ def tree_frame(s: StepRecord) -> pd.DataFrame:
         y[i] = sum(y[k] for k in kids[i]) / len(kids[i])
 
     place(-1)
-    rows = [(-1, -2, 0, -1, "x₀", ROOT, NAN, NAN, NAN, NAN, y[-1])]
+    rows = [(-1, -2, 0, -1, root_text, ROOT, NAN, NAN, NAN, NAN, y[-1])]
     for i in range(s.gamma):
         rows.append((i, parent[i], depth[i], s.drafted_ids[i], s.drafted_text[i],
                      _status(s, i), s.p[i], NAN if s.q is None else s.q[i],
@@ -449,6 +451,13 @@ MAX_DEPTH = "max_depth"  # deepest node drafted
 N_TRIED = "n_tried"  # nodes the verifier judged
 USEFUL = "useful"  # accepted nodes / drafted nodes
 TREE_STEP_COLUMNS = [STEP, NODES, MAX_DEPTH, N_ACCEPTED, N_TRIED, N_EMITTED, USEFUL]
+
+
+def last_committed_text(trace: Trace, step: int) -> str:
+    """The text of x₀ of a step (the last token committed before it); "x₀" for the first
+    step (the prompt's last token has no text of its own in the trace)."""
+    return trace.steps[step - 1].emitted_text[-1] if step > 0 and \
+        trace.steps[step - 1].emitted_text else "x₀"
 
 
 def tree_steps_frame(trace: Trace) -> pd.DataFrame:
