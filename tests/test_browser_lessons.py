@@ -81,16 +81,28 @@ def _pick(page, box, text: str, tries: int = 4) -> None:
                 raise
 
 
+def _place(page, box, text: str, placed: str, tries: int = 4) -> None:
+    """Pick an option, then wait until the page shows ``placed`` (it counted the pick); a pick
+    that a rerun of the page swallowed (the option still offered) is made again."""
+    for attempt in range(tries):
+        _pick(page, box, text)
+        try:
+            page.get_by_text(placed).wait_for(timeout=15_000)
+            return
+        except sync_api.TimeoutError:
+            if attempt == tries - 1:
+                raise
+            page.keyboard.press("Escape")  # close the list; the next try opens it afresh
+
+
 def test_ordering_exercise_in_the_browser(page, app_url):
     ex = _filled(5)[0].exercises[0]
     page.goto(f"{app_url}/lessons?lesson=5")
     box = page.locator(".st-key-ex_5_cycle")
     page.get_by_text(f"0 of {len(ex.events)} events placed.").wait_for()  # the page is drawn
-    for i, event in enumerate(ex.events, start=1):
-        _pick(page, box, event)
-        if i < len(ex.events):  # wait for the page to count it
-            page.get_by_text(f"{i} of {len(ex.events)} events placed.").wait_for()
-    page.get_by_text("Correct order.").wait_for()
+    for i, event in enumerate(ex.events, start=1):  # each pick counted before the next
+        _place(page, box, event, f"{i} of {len(ex.events)} events placed."
+               if i < len(ex.events) else "Correct order.")
     page.get_by_text("exercises done: 1 of").wait_for()
     box.screenshot(path=str(SHOTS / "lesson-5-ordering.png"))
 
