@@ -68,9 +68,10 @@ def _result_ui(result: dict | None) -> None:
     run_id = spec.run.run_id if spec is not None else ""
     rate = spec.summary.tokens_per_s if spec is not None and spec.steps else 0.0
     made = f"{spec.summary.n_emitted} tokens at {rate:.1f} tokens/s · " if rate else ""
+    what = f"Last run {html.escape(run_id)}" if run_id else "Not run (refused before it began)"
     st.html(f'<div class="specviz-last-run" data-run-id="{html.escape(run_id)}" '
             f'data-tokens-per-s="{rate:.4f}" style="color:#666;font-size:0.85em">'
-            f"Last run {html.escape(run_id)}: {made}{html.escape(result['settings'])}</div>")
+            f"{what}: {made}{html.escape(result['settings'])}</div>")
     if result["error"]:
         st.error(f"The run stopped with an error: {as_text(result['error'])}" +
                  (" The steps that finished are kept below." if spec else ""))

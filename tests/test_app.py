@@ -243,6 +243,7 @@ def test_live_token_tree_on_the_real_pair_twice():
     assert not at.exception
     assert any("drafted by a draft model" in e.value for e in at.error), \
         [e.value for e in at.error]
+    assert "Not run (refused before it began)" in _html(at)
 
 
 def test_live_feature_head_on_the_real_pair_twice():

@@ -38,10 +38,12 @@ from . import theory
 
 METRIC_DEFINITIONS = {
     "alpha_hat": "α̂ = accepted drafts / drafts the verifier judged (each step's accepted ones "
-                 "plus its first rejection). Under the i.i.d. model this is the maximum-"
-                 "likelihood estimate of the acceptance rate α.",
+                 "plus its first rejection; in a token tree, every node the walk reached). "
+                 "Under the i.i.d. model (chains) this is the maximum-likelihood estimate of "
+                 "the acceptance rate α.",
     "mean_accepted_length": "Tokens emitted per verification step: accepted drafts + the one "
-                            "token the target adds. Theory: E = (1 − α^(γ+1)) / (1 − α).",
+                            "token the target adds. Theory for a chain: "
+                            "E = (1 − α^(γ+1)) / (1 − α).",
     "tokens_per_target_pass": "Emitted tokens / target forward passes. Target-only decoding "
                               "gets exactly 1.",
     "speedup": "Tokens per second of this run / tokens per second of the target alone "
