@@ -640,3 +640,5 @@ def test_an_uploaded_tree_run_gets_its_tree_and_no_chain_diagnosis(traces_dir, m
         assert any(m.label == "nodes per pass" for m in at.metric)
         assert _figure(at, "Step 0:")
         assert any("not shown for a tree run" in c.value for c in at.caption)
+        heat = _figure(at, "Greedy acceptance")
+        assert heat["layout"]["xaxis"]["title"]["text"] == "tree node, in drafting order"

@@ -179,7 +179,8 @@ def run_figures(fr: dict[str, pd.DataFrame], trace: Trace, name: str,
     tokens = fr["tokens"]
     figs = {"timeline": lambda: G.fig_timeline(tokens),  # built only when downloaded
             "acceptance heatmap": G.fig_acceptance_heatmap(fr["drafts"],
-                                                           greedy=F.is_greedy(trace)),
+                                                           greedy=F.is_greedy(trace),
+                                                           tree=F.is_tree(trace)),
             "acceptance by position": G.fig_position_acceptance(fr["position"]),
             "accepted length": G.fig_accepted_length(fr["lengths"]),
             "latency": G.fig_latency(fr["steps"])}

@@ -98,7 +98,7 @@ def fig_timeline(tokens: pd.DataFrame, max_text_steps: int = 80,
 
 
 def fig_acceptance_heatmap(drafts: pd.DataFrame, greedy: bool = False,
-                           max_text_steps: int = 80) -> go.Figure:
+                           max_text_steps: int = 80, tree: bool = False) -> go.Figure:
     """Acceptance heatmap: one row of ``drafts_frame`` becomes one cell (step × draft
     position, numbered from 1), marked ✓ accepted, ✗ rejected, · never judged.
 
@@ -155,7 +155,8 @@ def fig_acceptance_heatmap(drafts: pd.DataFrame, greedy: bool = False,
     height = int(min(max(260, 22 * len(steps) + 120), 900))
     return themed(data + keys, title, height=height,
                   yaxis=dict(title="step", autorange="reversed"),
-                  xaxis=dict(title="draft position", dtick=1, showgrid=False))
+                  xaxis=dict(title="tree node, in drafting order" if tree else "draft position",
+                             dtick=1, showgrid=False))
 
 
 def _marks(text: np.ndarray, z: np.ndarray, steps: np.ndarray, x: np.ndarray,
