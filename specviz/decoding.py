@@ -486,6 +486,60 @@ def _no_gc_pauses():
             if _GC_HOLDERS[0] == 0 and _GC_HOLDERS[1]:
                 gc.enable()
 
+@dataclass
+class _Totals:
+    """A run's running totals (all an untraced run keeps of its steps)."""
+
+    steps: int = 0
+    emitted: int = 0
+    drafted: int = 0
+    accepted: int = 0
+    evaluated: int = 0
+    draft_passes: int = 0
+
+    def add(self, step: Step, draft_passes: int) -> None:
+        g, n = step.launched.gamma, step.n_accepted
+        self.steps += 1
+        self.emitted += len(step.new_ids)
+        self.drafted += g
+        self.accepted += n
+        self.evaluated += min(g, n + 1) if step.judged is None else step.judged
+        self.draft_passes = draft_passes
+
+    def into(self, summary, output_ids: list[int], wall: float):
+        """The summary of an untraced run: its totals from these counters."""
+        return replace(summary, output_token_ids=output_ids, n_steps=self.steps,
+                       n_drafted=self.drafted, n_accepted=self.accepted,
+                       n_emitted=self.emitted,
+                       alpha_hat=self.accepted / self.evaluated if self.evaluated else None,
+                       mean_accepted_length=self.emitted / max(self.steps, 1),
+                       tokens_per_s=round(self.emitted / wall, 3) if wall > 0 else 0.0)
+
+
+def _decoder(pair, config: DecodeConfig, path: str, kind: str | None, shape, max_len: int,
+             gen: torch.Generator, clock: _Clock):
+    """The run's decoder on its engine: (decoder, drafter, release of the workspace)."""
+    try:
+        if path == "eager":
+            parts = _eager_parts(pair, config, kind, max_len)
+        else:  # a tree's passes are graphed one by one (GraphedForward), not by phase
+            parts = _static_parts(pair, config, kind, max_len,
+                                  graphs=path == "graphs" and shape is None)
+    except Unsupported as e:
+        raise ValueError(str(e)) from None
+    target, drafter, state, phases, release = parts
+    if shape is not None:
+        lms = (target, drafter.lm)
+        if path == "graphs":
+            lms = tuple(_graphed(lm) for lm in lms)
+        return (TreeDecoder(*lms, shape, config.sampling, config.verifier, gen,
+                            config.top_alternatives, clock.mark), drafter, release)
+    copier = HostCopier(pair.device)
+    return (Decoder(target, drafter, state, phases, config.sampling, config.verifier, gen,
+                    copier.start, copier.finish, config.trace_detail, config.top_alternatives,
+                    clock.mark), drafter, release)
+
+
 def _loop(pair, run: RunRecord, prompt_ids: list[int], limit: int, config: DecodeConfig,
           path: str, policy, on_step, should_stop, writer) -> Trace:
     device = pair.device
@@ -497,7 +551,7 @@ def _loop(pair, run: RunRecord, prompt_ids: list[int], limit: int, config: Decod
     kind = config.drafter if policy is not None else None
     seq_list = list(prompt_ids)
     records: list[StepRecord] = []
-    counts = dict(steps=0, emitted=0, drafted=0, accepted=0, evaluated=0, draft_passes=0)
+    totals = _Totals()
     stop_reason = "max_new_tokens"
     if not detail:
         writer = None  # untraced runs (for measuring tracing cost) keep no step records
@@ -507,40 +561,16 @@ def _loop(pair, run: RunRecord, prompt_ids: list[int], limit: int, config: Decod
         wall = time.perf_counter() - t_start
         out = pair.tokenizer.decode(seq_list[len(prompt_ids):], skip_special_tokens=False)
         summary = summarize(run, records, wall_s=wall, output_text=out, stop_reason=reason,
-                            target_forward_passes=counts["steps"],
-                            draft_forward_passes=counts["draft_passes"])
+                            target_forward_passes=totals.steps,
+                            draft_forward_passes=totals.draft_passes)
         if not detail:  # no step records were kept: totals come from the counters
-            summary = replace(summary, output_token_ids=seq_list[len(prompt_ids):],
-                              n_steps=counts["steps"], n_drafted=counts["drafted"],
-                              n_accepted=counts["accepted"], n_emitted=counts["emitted"],
-                              alpha_hat=(counts["accepted"] / counts["evaluated"]
-                                         if counts["evaluated"] else None),
-                              mean_accepted_length=counts["emitted"] / max(counts["steps"], 1),
-                              tokens_per_s=round(counts["emitted"] / wall, 3)
-                              if wall > 0 else 0.0)
+            summary = totals.into(summary, seq_list[len(prompt_ids):], wall)
         return Trace(run, tuple(records), summary)
 
     shape = config.tree_shape if policy is not None else None
     max_len = len(prompt_ids) + config.max_new_tokens + 1 + (shape.nodes + 1 if shape else 0)
-    try:
-        if path == "eager":
-            parts = _eager_parts(pair, config, kind, max_len)
-        else:  # a tree's passes are graphed one by one (GraphedForward), not by phase
-            parts = _static_parts(pair, config, kind, max_len,
-                                  graphs=path == "graphs" and shape is None)
-    except Unsupported as e:
-        raise ValueError(str(e)) from None
-    target, drafter, state, phases, release = parts
-    copier = HostCopier(device)
-    if shape is not None:
-        lms = (target, drafter.lm)
-        if path == "graphs":
-            lms = tuple(_graphed(lm) for lm in lms)
-        dec = TreeDecoder(*lms, shape, config.sampling, config.verifier, gen,
-                          config.top_alternatives, clock.mark)
-    else:
-        dec = Decoder(target, drafter, state, phases, config.sampling, config.verifier, gen,
-                      copier.start, copier.finish, detail, config.top_alternatives, clock.mark)
+    dec, drafter, release = _decoder(pair, config, path, kind, shape, max_len, gen, clock)
+    counts_q = drafter is not None and drafter.has_q
 
     def next_gamma() -> int | None:
         """The next step's draft length, or None when the run ends (stop_reason set)."""
@@ -570,15 +600,8 @@ def _loop(pair, run: RunRecord, prompt_ids: list[int], limit: int, config: Decod
             for step in steps(dec, next_gamma, set(pair.eos_ids),
                               policy.stop_below if policy else None,
                               overlap=device.type == "cuda", update=update):
-                g, n = step.launched.gamma, step.n_accepted
-                counts["steps"] += 1
-                counts["emitted"] += len(step.new_ids)
-                counts["drafted"] += g
-                counts["accepted"] += n
-                counts["evaluated"] += min(g, n + 1) if step.judged is None else step.judged
-                counts["draft_passes"] = (dec.draft_passes if shape is not None else
-                                          counts["draft_passes"] + (g if drafter is not None
-                                                                    and drafter.has_q else 0))
+                totals.add(step, dec.draft_passes if shape is not None else
+                           totals.draft_passes + (step.launched.gamma if counts_q else 0))
                 if step.eos:
                     stop_reason = "eos"
                 if detail:

@@ -24,6 +24,24 @@ class EagerPhases:
         return fn()
 
 
+def capture(fn: Callable[[], Any], after_warmup: Callable[[], None] = lambda: None,
+            pool=None) -> tuple[torch.cuda.CUDAGraph, Any]:
+    """``fn`` run once on a side stream (CUDA graphs need a warm-up off the capture), then
+    captured as a CUDA graph; returns the graph and the output it writes on every replay.
+    ``after_warmup`` undoes the warm-up's lasting changes."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        fn()
+        after_warmup()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    # thread_local: another thread (a second app session) may use the GPU meanwhile
+    with torch.cuda.graph(graph, pool=pool, capture_error_mode="thread_local"):
+        out = fn()
+    return graph, out
+
+
 class GraphPhases:
     """Captures each phase once per key as a CUDA graph, then replays it.
 
@@ -40,16 +58,7 @@ class GraphPhases:
         hit = self.graphs.get(key)
         if hit is None:
             undo = self.save()
-            side = torch.cuda.Stream()
-            side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side):  # warm-up off the capture, as CUDA graphs require
-                fn()
-                undo()
-            torch.cuda.current_stream().wait_stream(side)
-            graph = torch.cuda.CUDAGraph()
-            # thread_local: another thread (a second app session) may use the GPU meanwhile
-            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
-                out = fn()
+            graph, out = capture(fn, undo)
             undo()
             hit = self.graphs[key] = (graph, out)
         hit[0].replay()
@@ -119,14 +128,8 @@ class GraphedForward:
         hit = self.graphs.get(key)
         if hit is None:
             bufs = [x.clone() for x in (ids, pos, slots, bias)]
-            side = torch.cuda.Stream()
-            side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side):
-                lm.forward(bufs[0], bufs[1], logits, slots=bufs[2], bias=bufs[3])
-            torch.cuda.current_stream().wait_stream(side)
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph, pool=self.pool, capture_error_mode="thread_local"):
-                out = lm.forward(bufs[0], bufs[1], logits, slots=bufs[2], bias=bufs[3])
+            graph, out = capture(lambda: lm.forward(bufs[0], bufs[1], logits, slots=bufs[2],
+                                                    bias=bufs[3]), pool=self.pool)
             hit = self.graphs[key] = (graph, bufs, out)
         graph, bufs, out = hit
         for buf, x in zip(bufs, (ids, pos, slots, bias)):
