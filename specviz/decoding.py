@@ -34,10 +34,10 @@ from .core.policies import POLICIES, make_policy
 from .core.sampling import Sampling
 from .core.state import RunState
 from .core.tree import TREE_RULES
-from .core.tree_decoder import TreeDecoder, TreeShape, parse_tree
+from .core.tree_decoder import TreeDecoder, TreeShape, parse_tree, tree_draft
 from .core.verify import RULES
 from .engines.eager import CachedLM, truncated_model
-from .engines.phases import EagerPhases, GraphedForward, GraphPhases, HostCopier
+from .engines.phases import EagerPhases, GraphPhases, HostCopier
 from .engines.static import (
     ENGINES,
     StaticLlama,
@@ -131,18 +131,16 @@ class DecodeConfig:
             raise ValueError(f"unknown verifier {self.verifier!r}; choose from "
                              f"{', '.join(RULES)}")
         if self.tree_shape is not None:
-            if self.drafter not in ("model", "early-exit"):
-                raise ValueError("token trees are drafted by a draft model (the 'model' or "
-                                 f"'early-exit' drafter), not by {self.drafter!r}")
+            if self.drafter not in ("model", "early-exit", "feature-head"):
+                raise ValueError("token trees are drafted by a drafter with a distribution "
+                                 "q (the 'model', 'early-exit' or 'feature-head' drafter), "
+                                 f"not by {self.drafter!r}")
             if self.policy != "fixed":
                 raise ValueError("a token tree has its own shape; the γ policies apply to "
                                  "chains (use policy 'fixed')")
             if self.verifier not in TREE_RULES:
                 raise ValueError(f"token trees are verified by the rules "
                                  f"{', '.join(TREE_RULES)}, not {self.verifier!r}")
-            if self.engine == "eager":
-                raise ValueError("token trees run on the static engine (tree attention over "
-                                 "static caches), or its CUDA graphs; not on 'eager'")
         if not 1 <= self.top_alternatives <= TOP_ALTERNATIVES_MAX:
             raise ValueError(f"top alternatives must be between 1 and {TOP_ALTERNATIVES_MAX}, "
                              f"got {self.top_alternatives}")
@@ -321,7 +319,7 @@ def resolve_engine(pair, config: DecodeConfig, mode: str) -> tuple[str, str]:
     engine asked for by name cannot run this pair."""
     want = config.engine
     tree = mode == "speculative" and config.tree_shape is not None
-    if want == "eager" and not tree:
+    if want == "eager":
         return "eager", "asked for"
     cuda = pair.device.type == "cuda"
     models = [pair.target]
@@ -331,10 +329,9 @@ def resolve_engine(pair, config: DecodeConfig, mode: str) -> tuple[str, str]:
         for m in models:
             check_supported(m)
     except Unsupported as e:
-        if want == "auto" and not tree:
+        if want == "auto":
             return "eager", str(e)
-        raise ValueError(f"token trees need the static engine, and {e}" if tree
-                         else str(e)) from None
+        raise ValueError(str(e)) from None
     if tree and want == "auto":
         return ("graphs", "token tree, CUDA device") if cuda else ("static", "token tree")
     if want == "graphs" and not cuda:
@@ -356,17 +353,17 @@ def _eager_parts(pair, config: DecodeConfig, kind: str | None, max_len: int):
     s = config.sampling
     drafter = None
     if kind == "model":
-        drafter = ModelDrafter(CachedLM(pair.draft), s)
+        drafter = ModelDrafter(CachedLM(pair.draft, max_len), s)
     elif kind == "early-exit":
-        drafter = ModelDrafter(CachedLM(truncated_model(pair.target, config.early_exit_layers)),
-                               s)
+        drafter = ModelDrafter(CachedLM(truncated_model(pair.target, config.early_exit_layers),
+                                        max_len), s)
     elif kind == "prompt-lookup":
         drafter = PromptLookupDrafter()
     elif kind == "feature-head":
         drafter = FeatureHeadDrafter(StaticHead(pair.head, pair.target, max_len), s)
     state = RunState(max_len, pair.target.config.vocab_size, pair.device,
                      _hidden(pair) if kind == "feature-head" else None)
-    return CachedLM(pair.target), drafter, state, EagerPhases(), None
+    return CachedLM(pair.target, max_len), drafter, state, EagerPhases(), None
 
 
 def _hidden(pair) -> int:
@@ -410,16 +407,6 @@ def _static_lm(model, n_layers: int | None, max_len: int) -> StaticLlama:
         check_against(model, lm)
         _CHECKED[model] = True
     return lm
-
-
-_GRAPHED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
-
-def _graphed(lm: StaticLlama) -> GraphedForward:
-    """The static forward's graphed passes for token trees (kept with the forward)."""
-    if lm not in _GRAPHED:
-        _GRAPHED[lm] = GraphedForward(lm)
-    return _GRAPHED[lm]
 
 
 def _static_parts(pair, config: DecodeConfig, kind: str | None, max_len: int, graphs: bool):
@@ -522,19 +509,19 @@ def _decoder(pair, config: DecodeConfig, path: str, kind: str | None, shape, max
     try:
         if path == "eager":
             parts = _eager_parts(pair, config, kind, max_len)
-        else:  # a tree's passes are graphed one by one (GraphedForward), not by phase
-            parts = _static_parts(pair, config, kind, max_len,
-                                  graphs=path == "graphs" and shape is None)
+        else:
+            parts = _static_parts(pair, config, kind, max_len, graphs=path == "graphs")
     except Unsupported as e:
         raise ValueError(str(e)) from None
     target, drafter, state, phases, release = parts
-    if shape is not None:
-        lms = (target, drafter.lm)
-        if path == "graphs":
-            lms = tuple(_graphed(lm) for lm in lms)
-        return (TreeDecoder(*lms, shape, config.sampling, config.verifier, gen,
-                            config.top_alternatives, clock.mark), drafter, release)
     copier = HostCopier(pair.device)
+    if shape is not None:  # sampled trees are read to the host each step: no graphs
+        return (TreeDecoder(target, tree_draft(drafter, config.sampling), state,
+                            phases if config.sampling.greedy else EagerPhases(), shape,
+                            config.sampling, config.verifier, gen, copier.start,
+                            copier.finish, config.trace_detail, config.top_alternatives,
+                            clock.mark),
+                drafter, release)
     return (Decoder(target, drafter, state, phases, config.sampling, config.verifier, gen,
                     copier.start, copier.finish, config.trace_detail, config.top_alternatives,
                     clock.mark), drafter, release)
@@ -568,7 +555,8 @@ def _loop(pair, run: RunRecord, prompt_ids: list[int], limit: int, config: Decod
         return Trace(run, tuple(records), summary)
 
     shape = config.tree_shape if policy is not None else None
-    max_len = len(prompt_ids) + config.max_new_tokens + 1 + (shape.nodes + 1 if shape else 0)
+    max_len = len(prompt_ids) + config.max_new_tokens + 1 + (
+        max(shape.nodes, shape.draft_rows) + shape.depth + 2 if shape else 0)
     dec, drafter, release = _decoder(pair, config, path, kind, shape, max_len, gen, clock)
     counts_q = drafter is not None and drafter.has_q
 

@@ -222,18 +222,23 @@ def test_live_real_pair_twice_and_from_a_second_session():
 
 
 def test_live_token_tree_on_the_real_pair_twice():
-    """The Draft shape select: a dynamic tree on the default pair, twice (greedy: the target's
-    own output), its Token tree tab with the tree of a step; a tree with a drafter that
-    cannot grow one is a plain error message."""
+    """The Draft shape select: a dynamic tree on the default pair, twice with the default
+    drafter and once with the feature head (greedy: the target's own output), its Token tree
+    tab with the tree of a step; a tree with a drafter that cannot grow one is a plain error
+    message."""
     at = _live(REAL)
     at.selectbox(key="tree").set_value("dynamic:16:6")
     at.checkbox(key="with_baseline").check()
-    for _ in range(2):
+    for drafter in (None, None, "feature-head"):
+        if drafter:
+            at.selectbox(key="drafter").set_value(drafter)
         r = _run(at)
         assert r["error"] is None, r["error"]
         spec = r["spec"]
         assert spec.run.config["tree"] == "dynamic:16:6"
-        assert spec.run.config["drafter"] == "model"  # auto: the draft model grows trees
+        # auto: the pair's default drafter (the draft model; the feature head on a GPU)
+        assert spec.run.config["drafter"] in ((drafter,) if drafter else
+                                              ("model", "feature-head"))
         assert all(s.tree_parent is not None for s in spec.steps)
         assert spec.summary.output_token_ids == r["base"].summary.output_token_ids
         assert any(m.label == "nodes per pass" for m in at.metric)
@@ -241,7 +246,7 @@ def test_live_token_tree_on_the_real_pair_twice():
     at.selectbox(key="drafter").set_value("prompt-lookup")
     r = _run(at)
     assert not at.exception
-    assert any("drafted by a draft model" in e.value for e in at.error), \
+    assert any("drafted by a drafter with a distribution" in e.value for e in at.error), \
         [e.value for e in at.error]
     assert "Not run (refused before it began)" in _html(at)
 

@@ -168,7 +168,15 @@ def test_bench_compares_the_chain_with_trees(tmp_path, capsys):
     assert "at most 32" in capsys.readouterr().err
     assert main(["run", *TINY, "--prompt", "hi", "--tree", "2,2", "--drafter",
                  "prompt-lookup"]) == 2
-    assert "drafted by a draft model" in capsys.readouterr().err
+    assert "drafted by a drafter with a distribution" in capsys.readouterr().err
+    rc = main(["bench", *TINY, "--prompt", "the cat sat", "--max-new-tokens", "6",
+               "--repeats", "1", "--drafter", "feature-head", "--trees", "chain 2-2",
+               "--json", str(js)])
+    assert rc == 0, capsys.readouterr().err
+    result = json.loads(js.read_text())
+    assert result["drafter"] == "feature-head"
+    assert result["draft"]["source"] == "embedded:tiny-random-head"
+    assert all(r["prompts_equal_to_target_only"] == 1 for r in result["rows"].values())
 
 
 def test_bench_refuses_graphs_without_cuda_and_unknown_engines(capsys):

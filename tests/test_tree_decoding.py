@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from specviz import DecodeConfig, load_pair, read_traces, speculative_decode, target_only_decode
-from specviz.core.tree_decoder import parse_tree
+from specviz.core.tree import dynamic_tree, per_path, static_tree
+from specviz.core.tree_decoder import grow_dynamic, grow_static, parse_tree
 from specviz.models import ModelSourceError
 from specviz.traces.records import TraceWriter
 from tests.test_verify import chi_square_pvalue
@@ -24,10 +25,11 @@ def baseline(pair):
     return target_only_decode(pair, PROMPT, DecodeConfig(max_new_tokens=40, chat=False))
 
 
+@pytest.mark.parametrize("drafter", ["model", "feature-head"])
 @pytest.mark.parametrize("tree", SHAPES)
-def test_greedy_tree_output_is_the_targets_own(pair, baseline, tree):
+def test_greedy_tree_output_is_the_targets_own(pair, baseline, tree, drafter):
     trace = speculative_decode(pair, PROMPT, DecodeConfig(max_new_tokens=40, chat=False,
-                                                          tree=tree))
+                                                          tree=tree, drafter=drafter))
     assert trace.summary.output_token_ids == baseline.summary.output_token_ids
     assert trace.run.hardware["engine"]["path"] == ("graphs" if torch.cuda.is_available()
                                                     else "static")
@@ -36,9 +38,10 @@ def test_greedy_tree_output_is_the_targets_own(pair, baseline, tree):
     assert trace.steps[0].gamma <= parse_tree(tree).nodes
 
 
-def test_width_one_is_the_chain(pair):
+@pytest.mark.parametrize("drafter", ["model", "feature-head"])
+def test_width_one_is_the_chain(pair, drafter):
     """The tree 1,1,1 makes the chain's decisions step by step (γ = 3, static engine)."""
-    cfg = dict(max_new_tokens=40, chat=False, engine="static")
+    cfg = dict(max_new_tokens=40, chat=False, engine="static", drafter=drafter)
     chain = speculative_decode(pair, PROMPT, DecodeConfig(gamma=3, **cfg))
     tree = speculative_decode(pair, PROMPT, DecodeConfig(tree="1,1,1", **cfg))
     assert [s.n_accepted for s in tree.steps] == [s.n_accepted for s in chain.steps]
@@ -46,9 +49,11 @@ def test_width_one_is_the_chain(pair):
     assert [s.tree_parent for s in tree.steps][0] == [-1, 0, 1]
 
 
-@pytest.mark.parametrize("tree", ["3,2,1", "dynamic:12:5"])
+@pytest.mark.parametrize("tree", ["3,2,1", "dynamic:12:5", "head 2,2"])
 def test_sampled_tree_runs_are_reproducible_and_recorded(pair, tree, tmp_path):
-    cfg = DecodeConfig(max_new_tokens=30, chat=False, tree=tree, temperature=1.0, seed=3)
+    drafter = "feature-head" if tree.startswith("head") else "model"
+    cfg = DecodeConfig(max_new_tokens=30, chat=False, tree=tree.split()[-1], temperature=1.0,
+                       seed=3, drafter=drafter)
     path = tmp_path / "t.jsonl"
     with TraceWriter(path) as w:
         a = speculative_decode(pair, PROMPT, cfg, writer=w)
@@ -88,9 +93,8 @@ def test_a_tree_record_whose_path_is_broken_is_refused(pair, tmp_path):
     (dict(tree="3,x"), "cannot read the tree"),
     (dict(tree="8,4"), "has 40 nodes; at most 32"),
     (dict(tree="dynamic:0"), "at least 1"),
-    (dict(tree="2,2", drafter="prompt-lookup"), "drafted by a draft model"),
+    (dict(tree="2,2", drafter="prompt-lookup"), "drafter with a distribution"),
     (dict(tree="2,2", policy="heuristic"), "own shape"),
-    (dict(tree="2,2", engine="eager"), "static engine"),
     (dict(tree="2,2", verifier="accept-high-q"), "verified by the rules"),
 ])
 def test_bad_tree_settings_are_one_line_errors(pair, cfg, message):
@@ -144,12 +148,14 @@ def test_sampled_tree_decoding_emits_the_targets_distribution(pair):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("drafter", ["model", "feature-head"])
 @pytest.mark.parametrize("tree", ["3,2,1", "dynamic:16:6"])
-def test_graphed_tree_passes_give_the_static_trace_on_cuda(tree):
-    """Each pass of a tree step replayed as a CUDA graph (its inputs copied in) decides as the
-    same pass run directly: same drafts, same verdicts, same output, twice in a row."""
+def test_graphed_tree_steps_give_the_static_trace_on_cuda(tree, drafter):
+    """A tree step's two phases (draft; verify, accept and commit) replayed as CUDA graphs
+    decide as the same step run directly: same drafts, same verdicts, same output, twice in a
+    row (the second run replays the first run's graphs)."""
     pair = load_pair("embedded:tiny-random-target", device="cuda")
-    cfg = dict(max_new_tokens=40, chat=False, tree=tree)
+    cfg = dict(max_new_tokens=40, chat=False, tree=tree, drafter=drafter)
     static = speculative_decode(pair, PROMPT, DecodeConfig(engine="static", **cfg))
     for _ in range(2):
         graphs = speculative_decode(pair, PROMPT, DecodeConfig(engine="graphs", **cfg))
@@ -157,3 +163,90 @@ def test_graphed_tree_passes_give_the_static_trace_on_cuda(tree):
         assert [s.drafted_ids for s in graphs.steps] == [s.drafted_ids for s in static.steps]
         assert [s.accepted for s in graphs.steps] == [s.accepted for s in static.steps]
         assert graphs.summary.output_token_ids == static.summary.output_token_ids
+
+
+class _PathDraft:
+    """A draft whose q is a fixed function of the token path; each row remembers its path and
+    checks what it is shown (depth, parent row, which rows it sees)."""
+
+    def __init__(self, vocab: int = 11):
+        self.vocab, self.paths = vocab, []
+
+    def q_of(self, path: tuple) -> torch.Tensor:
+        g = torch.Generator().manual_seed(hash(path) % (2 ** 31))
+        return torch.softmax(3 * torch.randn(self.vocab, generator=g), -1)
+
+    def root(self, st, depth):
+        self.paths = []
+        return self.q_of(())
+
+    def grow(self, st, tokens, depth, parents, sees, first):
+        assert first == len(self.paths)
+        out = []
+        for j, (tok, par) in enumerate(zip(tokens.tolist(), parents.tolist())):
+            path = (self.paths[par] if par >= 0 else ()) + (tok,)
+            assert len(path) == depth
+            self.paths.append(path)
+            seen = {r for r in range(sees.shape[1]) if bool(sees[j, r])}
+            assert seen == {r for r, p in enumerate(self.paths) if path[:len(p)] == p}
+            out.append(self.q_of(path))
+        return torch.stack(out)
+
+
+class _St:
+    P = torch.tensor([7])
+
+
+@pytest.mark.parametrize("shape", ["3,2,1", "1,1,1,1", "2,3", "dynamic:10:4:3",
+                                   "dynamic:16:6:4", "dynamic:5:3:1", "dynamic:32:3:4"])
+def test_trees_grown_on_the_device_are_the_reference_trees(shape):
+    """The decoder's fixed-shape builders (top-k, sorts, no host reads) grow exactly the trees
+    of specviz.core.tree's reference builders, with the same q rows and ancestry."""
+    draft, spec = _PathDraft(), parse_tree(shape)
+    q_of = per_path(draft.q_of)
+    if spec.kind == "dynamic":
+        ref = dynamic_tree(q_of, spec.budget, spec.max_depth, spec.top_k)
+        got = grow_dynamic(draft, _St, spec)
+    else:
+        ref = static_tree(q_of, spec.branching)
+        got = grow_static(draft, _St, spec.branching, "top-k", None)
+    assert got.parent.tolist() == list(ref.parent)
+    assert got.tokens.tolist() == ref.tokens.tolist()
+    assert torch.equal(got.q, ref.q)
+    assert torch.equal(got.ancestors(), ref.ancestors())
+    assert torch.equal(got.depths, ref.depths) and torch.equal(got.leaf_rows, ref.leaf_rows)
+    assert torch.equal(got.row_ancestors(), ref.row_ancestors())
+
+
+def test_feature_head_trees_on_the_embedded_pair_are_lossless_and_longer_per_pass():
+    """The embedded target with its feature head: static and dynamic trees give the target's
+    own greedy output, and more tokens per verification than the head's chain."""
+    try:
+        pair = load_pair("embedded:smollm2-135m-instruct")
+    except ModelSourceError as e:
+        pytest.skip(f"embedded target not available here: {e}")
+    prompt = "Explain in two sentences why the sky is blue."
+    cfg = dict(max_new_tokens=40, chat=True, drafter="feature-head")
+    base = target_only_decode(pair, prompt, DecodeConfig(**cfg)).summary.output_token_ids
+    chain = speculative_decode(pair, prompt, DecodeConfig(gamma=4, engine="static", **cfg))
+    for shape in ("2,2,1", "dynamic:24:6"):
+        tree = speculative_decode(pair, prompt, DecodeConfig(tree=shape, **cfg))
+        assert tree.summary.output_token_ids == base, shape
+        assert tree.run.config["drafter"] == "feature-head"
+    assert tree.summary.mean_accepted_length > chain.summary.mean_accepted_length
+
+
+@pytest.mark.parametrize("drafter", ["model", "feature-head"])
+@pytest.mark.parametrize("tree", ["3,2,1", "dynamic:16:6"])
+def test_trees_on_transformers_forward_decide_as_on_the_static_engine(pair, baseline, tree,
+                                                                      drafter):
+    """The eager engine (transformers' forward, dynamic caches, the tree as a 4-D mask) drafts
+    the same trees, with the same verdicts, as the static engine, and keeps the target's
+    greedy output."""
+    cfg = dict(max_new_tokens=40, chat=False, tree=tree, drafter=drafter)
+    static = speculative_decode(pair, PROMPT, DecodeConfig(engine="static", **cfg))
+    eager = speculative_decode(pair, PROMPT, DecodeConfig(engine="eager", **cfg))
+    assert eager.run.hardware["engine"]["path"] == "eager"
+    assert [s.drafted_ids for s in eager.steps] == [s.drafted_ids for s in static.steps]
+    assert [s.accepted for s in eager.steps] == [s.accepted for s in static.steps]
+    assert eager.summary.output_token_ids == baseline.summary.output_token_ids

@@ -82,9 +82,8 @@ class Settings:
 
     def config(self, default_drafter: str) -> DecodeConfig:
         """The DecodeConfig of the run, "auto" resolved to the pair's default drafter."""
-        if self.decode.drafter == AUTO:  # a tree is drafted by the draft model
-            return replace(self.decode, drafter="model" if self.decode.tree and
-                           default_drafter == "feature-head" else default_drafter)
+        if self.decode.drafter == AUTO:
+            return replace(self.decode, drafter=default_drafter)
         return self.decode
 
     def describe(self) -> str:
@@ -176,8 +175,9 @@ def settings_ui() -> Settings:
                         "continuations and the target checks them all in one pass (a tree "
                         "mask): a static tree has a fixed number of children per depth; a "
                         "dynamic tree grows where the draft is confident. Trees are drafted "
-                        "by the draft model and run on the static engine (graphed on a GPU); "
-                        "γ and its policy apply to chains.")
+                        "by the draft model or the feature head (not by prompt lookup) and "
+                        "run on the static engine (graphed on a GPU); γ and its policy apply "
+                        "to chains.")
     ss = st.session_state
     decode = replace(BASE, drafter=ss.drafter, **{name: ss[name] for name in FIELDS})
     if draft_choice == DEFAULT_DRAFT:

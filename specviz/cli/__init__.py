@@ -464,9 +464,9 @@ def _bench_trees(args, prompts) -> int:
     if prompts:
         _check_prompt_sizes(pair, prompts)
     cfg = _config(args, pair, args.seed)
-    if cfg.drafter not in ("model", "early-exit"):
-        raise CliError("token trees are drafted by a draft model: use --drafter model or "
-                       "early-exit")
+    if cfg.drafter not in ("model", "early-exit", "feature-head"):
+        raise CliError("token trees are drafted by a drafter with a distribution q: use "
+                       "--drafter model, early-exit or feature-head")
     result = run_tree_bench(pair, cfg, trees, prompts=prompts, repeats=args.repeats,
                             command=_command_line(),
                             progress=lambda m: print(f"bench: {m}", file=sys.stderr,

@@ -353,8 +353,8 @@ def to_markdown(r: dict) -> str:
 def run_tree_bench(pair, cfg, trees: list[str], *, prompts: list[str] | None = None,
                    repeats: int = 3, command: str = "", progress=lambda msg: None) -> dict:
     """Chain against token trees on the same prompts, interleaved prompt by prompt, in one
-    process, all on one engine: CUDA graphs on a GPU (a tree's passes graphed one by one),
-    the static engine elsewhere; the baseline is target-only on that engine. ``trees``: tree
+    process, all on one engine: CUDA graphs on a GPU (each phase of a step graphed), the
+    static engine elsewhere; the baseline is target-only on that engine. ``trees``: tree
     texts of DecodeConfig.tree ('chain' for the run's γ)."""
     prompts = prompts or DEFAULT_PROMPTS
     engine = "graphs" if pair.device.type == "cuda" else "static"
@@ -372,19 +372,22 @@ def run_tree_bench(pair, cfg, trees: list[str], *, prompts: list[str] | None = N
         t0 = time.perf_counter()
         fn(pair, prompts[0], c)
         warm_s[name] = time.perf_counter() - t0
-    tokens = {m: 0 for m in methods}
-    seconds = {m: 0.0 for m in methods}
+    # each method traced (the figures below come from its records) and untraced (the speed
+    # of decoding alone), interleaved prompt by prompt
+    tokens = {(m, on): 0 for m in methods for on in (True, False)}
+    seconds = {(m, on): 0.0 for m in methods for on in (True, False)}
     traces: dict[str, list] = {m: [] for m in methods}
     for r in range(repeats):
         for i, prompt in enumerate(prompts):
             progress(f"repeat {r + 1}/{repeats}, prompt {i + 1}/{len(prompts)}")
             for name, (fn, c) in methods.items():
-                ids, dt, trace = _ours(fn, pair, prompt, c)
-                tokens[name] += len(ids)
-                seconds[name] += dt
-                if r == 0:
-                    traces[name].append(trace)
-    tps = {m: tokens[m] / seconds[m] if seconds[m] else 0.0 for m in methods}
+                for on in (True, False):
+                    ids, dt, trace = _ours(fn, pair, prompt, replace(c, trace_detail=on))
+                    tokens[name, on] += len(ids)
+                    seconds[name, on] += dt
+                    if r == 0 and on:
+                        traces[name].append(trace)
+    tps = {k: tokens[k] / seconds[k] if seconds[k] else 0.0 for k in tokens}
     base = [t.summary.output_token_ids for t in traces[baseline]]
     rows = {}
     for name in methods:
@@ -393,12 +396,14 @@ def run_tree_bench(pair, cfg, trees: list[str], *, prompts: list[str] | None = N
         nodes = sum(s.gamma for t in ts for s in t.steps)
         judged = sum(s.n_evaluated for t in ts for s in t.steps)
         rows[name] = {
-            "tokens_per_s": tps[name],
+            "tokens_per_s": tps[name, True],
+            "tokens_per_s_untraced": tps[name, False],
             "tokens_per_verification": sum(t.summary.n_emitted for t in ts) / steps
             if steps else None,
             "drafted_per_verification": nodes / steps if steps else None,
             "alpha_hat": sum(t.summary.n_accepted for t in ts) / judged if judged else None,
-            "vs_target_only": _ratio(tps[name], tps[baseline]),
+            "vs_target_only": _ratio(tps[name, True], tps[baseline, True]),
+            "vs_target_only_untraced": _ratio(tps[name, False], tps[baseline, False]),
             "prompts_equal_to_target_only": sum(t.summary.output_token_ids == b
                                                 for t, b in zip(ts, base))
             if cfg.sampling.greedy else None,
@@ -406,7 +411,8 @@ def run_tree_bench(pair, cfg, trees: list[str], *, prompts: list[str] | None = N
     result = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": command, "hardware": hardware_info(pair.device), "target": pair.target_info,
-        "draft": pair.draft_info, "drafter": cfg.drafter, "gamma": cfg.gamma,
+        "draft": pair.head_info if cfg.drafter == "feature-head" else pair.draft_info,
+        "drafter": cfg.drafter, "gamma": cfg.gamma,
         "temperature": cfg.temperature, "max_new_tokens": cfg.max_new_tokens,
         "prompts": len(prompts), "repeats": repeats, "trees": trees, "engine": engine,
         "warmup_s": warm_s,
@@ -424,20 +430,22 @@ def trees_markdown(r: dict) -> str:
         f"Measured {r['date']} on {dev}; torch {hw['torch']}, transformers "
         f"{hw['transformers']}, {r['target']['dtype']}.",
         f"Command: `{r['command']}`",
-        f"Target {r['target']['source']}; draft {r['draft']['source'] if r['draft'] else '-'};"
+        f"Target {r['target']['source']}; drafter {r['drafter']}, "
+        f"{r['draft']['source'] if r['draft'] else '-'};"
         f" temperature {r['temperature']}; {n} prompts x {r['repeats']} repeats, up to "
         f"{r['max_new_tokens']} new tokens each.",
         "",
-        "| method | tokens/s | tokens per verification | drafted per verification | "
-        f"alpha_hat | vs target-only ({r['engine']}) | prompts with the target's greedy "
-        "output | warm-up s |",
-        "|---|---:|---:|---:|---:|---:|---|---:|",
+        "| method | tokens/s, tracing on | tracing off | tokens per verification | "
+        f"drafted per verification | alpha_hat | vs target-only ({r['engine']}), tracing on "
+        "| tracing off | prompts with the target's greedy output | warm-up s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
     for name, f in r["rows"].items():
         same = f["prompts_equal_to_target_only"]
         lines.append(
-            f"| {name} | {f['tokens_per_s']:.1f} | {_fmt(f['tokens_per_verification'], '.2f')} "
+            f"| {name} | {f['tokens_per_s']:.1f} | {f['tokens_per_s_untraced']:.1f} | "
+            f"{_fmt(f['tokens_per_verification'], '.2f')} "
             f"| {_fmt(f['drafted_per_verification'], '.1f')} | {_fmt(f['alpha_hat'])} | "
-            f"{_fmt(f['vs_target_only'], '.2f')} | "
+            f"{_fmt(f['vs_target_only'], '.2f')} | {_fmt(f['vs_target_only_untraced'], '.2f')} | "
             f"{'-' if same is None else f'{same}/{n}'} | {r['warmup_s'][name]:.1f} |")
     return "\n".join(lines)

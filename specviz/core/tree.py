@@ -46,8 +46,54 @@ TREE_RULES = ("exact", "plain-q")
 QOf = Callable[[list[tuple[int, ...]]], torch.Tensor]
 
 
+class _PassLayout:
+    """The verify pass's layout of a tree, from its row depths and row ancestry (shared by
+    ``Tree``, built on the host, and ``DeviceTree``, built on the device)."""
+
+    n: int
+    max_depth: int
+    tokens: torch.Tensor
+    depths: torch.Tensor
+
+    def row_ancestors(self) -> torch.Tensor:
+        raise NotImplementedError
+
+    def positions(self, n_committed: int | torch.Tensor) -> torch.Tensor:
+        """(1+N,) rotary positions of the rows: the root x_0 sits at n_committed - 1, a node at
+        that plus its depth. ``n_committed`` may be an int or a (1,) device tensor."""
+        return n_committed - 1 + self.depths
+
+    def slots(self, n_committed: int | torch.Tensor) -> torch.Tensor:
+        """(1+N,) cache slots the pass writes: consecutive from the root's, by node index."""
+        return n_committed - 1 + torch.arange(self.n + 1, device=self.tokens.device)
+
+    def attention_bias(self, key_pos: torch.Tensor, n_committed: int | torch.Tensor,
+                       group: int, dtype: torch.dtype) -> torch.Tensor:
+        """(group*(1+N), L) additive bias over cache slots ``key_pos`` (L,), in the convention
+        of ``specviz.engines.static.causal_bias``: 0 where a row may attend, -inf where not.
+        A row sees the committed prefix (slots before the root's), the root, and the slots of
+        its own ancestors and itself; never a sibling's, a cousin's, or a stale slot."""
+        rel = key_pos - (n_committed - 1)  # (L,) slot relative to the root's
+        in_tree = (rel >= 0) & (rel <= self.n)
+        sees = self.row_ancestors()[:, rel.clamp(0, self.n)] & in_tree[None]  # (1+N, L)
+        allowed = (rel < 0)[None] | sees
+        bias = torch.where(allowed, 0.0, float("-inf"))
+        return bias.to(dtype).repeat(group, 1)
+
+    def kv_moves(self, path: torch.Tensor, n_committed: int | torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Where the accepted path's keys and values go after the pass: (max_depth,) source and
+        destination slots. The node accepted at depth d moves from its slot to
+        n_committed - 1 + d, right after the root's, so the cache holds the prefix and the
+        path contiguously, slot = position; padding (-1) moves a slot onto itself. Read the
+        sources before writing (``index_select`` then ``index_copy_``): they may overlap."""
+        dst = n_committed + torch.arange(self.max_depth, device=path.device)
+        return torch.where(path >= 0, n_committed + path, dst), dst
+
+
+
 @dataclass(frozen=True)
-class Tree:
+class Tree(_PassLayout):
     """A drafted token tree; N nodes, vocabulary V.
 
     ``parent[i]`` is the index of node i's parent, -1 for a child of the root (the last
@@ -171,38 +217,6 @@ class Tree:
         return torch.tensor([r - 1 not in parents for r in range(self.n + 1)],
                             device=self.tokens.device)
 
-    def positions(self, n_committed: int | torch.Tensor) -> torch.Tensor:
-        """(1+N,) rotary positions of the rows: the root x_0 sits at n_committed - 1, a node at
-        that plus its depth. ``n_committed`` may be an int or a (1,) device tensor."""
-        return n_committed - 1 + self.depths
-
-    def slots(self, n_committed: int | torch.Tensor) -> torch.Tensor:
-        """(1+N,) cache slots the pass writes: consecutive from the root's, by node index."""
-        return n_committed - 1 + torch.arange(self.n + 1, device=self.tokens.device)
-
-    def attention_bias(self, key_pos: torch.Tensor, n_committed: int | torch.Tensor,
-                       group: int, dtype: torch.dtype) -> torch.Tensor:
-        """(group*(1+N), L) additive bias over cache slots ``key_pos`` (L,), in the convention
-        of ``specviz.engines.static.causal_bias``: 0 where a row may attend, -inf where not.
-        A row sees the committed prefix (slots before the root's), the root, and the slots of
-        its own ancestors and itself; never a sibling's, a cousin's, or a stale slot."""
-        rel = key_pos - (n_committed - 1)  # (L,) slot relative to the root's
-        in_tree = (rel >= 0) & (rel <= self.n)
-        sees = self.row_ancestors()[:, rel.clamp(0, self.n)] & in_tree[None]  # (1+N, L)
-        allowed = (rel < 0)[None] | sees
-        bias = torch.where(allowed, 0.0, float("-inf"))
-        return bias.to(dtype).repeat(group, 1)
-
-    def kv_moves(self, path: torch.Tensor, n_committed: int | torch.Tensor
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Where the accepted path's keys and values go after the pass: (max_depth,) source and
-        destination slots. The node accepted at depth d moves from its slot to
-        n_committed - 1 + d, right after the root's, so the cache holds the prefix and the
-        path contiguously, slot = position; padding (-1) moves a slot onto itself. Read the
-        sources before writing (``index_select`` then ``index_copy_``): they may overlap."""
-        dst = n_committed + torch.arange(self.max_depth, device=path.device)
-        return torch.where(path >= 0, n_committed + path, dst), dst
-
     def path_q(self) -> torch.Tensor:
         """(N,) the product of q along each node's path: the draft's probability that the
         node's whole path is what comes next (what a dynamic tree ranks nodes by)."""
@@ -210,6 +224,87 @@ class Tree:
             raise ValueError("this tree has no q")
         q_tok = self.q.gather(-1, self.tokens[:, None]).squeeze(-1)  # (N,)
         return torch.exp(self.ancestors().float() @ torch.log(q_tok))
+
+
+def ancestry(parent: torch.Tensor, max_depth: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """From parent indices (N,) (-1: a child of the root; no tree deeper than ``max_depth``):
+    (N, N) bool, [i, j] True where node j is node i or one of its ancestors, and each node's
+    depth (N,). Device ops at fixed shapes: no host reads."""
+    nodes = torch.arange(parent.shape[0], device=parent.device)
+    anc = nodes[:, None] == nodes[None, :]
+    up = parent
+    for _ in range(max_depth - 1):
+        anc = anc | (up[:, None] == nodes[None, :])  # -1 (above the root) matches nothing
+        up = torch.where(up >= 0, parent.index_select(0, up.clamp(min=0)), up)
+    return anc, anc.sum(-1)
+
+
+@dataclass(frozen=True)
+class DeviceTree(_PassLayout):
+    """A tree held as device tensors at fixed shapes (drafted on the device, no host reads),
+    with what the verify pass and ``verify_tree_greedy`` read from a ``Tree``. Parents come
+    before their children; ``max_depth`` bounds the depth (the tree may be shallower). Every
+    derived tensor is either a field or recomputed when read (nothing cached: a CUDA graph
+    captures the ops that make it)."""
+
+    parent: torch.Tensor  # (N,) int64, -1 for a child of the root
+    tokens: torch.Tensor  # (N,) int64
+    q: torch.Tensor | None  # (N, V): the draft's distribution at each node's parent
+    max_depth: int
+    drawn: str
+    anc: torch.Tensor  # (N, N) bool: ``ancestry``
+    node_depth: torch.Tensor  # (N,) int64, 1 for a child of the root
+
+    @classmethod
+    def build(cls, parent: torch.Tensor, tokens: torch.Tensor, q: torch.Tensor | None,
+              max_depth: int, drawn: str = "top-k") -> "DeviceTree":
+        return cls(parent, tokens, q, max_depth, drawn, *ancestry(parent, max_depth))
+
+    @property
+    def n(self) -> int:
+        return self.parent.shape[0]
+
+    def ancestors(self) -> torch.Tensor:
+        return self.anc
+
+    @property
+    def depths(self) -> torch.Tensor:
+        return torch.cat([self.parent.new_zeros(1), self.node_depth])
+
+    @property
+    def parent_rows(self) -> torch.Tensor:
+        return self.parent + 1
+
+    @property
+    def leaf_rows(self) -> torch.Tensor:
+        has_child = torch.zeros(self.n + 1, dtype=torch.bool, device=self.parent.device)
+        return ~has_child.index_fill(0, self.parent_rows, True)
+
+    def row_ancestors(self) -> torch.Tensor:
+        rows = torch.zeros(self.n + 1, self.n + 1, dtype=torch.bool, device=self.parent.device)
+        rows[:, 0] = True
+        rows[1:, 1:] = self.anc
+        return rows
+
+    def to_host(self, keep_zero_q: bool = True) -> Tree:
+        """The same tree as a ``Tree`` (one host read). Without ``keep_zero_q``, nodes whose
+        q is 0 are dropped with everything below them (a sampled child must be a possible
+        draw)."""
+        parent = self.parent.tolist()
+        tokens = self.tokens.tolist()
+        keep = [True] * self.n
+        if not keep_zero_q and self.q is not None:
+            q_tok = self.q.gather(-1, self.tokens[:, None]).squeeze(-1).tolist()
+            for i, par in enumerate(parent):
+                keep[i] = q_tok[i] > 0 and (par < 0 or keep[par])
+        index = {old: new for new, old in enumerate(i for i in range(self.n) if keep[i])}
+        rows = list(index)
+        host = tuple(tokens[i] for i in rows)
+        q = None if self.q is None else self.q[torch.tensor(rows, dtype=torch.long,
+                                                            device=self.q.device)]
+        return Tree(tuple(index[parent[i]] if parent[i] >= 0 else -1 for i in rows),
+                    torch.tensor(host, dtype=torch.long, device=self.tokens.device), q,
+                    self.drawn, host)
 
 
 # ---------------------------------------------------------------------- drafting a tree
@@ -350,7 +445,7 @@ def _walk_end(tree: Tree, accepted: torch.Tensor) -> tuple[torch.Tensor, ...]:
     slot = torch.where(accepted, depths[1:] - 1, d)  # (N,) depth - 1, or a spare slot
     path = torch.full((d + 1,), -1, dtype=torch.long, device=accepted.device)
     path.scatter_(0, slot, torch.arange(tree.n, device=accepted.device))
-    return end, path[:d], accepted.sum(), tree.leaf_rows[end]
+    return end, path[:d], accepted.sum(), tree.leaf_rows.index_select(0, end.view(1))[0]
 
 
 def verify_tree_greedy(tree: Tree, p_probs: torch.Tensor, rule: str = "exact") -> TreeVerdict:
@@ -372,7 +467,7 @@ def verify_tree_greedy(tree: Tree, p_probs: torch.Tensor, rule: str = "exact") -
     nan = torch.full_like(p_probs[1:, 0], float("nan"))
     p_tok = p_probs[rows].gather(-1, tree.tokens[:, None]).squeeze(-1)
     q_tok = None if tree.q is None else tree.q.gather(-1, tree.tokens[:, None]).squeeze(-1)
-    return TreeVerdict(accepted, n, path, choice[end], bonus, tried,
+    return TreeVerdict(accepted, n, path, choice.index_select(0, end.view(1))[0], bonus, tried,
                        torch.where(tried, match.float(), nan), None, p_tok, q_tok, None, None)
 
 

@@ -1,10 +1,10 @@
-"""Speculative decoding with a token tree, step by step.
+"""Speculative decoding with a token tree, step by step, on the device.
 
 One step, with p = target and q = draft (specviz.core.tree holds the tree and its rules):
-  1. draft   the draft model grows a tree from the last committed token x_0: depth by depth,
-             one draft pass over the newest nodes (each sees the prefix and its own
-             ancestors), their children chosen from q (a fixed shape, or EAGLE-2's
-             most-probable-first growth within a node budget);
+  1. draft   the drafter grows a tree from the last committed token x_0: depth by depth, one
+             draft pass over the newest nodes (each row at a cache slot after the prefix,
+             seeing the prefix and its own ancestors), their children chosen from q (a fixed
+             shape, or EAGLE-2's most-probable-first growth within a node budget);
   2. verify  ONE target pass over [x_0, node_0 .. node_{N-1}] with the tree's attention mask
              gives p at the root and after every node;
   3. accept  walk down from the root: at each node, its children are tried in order (greedy:
@@ -12,12 +12,17 @@ One step, with p = target and q = draft (specviz.core.tree holds the tree and it
              first accepted one is followed; where none is, the target adds a token (the
              correction from what is left of p, or the bonus at a leaf);
   4. commit  the accepted path's keys and values are moved right after the prefix in the
-             target's cache; the other branches are left behind as stale slots.
+             target's cache; the committed tokens go to the sequence; a feature head reads the
+             target's features along the path (from the verify pass it already made).
 
-The chain is the tree of width 1. This decoder runs the static engine's forward passes step by
-step from the host (no CUDA graphs: a tree's shape, and so its passes, can change from step to
-step); it has the same launch/finish interface as ``specviz.core.algorithm.Decoder``, so the
-runner, its records and its stops are shared.
+The chain is the tree of width 1. A step has a fixed shape for a given tree shape: the tree is
+built on the device (``grow_static``, ``grow_dynamic``: top-k and sorts, no host reads) as a
+``DeviceTree``, so on CUDA each of the two phases (draft; verify-accept-commit) is captured
+once as a CUDA graph and replayed, and the host waits once per step, for the step's packed
+record. Greedy runs take that path; sampled runs read the drafted tree to the host (children
+drawn from q must have q > 0) and verify it with ``verify_tree_sampled``, without graphs. The
+interface is ``specviz.core.algorithm.Decoder``'s (start, launch, finish), so the runner, its
+records and its stops are shared.
 """
 
 from __future__ import annotations
@@ -32,7 +37,8 @@ import torch
 from ..limits import GAMMA_MAX, TREE_DEPTH_MAX, TREE_HELP
 from .algorithm import Launched, Step
 from .sampling import Sampling, logits_to_probs
-from .tree import Tree, dynamic_tree, static_tree, verify_tree_greedy, verify_tree_sampled
+from .state import RunState
+from .tree import DeviceTree, Tree, verify_tree_greedy, verify_tree_sampled
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,13 @@ class TreeShape:
         return self.max_depth if self.kind == "dynamic" else len(self.branching)
 
     @property
+    def draft_rows(self) -> int:
+        """Draft rows a step writes after the prefix (the nodes that get children)."""
+        if self.kind == "dynamic":
+            return self.top_k * (self.max_depth - 1)
+        return self.nodes - _product(self.branching)
+
+    @property
     def label(self) -> str:
         if self.kind == "dynamic":
             return f"dynamic tree, {self.budget} nodes, depth {self.max_depth}, top-{self.top_k}"
@@ -77,6 +90,13 @@ class TreeShape:
                              top_k=self.top_k)
         return TreeShape("static", self.branching[:depth])
 
+
+
+def _product(xs) -> int:
+    out = 1
+    for x in xs:
+        out *= x
+    return out
 
 
 def parse_tree(text: str) -> TreeShape | None:
@@ -107,53 +127,227 @@ def parse_tree(text: str) -> TreeShape | None:
     return shape
 
 
-class _DraftTree:
-    """The draft model's passes for one step's tree (``q_of`` of specviz.core.tree).
+# ---------------------------------------------------------------------- the draft's side
+class _TreeDraft:
+    """The draft's passes for one step's tree. ``root`` gives q at x_0; ``grow`` runs one pass
+    over the newest nodes that get children: row j reads node token ``tokens[j]`` (its depth
+    gives its position), is written at cache slot P + first + j and sees the committed prefix
+    and the draft rows ``sees[j]`` (its ancestors' and its own). ``parents[j]`` is the draft
+    row of its parent (-1: the root)."""
 
-    The draft's cache holds the committed tokens before ``valid``. The root's call reads the
-    committed tokens it has not seen (so its cache is complete up to x_0); each later call
-    reads the newest nodes at slots after the prefix, each attending to the prefix and its
-    own ancestors. The nodes' slots are stale after the step; the next step reads the
-    committed ones again.
-    """
+    reads_features = False
+    prefix = 0  # the draft's cache holds the committed rows before slot P + prefix
+    shift = 0  # a depth-d node's row sits at position P - 1 + d + shift
 
-    def __init__(self, lm, host: list[int], valid: int, sampling: Sampling):
-        self.lm, self.host, self.n, self.valid, self.s = lm, host, len(host), valid, sampling
-        self.slots: dict[tuple[int, ...], list[int]] = {}  # path -> its ancestors' slots
-        self.next_slot = self.n
-        self.passes = 0
+    def __init__(self, drafter, sampling: Sampling):
+        self.drafter, self.s = drafter, sampling
 
-    def __call__(self, paths: list[tuple[int, ...]]) -> torch.Tensor:
-        lm, dev, n = self.lm, self.lm.embed.device, self.n
-        self.passes += 1
-        if paths == [()]:
-            ids = torch.tensor(self.host[self.valid:n], dtype=torch.long, device=dev)
-            pos = torch.arange(self.valid, n, device=dev)
-            self.valid = n
-            logits = lm.forward(ids, pos, "last")
-            return logits_to_probs(logits, self.s)
-        rows, anc = [], []
-        for path in paths:
-            slot = self.next_slot
-            self.next_slot += 1
-            self.slots[path] = self.slots.get(path[:-1], []) + [slot]
-            rows.append(path[-1])
-            anc.append(self.slots[path])
-        # who sees whom: the prefix (x_0 included), then among the node slots n.. the row's
-        # own ancestors and itself (built on the host, one copy)
-        width = self.next_slot - n
-        tree_part = [[False] * width for _ in paths]
-        for r, slots in enumerate(anc):
-            for slot in slots:
-                tree_part[r][slot - n] = True
-        sees = (lm.key_pos < n)[None].repeat(len(paths), 1)  # (R, L)
-        sees[:, n:n + width] = torch.tensor(tree_part, dtype=torch.bool, device=dev)
-        bias = torch.where(sees, 0.0, float("-inf")).to(lm.embed.dtype)
-        bias = bias.repeat(lm.shape.group, 1)
-        pos = torch.tensor([n - 1 + len(p) for p in paths], device=dev)
-        slots = torch.tensor([a[-1] for a in anc], device=dev)
-        ids = torch.tensor(rows, dtype=torch.long, device=dev)
-        return logits_to_probs(lm.forward(ids, pos, "all", slots=slots, bias=bias), self.s)
+    def start(self, st: RunState, prompt: torch.Tensor, features) -> None:
+        self.drafter.start(st, prompt, features)
+
+    def _rows(self, st: RunState, sees: torch.Tensor, depth: int, first: int):
+        """Positions, slots and attention bias of ``sees.shape[0]`` draft rows."""
+        R, total = sees.shape
+        key_pos = self.key_pos
+        rel = key_pos - st.P  # (L,) slot relative to the first draft row
+        in_tree = (rel >= 0) & (rel < total)
+        allowed = (key_pos < st.P + self.prefix)[None] | (
+            sees[:, rel.clamp(0, total - 1)] & in_tree[None])
+        bias = torch.where(allowed, 0.0, float("-inf")).to(self.dtype).repeat(self.group, 1)
+        pos = (st.P - 1 + depth + self.shift).repeat(R)
+        slots = st.P + first + torch.arange(R, device=key_pos.device)
+        return pos, slots, bias
+
+    def commit(self, st: RunState, feats, path: torch.Tensor, n_accepted: torch.Tensor) -> None:
+        pass
+
+
+class _ModelDraft(_TreeDraft):
+    """A draft LM (the draft model, or the target's first layers). The root's pass re-reads
+    the newest depth + 1 committed tokens (all a step can have added), so its cache is
+    complete up to x_0 at every step, at a fixed shape."""
+
+    def __init__(self, drafter, sampling: Sampling):
+        super().__init__(drafter, sampling)
+        self.lm = drafter.lm
+        self.key_pos, self.dtype, self.group = self.lm.key_pos, self.lm.embed.dtype, \
+            self.lm.shape.group
+
+    def root(self, st: RunState, depth: int) -> torch.Tensor:
+        pos = (st.P - depth - 1 + torch.arange(depth + 1, device=st.P.device)).clamp(min=0)
+        logits = self.lm.forward(st.seq.index_select(0, pos), pos, "last")[0]
+        return logits_to_probs(logits, self.s)
+
+    def grow(self, st: RunState, tokens: torch.Tensor, depth: int, parents: torch.Tensor,
+             sees: torch.Tensor, first: int) -> torch.Tensor:
+        pos, slots, bias = self._rows(st, sees, depth, first)
+        return logits_to_probs(self.lm.forward(tokens, pos, "all", slots=slots, bias=bias),
+                               self.s)
+
+
+class _HeadDraft(_TreeDraft):
+    """A feature head (specviz.models.feature_head.StaticHead). q at the root comes from its
+    guess ``h`` of x_0's feature; a node's row reads [its parent's guess; its token] and
+    guesses the node's feature. Its committed rows end before x_0's (the target's feature of
+    x_0 comes with the verify pass), so node rows sit one position earlier than a draft LM's.
+    After the step, the head reads the target's features along the accepted path."""
+
+    reads_features = True
+    prefix, shift = -1, -1
+
+    def __init__(self, drafter, sampling: Sampling):
+        super().__init__(drafter, sampling)
+        self.head = drafter.head
+        self.key_pos, self.dtype, self.group = self.head.key_pos, self.head.embed.dtype, \
+            self.head.shape.group
+        self._h: list[torch.Tensor] = []
+
+    def _q(self, h: torch.Tensor) -> torch.Tensor:
+        return self.head.spread(logits_to_probs(self.head.logits(h), self.s))
+
+    def root(self, st: RunState, depth: int) -> torch.Tensor:
+        self._h = [self.head.h[None]]  # row 0: the root; row 1 + r: draft row r
+        return self._q(self.head.h)
+
+    def grow(self, st: RunState, tokens: torch.Tensor, depth: int, parents: torch.Tensor,
+             sees: torch.Tensor, first: int) -> torch.Tensor:
+        pos, slots, bias = self._rows(st, sees, depth, first)
+        feats = torch.cat(self._h).index_select(0, parents + 1)
+        h = self.head.rows(feats, tokens, pos, slots, bias)
+        self._h.append(h)
+        return self._q(h)
+
+    def commit(self, st: RunState, feats, path: torch.Tensor, n_accepted: torch.Tensor) -> None:
+        """Rows P-1 .. P-1+depth from the verify pass's features along the path and the
+        committed tokens (rows past the accepted ones are junk, overwritten later); the next
+        guess h from row n_accepted."""
+        d = torch.arange(path.shape[0] + 1, device=path.device)
+        rows = torch.cat([path.new_zeros(1), path.clamp(min=0) + 1])
+        h = self.head.rows(feats.index_select(0, rows), st.seq.index_select(0, st.P + d),
+                           st.P - 1 + d)
+        self.head.h.copy_(h.index_select(0, n_accepted.view(1))[0])
+
+
+def tree_draft(drafter, sampling: Sampling) -> _TreeDraft:
+    """The tree-drafting side of a chain drafter (specviz.core.drafters)."""
+    if getattr(drafter, "reads_features", False):
+        return _HeadDraft(drafter, sampling)
+    return _ModelDraft(drafter, sampling)
+
+
+# ---------------------------------------------------------------------- trees on the device
+_PLANS: dict = {}  # (branching, device) -> tensors of a static shape (kept: graphs read them)
+
+
+def _static_plan(branching: tuple[int, ...], device: torch.device) -> dict:
+    """A static shape's structure: parents, ancestry, and per depth the range of its nodes."""
+    key = (branching, str(device))
+    if key not in _PLANS:
+        parent, ranges, width, start = [], [], 1, 0
+        for b in branching:
+            ranges.append((start, start + width * b))
+            parent += [p for p in range(start - width, start) for _ in range(b)] \
+                if start else [-1] * b
+            start, width = start + width * b, width * b
+        par = torch.tensor(parent, dtype=torch.long, device=device)
+        tree = DeviceTree.build(par, par, None, len(branching))
+        _PLANS[key] = {"parent": par, "anc": tree.anc, "depth": tree.node_depth,
+                       "ranges": ranges}
+    return _PLANS[key]
+
+
+def grow_static(draft: _TreeDraft, st: RunState, branching: tuple[int, ...], drawn: str,
+                generator: torch.Generator | None) -> DeviceTree:
+    """``specviz.core.tree.static_tree`` on the device: every node at depth d gets
+    ``branching[d-1]`` children, the top-k of its q (or k draws without replacement, the
+    order of an exponential race). A node's draft row is its index."""
+    plan = _static_plan(tuple(branching), st.P.device)
+    parent, ranges, depth = plan["parent"], plan["ranges"], len(branching)
+    rows = ranges[-1][0]  # the nodes above the last depth get draft rows
+    sees = plan["anc"][:rows, :rows]
+    q = draft.root(st, depth)[None]  # (1, V)
+    qs, toks = [q], []
+    for d, b in enumerate(branching, 1):
+        if d > 1:
+            plo, phi = ranges[d - 2]  # the parents: depth d - 1
+            q = draft.grow(st, toks[-1], d - 1, parent[plo:phi], sees[plo:phi], plo)
+            qs.append(q)
+        keys = q
+        if drawn == "sampled":
+            keys = q / torch.empty_like(q).exponential_(1.0, generator=generator)
+        toks.append(torch.topk(keys, b, dim=-1).indices.reshape(-1))
+    q_rows = torch.cat(qs)  # row 0 the root's, 1 + i node i's
+    tokens = torch.cat(toks)
+    return DeviceTree(parent, tokens, q_rows.index_select(0, parent + 1), depth, drawn,
+                      plan["anc"], plan["depth"])
+
+
+def grow_dynamic(draft: _TreeDraft, st: RunState, shape: TreeShape) -> DeviceTree:
+    """``specviz.core.tree.dynamic_tree`` on the device, at fixed shapes (EAGLE-2): a node's
+    score is the product of q along its path; at each depth the ``top_k`` best candidates of
+    the newest depth get their ``top_k`` most probable tokens as candidates; then the
+    ``budget`` best of all candidates are kept (equal scores: the older first, so parents come
+    before children). Candidates are numbered in the order they are made."""
+    K, D, dev = shape.top_k, shape.max_depth, st.P.device
+    total_rows = K * (D - 1)
+    q = draft.root(st, D)
+    top = torch.topk(q, K)
+    score, tok = [top.values], [top.indices]
+    par = [torch.full((K,), -1, dtype=torch.long, device=dev)]
+    qrow = [torch.zeros(K, dtype=torch.long, device=dev)]
+    q_rows = [q[None]]
+    n_cand = K + (D - 1) * K * K
+    row_of = torch.full((n_cand,), -1, dtype=torch.long, device=dev)  # a candidate's draft row
+    sees = torch.zeros(0, total_rows, dtype=torch.bool, device=dev)
+    newest, made = torch.arange(K, device=dev), K
+    for d in range(2, D + 1):
+        sc, pa = torch.cat(score), torch.cat(par)
+        order = torch.sort(-sc.index_select(0, newest), stable=True).indices[:K]
+        chosen = newest.index_select(0, order)  # K candidates of depth d - 1
+        first = (d - 2) * K
+        rows = first + torch.arange(K, device=dev)
+        row_of = row_of.index_copy(0, chosen, rows)
+        pc = pa.index_select(0, chosen)
+        parents = torch.where(pc >= 0, row_of.index_select(0, pc.clamp(min=0)), -1)
+        inherited = torch.zeros(K, total_rows, dtype=torch.bool, device=dev)
+        if sees.shape[0]:
+            inherited = sees.index_select(0, parents.clamp(min=0)) & (parents >= 0)[:, None]
+        own = rows[:, None] == torch.arange(total_rows, device=dev)[None, :]
+        sees = torch.cat([sees, inherited | own])
+        q = draft.grow(st, torch.cat(tok).index_select(0, chosen), d - 1, parents,
+                       sees[first:first + K], first)
+        top = torch.topk(q, K, dim=-1)
+        score.append((sc.index_select(0, chosen)[:, None] * top.values).reshape(-1))
+        tok.append(top.indices.reshape(-1))
+        par.append(chosen.repeat_interleave(K))
+        qrow.append((1 + rows).repeat_interleave(K))
+        q_rows.append(q)
+        newest, made = made + torch.arange(K * K, device=dev), made + K * K
+    sc, pa, tk, qr = torch.cat(score), torch.cat(par), torch.cat(tok), torch.cat(qrow)
+    n = min(shape.budget, n_cand)
+    keep = torch.sort(torch.sort(-sc, stable=True).indices[:n]).values
+    new_index = torch.full((n_cand,), -1, dtype=torch.long, device=dev).index_copy(
+        0, keep, torch.arange(n, device=dev))
+    pk = pa.index_select(0, keep)
+    parent = torch.where(pk >= 0, new_index.index_select(0, pk.clamp(min=0)), -1)
+    return DeviceTree.build(parent, tk.index_select(0, keep),
+                            torch.cat(q_rows).index_select(0, qr.index_select(0, keep)), D)
+
+
+def _pack(out: dict[str, torch.Tensor]) -> tuple[torch.Tensor, tuple]:
+    """A step's fields as one float32 tensor (one copy; token ids are exact in float32) and
+    the layout to read it back with ``_unpack``."""
+    layout = tuple((k, tuple(v.shape)) for k, v in out.items())
+    return torch.cat([v.reshape(-1).float() for v in out.values()]), layout
+
+
+def _unpack(flat: np.ndarray, layout: tuple) -> dict[str, np.ndarray]:
+    data, at = {}, 0
+    for name, shape in layout:
+        size = int(np.prod(shape)) if shape else 1
+        data[name] = flat[at:at + size].reshape(shape)
+        at += size
+    return data
 
 
 @dataclass
@@ -161,77 +355,92 @@ class TreeDecoder:
     """Token-tree speculative decoding over static forward passes (module docstring)."""
 
     target: Any  # specviz.engines.static.StaticLlama
-    draft: Any  # StaticLlama of the draft model (or of the target's first layers)
+    draft: _TreeDraft
+    state: RunState
+    phases: Any  # EagerPhases or GraphPhases (specviz.engines.phases)
     shape: TreeShape
     sampling: Sampling
     rule: str
     generator: torch.Generator
+    fetch: Callable[[torch.Tensor], Any]  # starts the step's one device -> host copy
+    wait: Callable[[Any], np.ndarray]  # waits for it
+    detail: bool = True  # include the top-k alternatives of p and q at each node
     k_top: int = 5
     clock: Callable[[], Any] = time.perf_counter
 
     def __post_init__(self) -> None:
-        self.host: list[int] = []
-        self.draft_valid = 0
         self.draft_passes = 0
 
+    @property
+    def host(self) -> list[int]:
+        return self.state.host
+
     def start(self, prompt_ids: list[int]) -> None:
-        """Prefill both caches with every prompt token but the last (x_0 of the first step)."""
-        self.host = list(prompt_ids)
-        n = len(prompt_ids)
-        if n > 1:
-            dev = self.target.embed.device
-            ids = torch.tensor(prompt_ids[:-1], dtype=torch.long, device=dev)
-            pos = torch.arange(n - 1, device=dev)
-            for lm in (self.target, self.draft):  # once per run: not worth a graph
-                getattr(lm, "lm", lm).forward(ids, pos, "none")
-        self.draft_valid = n - 1
+        """Prefill the target with every prompt token but the last (x_0 of the first step);
+        the drafter prefills its own way (a head from the target's features)."""
+        prompt, n = self.state.start(prompt_ids), len(prompt_ids)
+        feats = None
+        if self.draft.reads_features and n > 1:
+            feats = torch.empty(n - 1, self.state.features.shape[1], device=prompt.device)
+        if n > 1:  # once per run: not worth a graph
+            self.target.forward(prompt[:-1], torch.arange(n - 1, device=prompt.device), "none",
+                                feats)
+        self.draft.start(self.state, prompt, feats)
 
     def launch(self, want: int, stop_below: float | None = None) -> Launched:
-        s, n = self.sampling, len(self.host)
         t0, marks = time.perf_counter(), [self.clock()]
+        shape = self.shape.cut(want) if want > 0 else None
         # 1. draft the tree
-        tree = self._draft(want)
+        tree = self.phases.run(("tree-draft", shape, self.sampling), lambda: self._draft(shape))
+        self.draft_passes += shape.depth if shape else 0
         marks.append(self.clock())
-        # 2. verify: one target pass over the root and every node
-        dev = self.target.embed.device
-        root = torch.tensor(self.host[-1:], dtype=torch.long, device=dev)
-        bias = tree.attention_bias(self.target.key_pos, n, self.target.shape.group,
-                                   self.target.embed.dtype)
-        logits = self.target.forward(torch.cat([root, tree.tokens]), tree.positions(n), "all",
-                                     slots=tree.slots(n), bias=bias)
+        if not self.sampling.greedy:  # sampled children must be possible draws (q > 0)
+            tree = tree.to_host(keep_zero_q=tree.drawn != "sampled")
+        # 2. verify, 3. accept, 4. commit; the step's data packed for the host
+        flat, layout = self.phases.run(("tree-verify", shape, self.rule, self.sampling),
+                                       lambda: self._verify_commit(tree))
+        marks.append(self.clock())
+        return Launched(self.fetch(flat), layout, marks, t0, tree.n)
+
+    def _draft(self, shape: TreeShape | None) -> DeviceTree:
+        st = self.state
+        if shape is None:  # no room left for drafts: the target's own token
+            none = torch.zeros(0, dtype=torch.long, device=st.P.device)
+            return DeviceTree.build(none, none, torch.zeros(0, st.vocab, device=st.P.device), 0)
+        if shape.kind == "dynamic":
+            return grow_dynamic(self.draft, st, shape)
+        drawn = "top-k" if self.sampling.greedy else "sampled"
+        return grow_static(self.draft, st, shape.branching, drawn, self.generator)
+
+    def _verify_commit(self, tree: Tree | DeviceTree) -> tuple[torch.Tensor, tuple]:
+        st, lm, s = self.state, self.target, self.sampling
+        ids = torch.cat([st.seq.index_select(0, st.P - 1), tree.tokens])
+        feats = st.features[:tree.n + 1] if self.draft.reads_features else None
+        bias = tree.attention_bias(lm.key_pos, st.P, lm.shape.group, lm.embed.dtype)
+        logits = lm.forward(ids, tree.positions(st.P), "all", feats, slots=tree.slots(st.P),
+                            bias=bias)
         p = logits_to_probs(logits, s)  # (1+N, V)
-        marks.append(self.clock())
-        # 3. accept, 4. commit: the accepted path's keys and values after the prefix
         if s.greedy:
             v = verify_tree_greedy(tree, p, self.rule)
         else:
             v = verify_tree_sampled(tree, p, self.generator, self.rule)
-        if tree.max_depth:
-            self.target.move_kv(*tree.kv_moves(v.path, n))
-        return Launched(self._data(tree, v, p), None, marks, t0, tree.n)
+        depth = tree.max_depth
+        if depth:
+            lm.move_kv(*tree.kv_moves(v.path, st.P))
+        # the committed tokens: the path's, then the added one (later slots are overwritten)
+        i = torch.arange(depth + 1, device=p.device)
+        path_tokens = torch.cat([tree.tokens.index_select(0, v.path.clamp(min=0)),
+                                 v.path.new_zeros(1)])
+        st.seq.index_copy_(0, st.P + i, torch.where(i < v.n_accepted, path_tokens,
+                                                    v.next_token))
+        self.draft.commit(st, feats, v.path, v.n_accepted)
+        st.P.add_(v.n_accepted + 1)
+        return _pack(self._fields(tree, v, p))
 
-    def _draft(self, want: int) -> Tree:
-        dev = self.target.embed.device
-        if want <= 0:  # no room left for drafts: the target's own token
-            vocab = self.target.embed.shape[0]
-            return Tree((), torch.zeros(0, dtype=torch.long, device=dev),
-                        torch.zeros(0, vocab, device=dev))
-        shape = self.shape.cut(want)
-        q_of = _DraftTree(self.draft, self.host, self.draft_valid, self.sampling)
-        if shape.kind == "dynamic":
-            tree = dynamic_tree(q_of, shape.budget, shape.max_depth, shape.top_k)
-        else:
-            drawn = "top-k" if self.sampling.greedy else "sampled"
-            tree = static_tree(q_of, shape.branching, drawn, self.generator)
-        self.draft_valid = q_of.valid
-        self.draft_passes += q_of.passes
-        return tree
-
-    def _data(self, tree: Tree, v, p: torch.Tensor) -> dict[str, np.ndarray]:
-        """The step's arrays for its record (one host copy)."""
+    def _fields(self, tree: Tree | DeviceTree, v, p: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The step's arrays for its record."""
         k = min(self.k_top, p.shape[-1])
-        out = {"drafted": tree.tokens,
-               "parent": torch.tensor(tree.parent, dtype=torch.long, device=p.device),
+        out = {"drafted": tree.tokens, "parent": tree.parent_rows - 1,
                "accepted": v.accepted, "accept_prob": v.accept_prob, "p_tok": v.p_tok,
                "n_accepted": v.n_accepted.view(1), "next_token": v.next_token.view(1),
                "bonus": v.bonus.view(1), "tried": v.tried, "path": v.path}
@@ -239,31 +448,23 @@ class TreeDecoder:
             out["u"] = torch.where(v.tried, v.u, float("nan"))
         if tree.q is not None:
             out["q_tok"] = v.q_tok
-        if tree.n:
-            top = torch.topk(p[tree.parent_rows], k, dim=-1)
+        if tree.n and self.detail:
+            top = torch.topk(p.index_select(0, tree.parent_rows), k, dim=-1)
             out["p_top_ids"], out["p_top_probs"] = top.indices, top.values
             if tree.q is not None:
                 top = torch.topk(tree.q, k, dim=-1)
                 out["q_top_ids"], out["q_top_probs"] = top.indices, top.values
-        # one device -> host copy for all of it (token ids are exact in float32)
-        names = list(out)
-        flat = [out[k].reshape(-1).float() for k in names]
-        host = torch.cat(flat).cpu().numpy()
-        data, at = {}, 0
-        for name, x in zip(names, flat):
-            data[name] = host[at:at + x.shape[0]].reshape(out[name].shape)
-            at += x.shape[0]
-        return data
+        return out
 
     def finish(self, launched: Launched, eos: set[int]) -> Step:
-        """The committed tokens on the host, cut at an EOS."""
-        data = launched.handle
+        """Wait for the step's data; the committed tokens on the host, cut at an EOS."""
+        data = _unpack(self.wait(launched.handle), launched.layout)
         path = [int(i) for i in data["path"] if i >= 0]
         ids = [int(data["drafted"][i]) for i in path] + [int(data["next_token"][0])]
         kinds = ["accepted"] * len(path) + ["bonus" if data["bonus"][0] else "resampled"]
         end = next((i for i, t in enumerate(ids) if t in eos), None)
         if end is not None:
             ids, kinds = ids[:end + 1], kinds[:end + 1]
-        self.host.extend(ids)
+        self.state.host.extend(ids)
         return Step(launched, data, len(path), ids, kinds, end is not None, time.perf_counter(),
                     judged=int(data["tried"].sum()))

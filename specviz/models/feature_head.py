@@ -157,14 +157,19 @@ class StaticHead:
         self.max_len = max_len
         self.h = torch.zeros(w.shape[1], dtype=w.dtype, device=w.device)  # the next feature
 
-    def rows(self, feats: torch.Tensor, next_ids: torch.Tensor, pos: torch.Tensor
+    def rows(self, feats: torch.Tensor, next_ids: torch.Tensor, pos: torch.Tensor,
+             slots: torch.Tensor | None = None, bias: torch.Tensor | None = None
              ) -> torch.Tensor:
-        """feats (T, H), next_ids (T,), pos (T,) -> h (T, H); writes the rows' keys/values."""
+        """feats (T, H), next_ids (T,), pos (T,) -> h (T, H); writes the rows' keys/values.
+        A token tree's rows give their cache ``slots`` and attention ``bias`` (as
+        ``StaticLlama.forward`` takes them); by default slots = positions, causal."""
         x = F.linear(torch.cat([feats.to(self.embed.dtype), F.embedding(next_ids, self.embed)],
                                dim=-1), self.head.fc.weight, self.head.fc.bias)
         cos, sin = self.cos.index_select(0, pos)[None], self.sin.index_select(0, pos)[None]
-        bias = causal_bias(self.key_pos, pos, self.shape.group, x.dtype)
-        x = layer_step(x, self.layer, self.k, self.v, pos, cos, sin, bias, self.shape)
+        if bias is None:
+            bias = causal_bias(self.key_pos, pos, self.shape.group, x.dtype)
+        x = layer_step(x, self.layer, self.k, self.v, pos if slots is None else slots, cos,
+                       sin, bias, self.shape)
         return _rms(x, self.head.norm, self.shape.eps)
 
     def logits(self, h: torch.Tensor) -> torch.Tensor:
@@ -172,10 +177,12 @@ class StaticHead:
         return F.linear(h, self.out)
 
     def spread(self, probs: torch.Tensor) -> torch.Tensor:
-        """Probabilities over the head's vocabulary (V_head,) -> over the target's (V,)."""
+        """Probabilities over the head's vocabulary (..., V_head) -> over the target's
+        (..., V)."""
         if self.vocab_ids is None:
             return probs
-        return probs.new_zeros(self.vocab).index_copy_(0, self.vocab_ids, probs)
+        out = probs.new_zeros(*probs.shape[:-1], self.vocab)
+        return out.index_copy_(probs.dim() - 1, self.vocab_ids, probs)
 
 
 def save_head(head: FeatureHead, folder: str | Path) -> Path:
