@@ -11,10 +11,11 @@ from __future__ import annotations
 # ---------------------------------------------------------------- the decoder
 GAMMA_MIN = 1
 GAMMA_MAX = 32  # drafted tokens per step (static buffers on the device are this long)
-TREE_DEPTH_MAX = 16  # a token tree drafts at most GAMMA_MAX nodes, at most this deep
+TREE_NODES_MAX = 64  # nodes a token tree drafts per step
+TREE_DEPTH_MAX = 16  # a token tree is at most this deep
 TREE_HELP = ("a token tree instead of a chain: branching per depth, e.g. 3,2,1 (3 + 6 + 6 "
              "nodes), or dynamic:BUDGET[:DEPTH[:TOP_K]] (EAGLE-2: the most probable nodes, e.g. "
-             f"dynamic:16:6:4); at most {GAMMA_MAX} nodes and depth {TREE_DEPTH_MAX}")
+             f"dynamic:16:6:4); at most {TREE_NODES_MAX} nodes and depth {TREE_DEPTH_MAX}")
 MAX_NEW_TOKENS_MAX = 4096  # tokens one run may emit
 TOP_ALTERNATIVES_MAX = 50  # top-k of p and q recorded per drafted position
 TOP_K_MAX = 1000

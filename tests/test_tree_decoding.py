@@ -12,7 +12,8 @@ from specviz.traces.records import TraceWriter
 from tests.test_verify import chi_square_pvalue
 
 PROMPT = "the cat sat on the mat and the cat sat"
-SHAPES = ["1,1,1", "2,2,1", "3,2,1", "4", "dynamic:8:4", "dynamic:16:6:3", "dynamic:32:10:4"]
+SHAPES = ["1,1,1", "2,2,1", "3,2,1", "4", "dynamic:8:4", "dynamic:16:6:3", "dynamic:32:10:4",
+          "dynamic:64:7:8"]
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +50,7 @@ def test_width_one_is_the_chain(pair, drafter):
     assert [s.tree_parent for s in tree.steps][0] == [-1, 0, 1]
 
 
-@pytest.mark.parametrize("tree", ["3,2,1", "dynamic:12:5", "head 2,2"])
+@pytest.mark.parametrize("tree", ["3,2,1", "dynamic:12:5", "head 2,2", "head dynamic:64:7:8"])
 def test_sampled_tree_runs_are_reproducible_and_recorded(pair, tree, tmp_path):
     drafter = "feature-head" if tree.startswith("head") else "model"
     cfg = DecodeConfig(max_new_tokens=30, chat=False, tree=tree.split()[-1], temperature=1.0,
@@ -91,7 +92,7 @@ def test_a_tree_record_whose_path_is_broken_is_refused(pair, tmp_path):
 
 @pytest.mark.parametrize("cfg, message", [
     (dict(tree="3,x"), "cannot read the tree"),
-    (dict(tree="8,4"), "has 40 nodes; at most 32"),
+    (dict(tree="8,8,2"), "has 200 nodes; at most 64"),
     (dict(tree="dynamic:0"), "at least 1"),
     (dict(tree="2,2", drafter="prompt-lookup"), "drafter with a distribution"),
     (dict(tree="2,2", policy="heuristic"), "own shape"),
@@ -250,3 +251,21 @@ def test_trees_on_transformers_forward_decide_as_on_the_static_engine(pair, base
     assert [s.drafted_ids for s in eager.steps] == [s.drafted_ids for s in static.steps]
     assert [s.accepted for s in eager.steps] == [s.accepted for s in static.steps]
     assert eager.summary.output_token_ids == baseline.summary.output_token_ids
+
+
+def test_a_tree_runs_figures_name_its_nodes(pair):
+    """A tree run's figures: the step's tree has a row per node, x₀ and the added token; the
+    acceptance heatmap's grey key says a node's branch was never reached (not "after a
+    rejection", which is the chain's reason)."""
+    from specviz import figures as G
+    from specviz.traces import frames as F
+    trace = speculative_decode(pair, PROMPT, DecodeConfig(max_new_tokens=12, chat=False,
+                                                          tree="3,2,1", temperature=1.0))
+    step = trace.steps[0]
+    frame = F.tree_frame(step, F.last_committed_text(trace, 0))
+    assert len(frame) == len(step.tree_parent) + 2  # x₀, the nodes, the added token
+    assert G.fig_tree_step(frame).data
+    heat = G.fig_acceptance_heatmap(F.drafts_frame(trace), tree=True)
+    names = {t.name for t in heat.data if t.name}
+    assert "not judged (its branch never reached)" in names
+    assert not any("after a rejection" in n for n in names)

@@ -57,7 +57,8 @@ TREES = {"": "chain of γ drafts",
          "2,2,1": "static tree 2-2-1 (10 nodes)",
          "3,2,1": "static tree 3-2-1 (15 nodes)",
          "dynamic:16:6": "dynamic tree, 16 nodes (EAGLE-2)",
-         "dynamic:32:10": "dynamic tree, 32 nodes (EAGLE-2)"}
+         "dynamic:32:6": "dynamic tree, 32 nodes (EAGLE-2)",
+         "dynamic:64:7:8": "dynamic tree, 64 nodes, top-8 (EAGLE-2)"}
 # The Live page's inputs, kept for the session while other pages show (Streamlit forgets a
 # widget's value on a page run that does not draw it)
 KEPT = ("prompt", "preset", "sampling_preset", "with_baseline", "target", "draft", "drafter",

@@ -414,7 +414,7 @@ def cmd_bench(args) -> int:
         if bad or not engines:
             raise CliError(f"--engines takes {', '.join(known)}, got {args.engines!r}")
     if args.trees:
-        return _bench_trees(args, prompts)
+        return _bench_trees(args, prompts, engines)
     from ..models import DTYPES
     dtypes = [d.strip() for d in args.dtype.split(",") if d.strip()] or ["auto"]
     if bad := [d for d in dtypes if d != "auto" and d not in DTYPES]:
@@ -449,10 +449,13 @@ def cmd_bench(args) -> int:
     return 0
 
 
-def _bench_trees(args, prompts) -> int:
+def _bench_trees(args, prompts, engines: list[str] | None) -> int:
     from ..core.tree_decoder import parse_tree
     from .bench import run_tree_bench
     trees = args.trees.split()
+    if engines not in (None, ["graphs"], ["static"], ["graphs+fused"], ["static+fused"]):
+        raise CliError("--trees runs every method on one engine: graphs on a GPU, static "
+                       "elsewhere, or the same with +fused")
     for t in trees:
         try:
             parse_tree(t)
@@ -468,7 +471,8 @@ def _bench_trees(args, prompts) -> int:
         raise CliError("token trees are drafted by a drafter with a distribution q: use "
                        "--drafter model, early-exit or feature-head")
     result = run_tree_bench(pair, cfg, trees, prompts=prompts, repeats=args.repeats,
-                            command=_command_line(),
+                            command=_command_line(), fused=bool(engines) and "+fused" in
+                            engines[0],
                             progress=lambda m: print(f"bench: {m}", file=sys.stderr,
                                                      flush=True))
     print(result["markdown"])

@@ -351,14 +351,25 @@ def to_markdown(r: dict) -> str:
 
 
 def run_tree_bench(pair, cfg, trees: list[str], *, prompts: list[str] | None = None,
-                   repeats: int = 3, command: str = "", progress=lambda msg: None) -> dict:
+                   repeats: int = 3, command: str = "", progress=lambda msg: None,
+                   fused: bool = False) -> dict:
     """Chain against token trees on the same prompts, interleaved prompt by prompt, in one
     process, all on one engine: CUDA graphs on a GPU (each phase of a step graphed), the
     static engine elsewhere; the baseline is target-only on that engine. ``trees``: tree
-    texts of DecodeConfig.tree ('chain' for the run's γ)."""
+    texts of DecodeConfig.tree ('chain' for the run's γ). ``fused``: every method (the
+    baseline too) with the static engine's layers fused (warmed up on every prompt: each new
+    pass shape compiles)."""
+    if fused:
+        fuse_layers(True)
+        try:
+            return run_tree_bench(pair, cfg, trees, prompts=prompts, repeats=repeats,
+                                  command=command, progress=progress, fused=None)
+        finally:
+            fuse_layers(False)
     prompts = prompts or DEFAULT_PROMPTS
-    engine = "graphs" if pair.device.type == "cuda" else "static"
-    base_cfg = replace(cfg, engine=engine, tree="")
+    path = "graphs" if pair.device.type == "cuda" else "static"
+    engine = path + (FUSED if fused is None else "")  # its name in the table
+    base_cfg = replace(cfg, engine=path, tree="")
     baseline = f"target-only, {engine}"
     methods = {baseline: (target_only_decode, base_cfg)}
     for t in trees:
@@ -370,7 +381,9 @@ def run_tree_bench(pair, cfg, trees: list[str], *, prompts: list[str] | None = N
     for name, (fn, c) in methods.items():
         progress(f"warm-up: {name}")
         t0 = time.perf_counter()
-        fn(pair, prompts[0], c)
+        for p in prompts if fused is None else prompts[:1]:
+            for on in (True, False):
+                fn(pair, p, replace(c, trace_detail=on))
         warm_s[name] = time.perf_counter() - t0
     # each method traced (the figures below come from its records) and untraced (the speed
     # of decoding alone), interleaved prompt by prompt

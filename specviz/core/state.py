@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from ..limits import GAMMA_MAX
+from ..limits import GAMMA_MAX, TREE_NODES_MAX
 
 
 class RunState:
@@ -29,10 +29,11 @@ class RunState:
         self.e_draft = torch.ones(GAMMA_MAX, vocab, dtype=torch.float32, device=device)
         self.e_next = torch.ones(vocab, dtype=torch.float32, device=device)
         self.offsets = torch.arange(GAMMA_MAX + 1, device=device)  # 0..GAMMA_MAX
-        # the target's last hidden states of the latest verify pass, for drafters that read
-        # them (a feature-level draft head)
+        # the target's last hidden states of the latest verify pass (a chain's, or a token
+        # tree's), for drafters that read them (a feature-level draft head)
         self.features = (None if hidden_size is None else
-                         torch.zeros(GAMMA_MAX + 1, hidden_size, device=device))
+                         torch.zeros(max(GAMMA_MAX, TREE_NODES_MAX) + 1, hidden_size,
+                                     device=device))
         self._staging = torch.zeros(GAMMA_MAX, dtype=torch.long,
                                     pin_memory=device.type == "cuda")
         self.host: list[int] = []

@@ -34,7 +34,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ..limits import GAMMA_MAX, TREE_DEPTH_MAX, TREE_HELP
+from ..limits import TREE_DEPTH_MAX, TREE_HELP, TREE_NODES_MAX
 from .algorithm import Launched, Step
 from .sampling import Sampling, logits_to_probs
 from .state import RunState
@@ -120,8 +120,9 @@ def parse_tree(text: str) -> TreeShape | None:
                                                               shape.top_k)
     if min(numbers) < 1:
         raise ValueError(f"every number of the tree {text!r} must be at least 1")
-    if shape.nodes > GAMMA_MAX:
-        raise ValueError(f"the tree {text!r} has {shape.nodes} nodes; at most {GAMMA_MAX}")
+    if shape.nodes > TREE_NODES_MAX:
+        raise ValueError(f"the tree {text!r} has {shape.nodes} nodes; at most "
+                         f"{TREE_NODES_MAX}")
     if shape.depth > TREE_DEPTH_MAX:
         raise ValueError(f"the tree {text!r} is {shape.depth} deep; at most {TREE_DEPTH_MAX}")
     return shape

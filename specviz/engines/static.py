@@ -190,7 +190,7 @@ def fuse_layers(on: bool = True) -> None:
         return
     import torch._dynamo
 
-    torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
+    torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 256)
     _fused_layer = torch.compile(layer_step, dynamic=False, fullgraph=True)
 
 
@@ -248,7 +248,9 @@ class StaticLlama:
         cos, sin, causal = self.positions(pos, x.dtype)
         bias = causal if bias is None else bias
         write = pos if slots is None else slots
-        fused = self.fused is not None and ids.shape[0] <= _FUSED_MAX_TOKENS
+        # a step's passes are fused: few tokens, or a token tree's (its shape fixed per tree)
+        fused = self.fused is not None and (ids.shape[0] <= _FUSED_MAX_TOKENS or
+                                            bias is not None)
         step = self.fused if fused else layer_step
         for i, w in enumerate(self.layers):
             x = step(x, w, self.k[i], self.v[i], write, cos, sin, bias, self.shape)

@@ -33,9 +33,15 @@ def _fmt(x: float, digits: int = 3) -> str:
     return "–" if x is None or not np.isfinite(x) else f"{x:.{digits}f}"
 
 
-def _legend_keys(kinds) -> list:
+TREE_UNJUDGED = "not judged (its branch never reached)"
+
+
+def _legend_keys(kinds, tree: bool = False) -> list:
     """Legend entries for colors drawn by a heatmap (which has no legend of its own)."""
-    return [go.Scatter(x=[None], y=[None], mode="markers", name=kind_name(k),
+    def name(k: str) -> str:
+        return TREE_UNJUDGED if tree and k == "unjudged" else kind_name(k)
+
+    return [go.Scatter(x=[None], y=[None], mode="markers", name=name(k),
                        marker=dict(color=KIND_COLORS[k], size=13, symbol=KIND_SYMBOLS[k],
                                    line=dict(width=2, color=KIND_COLORS[k])),
                        hoverinfo="skip") for k in kinds]
@@ -105,7 +111,8 @@ def fig_acceptance_heatmap(drafts: pd.DataFrame, greedy: bool = False,
     Sampling: judged cells are colored by min(1, p/q), the probability the rule accepts.
     Greedy: nothing is drawn at random; a draft is accepted exactly when it is the target's
     top token, so judged cells show accepted / rejected in their two colors and the hover
-    gives that check. Cells never judged (after a rejection) are grey in both cases.
+    gives that check. Cells never judged (after a rejection; in a tree, nodes whose branch
+    the walk never reached) are grey in both cases.
     """
     if drafts.empty:
         return themed([], "Acceptance heatmap (no drafts)", height=200)
@@ -124,7 +131,8 @@ def fig_acceptance_heatmap(drafts: pd.DataFrame, greedy: bool = False,
                                          drafts[F.U]):
         text[r, c] = KIND_MARKS[st]
         if st == "unjudged":
-            why = "never judged: an earlier draft of the step was rejected"
+            why = ("never judged: the walk down the tree never reached its branch" if tree
+                   else "never judged: an earlier draft of the step was rejected")
         elif greedy:
             why = (f"greedy: the draft {'is' if st == 'accepted' else 'is not'} the target's "
                    f"top token (argmax p) → {st}")
@@ -143,12 +151,12 @@ def fig_acceptance_heatmap(drafts: pd.DataFrame, greedy: bool = False,
                  [0.5, KIND_COLORS["accepted"]], [1, KIND_COLORS["accepted"]]]
         heat = go.Heatmap(z=z, zmin=0, zmax=1, colorscale=scale, showscale=False, **common)
         title = "Greedy acceptance: is the draft the target's top token?"
-        keys = _legend_keys(["accepted", "rejected", "unjudged"])
+        keys = _legend_keys(["accepted", "rejected", "unjudged"], tree)
     else:
         heat = go.Heatmap(z=z, zmin=0, zmax=1, colorscale="Viridis",
                           colorbar=dict(title="min(1, p/q)"), **common)
         title = "Acceptance probability min(1, p/q) (grey: never judged)"
-        keys = _legend_keys(["unjudged"])
+        keys = _legend_keys(["unjudged"], tree)
     data = [grey, heat]
     if not big:  # the marks, in black or white to read on their cell
         data.append(_marks(text, z, steps, x, greedy))

@@ -30,6 +30,7 @@ from ..limits import (
     MAX_TOKEN_CHARS,
     MAX_TRACE_MB,
     TOP_ALTERNATIVES_MAX,
+    TREE_NODES_MAX,
 )
 
 SCHEMA_VERSION = 3  # 2 added run.command; 3 tree steps (step.tree_parent)
@@ -494,7 +495,8 @@ def _parse_run(c: _Checker) -> RunRecord:
 
 
 def _parse_step(c: _Checker) -> StepRecord:
-    g = c.int_("gamma", lo=0, hi=GAMMA_MAX)
+    tree = c.obj.get("tree_parent") is not None
+    g = c.int_("gamma", lo=0, hi=TREE_NODES_MAX if tree else GAMMA_MAX)  # nodes, or drafts
     drafted_ids = c.list_("drafted_ids", "int", length=g, lo=0)
     accepted = c.list_("accepted", "bool", length=g)
     parent = c.list_("tree_parent", "int", length=g, nullable=True, optional=True)
