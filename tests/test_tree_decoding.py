@@ -257,6 +257,7 @@ def test_a_tree_runs_figures_name_its_nodes(pair):
     """A tree run's figures: the step's tree has a row per node, x₀ and the added token; the
     acceptance heatmap's grey key says a node's branch was never reached (not "after a
     rejection", which is the chain's reason)."""
+    pytest.importorskip("plotly")
     from specviz import figures as G
     from specviz.traces import frames as F
     trace = speculative_decode(pair, PROMPT, DecodeConfig(max_new_tokens=12, chat=False,

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Runs scripts/gpu/tree_probe.py detached; writes $SV/probe/log and $SV/probe/DONE.
+set -uo pipefail
+source scripts/gpu/env.sh
+own_tree probe
+mkdir -p "$SV/probe"
+{ date -u; python3 scripts/gpu/tree_probe.py 8; date -u; } >"$SV/probe/log" 2>&1
+touch "$SV/probe/DONE"
