@@ -16,11 +16,15 @@ from app_screenshots import OUT, app_page, choose, open_live
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(OUT))
-    out = Path(ap.parse_args().out)
+    ap.add_argument("--drafter", default="", help="a Drafter option (default: auto)")
+    args = ap.parse_args()
+    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     with app_page(900_000) as (url, page):
         open_live(page, url, "explanation")
         choose(page, "tree", "dynamic tree, 16 nodes (EAGLE-2)")
+        if args.drafter:
+            choose(page, "drafter", args.drafter)
         page.locator(".st-key-with_baseline label").click()
         page.locator(".st-key-run button").click()
         page.locator(".st-key-live_dl_trace").wait_for(state="attached")

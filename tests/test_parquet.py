@@ -299,3 +299,16 @@ def test_tree_runs_round_trip_and_version_one_exports_still_load(traces):
     buf = io.BytesIO()
     pq.write_table(old.replace_schema_metadata(meta), buf)
     assert read_parquet_traces(buf.getvalue()) == traces[:2]
+
+
+def test_a_column_name_that_is_not_utf8_is_a_trace_error(tmp_path):
+    """pyarrow decodes column names when it opens a file; a name that is not UTF-8 (found by
+    the fuzz test: one flipped byte in the footer) is a one-line TraceError."""
+    buf = io.BytesIO()
+    pq.write_table(pa.table({"zzzzcol": [1, 2]}), buf, store_schema=False)
+    raw = buf.getvalue()
+    assert raw.count(b"zzzzcol") >= 1  # in the footer's schema and column chunks
+    bad = raw.replace(b"zzzzcol", b"\x80zzzcol")
+    with pytest.raises(TraceError, match="not UTF-8") as info:
+        read_parquet_traces(bad, source="bad.parquet")
+    assert str(info.value).startswith("bad.parquet") and "\n" not in str(info.value)

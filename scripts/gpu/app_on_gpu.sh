@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The Streamlit app on the GPU machine (its wheels carried in .whl/ and installed by part.sh 3,
-# see docs/benchmarks.md): the AppTest suite on CUDA (auto = graphs engine, the
-# embedded pair, two Runs in a row and a second session), then the Live page's tokens/s
-# against `specviz run` (scripts/bench_live.py --no-browser). Runs detached; writes
-# $SV/app/log and $SV/app/DONE. Usage: bash scripts/gpu/app_on_gpu.sh
+# The Streamlit app on the GPU machine (its wheels carried in .whl/ and .whl-extra/plotly/,
+# installed by `part.sh wheels` then `part.sh plotly`; see docs/benchmarks.md): the AppTest
+# suite on CUDA (auto = graphs engine, the embedded pair, two Runs in a row and a second
+# session), then the Live page's tokens/s against `specviz run` (scripts/bench_live.py
+# --no-browser). Runs detached; writes $SV/app/log and $SV/app/DONE. Usage: bash scripts/gpu/app_on_gpu.sh
 set -uo pipefail
 source scripts/gpu/env.sh
 own_tree app

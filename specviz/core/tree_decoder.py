@@ -391,8 +391,10 @@ class TreeDecoder:
     def launch(self, want: int, stop_below: float | None = None) -> Launched:
         t0, marks = time.perf_counter(), [self.clock()]
         shape = self.shape.cut(want) if want > 0 else None
-        # 1. draft the tree
-        tree = self.phases.run(("tree-draft", shape, self.sampling), lambda: self._draft(shape))
+        # 1. draft the tree (none when there is no room left: nothing to capture)
+        tree = (self._draft(shape) if shape is None else
+                self.phases.run(("tree-draft", shape, self.sampling),
+                                lambda: self._draft(shape)))
         self.draft_passes += shape.depth if shape else 0
         marks.append(self.clock())
         if not self.sampling.greedy:  # sampled children must be possible draws (q > 0)

@@ -228,13 +228,19 @@ def read_parquet_traces(path_or_bytes: str | os.PathLike | bytes | IO[bytes],
     except (OSError, pa.ArrowException) as e:
         raise TraceError(f"is not a readable Parquet file ({_first_line(e)})",
                          source=src) from None
+    except UnicodeDecodeError:  # e.g. a column name that is not UTF-8
+        raise TraceError("is not a readable Parquet file (a name in it is not UTF-8)",
+                         source=src) from None
     with pf:
-        _check_schema(pf.schema_arrow, src)
-        leaves = _check_footer(pf.metadata, src)
         try:
+            _check_schema(pf.schema_arrow, src)
+            leaves = _check_footer(pf.metadata, src)
             table = _read_bounded(pf, path_or_bytes, leaves, src)
         except (OSError, pa.ArrowException) as e:
             raise TraceError(f"cannot be read ({_first_line(e)})", source=src) from None
+        except UnicodeDecodeError:
+            raise TraceError("cannot be read (a name or text in it is not UTF-8)",
+                             source=src) from None
     if table.num_rows == 0:
         raise TraceError("holds no rows", source=src)
     table = _sorted(table, src)
