@@ -1,7 +1,8 @@
 """Screenshots of the token-tree views, taken in headless Chromium: a dynamic tree run on
-the Live page (its Token tree tab), the walkthrough of one of its steps, and lesson 14.
+the Live page (its Token tree and Acceptance tabs), the walkthrough of one of its steps, and
+lesson 14.
 
-Usage:  PYTHONPATH=. python scripts/tree_screenshots.py [--out DIR]
+Usage:  PYTHONPATH=. python scripts/tree_screenshots.py [--out DIR] [--drafter D] [--tree T]
 (assets/images/ by default; the README shows tree.png)
 """
 
@@ -17,12 +18,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(OUT))
     ap.add_argument("--drafter", default="", help="a Drafter option (default: auto)")
+    ap.add_argument("--tree", default="dynamic tree, 16 nodes (EAGLE-2)",
+                    help="a Draft shape option")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     with app_page(900_000) as (url, page):
         open_live(page, url, "explanation")
-        choose(page, "tree", "dynamic tree, 16 nodes (EAGLE-2)")
+        choose(page, "tree", args.tree)
         if args.drafter:
             choose(page, "drafter", args.drafter)
         page.locator(".st-key-with_baseline label").click()
@@ -32,6 +35,10 @@ def main() -> None:
         page.get_by_role("tab", name="Token tree").first.click()
         page.wait_for_timeout(3000)
         page.locator("[role='tabpanel']:visible").first.screenshot(path=str(out / "tree.png"))
+        page.get_by_role("tab", name="Acceptance").first.click()
+        page.wait_for_timeout(3000)
+        page.locator("[role='tabpanel']:visible").first.screenshot(
+            path=str(out / "tree-acceptance.png"))
         page.get_by_role("link", name="Walkthrough").click()  # same session: the live run
         page.get_by_role("heading", name="Walkthrough").wait_for()
         nxt = page.locator(".st-key-wt_next button")

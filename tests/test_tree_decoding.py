@@ -270,3 +270,13 @@ def test_a_tree_runs_figures_name_its_nodes(pair):
     names = {t.name for t in heat.data if t.name}
     assert "not judged (its branch never reached)" in names
     assert not any("after a rejection" in n for n in names)
+
+
+@pytest.mark.parametrize("drafter, who", [("model", "The draft model reads"),
+                                          ("feature-head", "The feature head reads")])
+def test_the_walkthrough_of_a_tree_step_names_its_drafter(pair, drafter, who):
+    from specviz.teaching import walkthrough as W
+    trace = speculative_decode(pair, PROMPT, DecodeConfig(max_new_tokens=8, chat=False,
+                                                          tree="2,2", drafter=drafter))
+    drafts = [m for m in W.walk_step(trace, 0).micro if m.phase == "draft"]
+    assert len(drafts) == 2 and all(who in m.narration for m in drafts), drafts

@@ -164,7 +164,8 @@ def fig_acceptance_heatmap(drafts: pd.DataFrame, greedy: bool = False,
     return themed(data + keys, title, height=height,
                   yaxis=dict(title="step", autorange="reversed"),
                   xaxis=dict(title="tree node, in drafting order" if tree else "draft position",
-                             dtick=1, showgrid=False))
+                             dtick=1 if len(x) <= 20 else 5, range=[0.5, len(x) + 0.5],
+                             showgrid=False))
 
 
 def _marks(text: np.ndarray, z: np.ndarray, steps: np.ndarray, x: np.ndarray,

@@ -277,6 +277,11 @@ def _tree_micro_steps(s: StepRecord, w: StepWalk) -> list[MicroStep]:
     def after(i: int) -> str:
         return "x₀ (the last committed token)" if parents[i] < 0 else quote(text[parents[i]])
 
+    reader, sees = (("The feature head", "each row reads its parent's guessed feature and "
+                     "its own token, and sees the committed text and its own ancestors only")
+                    if w.drafter == "feature-head" else
+                    ("The draft model", "each sees the committed text and its own ancestors "
+                     "only"))
     items: list[tuple[str, str, str, int | None]] = []
     for d in sorted(set(depth)):
         nodes = [i for i in range(w.gamma) if depth[i] == d]
@@ -286,9 +291,8 @@ def _tree_micro_steps(s: StepRecord, w: StepWalk) -> list[MicroStep]:
         how = ("its most probable tokens" if w.greedy else "tokens drawn from q without "
                "replacement") if d == 1 or len(nodes) > 1 else "its most probable token"
         items.append(("draft", f"Depth {d}: {len(nodes)} candidate{'s' * (len(nodes) > 1)}",
-                      f"The draft model reads the newest nodes in one pass (each sees the "
-                      f"committed text and its own ancestors only) and proposes {how}: "
-                      f"{listed}.", nodes[-1]))
+                      f"{reader} reads the newest nodes in one pass ({sees}) and proposes "
+                      f"{how}: {listed}.", nodes[-1]))
     items.append(("verify", f"The target scores all {w.gamma} nodes in one pass",
                   f"One target pass over x₀ and the {w.gamma} nodes gives p after every node. "
                   "A tree mask lets each node attend to the committed text and its own "
