@@ -385,8 +385,28 @@ def run_tree_bench(pair, cfg, trees: list[str], *, prompts: list[str] | None = N
             for on in (True, False):
                 fn(pair, p, replace(c, trace_detail=on))
         warm_s[name] = time.perf_counter() - t0
-    # each method traced (the figures below come from its records) and untraced (the speed
-    # of decoding alone), interleaved prompt by prompt
+    tps, traces = _interleaved(pair, methods, prompts, repeats, progress)
+    rows = {name: _tree_row(traces[name], tps, name, baseline, traces[baseline],
+                            cfg.sampling.greedy) for name in methods}
+    result = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": command, "hardware": hardware_info(pair.device), "target": pair.target_info,
+        "draft": pair.head_info if cfg.drafter == "feature-head" else pair.draft_info,
+        "drafter": cfg.drafter, "gamma": cfg.gamma,
+        "temperature": cfg.temperature, "max_new_tokens": cfg.max_new_tokens,
+        "prompts": len(prompts), "repeats": repeats, "trees": trees, "engine": engine,
+        "warmup_s": warm_s,
+        "rows": rows,
+    }
+    result["markdown"] = trees_markdown(result)
+    return result
+
+
+def _interleaved(pair, methods: dict, prompts: list[str], repeats: int, progress
+                 ) -> tuple[dict, dict]:
+    """Each method traced (its figures come from the records) and untraced (the speed of
+    decoding alone), interleaved prompt by prompt: tokens/s by (method, traced) and the
+    traces of the first repeat."""
     tokens = {(m, on): 0 for m in methods for on in (True, False)}
     seconds = {(m, on): 0.0 for m in methods for on in (True, False)}
     traces: dict[str, list] = {m: [] for m in methods}
@@ -400,39 +420,28 @@ def run_tree_bench(pair, cfg, trees: list[str], *, prompts: list[str] | None = N
                     seconds[name, on] += dt
                     if r == 0 and on:
                         traces[name].append(trace)
-    tps = {k: tokens[k] / seconds[k] if seconds[k] else 0.0 for k in tokens}
-    base = [t.summary.output_token_ids for t in traces[baseline]]
-    rows = {}
-    for name in methods:
-        ts = traces[name]
-        steps = sum(t.summary.n_steps for t in ts)
-        nodes = sum(s.gamma for t in ts for s in t.steps)
-        judged = sum(s.n_evaluated for t in ts for s in t.steps)
-        rows[name] = {
-            "tokens_per_s": tps[name, True],
-            "tokens_per_s_untraced": tps[name, False],
-            "tokens_per_verification": sum(t.summary.n_emitted for t in ts) / steps
-            if steps else None,
-            "drafted_per_verification": nodes / steps if steps else None,
-            "alpha_hat": sum(t.summary.n_accepted for t in ts) / judged if judged else None,
-            "vs_target_only": _ratio(tps[name, True], tps[baseline, True]),
-            "vs_target_only_untraced": _ratio(tps[name, False], tps[baseline, False]),
-            "prompts_equal_to_target_only": sum(t.summary.output_token_ids == b
-                                                for t, b in zip(ts, base))
-            if cfg.sampling.greedy else None,
-        }
-    result = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": command, "hardware": hardware_info(pair.device), "target": pair.target_info,
-        "draft": pair.head_info if cfg.drafter == "feature-head" else pair.draft_info,
-        "drafter": cfg.drafter, "gamma": cfg.gamma,
-        "temperature": cfg.temperature, "max_new_tokens": cfg.max_new_tokens,
-        "prompts": len(prompts), "repeats": repeats, "trees": trees, "engine": engine,
-        "warmup_s": warm_s,
-        "rows": rows,
+    return {k: tokens[k] / seconds[k] if seconds[k] else 0.0 for k in tokens}, traces
+
+
+def _tree_row(ts: list, tps: dict, name: str, baseline: str, base_traces: list,
+              greedy: bool) -> dict:
+    """One method's line of the tree bench, from its traces and the measured speeds."""
+    steps = sum(t.summary.n_steps for t in ts)
+    nodes = sum(s.gamma for t in ts for s in t.steps)
+    judged = sum(s.n_evaluated for t in ts for s in t.steps)
+    base = [t.summary.output_token_ids for t in base_traces]
+    return {
+        "tokens_per_s": tps[name, True],
+        "tokens_per_s_untraced": tps[name, False],
+        "tokens_per_verification": sum(t.summary.n_emitted for t in ts) / steps
+        if steps else None,
+        "drafted_per_verification": nodes / steps if steps else None,
+        "alpha_hat": sum(t.summary.n_accepted for t in ts) / judged if judged else None,
+        "vs_target_only": _ratio(tps[name, True], tps[baseline, True]),
+        "vs_target_only_untraced": _ratio(tps[name, False], tps[baseline, False]),
+        "prompts_equal_to_target_only": sum(t.summary.output_token_ids == b
+                                            for t, b in zip(ts, base)) if greedy else None,
     }
-    result["markdown"] = trees_markdown(result)
-    return result
 
 
 def trees_markdown(r: dict) -> str:
