@@ -516,7 +516,7 @@ def _decoder(pair, config: DecodeConfig, path: str, kind: str | None, shape, max
     target, drafter, state, phases, release = parts
     copier = HostCopier(pair.device)
     if shape is not None:  # sampled trees are read to the host each step: no graphs
-        return (TreeDecoder(target, tree_draft(drafter, config.sampling), state,
+        return (TreeDecoder(target, tree_draft(drafter, config.sampling, shape.depth), state,
                             phases if config.sampling.greedy else EagerPhases(), shape,
                             config.sampling, config.verifier, gen, copier.start,
                             copier.finish, config.trace_detail, config.top_alternatives,

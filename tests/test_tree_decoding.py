@@ -280,3 +280,27 @@ def test_the_walkthrough_of_a_tree_step_names_its_drafter(pair, drafter, who):
                                                           tree="2,2", drafter=drafter))
     drafts = [m for m in W.walk_step(trace, 0).micro if m.phase == "draft"]
     assert len(drafts) == 2 and all(who in m.narration for m in drafts), drafts
+
+
+def test_the_draft_models_q_at_each_root_is_its_q_after_the_committed_text():
+    """The draft model's cache is complete up to x_0 at every step, also when a step's tree
+    is cut shorter than the run's (few tokens left) after a step that committed many: the q
+    recorded for each child of the root equals a fresh forward of the draft model over the
+    committed tokens."""
+    try:
+        pair = load_pair("embedded:smollm2-135m-instruct", "embedded:smollm2-draft")
+    except ModelSourceError as e:
+        pytest.skip(f"embedded target not available here: {e}")
+    prompt = "Write a Python function that checks whether a string is a palindrome."
+    trace = speculative_decode(pair, prompt, DecodeConfig(
+        max_new_tokens=42, chat=True, engine="static", drafter="model", tree="2,2,1"))
+    steps = trace.steps
+    assert any(b.gamma < 10 and len(a.emitted_ids) >= 3 for a, b in zip(steps, steps[1:]))
+    seq = list(trace.run.prompt_token_ids)
+    with torch.no_grad():
+        for s in steps:
+            q = torch.softmax(pair.draft(torch.tensor([seq])).logits[0, -1].float(), -1)
+            for i, par in enumerate(s.tree_parent):
+                if par < 0:
+                    assert abs(float(q[s.drafted_ids[i]]) - s.q[i]) < 1e-4, (s.step, i)
+            seq += s.emitted_ids

@@ -165,17 +165,19 @@ class _TreeDraft:
 
 class _ModelDraft(_TreeDraft):
     """A draft LM (the draft model, or the target's first layers). The root's pass re-reads
-    the newest depth + 1 committed tokens (all a step can have added), so its cache is
-    complete up to x_0 at every step, at a fixed shape."""
+    the newest ``depth`` + 1 committed tokens (all a step of the run's tree can have added,
+    also when this step's tree is cut shorter), so its cache is complete up to x_0 at every
+    step, at a fixed shape."""
 
-    def __init__(self, drafter, sampling: Sampling):
+    def __init__(self, drafter, sampling: Sampling, depth: int):
         super().__init__(drafter, sampling)
-        self.lm = drafter.lm
+        self.lm, self.depth = drafter.lm, depth
         self.key_pos, self.dtype, self.group = self.lm.key_pos, self.lm.embed.dtype, \
             self.lm.shape.group
 
     def root(self, st: RunState, depth: int) -> torch.Tensor:
-        pos = (st.P - depth - 1 + torch.arange(depth + 1, device=st.P.device)).clamp(min=0)
+        n = self.depth + 1
+        pos = (st.P - n + torch.arange(n, device=st.P.device)).clamp(min=0)
         logits = self.lm.forward(st.seq.index_select(0, pos), pos, "last")[0]
         return logits_to_probs(logits, self.s)
 
@@ -229,11 +231,12 @@ class _HeadDraft(_TreeDraft):
         self.head.h.copy_(h.index_select(0, n_accepted.view(1))[0])
 
 
-def tree_draft(drafter, sampling: Sampling) -> _TreeDraft:
-    """The tree-drafting side of a chain drafter (specviz.core.drafters)."""
+def tree_draft(drafter, sampling: Sampling, depth: int) -> _TreeDraft:
+    """The tree-drafting side of a chain drafter (specviz.core.drafters), for trees at most
+    ``depth`` deep."""
     if getattr(drafter, "reads_features", False):
         return _HeadDraft(drafter, sampling)
-    return _ModelDraft(drafter, sampling)
+    return _ModelDraft(drafter, sampling, depth)
 
 
 # ---------------------------------------------------------------------- trees on the device
