@@ -124,27 +124,31 @@ def test_the_wrong_tree_rule_runs_and_is_recorded(pair):
     assert trace.run.config["verifier"] == "plain-q" and trace.summary.n_emitted == 20
 
 
-def _first_token_counts(pair, rule: str, runs: int, bins: torch.Tensor) -> torch.Tensor:
+def _first_token_counts(pair, rule: str, runs: int, bins: torch.Tensor, tree: str = "3,2",
+                        drafter: str = "model") -> torch.Tensor:
     counts = torch.zeros(bins.shape[0] + 1)
     for seed in range(runs):
-        cfg = DecodeConfig(max_new_tokens=3, chat=False, tree="3,2", temperature=1.0,
-                           seed=seed, verifier=rule)
+        cfg = DecodeConfig(max_new_tokens=3, chat=False, tree=tree, temperature=1.0,
+                           seed=seed, verifier=rule, drafter=drafter)
         first = speculative_decode(pair, PROMPT, cfg).summary.output_token_ids[0]
         hit = (bins == first).nonzero()  # bins on the CPU
         counts[int(hit[0]) if len(hit) else -1] += 1
     return counts
 
 
-def test_sampled_tree_decoding_emits_the_targets_distribution(pair):
-    """End to end (drafting a sampled tree, the tree pass, recursive rejection sampling): the
-    first emitted token follows p at τ = 1; chi-square over p's 6 most likely tokens and the
-    rest, 2,000 runs."""
+@pytest.mark.parametrize("drafter, tree", [("model", "3,2"), ("feature-head", "3,2"),
+                                           ("feature-head", "dynamic:8:3")])
+def test_sampled_tree_decoding_emits_the_targets_distribution(pair, drafter, tree):
+    """End to end (drafting a tree, the tree pass, multi-candidate rejection sampling: sampled
+    children for a static tree, top-k children for a dynamic one), with the draft model and
+    the feature head: the first emitted token follows p at τ = 1; chi-square over p's 6 most
+    likely tokens and the rest, 2,000 runs."""
     ids = pair.tokenizer(PROMPT)["input_ids"]
     with torch.no_grad():
         logits = pair.target(torch.tensor([ids], device=pair.device)).logits[0, -1]
     top = torch.softmax(logits.float(), -1).cpu().topk(6)
     probs = torch.cat([top.values, (1 - top.values.sum()).view(1)])
-    counts = _first_token_counts(pair, "exact", 2000, top.indices)
+    counts = _first_token_counts(pair, "exact", 2000, top.indices, tree, drafter)
     assert chi_square_pvalue(counts, probs) > 1e-3, (counts, probs * counts.sum())
 
 
