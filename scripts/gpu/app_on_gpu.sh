@@ -7,8 +7,6 @@
 set -uo pipefail
 source scripts/gpu/env.sh
 own_tree app
-res=$SV/app
-mkdir -p "$res"
 {
   date -u
   python3 -c "import streamlit, plotly; print('streamlit', streamlit.__version__, 'plotly', plotly.__version__)"

@@ -8,9 +8,6 @@
 set -uo pipefail
 source scripts/gpu/env.sh
 own_tree engine
-res=$SV/engine
-mkdir -p "$res"
-run() { echo "+ $*"; "$@"; }
 {
   date -u
   nvidia-smi --query-gpu=name,driver_version,utilization.gpu --format=csv

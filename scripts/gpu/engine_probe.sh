@@ -5,8 +5,6 @@
 set -uo pipefail
 source scripts/gpu/env.sh
 own_tree probe
-res=$SV/probe
-mkdir -p "$res"
 {
   date -u
   TORCH_LOGS=recompiles python3 scripts/gpu/fused_probe.py bfloat16

@@ -7,11 +7,16 @@ export PYTHONPATH=$SV/site:$PWD${PYTHONPATH:+:$PYTHONPATH}
 export PYTHONUNBUFFERED=1
 mkdir -p "$SV"
 # own_tree NAME: continue in a private copy of the working tree under $SV (a detached job
-# outlives the command that started it, and the next command gets a fresh working tree)
+# outlives the command that started it, and the next command gets a fresh working tree);
+# its results go to $res = $SV/NAME
 own_tree() {
   local dest=$SV/tree-$1
   rm -rf "$dest" && mkdir -p "$dest"
   tar --exclude=./.carry --exclude=./.whl --exclude=./.git -cf - . | tar -xf - -C "$dest"
   cd "$dest" || exit 1
   export PYTHONPATH=$SV/site:$PWD
+  res=$SV/$1
+  mkdir -p "$res"
 }
+# run CMD...: print the command, then run it (the logs show what ran)
+run() { echo "+ $*"; "$@"; }

@@ -8,7 +8,6 @@ source scripts/gpu/env.sh
 res=$SV/results
 mkdir -p "$res"
 head=$SV/packed
-run() { echo "+ $*"; "$@"; }
 save() { cp "$SV"/head/*.log "$res/" 2>/dev/null; tar czf "$OUT/head-results.tgz" -C "$SV" results; }
 tar czf "$OUT/head.tgz" -C "$SV" packed
 run python3 -m specviz.distill eval --drafter feature-head --head "$head" --n-per-category 6 \

@@ -3,6 +3,5 @@
 set -uo pipefail
 source scripts/gpu/env.sh
 own_tree probe
-mkdir -p "$SV/probe"
 { date -u; python3 scripts/gpu/tree_probe.py 8 16,65; date -u; } >"$SV/probe/log" 2>&1
 touch "$SV/probe/DONE"

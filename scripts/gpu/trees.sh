@@ -9,9 +9,6 @@
 set -uo pipefail
 source scripts/gpu/env.sh
 own_tree trees
-res=$SV/trees
-mkdir -p "$res"
-run() { echo "+ $*"; "$@"; }
 bench() {  # bench NAME ARGS...: the 24 held-out prompts, 128 new tokens, one repeat
   local name=$1; shift
   run python3 -m specviz bench --device cuda --prompts assets/prompts/heldout.jsonl \

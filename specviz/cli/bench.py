@@ -92,6 +92,7 @@ def default_engines(device: torch.device) -> list[str]:
 
 
 FUSED = "+fused"  # an engine name's suffix: its layers compiled by torch.compile
+UNTRACED = " (untraced)"  # a tree-bench method's name suffix: the run without records
 
 
 def _with_fusion(engine: str, fn):
@@ -121,22 +122,45 @@ HF_TARGET = "transformers generate (target only)"
 HF_STATIC = "transformers generate, static cache, compiled (target only)"
 
 
-def run_bench(pair, cfg, *, prompts: list[str] | None = None, repeats: int = 3,
-              engines: list[str] | None = None, command: str = "",
-              progress=lambda msg: None, transformers: bool = True,
-              transformers_static: bool = False) -> dict:
-    """Measure every method on every prompt ``repeats`` times, methods interleaved prompt by
-    prompt; returns a result dict with a markdown table under "markdown".
+def _warm_up(methods: dict, prompts: list[str], progress, every_prompt) -> dict:
+    """Every method once on the first prompt at full length (CUDA graphs are captured here:
+    that time is reported, not counted in the measurements), or on every prompt where
+    ``every_prompt(name)``: a fused engine compiles each new pass shape on first use
+    (seconds each), and the shapes of a run's last steps depend on the prompt."""
+    warm_s = {}
+    for name, fn in methods.items():
+        progress(f"warm-up: {name}")
+        t = time.perf_counter()
+        for p in prompts if every_prompt(name) else prompts[:1]:
+            fn(p)
+        warm_s[name] = time.perf_counter() - t
+    return warm_s
 
-    For each engine (eager: transformers' forward with dynamic caches; static: the static
-    engine without graphs; graphs: the static engine replayed as CUDA graphs) it runs
-    target-only decoding and speculative decoding with tracing on and off; transformers'
-    generate runs with and without the assistant. An engine named with the suffix "+fused"
-    is that engine with its layers compiled by torch.compile. ``transformers_static`` adds
-    transformers' generate with its static cache (compiled on its first call: the warm-up).
-    """
-    prompts = prompts or DEFAULT_PROMPTS
-    engines = engines or default_engines(pair.device)
+
+def _measure(methods: dict, prompts: list[str], repeats: int, progress):
+    """Every method (name -> fn(prompt) -> (ids, seconds, trace or None)) on every prompt,
+    ``repeats`` times, interleaved prompt by prompt: tokens and seconds per method, each
+    prompt's output ids, and the traces with steps in the order they ran."""
+    tokens = {m: 0 for m in methods}
+    seconds = {m: 0.0 for m in methods}
+    outputs: dict[str, dict[int, list[int]]] = {m: {} for m in methods}
+    traces: dict[str, list] = {m: [] for m in methods}
+    for r in range(repeats):
+        for i, prompt in enumerate(prompts):
+            progress(f"repeat {r + 1}/{repeats}, prompt {i + 1}/{len(prompts)}")
+            for name, fn in methods.items():
+                ids, dt, trace = fn(prompt)
+                tokens[name] += len(ids)
+                seconds[name] += dt
+                outputs[name][i] = ids
+                if trace is not None and trace.steps:
+                    traces[name].append(trace)
+    return tokens, seconds, outputs, traces
+
+
+def _bench_methods(pair, cfg, engines: list[str], transformers: bool,
+                   transformers_static: bool) -> dict:
+    """run_bench's methods: name -> fn(prompt) -> (output ids, seconds, trace or None)."""
     methods = {}
     for e in engines:
         traced = replace(cfg, trace_detail=True, engine=e.removesuffix(FUSED))
@@ -154,33 +178,28 @@ def run_bench(pair, cfg, *, prompts: list[str] | None = None, repeats: int = 3,
     if transformers_static:
         methods[HF_STATIC] = lambda p: _hf_generate(
             pair, cfg, encode_prompt(pair.tokenizer, p, cfg.chat), False, static=True) + (None,)
+    return methods
 
-    # warm-up: every method once on the first prompt at full length (CUDA graphs are
-    # captured here: that time is reported, not counted in the measurements)
-    warm_s = {}
-    for name, fn in methods.items():
-        progress(f"warm-up: {name}")
-        t = time.perf_counter()
-        # a fused engine compiles each new pass shape on first use (seconds each), and the
-        # shapes of a run's last steps depend on the prompt: it warms up on every prompt
-        for p in prompts if FUSED in name else prompts[:1]:
-            fn(p)
-        warm_s[name] = time.perf_counter() - t
 
-    tokens = {m: 0 for m in methods}
-    seconds = {m: 0.0 for m in methods}
-    outputs: dict[str, dict[int, list[int]]] = {m: {} for m in methods}
-    traces: dict[str, list] = {m: [] for m in methods}
-    for r in range(repeats):
-        for i, prompt in enumerate(prompts):
-            progress(f"repeat {r + 1}/{repeats}, prompt {i + 1}/{len(prompts)}")
-            for name, fn in methods.items():
-                ids, dt, trace = fn(prompt)
-                tokens[name] += len(ids)
-                seconds[name] += dt
-                outputs[name][i] = ids
-                if trace is not None and trace.steps:
-                    traces[name].append(trace)
+def run_bench(pair, cfg, *, prompts: list[str] | None = None, repeats: int = 3,
+              engines: list[str] | None = None, command: str = "",
+              progress=lambda msg: None, transformers: bool = True,
+              transformers_static: bool = False) -> dict:
+    """Measure every method on every prompt ``repeats`` times, methods interleaved prompt by
+    prompt; returns a result dict with a markdown table under "markdown".
+
+    For each engine (eager: transformers' forward with dynamic caches; static: the static
+    engine without graphs; graphs: the static engine replayed as CUDA graphs) it runs
+    target-only decoding and speculative decoding with tracing on and off; transformers'
+    generate runs with and without the assistant. An engine named with the suffix "+fused"
+    is that engine with its layers compiled by torch.compile. ``transformers_static`` adds
+    transformers' generate with its static cache (compiled on its first call: the warm-up).
+    """
+    prompts = prompts or DEFAULT_PROMPTS
+    engines = engines or default_engines(pair.device)
+    methods = _bench_methods(pair, cfg, engines, transformers, transformers_static)
+    warm_s = _warm_up(methods, prompts, progress, lambda name: FUSED in name)
+    tokens, seconds, outputs, traces = _measure(methods, prompts, repeats, progress)
     tps = {m: tokens[m] / seconds[m] if seconds[m] else 0.0 for m in methods}
     same = identical = None
     if cfg.sampling.greedy:
@@ -371,23 +390,26 @@ def run_tree_bench(pair, cfg, trees: list[str], *, prompts: list[str] | None = N
     engine = path + (FUSED if fused is None else "")  # its name in the table
     base_cfg = replace(cfg, engine=path, tree="")
     baseline = f"target-only, {engine}"
-    methods = {baseline: (target_only_decode, base_cfg)}
+    configs = {baseline: (target_only_decode, base_cfg)}
     for t in trees:
         shape = parse_tree(t)
         name = f"chain of {cfg.gamma}" if shape is None else shape.label
-        methods[f"{name}, {engine}"] = (speculative_decode,
+        configs[f"{name}, {engine}"] = (speculative_decode,
                                         replace(base_cfg, tree="" if shape is None else t))
-    warm_s = {}
-    for name, (fn, c) in methods.items():
-        progress(f"warm-up: {name}")
-        t0 = time.perf_counter()
-        for p in prompts if fused is None else prompts[:1]:
-            for on in (True, False):
-                fn(pair, p, replace(c, trace_detail=on))
-        warm_s[name] = time.perf_counter() - t0
-    tps, traces = _interleaved(pair, methods, prompts, repeats, progress)
-    rows = {name: _tree_row(traces[name], tps, name, baseline, traces[baseline],
-                            cfg.sampling.greedy) for name in methods}
+    # each method traced (its figures come from the records) and untraced (the speed of
+    # decoding alone)
+    methods = {}
+    for name, (fn, c) in configs.items():
+        for on in (True, False):
+            methods[name + ("" if on else UNTRACED)] = (
+                lambda p, fn=fn, c=replace(c, trace_detail=on): _ours(fn, pair, p, c))
+    warm = _warm_up(methods, prompts, progress, lambda name: fused is None)
+    tokens, seconds, _, traces = _measure(methods, prompts, repeats, progress)
+    tps = {m: tokens[m] / seconds[m] if seconds[m] else 0.0 for m in methods}
+    n = len(prompts)  # the figures come from the first repeat's traced runs
+    rows = {name: _tree_row(traces[name][:n], tps, name, baseline, traces[baseline][:n],
+                            cfg.sampling.greedy) for name in configs}
+    warm_s = {name: warm[name] + warm[name + UNTRACED] for name in configs}
     result = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": command, "hardware": hardware_info(pair.device), "target": pair.target_info,
@@ -402,27 +424,6 @@ def run_tree_bench(pair, cfg, trees: list[str], *, prompts: list[str] | None = N
     return result
 
 
-def _interleaved(pair, methods: dict, prompts: list[str], repeats: int, progress
-                 ) -> tuple[dict, dict]:
-    """Each method traced (its figures come from the records) and untraced (the speed of
-    decoding alone), interleaved prompt by prompt: tokens/s by (method, traced) and the
-    traces of the first repeat."""
-    tokens = {(m, on): 0 for m in methods for on in (True, False)}
-    seconds = {(m, on): 0.0 for m in methods for on in (True, False)}
-    traces: dict[str, list] = {m: [] for m in methods}
-    for r in range(repeats):
-        for i, prompt in enumerate(prompts):
-            progress(f"repeat {r + 1}/{repeats}, prompt {i + 1}/{len(prompts)}")
-            for name, (fn, c) in methods.items():
-                for on in (True, False):
-                    ids, dt, trace = _ours(fn, pair, prompt, replace(c, trace_detail=on))
-                    tokens[name, on] += len(ids)
-                    seconds[name, on] += dt
-                    if r == 0 and on:
-                        traces[name].append(trace)
-    return {k: tokens[k] / seconds[k] if seconds[k] else 0.0 for k in tokens}, traces
-
-
 def _tree_row(ts: list, tps: dict, name: str, baseline: str, base_traces: list,
               greedy: bool) -> dict:
     """One method's line of the tree bench, from its traces and the measured speeds."""
@@ -431,14 +432,14 @@ def _tree_row(ts: list, tps: dict, name: str, baseline: str, base_traces: list,
     judged = sum(s.n_evaluated for t in ts for s in t.steps)
     base = [t.summary.output_token_ids for t in base_traces]
     return {
-        "tokens_per_s": tps[name, True],
-        "tokens_per_s_untraced": tps[name, False],
+        "tokens_per_s": tps[name],
+        "tokens_per_s_untraced": tps[name + UNTRACED],
         "tokens_per_verification": sum(t.summary.n_emitted for t in ts) / steps
         if steps else None,
         "drafted_per_verification": nodes / steps if steps else None,
         "alpha_hat": sum(t.summary.n_accepted for t in ts) / judged if judged else None,
-        "vs_target_only": _ratio(tps[name, True], tps[baseline, True]),
-        "vs_target_only_untraced": _ratio(tps[name, False], tps[baseline, False]),
+        "vs_target_only": _ratio(tps[name], tps[baseline]),
+        "vs_target_only_untraced": _ratio(tps[name + UNTRACED], tps[baseline + UNTRACED]),
         "prompts_equal_to_target_only": sum(t.summary.output_token_ids == b
                                             for t, b in zip(ts, base)) if greedy else None,
     }

@@ -178,46 +178,58 @@ def cmd_speed(args) -> None:
         Path(args.json).write_text(json.dumps(res, indent=1))
 
 
-def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m specviz.distill", description=__doc__)
-    sub = ap.add_subparsers(dest="cmd", required=True)
+def _common(p) -> None:
+    p.add_argument("--target", default=DEFAULT_TARGET)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=int, default=0)
 
-    def common(p):
-        p.add_argument("--target", default=DEFAULT_TARGET)
-        p.add_argument("--device", default="auto")
-        p.add_argument("--seed", type=int, default=0)
 
-    def data_opts(p):
-        p.add_argument("--n-self", type=int, default=24576, help="self-written prompts asked")
-        p.add_argument("--n-seed", type=int, default=None, help="seed prompts (default all)")
-        p.add_argument("--batch-size", type=int, default=2048)
-        p.add_argument("--max-new-tokens", type=int, default=192)
-        p.add_argument("--prompt-max-new-tokens", type=int, default=64)
-        p.add_argument("--data-seconds", type=float, default=None,
-                       help="stop answering after this many seconds")
-        p.add_argument("--answer-batches", type=int, default=11,
-                       help="answer batches to run (the shipped draft: 11 of 12); 0 = all")
+def _data_opts(p) -> None:
+    p.add_argument("--n-self", type=int, default=24576, help="self-written prompts asked")
+    p.add_argument("--n-seed", type=int, default=None, help="seed prompts (default all)")
+    p.add_argument("--batch-size", type=int, default=2048)
+    p.add_argument("--max-new-tokens", type=int, default=192)
+    p.add_argument("--prompt-max-new-tokens", type=int, default=64)
+    p.add_argument("--data-seconds", type=float, default=None,
+                   help="stop answering after this many seconds")
+    p.add_argument("--answer-batches", type=int, default=11,
+                   help="answer batches to run (the shipped draft: 11 of 12); 0 = all")
 
-    def train_opts(p):
-        p.add_argument("--steps", type=int, default=2600)
-        p.add_argument("--train-seconds", type=float, default=None,
-                       help="fix the step count after 20 steps so training fits this budget")
-        p.add_argument("--max-tokens", type=int, default=32768, help="tokens per batch")
-        p.add_argument("--max-len", type=int, default=384)
-        p.add_argument("--lr", type=float, default=2e-3)
-        p.add_argument("--warmup", type=int, default=100)
-        p.add_argument("--eval-every", type=int, default=500)
-        for k in ("hidden", "layers", "intermediate", "heads", "kv-heads"):
-            p.add_argument(f"--{k}", type=int, default=None)
 
+def _train_opts(p) -> None:
+    p.add_argument("--steps", type=int, default=2600)
+    p.add_argument("--train-seconds", type=float, default=None,
+                   help="fix the step count after 20 steps so training fits this budget")
+    p.add_argument("--max-tokens", type=int, default=32768, help="tokens per batch")
+    p.add_argument("--max-len", type=int, default=384)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--warmup", type=int, default=100)
+    p.add_argument("--eval-every", type=int, default=500)
+    for k in ("hidden", "layers", "intermediate", "heads", "kv-heads"):
+        p.add_argument(f"--{k}", type=int, default=None)
+
+
+def _measure_opts(p, n_per_category: int) -> None:
+    """What ``eval`` and ``speed`` share: the models and the prompts."""
+    _common(p)
+    p.add_argument("--draft", default="embedded:smollm2-draft")
+    p.add_argument("--drafter", default="model", choices=["model", "feature-head"])
+    p.add_argument("--head", default="default", help="feature head source (default: shipped)")
+    p.add_argument("--n-per-category", type=int, default=n_per_category)
+    p.add_argument("--max-new-tokens", type=int, default=64)
+    p.add_argument("--threads", type=int, default=None)
+
+
+def _draft_parsers(sub) -> None:
+    """data, train, pack and all: the separate draft model."""
     p = sub.add_parser("data", help="the target writes prompts and answers")
-    common(p)
-    data_opts(p)
+    _common(p)
+    _data_opts(p)
     p.add_argument("--out", required=True)
     p.set_defaults(fn=cmd_data)
     p = sub.add_parser("train", help="distil a draft from the target on DATA/data.npz")
-    common(p)
-    train_opts(p)
+    _common(p)
+    _train_opts(p)
     p.add_argument("--data", default=None, help="folder with data.npz (default: --out)")
     p.add_argument("--out", required=True)
     p.set_defaults(fn=cmd_train)
@@ -227,16 +239,20 @@ def main(argv=None) -> None:
     p.add_argument("--dest", default=str(DRAFT_ASSET))
     p.set_defaults(fn=cmd_pack)
     p = sub.add_parser("all", help="data, train and pack in one process")
-    common(p)
-    data_opts(p)
-    train_opts(p)
+    _common(p)
+    _data_opts(p)
+    _train_opts(p)
     p.add_argument("--out", required=True)
     p.add_argument("--draft", default=None)
     p.add_argument("--dest", default=str(DRAFT_ASSET))
     p.add_argument("--no-pack", action="store_true")
     p.set_defaults(fn=cmd_all, data=None)
+
+
+def _head_parsers(sub) -> None:
+    """head and pack-head: the feature-level draft head."""
     p = sub.add_parser("head", help="train a feature-level draft head on DATA/data.npz")
-    common(p)
+    _common(p)
     p.add_argument("--data", default=None, help="folder with data.npz (default: --out)")
     p.add_argument("--out", required=True)
     p.add_argument("--train-seconds", type=float, default=450.0)
@@ -254,32 +270,36 @@ def main(argv=None) -> None:
     p.add_argument("--out", default="artifacts/distill")
     p.add_argument("--dest", default=str(HEAD_ASSET))
     p.set_defaults(fn=cmd_pack_head)
+
+
+def _measure_parsers(sub) -> None:
+    """eval and speed: what a draft gains on held-out prompts."""
     p = sub.add_parser("eval", help="alpha, accepted length, c and speedup on held-out prompts")
-    common(p)
-    p.add_argument("--draft", default="embedded:smollm2-draft")
-    p.add_argument("--drafter", default="model", choices=["model", "feature-head"])
-    p.add_argument("--head", default="default", help="feature head source (default: shipped)")
-    p.add_argument("--n-per-category", type=int, default=4)
-    p.add_argument("--max-new-tokens", type=int, default=64)
+    _measure_opts(p, n_per_category=4)
     p.add_argument("--gamma", type=int, default=4)
     p.add_argument("--temperatures", default="0,0.7,1.0")
-    p.add_argument("--threads", type=int, default=None)
     p.add_argument("--json", default=None, help="write the full result here")
     p.set_defaults(fn=cmd_eval)
     p = sub.add_parser("speed", help="speedup over target-only in interleaved pairs")
-    common(p)
-    p.add_argument("--draft", default="embedded:smollm2-draft")
-    p.add_argument("--drafter", default="model", choices=["model", "feature-head"])
-    p.add_argument("--head", default="default", help="feature head source (default: shipped)")
-    p.add_argument("--n-per-category", type=int, default=1)
-    p.add_argument("--max-new-tokens", type=int, default=64)
+    _measure_opts(p, n_per_category=1)
     p.add_argument("--gammas", default="4")
     p.add_argument("--temperature", type=float, default=0.0)
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--threads", type=int, default=None)
     p.add_argument("--json", default=None)
     p.set_defaults(fn=cmd_speed)
-    args = ap.parse_args(argv)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m specviz.distill", description=__doc__)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    _draft_parsers(sub)
+    _head_parsers(sub)
+    _measure_parsers(sub)
+    return ap
+
+
+def main(argv=None) -> None:
+    args = build_parser().parse_args(argv)
     if getattr(args, "answer_batches", None) == 0:
         args.answer_batches = None
     if getattr(args, "train_seconds", None) is not None:

@@ -42,10 +42,11 @@ class CachedLM:
         (T, >= slots[0] + T) additive, 0 where a row may attend (rotary positions ``pos`` by
         depth); without it the pass is causal. A position repeated at the start (a re-read
         clamped at 0) is fed once."""
-        if slots is None and ids.shape[0] > 1:
+        first = (pos if slots is None else slots)[:2].tolist()  # a host read: not captured
+        start = first[0]
+        if slots is None and first[1:] == [start]:  # a re-read clamped at position 0
             last = torch.cat([pos[1:] != pos[:-1], pos.new_ones(1, dtype=torch.bool)])
             ids, pos = ids[last], pos[last]
-        start = int((pos if slots is None else slots)[0])  # a host read: not captured
         crop_cache(self.cache, start)
         mask = None
         if bias is not None:
