@@ -36,6 +36,7 @@ from .core.state import RunState
 from .core.tree import TREE_RULES
 from .core.tree_decoder import TreeDecoder, TreeShape, parse_tree, tree_draft
 from .core.verify import RULES
+from .engines import skinny
 from .engines.eager import CachedLM, truncated_model
 from .engines.phases import EagerPhases, GraphPhases, HostCopier
 from .engines.static import (
@@ -290,7 +291,7 @@ def speculative_decode(pair, prompt: str, config: DecodeConfig = DecodeConfig(),
     check_drafter(pair, config)
     path, why = resolve_engine(pair, config, "speculative")
     run = _run_record(pair, config, "speculative", prompt, prompt_ids, label, command,
-                      _engine_info(path, why))
+                      _engine_info(pair, path, why))
     shape = config.tree_shape
     policy = make_policy(config.policy, shape.depth if shape else config.gamma,
                          config.confidence_threshold)
@@ -309,7 +310,7 @@ def target_only_decode(pair, prompt: str, config: DecodeConfig = DecodeConfig(),
     prompt_ids, limit = _prepare(pair, prompt, config)
     path, why = resolve_engine(pair, config, "target-only")
     run = _run_record(pair, config, "target-only", prompt, prompt_ids, label, command,
-                      _engine_info(path, why))
+                      _engine_info(pair, path, why))
     return _loop(pair, run, prompt_ids, limit, config, path, None, on_step, should_stop,
                  writer)
 
@@ -341,9 +342,11 @@ def resolve_engine(pair, config: DecodeConfig, mode: str) -> tuple[str, str]:
     return want, "asked for"
 
 
-def _engine_info(path: str, why: str) -> dict:
+def _engine_info(pair, path: str, why: str) -> dict:
+    rows = (path != "eager" and pair.device.type == "cuda" and skinny.available()
+            and pair.target.dtype == torch.float32)  # float32 few-row products on Triton
     return {"path": path, "cuda_graphs": path == "graphs", "static_cache": path != "eager",
-            "why": why}
+            "row_kernel": rows, "why": why}
 
 
 # ---------------------------------------------------------------- the models per engine
@@ -415,7 +418,7 @@ def _static_parts(pair, config: DecodeConfig, kind: str | None, max_len: int, gr
     n_layers = config.early_exit_layers if kind == "early-exit" else None
     max_len = bucket(max_len)
     key = (id(draft_model), id(pair.head) if kind == "feature-head" else None, kind, n_layers,
-           max_len, graphs, fused_layers())
+           max_len, graphs, fused_layers(), skinny.enabled())
     spaces = _WORKSPACES.setdefault(pair.target, {})
     ws = spaces.get(key)
     release = None

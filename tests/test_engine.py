@@ -129,7 +129,7 @@ def test_auto_is_eager_on_the_cpu_and_graphs_are_refused_there(pair):
     if not CUDA:
         assert trace.run.hardware["engine"] == {
             "path": "eager", "cuda_graphs": False, "static_cache": False,
-            "why": "no CUDA device"}
+            "row_kernel": False, "why": "no CUDA device"}
         with pytest.raises(ValueError, match="CUDA graphs need a CUDA device"):
             target_only_decode(pair, PROMPT, DecodeConfig(max_new_tokens=3, chat=False,
                                                           engine="graphs"))

@@ -123,5 +123,11 @@ def test_engine_summary_says_where_and_how_a_run_ran(hand):
     cpu = dataclasses.replace(hand, run=dataclasses.replace(hand.run, hardware=hw))
     assert F.engine_summary(cpu) == ("Ran on cpu (AMD EPYC): transformers' eager forward, "
                                      "CUDA graphs off (no CUDA device).")
+    hw = {"device": "cuda", "gpu": "NVIDIA H200",
+          "engine": {"path": "graphs", "row_kernel": True, "why": "token tree, CUDA device"}}
+    tree = dataclasses.replace(hand, run=dataclasses.replace(hand.run, hardware=hw))
+    assert F.engine_summary(tree) == ("Ran on cuda (NVIDIA H200): static KV caches, CUDA graphs "
+                                      "on, few-row products on the Triton kernel (token tree, "
+                                      "CUDA device).")
     old = dataclasses.replace(hand, run=dataclasses.replace(hand.run, hardware={}))
     assert "engine not recorded" in F.engine_summary(old)

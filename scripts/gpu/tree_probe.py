@@ -54,47 +54,66 @@ def run(pair, cfg, prompt, traced):
     return tr, time.perf_counter() - t
 
 
-def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 8
-    settings = [int(x) for x in (sys.argv[2] if len(sys.argv) > 2 else "16").split(",")]
-    pair = load_pair("embedded:smollm2-135m-instruct", device="cuda")
-    print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, float32")
+def probe(n: int, check: bool = False) -> None:
+    """Pass times by rows, then each method's steps on ``n`` held-out prompts (with
+    ``check``: whether each method's greedy output equals target-only's on every prompt)."""
+    pair = _pair()
     prompts = [json.loads(x)["prompt"] for x in open("assets/prompts/heldout.jsonl")]
     prompts = prompts[::max(1, len(prompts) // n)][:n]
     base = dict(max_new_tokens=128, engine="graphs", drafter="feature-head")
     methods = {"target-only": None, "chain of 3": DecodeConfig(gamma=3, **base)}
-    for t in ("3,2,1", "4,2,1,1", "dynamic:32:6", "dynamic:64:7:8"):
+    for t in ("3,2,1", "4,2,1,1", "dynamic:16:5:4", "dynamic:32:6", "dynamic:64:7:8"):
         methods[t] = DecodeConfig(tree=t, **base)
+    lm = StaticLlama(pair.target, stacked_layers(pair.target), 256)
+    with torch.inference_mode():
+        print("verify pass by rows (CUDA graph, 256-slot cache, ms): " + ", ".join(
+            f"{r}: {pass_ms(lm, r):.3f}" for r in (1, 4, 16, 17, 33, 49, 65)))
+    print("per step, median ms: draft | verify+accept+commit | whole step; tokens/s "
+          "untraced (and vs target-only)")
+    tps0, reference = None, None
+    for name, cfg in methods.items():
+        run(pair, cfg, prompts[0], True)  # warm-up: graphs captured
+        d, v, t, tok, secs, emitted, outputs = [], [], [], [], 0.0, 0, []
+        for p in prompts:
+            tr, _ = run(pair, cfg, p, True)
+            for s in tr.steps[1:]:
+                d.append(s.draft_ms)
+                v.append(s.verify_ms)
+                t.append(s.total_ms)
+                tok.append(len(s.emitted_ids))
+            tr, dt = run(pair, cfg, p, False)
+            secs += dt
+            emitted += tr.summary.n_emitted
+            outputs.append(tr.summary.output_token_ids)
+        tps = emitted / secs
+        tps0 = tps0 or tps
+        reference = reference or outputs
+        same = sum(a == b for a, b in zip(outputs, reference))
+        med = statistics.median
+        print(f"  {name:16s} draft {med(d):.3f} | verify {med(v):.3f} | step {med(t):.3f} "
+              f"| tokens per step {sum(tok) / len(tok):.2f} | {tps:.1f} tok/s "
+              f"({tps / tps0:.2f}x)" + (f" | equal to target-only {same}/{len(prompts)}"
+                                        if check else ""), flush=True)
+
+
+_PAIR = []
+
+
+def _pair():
+    if not _PAIR:
+        _PAIR.append(load_pair("embedded:smollm2-135m-instruct", device="cuda"))
+        print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, float32")
+    return _PAIR[0]
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 8
+    settings = [int(x) for x in (sys.argv[2] if len(sys.argv) > 2 else "16").split(",")]
     for rows_max in settings:
         static._BATCHED_GEMV_MAX_ROWS = rows_max
         decoding._WORKSPACES.clear()  # graphs captured anew under this setting
         print(f"\n== batched matrix-vector products up to {rows_max} rows ==")
-        lm = StaticLlama(pair.target, stacked_layers(pair.target), 256)
-        with torch.inference_mode():
-            print("verify pass by rows (CUDA graph, 256-slot cache, ms): " + ", ".join(
-                f"{r}: {pass_ms(lm, r):.3f}" for r in (1, 4, 16, 17, 33, 49, 65)))
-        print("per step, median ms: draft | verify+accept+commit | whole step; tokens/s "
-              "untraced (and vs target-only)")
-        tps0 = None
-        for name, cfg in methods.items():
-            run(pair, cfg, prompts[0], True)  # warm-up: graphs captured
-            d, v, t, tok, secs, emitted = [], [], [], [], 0.0, 0
-            for p in prompts:
-                tr, _ = run(pair, cfg, p, True)
-                for s in tr.steps[1:]:
-                    d.append(s.draft_ms)
-                    v.append(s.verify_ms)
-                    t.append(s.total_ms)
-                    tok.append(len(s.emitted_ids))
-                tr, dt = run(pair, cfg, p, False)
-                secs += dt
-                emitted += tr.summary.n_emitted
-            tps = emitted / secs
-            tps0 = tps0 or tps
-            med = statistics.median
-            print(f"  {name:16s} draft {med(d):.3f} | verify {med(v):.3f} | step {med(t):.3f} "
-                  f"| tokens per step {sum(tok) / len(tok):.2f} | {tps:.1f} tok/s "
-                  f"({tps / tps0:.2f}x)", flush=True)
+        probe(n)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from . import skinny
+
 ENGINES = ("auto", "eager", "static", "graphs")
 _ROPE_TYPES = ("default", "linear", "llama3")  # position tables that do not change with length
 
@@ -95,6 +97,8 @@ def _rows_as_gemv(h: torch.Tensor, w: torch.Tensor) -> bool:
 
 def _linear(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
     """h (T, in) @ w.T (+ b) -> (T, out), by whichever kernel is faster for the shape."""
+    if skinny.usable(h, w):
+        return skinny.linear(h, w, b)
     if _rows_as_gemv(h, w):
         y = torch.bmm(w.expand(h.shape[0], *w.shape), h.unsqueeze(-1)).squeeze(-1)
         return y if b is None else y + b
@@ -104,6 +108,8 @@ def _linear(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> 
 def _add_linear(x: torch.Tensor, h: torch.Tensor, w: torch.Tensor,
                 b: torch.Tensor | None = None) -> torch.Tensor:
     """x + h @ w.T (+ b); as one GEMM the add rides on its epilogue (one kernel, not two)."""
+    if skinny.usable(h, w):
+        return skinny.linear(h, w, b, residual=x)
     if b is not None or _rows_as_gemv(h, w):
         return x + _linear(h, w, b)
     return torch.addmm(x, h, w.t())
@@ -260,7 +266,7 @@ class StaticLlama:
             return None
         if logits == "last":
             x = x[-1:]
-        return F.linear(_rms(x, self.norm, self.eps), self.lm_head)  # (T, V)
+        return _linear(_rms(x, self.norm, self.eps), self.lm_head)  # (T, V)
 
 
     def move_kv(self, src: torch.Tensor, dst: torch.Tensor) -> None:

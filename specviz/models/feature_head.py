@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..engines.static import Shape, _Layer, _rms, _rotate_half, causal_bias, layer_step
+from ..engines.static import Shape, _Layer, _linear, _rms, _rotate_half, causal_bias, layer_step
 from ..engines.static import rotary_tables as _rotary_tables
 
 CONFIG_FILE = "config.json"
@@ -163,8 +163,8 @@ class StaticHead:
         """feats (T, H), next_ids (T,), pos (T,) -> h (T, H); writes the rows' keys/values.
         A token tree's rows give their cache ``slots`` and attention ``bias`` (as
         ``StaticLlama.forward`` takes them); by default slots = positions, causal."""
-        x = F.linear(torch.cat([feats.to(self.embed.dtype), F.embedding(next_ids, self.embed)],
-                               dim=-1), self.head.fc.weight, self.head.fc.bias)
+        x = _linear(torch.cat([feats.to(self.embed.dtype), F.embedding(next_ids, self.embed)],
+                              dim=-1), self.head.fc.weight, self.head.fc.bias)
         cos, sin = self.cos.index_select(0, pos)[None], self.sin.index_select(0, pos)[None]
         if bias is None:
             bias = causal_bias(self.key_pos, pos, self.shape.group, x.dtype)
@@ -174,7 +174,7 @@ class StaticHead:
 
     def logits(self, h: torch.Tensor) -> torch.Tensor:
         """h (..., H) -> logits over the head's vocabulary (..., V_head)."""
-        return F.linear(h, self.out)
+        return _linear(h, self.out) if h.dim() == 2 else F.linear(h, self.out)
 
     def spread(self, probs: torch.Tensor) -> torch.Tensor:
         """Probabilities over the head's vocabulary (..., V_head) -> over the target's

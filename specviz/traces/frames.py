@@ -321,6 +321,8 @@ def engine_summary(trace: Trace) -> str:
     how = {"graphs": "static KV caches, CUDA graphs on",
            "static": "static KV caches, CUDA graphs off",
            "eager": "transformers' eager forward, CUDA graphs off"}.get(path, str(path))
+    if eng.get("row_kernel"):
+        how += ", few-row products on the Triton kernel"
     why = eng.get("why")
     return f"Ran on {where}: {how}" + (f" ({why})." if why else ".")
 

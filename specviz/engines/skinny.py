@@ -1,0 +1,156 @@
+"""Float32 products of a few rows with a layer's weight, as one Triton kernel on a GPU.
+
+Why: a tree's verify pass (2-65 rows) or a head's tree rows multiply a handful of rows by
+small weights (576 x 576 ... 3072 x 576) or by an output layer (16,384 or 49,152 x 576).
+cuBLAS's float32 kernels for such shapes run few, large tiles, so a 65-row pass of the 135M
+target cost 1.8 one-row passes on an H200. Here each program computes a small tile (``bm``
+rows x ``bn`` outputs) on the tensor cores, so even a 576-wide layer spreads over many
+multiprocessors; the bias and a residual add ride on the same kernel.
+
+Exactness: each product is three TensorFloat-32 products ("tf32x3": the operands split into
+a high and a low part, the low x low term dropped), which carries float32's precision: the
+rows differ from cuBLAS's float32 only by rounding (relative error ~2e-7 against float64, as
+cuBLAS's own), as two cuBLAS kernels for different row counts already do.
+
+Where it runs (``wins``): what was faster on an H200 (``scripts/gpu/skinny_probe.py``, CUDA
+graphs, 30 weights in turn so that they come from memory as in a pass; docs/benchmarks.md):
+weights of at most 1,024 inputs, from 16 rows on (from 9 rows for 2,048 outputs or more,
+from 2 for an output layer of 8,192 or more). Fewer rows stay on the batched matrix-vector product
+or cuBLAS; so do wider inputs (the MLP's down projection: its 1,536-long sums over a few
+dozen tiles were slower than cuBLAS at every row count measured). Without Triton, CUDA or
+TensorFloat-32 tensor cores (compute capability 8.0 and later), in other dtypes or inside
+torch.compile, callers keep torch's kernels (``usable``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+try:
+    import triton
+    import triton.language as tl
+except ImportError:  # a CPU install: torch's kernels everywhere
+    triton = None
+
+MAX_ROWS = 128  # more rows: cuBLAS's tiles are full enough
+_enabled = True
+
+
+@dataclass(frozen=True)
+class Config:
+    """A kernel's tile: rows ``bm`` x outputs ``bn``, summed ``bk`` inputs at a time."""
+
+    bm: int = 16
+    bn: int = 32
+    bk: int = 64
+    warps: int = 4
+    stages: int = 3
+    precision: str = "tf32x3"
+
+
+# The fastest tiles measured on an H200 (scripts/gpu/skinny_probe.py): small tiles for a
+# layer's weight; for an output layer, taller and wider ones as rows grow
+_LAYER = Config()
+_OUTPUT = {16: Config(16, 64, 32, 2), 32: Config(32, 32, 32, 2), 64: Config(64, 64, 32, 4),
+           128: Config(64, 128, 32, 4)}
+_OUTPUT_MIN = 8192  # outputs from which a weight counts as an output layer
+
+
+def enable(on: bool = True) -> None:
+    """Use the kernel from now on, or not (the decoder keeps graphs captured either way
+    apart: ``enabled`` is part of their key)."""
+    global _enabled
+    _enabled = on
+
+
+def enabled() -> bool:
+    return _enabled
+
+
+def available() -> bool:
+    """Whether the kernel can run here (Triton, a CUDA GPU with TensorFloat-32 tensor cores)
+    and is switched on."""
+    return (_enabled and triton is not None and torch.cuda.is_available()
+            and _tf32_cores(torch.device("cuda")))
+
+
+def wins(m: int, n: int, k: int) -> bool:
+    """Whether the kernel was the faster way to multiply m rows by an (n, k) weight."""
+    if k > 1024 or not 2 <= m <= MAX_ROWS:
+        return False
+    return n >= _OUTPUT_MIN or m >= 16 or (m > 8 and n >= 2048)
+
+
+_TENSOR_CORES: dict[int, bool] = {}  # device index -> TensorFloat-32 tensor cores (sm 8.0+)
+
+
+def _tf32_cores(device: torch.device) -> bool:
+    i = device.index if device.index is not None else torch.cuda.current_device()
+    if i not in _TENSOR_CORES:
+        _TENSOR_CORES[i] = torch.cuda.get_device_capability(i) >= (8, 0)
+    return _TENSOR_CORES[i]
+
+
+def usable(h: torch.Tensor, w: torch.Tensor) -> bool:
+    """Whether ``h @ w.T`` runs on the kernel: float32 on a CUDA GPU with TensorFloat-32
+    tensor cores and Triton, where it wins."""
+    return (_enabled and triton is not None and h.is_cuda and h.dim() == 2
+            and h.dtype == torch.float32 and w.dtype == torch.float32
+            and wins(h.shape[0], *w.shape) and not torch.compiler.is_compiling()
+            and _tf32_cores(h.device))
+
+
+def config_for(m: int, n: int) -> Config:
+    if n < _OUTPUT_MIN:
+        return _LAYER
+    return _OUTPUT[max(16, 1 << (m - 1).bit_length())]
+
+
+if triton is not None:
+    @triton.jit
+    def _rows_kernel(x_ptr, w_ptr, b_ptr, r_ptr, y_ptr, M, N, K: tl.constexpr, stride_x,
+                     stride_w, stride_r, stride_y, HAS_BIAS: tl.constexpr,
+                     HAS_RES: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
+                     BK: tl.constexpr, PRECISION: tl.constexpr):
+        rn = tl.program_id(0) * BN + tl.arange(0, BN)
+        rm = tl.program_id(1) * BM + tl.arange(0, BM)
+        rk = tl.arange(0, BK)
+        m_ok, n_ok = rm < M, rn < N
+        acc = tl.zeros((BM, BN), dtype=tl.float32)
+        for k0 in range(0, K, BK):
+            kk = k0 + rk
+            k_ok = kk < K
+            a = tl.load(x_ptr + rm[:, None] * stride_x + kk[None, :],
+                        mask=m_ok[:, None] & k_ok[None, :], other=0.0)
+            b = tl.load(w_ptr + rn[None, :] * stride_w + kk[:, None],
+                        mask=n_ok[None, :] & k_ok[:, None], other=0.0)
+            acc = tl.dot(a, b, acc, input_precision=PRECISION)
+        if HAS_BIAS:
+            acc += tl.load(b_ptr + rn, mask=n_ok, other=0.0)[None, :]
+        if HAS_RES:
+            acc += tl.load(r_ptr + rm[:, None] * stride_r + rn[None, :],
+                           mask=m_ok[:, None] & n_ok[None, :], other=0.0)
+        tl.store(y_ptr + rm[:, None] * stride_y + rn[None, :], acc,
+                 mask=m_ok[:, None] & n_ok[None, :])
+
+
+def linear(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None,
+           residual: torch.Tensor | None = None, config: Config | None = None
+           ) -> torch.Tensor:
+    """(residual +) h (M, K) @ w.T (N, K) (+ b) -> (M, N) in float32, on the kernel (where
+    ``usable``; ``config`` overrides the tile)."""
+    (m, k), n = h.shape, w.shape[0]
+    c = config or config_for(m, n)
+    h = h if h.stride(1) == 1 else h.contiguous()
+    w = w if w.stride(1) == 1 else w.contiguous()
+    y = torch.empty(m, n, dtype=h.dtype, device=h.device)
+    r = y if residual is None else residual.expand(m, n)
+    r = r if r.stride(1) == 1 else r.contiguous()
+    grid = (triton.cdiv(n, c.bn), triton.cdiv(m, c.bm))
+    _rows_kernel[grid](h, w, y if b is None else b, r, y, m, n, k, h.stride(0), w.stride(0),
+                       r.stride(0), y.stride(0), HAS_BIAS=b is not None,
+                       HAS_RES=residual is not None, BM=c.bm, BN=c.bn, BK=c.bk,
+                       PRECISION=c.precision, num_warps=c.warps, num_stages=c.stages)
+    return y

@@ -1,0 +1,84 @@
+"""The few-row float32 kernel (specviz.engines.skinny): where the engine uses it, that it
+computes float32's product on any shape, and that decoding decides the same with it."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from specviz import DecodeConfig, load_pair, speculative_decode, target_only_decode
+from specviz.engines import skinny
+from specviz.engines.static import _add_linear, _linear
+from specviz.models import ModelSourceError
+
+CUDA = pytest.mark.skipif(not (torch.cuda.is_available() and skinny.triton is not None),
+                          reason="needs a CUDA device and Triton")
+
+
+@pytest.mark.parametrize("m, n, k, used", [
+    (1, 49152, 576, False),  # one row: the matrix-vector product
+    (2, 49152, 576, True), (4, 16384, 576, True),  # an output layer, from 2 rows
+    (4, 960, 576, False), (8, 3072, 576, False), (9, 3072, 576, True),
+    (15, 960, 576, False), (16, 960, 576, True), (65, 576, 576, True), (128, 576, 576, True),
+    (129, 576, 576, False),  # many rows: cuBLAS
+    (65, 576, 1536, False), (16, 576, 1152, False),  # long sums: cuBLAS or the batch GEMV
+])
+def test_the_kernel_runs_where_it_was_measured_faster(m, n, k, used):
+    assert skinny.wins(m, n, k) is used
+
+
+def test_without_cuda_the_engine_keeps_torchs_kernels():
+    h, w, b, x = torch.randn(17, 64), torch.randn(960, 64), torch.randn(960), torch.randn(17, 960)
+    assert not skinny.usable(h, w)
+    assert torch.equal(_linear(h, w, b), F.linear(h, w, b))
+    assert torch.allclose(_add_linear(x, h, w), x + h @ w.T, atol=1e-5)
+
+
+@CUDA
+@pytest.mark.parametrize("m", [2, 3, 9, 16, 17, 33, 65, 128])
+@pytest.mark.parametrize("n, k", [(960, 576), (576, 576), (3072, 576), (16384, 576),
+                                  (100, 70), (33, 130)])
+def test_the_kernel_is_float32s_product_on_any_shape(m, n, k):
+    """Against a float64 product, fresh random inputs, with and without bias and residual,
+    for every tile the engine uses: relative error at float32's rounding, every element
+    written (outputs start as whatever the allocator holds)."""
+    g = torch.Generator(device="cuda").manual_seed(m * 1000 + n + k)
+    h = torch.randn(m, k, device="cuda", generator=g)
+    w = torch.randn(n, k, device="cuda", generator=g) / k ** 0.5
+    b = torch.randn(n, device="cuda", generator=g)
+    x = torch.randn(m, n, device="cuda", generator=g)
+    for cfg in {skinny.config_for(m, n), skinny.Config(), *skinny._OUTPUT.values()}:
+        for bias, res in ((None, None), (b, None), (None, x), (b, x)):
+            torch.empty(m * n * 4, device="cuda").fill_(float("nan"))  # poison the allocator
+            got = skinny.linear(h, w, bias, res, config=cfg).double()
+            ref = h.double() @ w.double().T
+            ref = ref + (0 if bias is None else bias.double()) + (0 if res is None else
+                                                                   res.double())
+            err = float((got - ref).norm() / ref.norm())
+            assert torch.isfinite(got).all() and err < 1e-6, (cfg, err)
+
+
+@CUDA
+def test_graphed_trees_decide_the_same_with_and_without_the_kernel():
+    """The embedded pair on CUDA graphs, feature-head trees and the chain: the same drafts,
+    verdicts and output with the kernel as with torch's kernels, and the target's own output;
+    twice (the second run replays the graphs)."""
+    try:
+        pair = load_pair("embedded:smollm2-135m-instruct", device="cuda")
+    except ModelSourceError as e:
+        pytest.skip(f"embedded target not available here: {e}")
+    prompt = "Explain in two sentences why the sky is blue."
+    cfg = dict(max_new_tokens=48, chat=True, drafter="feature-head", engine="graphs")
+    base = target_only_decode(pair, prompt, DecodeConfig(**cfg)).summary.output_token_ids
+    try:
+        for shape in ("chain", "4,2,1,1", "dynamic:64:7:8"):
+            runs = []
+            for on in (False, True, True):
+                skinny.enable(on)
+                runs.append(speculative_decode(pair, prompt, DecodeConfig(tree=shape, gamma=3,
+                                                                          **cfg)))
+            for r in runs[1:]:
+                assert [s.drafted_ids for s in r.steps] == [s.drafted_ids for s in runs[0].steps]
+                assert [s.accepted for s in r.steps] == [s.accepted for s in runs[0].steps]
+                assert r.summary.output_token_ids == base, shape
+    finally:
+        skinny.enable(True)
