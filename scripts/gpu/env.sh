@@ -20,3 +20,10 @@ own_tree() {
 }
 # run CMD...: print the command, then run it (the logs show what ran)
 run() { echo "+ $*"; "$@"; }
+# bench NAME ARGS...: `specviz bench` on the 24 held-out prompts, 128 new tokens, one repeat;
+# its JSON and Markdown into $res/NAME.json and .md
+bench() {
+  local name=$1; shift
+  run python3 -m specviz bench --device cuda --prompts assets/prompts/heldout.jsonl \
+    --repeats 1 --max-new-tokens 128 --json "$res/$name.json" --markdown "$res/$name.md" "$@"
+}

@@ -7,11 +7,6 @@
 set -uo pipefail
 source scripts/gpu/env.sh
 own_tree rows
-bench() {  # bench NAME ARGS...: the 24 held-out prompts, 128 new tokens, one repeat
-  local name=$1; shift
-  run python3 -m specviz bench --device cuda --prompts assets/prompts/heldout.jsonl \
-    --repeats 1 --max-new-tokens 128 --json "$res/$name.json" --markdown "$res/$name.md" "$@"
-}
 if [[ ${1:-} == model ]]; then
   { date -u
     run python3 -m pytest -q -p no:cacheprovider tests/test_skinny.py

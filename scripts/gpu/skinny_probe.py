@@ -22,6 +22,9 @@ import specviz.decoding as decoding
 import specviz.engines.static as static
 from specviz.engines import skinny
 
+sys.path.insert(0, "scripts/gpu")
+import tree_probe  # noqa: E402
+
 SHAPES = {"qkv": (960, 576), "o": (576, 576), "gate-up": (3072, 576), "down": (576, 1536),
           "lm-head": (49152, 576), "head fc": (576, 1152), "head out": (16384, 576)}
 ROWS = (2, 4, 8, 16, 17, 33, 65)
@@ -29,24 +32,8 @@ COPIES = 30
 
 
 def graph_us(fn, reps: int = 30) -> float:
-    """Median-free mean of ``reps`` replays of a graph that runs fn once, microseconds."""
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        fn()
-    torch.cuda.current_stream().wait_stream(side)
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g):
-        fn()
-    for _ in range(3):
-        g.replay()
-    a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    a.record()
-    for _ in range(reps):
-        g.replay()
-    b.record()
-    b.synchronize()
-    return a.elapsed_time(b) / reps * 1000
+    """Microseconds per replay of fn captured as a CUDA graph."""
+    return tree_probe.graph_ms(fn, reps, warm=3) * 1000
 
 
 def configs(quick: bool):
@@ -98,8 +85,6 @@ def tune(quick: bool) -> None:
 
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 8
-    sys.path.insert(0, "scripts/gpu")
-    import tree_probe  # noqa: E402
     print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, triton "
           f"{skinny.triton.__version__}")
     tune(len(sys.argv) > 2 and sys.argv[2] == "quick")

@@ -31,8 +31,14 @@ def pass_ms(lm: StaticLlama, rows: int, reps: int = 200) -> float:
     slots = start + torch.arange(rows, device=dev)
     bias = torch.where(lm.key_pos[None] <= slots[:, None], 0.0, float("-inf")).repeat(
         lm.shape.group, 1)
-    graph, _ = capture(lambda: lm.forward(ids, pos, "all", slots=slots, bias=bias))
-    for _ in range(20):
+    return graph_ms(lambda: lm.forward(ids, pos, "all", slots=slots, bias=bias), reps)
+
+
+def graph_ms(fn, reps: int = 200, warm: int = 20) -> float:
+    """fn captured once as a CUDA graph (after a warm-up run); ms per replay, the mean of
+    ``reps`` replays after ``warm``."""
+    graph, _ = capture(fn)
+    for _ in range(warm):
         graph.replay()
     a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     a.record()

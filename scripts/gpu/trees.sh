@@ -9,11 +9,6 @@
 set -uo pipefail
 source scripts/gpu/env.sh
 own_tree trees
-bench() {  # bench NAME ARGS...: the 24 held-out prompts, 128 new tokens, one repeat
-  local name=$1; shift
-  run python3 -m specviz bench --device cuda --prompts assets/prompts/heldout.jsonl \
-    --repeats 1 --max-new-tokens 128 --json "$res/$name.json" --markdown "$res/$name.md" "$@"
-}
 {
   date -u
   nvidia-smi --query-gpu=name,utilization.gpu,memory.used --format=csv
