@@ -91,6 +91,39 @@ def self_written_prompts(model, tokenizer, n: int, *, batch_size: int, max_new_t
     return out
 
 
+def _answer_groups(prompts: list[dict], batch_size: int, rng: random.Random) -> list:
+    """Each prompt gets a temperature in turn (after a shuffle); batches of one temperature
+    and similar prompt length, in a fixed shuffled order: [(temperature, prompts)]."""
+    rng.shuffle(prompts)
+    for i, p in enumerate(prompts):
+        p["temperature"] = TEMPERATURES[i % len(TEMPERATURES)]
+    groups = []
+    for temp in TEMPERATURES:
+        rows = sorted((p for p in prompts if p["temperature"] == temp),
+                      key=lambda p: len(p["prompt"]))
+        groups += [(temp, chunk) for chunk in _batches(rows, batch_size)]
+    rng.shuffle(groups)
+    return groups
+
+
+def _save_sequences(out_dir: Path, seqs: list, rows: list[dict], tokenizer) -> np.ndarray:
+    """data.npz (the token sequences, their prompt lengths and each prompt's settings) and
+    samples.jsonl (the first 200 answers as text); returns all tokens."""
+    tokens = np.array([t for e, n in seqs for t in e + n], dtype=np.uint16)
+    lengths = np.array([len(e) + len(n) for e, n in seqs], dtype=np.int64)
+    np.savez_compressed(out_dir / "data.npz", tokens=tokens,
+                        offsets=np.concatenate([[0], np.cumsum(lengths)]),
+                        n_prompt=np.array([len(e) for e, _ in seqs], dtype=np.int32),
+                        temperature=np.array([p["temperature"] for p in rows],
+                                             dtype=np.float32),
+                        category=np.array([p["category"] for p in rows]),
+                        source=np.array([p["source"] for p in rows]))
+    with open(out_dir / "samples.jsonl", "w") as f:
+        for (_, n), p in list(zip(seqs, rows))[:200]:
+            f.write(json.dumps({**p, "answer": tokenizer.decode(n)}) + "\n")
+    return tokens
+
+
 def make_data(model, tokenizer, out_dir: str | Path, *, n_self: int = 8192,
               n_seed: int | None = None, batch_size: int = 512, max_new_tokens: int = 192,
               prompt_max_new_tokens: int = 64, max_seconds: float | None = None,
@@ -111,20 +144,8 @@ def make_data(model, tokenizer, out_dir: str | Path, *, n_self: int = 8192,
     seeds = seed_prompts(seed)
     prompts += seeds[:n_seed] if n_seed is not None else seeds
     prompts = [p for p in prompts if p["prompt"] not in heldout]
-    rng = random.Random(seed)
-    rng.shuffle(prompts)
-    for i, p in enumerate(prompts):
-        p["temperature"] = TEMPERATURES[i % len(TEMPERATURES)]
-    # batches of one temperature and similar prompt length, in a fixed shuffled order
-    groups = []
-    for temp in TEMPERATURES:
-        rows = sorted((p for p in prompts if p["temperature"] == temp),
-                      key=lambda p: len(p["prompt"]))
-        groups += [(temp, chunk) for chunk in _batches(rows, batch_size)]
-    rng.shuffle(groups)
-    seqs, meta_rows = [], []
-    stopped_early = False
-    n_done = 0
+    groups = _answer_groups(prompts, batch_size, random.Random(seed))
+    seqs, rows, stopped_early, n_done = [], [], False, 0
     for b, (temp, chunk) in enumerate(groups):
         if answer_batches is not None and b >= answer_batches:
             log(f"stopping after {b} of {len(groups)} answer batches (answer_batches)")
@@ -137,32 +158,20 @@ def make_data(model, tokenizer, out_dir: str | Path, *, n_self: int = 8192,
         enc, new = generate_batch(model, tokenizer, texts, temperature=temp,
                                   max_new_tokens=max_new_tokens, eos_id=eos_id,
                                   seed=seed * 1000 + 500 + b)
-        for p, e, n in zip(chunk, enc, new):
-            seqs.append((e, n))
-            meta_rows.append(p)
+        seqs += zip(enc, new)
+        rows += chunk
         n_done += 1
         log(f"answers: batch {b + 1}/{len(groups)} (T={temp}), {len(seqs)} sequences, "
             f"{time.perf_counter() - t0:.0f} s")
-    tokens = np.array([t for e, n in seqs for t in e + n], dtype=np.uint16)
-    lengths = np.array([len(e) + len(n) for e, n in seqs], dtype=np.int64)
-    np.savez_compressed(out_dir / "data.npz", tokens=tokens,
-                        offsets=np.concatenate([[0], np.cumsum(lengths)]),
-                        n_prompt=np.array([len(e) for e, _ in seqs], dtype=np.int32),
-                        temperature=np.array([p["temperature"] for p in meta_rows],
-                                             dtype=np.float32),
-                        category=np.array([p["category"] for p in meta_rows]),
-                        source=np.array([p["source"] for p in meta_rows]))
-    with open(out_dir / "samples.jsonl", "w") as f:
-        for (_, n), p in list(zip(seqs, meta_rows))[:200]:
-            f.write(json.dumps({**p, "answer": tokenizer.decode(n)}) + "\n")
+    tokens = _save_sequences(out_dir, seqs, rows, tokenizer)
     from ..models import hardware_info
     meta = {
         "n_sequences": len(seqs), "n_tokens": int(tokens.size),
         "n_answer_tokens": int(sum(len(n) for _, n in seqs)),
-        "n_self_prompts": sum(p["source"] == "self" for p in meta_rows),
-        "n_seed_prompts": sum(p["source"] == "seed" for p in meta_rows),
-        "per_category": {c: sum(p["category"] == c for p in meta_rows) for c in CATEGORIES},
-        "per_temperature": {str(t): sum(p["temperature"] == t for p in meta_rows)
+        "n_self_prompts": sum(p["source"] == "self" for p in rows),
+        "n_seed_prompts": sum(p["source"] == "seed" for p in rows),
+        "per_category": {c: sum(p["category"] == c for p in rows) for c in CATEGORIES},
+        "per_temperature": {str(t): sum(p["temperature"] == t for p in rows)
                             for t in TEMPERATURES},
         "settings": {"n_self": n_self, "n_seed": n_seed, "batch_size": batch_size,
                      "max_new_tokens": max_new_tokens,

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from ..models.feature_head import FeatureHead, HeadConfig, rotary_tables
-from .train import lr_at, make_batches
+from .train import autocast_for, lr_at, make_batches, optimizer_step
 
 
 def head_vocabulary(seqs: list[np.ndarray], size: int | None, vocab: int,
@@ -97,8 +97,7 @@ def train_head(target, seqs: list[np.ndarray], *, vocab_size: int | None = 16384
     val_batches = make_batches(val, max_tokens, max_len, pad_id, rng)
     opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=weight_decay,
                             betas=(0.9, 0.95))
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if device.type == "cuda" \
-        else (lambda: torch.autocast("cpu", enabled=False))
+    autocast = autocast_for(device)
     weights = [0.8 ** k for k in range(depth)]
     t0 = time.perf_counter()
     step, epoch, history = 0, 0, []
@@ -110,17 +109,13 @@ def train_head(target, seqs: list[np.ndarray], *, vocab_size: int | None = 16384
             if frac >= 1.0:
                 total = step
                 break
-            for g in opt.param_groups:
-                g["lr"] = lr_at(step, total or 10 ** 9, lr, warmup) if step < warmup else \
-                    lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+            rate = lr_at(step, total or 10 ** 9, lr, warmup) if step < warmup else \
+                lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
             ids, mask = ids.to(device), mask.to(device)
             with autocast():
                 losses, _ = _losses(head, target, ids, mask, subset, depth, out_w)
             loss = sum(w * x for w, x in zip(weights, losses))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(head.parameters(), 1.0)
-            opt.step()
+            optimizer_step(opt, loss, head.parameters(), rate)
             step += 1
             if step % eval_every == 0:
                 ev = evaluate_head(head, target, val_batches, subset, depth, out_w, autocast)

@@ -122,6 +122,54 @@ def evaluate_kl(target, draft, batches, device, autocast) -> dict:
     return {"kl": tot_kl / max(tot_n, 1), "top1_agreement": tot_agree / max(tot_n, 1)}
 
 
+def autocast_for(device: torch.device):
+    """The training forward's autocast: bfloat16 on CUDA, none elsewhere."""
+    if device.type == "cuda":
+        return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+    return lambda: torch.autocast("cpu", enabled=False)
+
+
+def optimizer_step(opt: torch.optim.Optimizer, loss: torch.Tensor, params, lr: float) -> None:
+    """One update at learning rate ``lr``: gradients of ``loss``, clipped to norm 1."""
+    for g in opt.param_groups:
+        g["lr"] = lr
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    opt.step()
+
+
+def _draft_optimizer(draft, lr: float, weight_decay: float, device: torch.device):
+    """AdamW; no weight decay on norms and biases."""
+    decay = [p for n, p in draft.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in draft.named_parameters() if p.dim() < 2]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=lr,
+                             betas=(0.9, 0.98), fused=device.type == "cuda")
+
+
+def _split(seqs: list[np.ndarray], val_fraction: float, max_tokens: int, max_len: int,
+           pad_id: int, rng: random.Random) -> tuple[list, list, int]:
+    """Validation and training batches (a shuffled ``val_fraction`` of the sequences held out,
+    at least one when there are two or more), and the number held out."""
+    idx = list(range(len(seqs)))
+    rng.shuffle(idx)
+    n_val = max(1, int(len(idx) * val_fraction)) if len(idx) > 1 else 0
+    val = make_batches([seqs[i] for i in idx[:n_val]], max_tokens, max_len, pad_id, rng)
+    train = make_batches([seqs[i] for i in idx[n_val:]], max_tokens, max_len, pad_id, rng)
+    return val, train, n_val
+
+
+def _steps_for(max_seconds: float, t0: float, device: torch.device, log) -> int:
+    """After 20 timed steps: how many fit ``max_seconds`` (with 8 % to spare)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    per = (time.perf_counter() - t0) / 20
+    total = max(21, int(max_seconds / (per * 1.08)))
+    log(f"{per * 1e3:.0f} ms/step -> {total} steps for {max_seconds:.0f} s")
+    return total
+
+
 def train_draft(target, seqs: list[np.ndarray], *, steps: int | None = None,
                 max_seconds: float | None = None, max_tokens: int = 32768, max_len: int = 384,
                 lr: float = 2e-3, warmup: int = 100, weight_decay: float = 0.01,
@@ -135,35 +183,17 @@ def train_draft(target, seqs: list[np.ndarray], *, steps: int | None = None,
     device = next(target.parameters()).device
     torch.manual_seed(seed)
     rng = random.Random(seed)
-    target.eval()
-    for p in target.parameters():
-        p.requires_grad_(False)
+    target.eval().requires_grad_(False)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-
-        def autocast():
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-    else:
-        def autocast():
-            return torch.autocast("cpu", enabled=False)
-    cfg = draft_config(target.config, **(shape or {}))
-    draft = init_draft(target, cfg, seed).to(device).train()
-    idx = list(range(len(seqs)))
-    rng.shuffle(idx)
-    n_val = max(1, int(len(idx) * val_fraction)) if len(idx) > 1 else 0
-    val = make_batches([seqs[i] for i in idx[:n_val]], max_tokens, max_len, pad_id, rng)
-    train = make_batches([seqs[i] for i in idx[n_val:]], max_tokens, max_len, pad_id, rng)
-    decay = [p for n, p in draft.named_parameters() if p.dim() >= 2]
-    no_decay = [p for n, p in draft.named_parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=lr,
-                            betas=(0.9, 0.98), fused=device.type == "cuda")
-    total = steps or 10 ** 9
-    history = []
+    autocast = autocast_for(device)
+    draft = init_draft(target, draft_config(target.config, **(shape or {})), seed)
+    draft = draft.to(device).train()
+    val, train, n_val = _split(seqs, val_fraction, max_tokens, max_len, pad_id, rng)
+    opt = _draft_optimizer(draft, lr, weight_decay, device)
+    total, history, step, epoch, n_tokens = steps or 10 ** 9, [], 0, 0, 0
     t0 = time.perf_counter()
-    step, epoch = 0, 0
-    n_tokens = 0
     first = evaluate_kl(target, draft, val, device, autocast) if val else {}
     log(f"start: val {first}")
     while step < total:
@@ -171,34 +201,25 @@ def train_draft(target, seqs: list[np.ndarray], *, steps: int | None = None,
             if step >= total:
                 break
             ids, mask = ids.to(device, non_blocking=True), mask.to(device, non_blocking=True)
-            for g in opt.param_groups:
-                g["lr"] = lr_at(step, total, lr, warmup)
             with torch.no_grad():
                 p_logits = target(input_ids=ids).logits  # (B, T, V)
             with autocast():
                 q_logits = draft(input_ids=ids).logits  # (B, T, V)
             loss = kl_loss(q_logits, p_logits, mask)
             del p_logits, q_logits
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(draft.parameters(), 1.0)
-            opt.step()
+            optimizer_step(opt, loss, draft.parameters(), lr_at(step, total, lr, warmup))
             step += 1
             n_tokens += int(mask.sum())
             if step == 20 and steps is None and max_seconds is not None:
-                if device.type == "cuda":
-                    torch.cuda.synchronize()
-                per = (time.perf_counter() - t0) / 20
-                total = max(21, int(max_seconds / (per * 1.08)))
-                log(f"{per * 1e3:.0f} ms/step -> {total} steps for {max_seconds:.0f} s")
+                total = _steps_for(max_seconds, t0, device, log)
             if step % 50 == 0 or step == 1:
                 log(f"step {step}/{total if total < 10 ** 9 else '?'} epoch {epoch} "
                     f"loss {loss.item():.4f} lr {opt.param_groups[0]['lr']:.2e} "
                     f"{time.perf_counter() - t0:.0f} s")
             if val and (step % eval_every == 0):
-                ev = evaluate_kl(target, draft, val, device, autocast)
-                history.append({"step": step, **ev})
-                log(f"step {step}: val {ev}")
+                history.append({"step": step, **evaluate_kl(target, draft, val, device,
+                                                             autocast)})
+                log(f"step {step}: val {history[-1]}")
         epoch += 1
         if steps is None and max_seconds is None:
             break
@@ -206,7 +227,7 @@ def train_draft(target, seqs: list[np.ndarray], *, steps: int | None = None,
     log(f"final: val {final}")
     info = {"steps": step, "epochs": round(step / max(1, len(train)), 2),
             "train_tokens_seen": n_tokens,
-            "train_sequences": len(idx) - n_val, "val_sequences": n_val,
+            "train_sequences": len(seqs) - n_val, "val_sequences": n_val,
             "batches_per_epoch": len(train), "max_tokens_per_batch": max_tokens,
             "max_len": max_len, "lr": lr, "warmup": warmup, "weight_decay": weight_decay,
             "seed": seed, "shape": {**DRAFT_SHAPE, **(shape or {})},
