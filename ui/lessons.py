@@ -596,7 +596,8 @@ def exp_token_trees(files: Files, nums: dict) -> None:
     step = c2.select_slider("Step of the dynamic tree's run", steps, value=steps[0],
                             key="l14_step")
     rec = trace.steps[int(step)]
-    st.plotly_chart(G.fig_tree_step(F.tree_frame(rec), greedy=True,
+    root = F.last_committed_text(trace, int(step))
+    st.plotly_chart(G.fig_tree_step(F.tree_frame(rec, root), greedy=True,
                                     title=f"Step {step}: {rec.gamma} nodes, accepted depth "
                                           f"{rec.n_accepted}"), key="l14_tree")
     st.caption("Greedy: a node is accepted when it is the target's top token after its "
