@@ -33,6 +33,24 @@ def test_without_cuda_the_engine_keeps_torchs_kernels():
     assert torch.allclose(_add_linear(x, h, w), x + h @ w.T, atol=1e-5)
 
 
+def test_a_kernel_that_cannot_run_here_switches_itself_off(monkeypatch):
+    """If Triton cannot build or launch the kernel (an old driver, no compiler), the product
+    comes from torch instead, with a warning, and the engine stops using the kernel."""
+    class Broken:
+        def __getitem__(self, grid):
+            def launch(*args, **kwargs):
+                raise RuntimeError("PTX compile failed\nmore detail")
+            return launch
+
+    monkeypatch.setattr(skinny, "_rows_kernel", Broken(), raising=False)
+    monkeypatch.setattr(skinny, "_enabled", True)
+    h, w, b, x = torch.randn(17, 64), torch.randn(96, 64), torch.randn(96), torch.randn(17, 96)
+    with pytest.warns(RuntimeWarning, match="few-row kernel is off: PTX compile failed"):
+        y = skinny.linear(h, w, b, residual=x)
+    assert torch.allclose(y, x + h @ w.T + b, atol=1e-5)
+    assert not skinny.enabled()
+
+
 @CUDA
 @pytest.mark.parametrize("m", [2, 3, 9, 16, 17, 33, 65, 128])
 @pytest.mark.parametrize("n, k", [(960, 576), (576, 576), (3072, 576), (16384, 576),
