@@ -558,9 +558,8 @@ def _loop(pair, run: RunRecord, prompt_ids: list[int], limit: int, config: Decod
         return Trace(run, tuple(records), summary)
 
     shape = config.tree_shape if policy is not None else None
-    max_len = len(prompt_ids) + config.max_new_tokens + 1 + (
-        max(shape.nodes, shape.draft_rows) + shape.depth + 2 if shape else 0)
-    dec, drafter, release = _decoder(pair, config, path, kind, shape, max_len, gen, clock)
+    dec, drafter, release = _decoder(pair, config, path, kind, shape,
+                                     _cache_len(len(prompt_ids), config, shape), gen, clock)
     counts_q = drafter is not None and drafter.has_q
 
     def next_gamma() -> int | None:
@@ -617,6 +616,14 @@ def _loop(pair, run: RunRecord, prompt_ids: list[int], limit: int, config: Decod
     if writer is not None:
         writer.write(trace.summary)
     return trace
+
+
+def _cache_len(n_prompt: int, config: DecodeConfig, shape: TreeShape | None) -> int:
+    """KV cache slots a run needs: the prompt, its new tokens and one more; a tree step also
+    writes its nodes (or its draft rows) after the prefix and moves its path of up to its
+    depth right after it."""
+    extra = max(shape.nodes, shape.draft_rows) + shape.depth + 2 if shape else 0
+    return n_prompt + config.max_new_tokens + 1 + extra
 
 
 def _record(step: Step, index: int, text, clock: _Clock, t_start: float) -> StepRecord:

@@ -378,16 +378,9 @@ def run_tree_bench(pair, cfg, trees: list[str], *, prompts: list[str] | None = N
     texts of DecodeConfig.tree ('chain' for the run's γ). ``fused``: every method (the
     baseline too) with the static engine's layers fused (warmed up on every prompt: each new
     pass shape compiles)."""
-    if fused:
-        fuse_layers(True)
-        try:
-            return run_tree_bench(pair, cfg, trees, prompts=prompts, repeats=repeats,
-                                  command=command, progress=progress, fused=None)
-        finally:
-            fuse_layers(False)
     prompts = prompts or DEFAULT_PROMPTS
     path = "graphs" if pair.device.type == "cuda" else "static"
-    engine = path + (FUSED if fused is None else "")  # its name in the table
+    engine = path + (FUSED if fused else "")  # its name in the table
     base_cfg = replace(cfg, engine=path, tree="")
     baseline = f"target-only, {engine}"
     configs = {baseline: (target_only_decode, base_cfg)}
@@ -401,9 +394,9 @@ def run_tree_bench(pair, cfg, trees: list[str], *, prompts: list[str] | None = N
     methods = {}
     for name, (fn, c) in configs.items():
         for on in (True, False):
-            methods[name + ("" if on else UNTRACED)] = (
-                lambda p, fn=fn, c=replace(c, trace_detail=on): _ours(fn, pair, p, c))
-    warm = _warm_up(methods, prompts, progress, lambda name: fused is None)
+            methods[name + ("" if on else UNTRACED)] = _with_fusion(
+                engine, lambda p, fn=fn, c=replace(c, trace_detail=on): _ours(fn, pair, p, c))
+    warm = _warm_up(methods, prompts, progress, lambda name: fused)
     tokens, seconds, _, traces = _measure(methods, prompts, repeats, progress)
     tps = {m: tokens[m] / seconds[m] if seconds[m] else 0.0 for m in methods}
     n = len(prompts)  # the figures come from the first repeat's traced runs

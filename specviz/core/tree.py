@@ -91,7 +91,6 @@ class _PassLayout:
         return torch.where(path >= 0, n_committed + path, dst), dst
 
 
-
 @dataclass(frozen=True)
 class Tree(_PassLayout):
     """A drafted token tree; N nodes, vocabulary V.

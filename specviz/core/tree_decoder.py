@@ -27,6 +27,7 @@ records and its stops are shared.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -73,7 +74,7 @@ class TreeShape:
         """Draft rows a step writes after the prefix (the nodes that get children)."""
         if self.kind == "dynamic":
             return self.top_k * (self.max_depth - 1)
-        return self.nodes - _product(self.branching)
+        return self.nodes - math.prod(self.branching)
 
     @property
     def label(self) -> str:
@@ -90,13 +91,6 @@ class TreeShape:
                              top_k=self.top_k)
         return TreeShape("static", self.branching[:depth])
 
-
-
-def _product(xs) -> int:
-    out = 1
-    for x in xs:
-        out *= x
-    return out
 
 
 def parse_tree(text: str) -> TreeShape | None:

@@ -91,12 +91,13 @@ _BATCHED_GEMV_MAX_WEIGHT = 1_600_000
 
 
 def _rows_as_gemv(h: torch.Tensor, w: torch.Tensor) -> bool:
-    return (h.is_cuda and 2 <= h.shape[0] <= _BATCHED_GEMV_MAX_ROWS
+    return (h.is_cuda and h.dim() == 2 and 2 <= h.shape[0] <= _BATCHED_GEMV_MAX_ROWS
             and w.numel() <= _BATCHED_GEMV_MAX_WEIGHT)
 
 
 def _linear(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
-    """h (T, in) @ w.T (+ b) -> (T, out), by whichever kernel is faster for the shape."""
+    """h (..., in) @ w.T (+ b) -> (..., out), by whichever kernel is faster for the shape (few
+    rows: see specviz.engines.skinny and _rows_as_gemv)."""
     if skinny.usable(h, w):
         return skinny.linear(h, w, b)
     if _rows_as_gemv(h, w):

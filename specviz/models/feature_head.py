@@ -174,7 +174,7 @@ class StaticHead:
 
     def logits(self, h: torch.Tensor) -> torch.Tensor:
         """h (..., H) -> logits over the head's vocabulary (..., V_head)."""
-        return _linear(h, self.out) if h.dim() == 2 else F.linear(h, self.out)
+        return _linear(h, self.out)
 
     def spread(self, probs: torch.Tensor) -> torch.Tensor:
         """Probabilities over the head's vocabulary (..., V_head) -> over the target's
