@@ -146,7 +146,9 @@ def settings_ui() -> Settings:
                                  "gibberish but shows the mechanics at once.")
     draft_choice = c[1].selectbox("Draft (q)", _drafts(), key="draft")
     c[2].selectbox("Drafter", [AUTO, *DRAFTERS], key="drafter",
-                   help="auto: the draft model when the pair has one, else prompt lookup.")
+                   help="auto: the drafter measured fastest for the pair and device: the "
+                        "feature head on a GPU or in half precision, the draft model on a "
+                        "CPU in float32 (whichever the pair has), else prompt lookup.")
     c[3].selectbox("Engine", list(ENGINES), key="engine",
                    help="auto: CUDA graphs on a GPU, else transformers' eager forward. "
                         "static: static KV caches without graphs. graphs needs a CUDA "
