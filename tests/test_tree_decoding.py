@@ -174,8 +174,16 @@ class _PathDraft:
     """A draft whose q is a fixed function of the token path; each row remembers its path and
     checks what it is shown (depth, parent row, which rows it sees)."""
 
+    vocab_ids = None  # q over the target's vocabulary
+
     def __init__(self, vocab: int = 11):
         self.vocab, self.paths = vocab, []
+
+    def full(self, q):
+        return q
+
+    def begin(self, st, rows):
+        pass
 
     def q_of(self, path: tuple) -> torch.Tensor:
         g = torch.Generator().manual_seed(hash(path) % (2 ** 31))

@@ -12,6 +12,7 @@ docs/benchmarks.md).
 Usage: python scripts/gpu/skinny_probe.py [N_PROMPTS] [quick]  (quick: the engine's tiles only)
 """
 
+import gc
 import itertools
 import sys
 
@@ -91,6 +92,7 @@ def main() -> None:
     for on in (False, True):
         skinny.enable(on)
         decoding._WORKSPACES.clear()  # graphs captured anew
+        gc.collect()  # the old graphs go now, not in the middle of a later capture
         print(f"\n== few-row kernel {'on' if on else 'off'} ==", flush=True)
         tree_probe.probe(n, check=True)
 

@@ -228,13 +228,15 @@ class Tree(_PassLayout):
 def ancestry(parent: torch.Tensor, max_depth: int) -> tuple[torch.Tensor, torch.Tensor]:
     """From parent indices (N,) (-1: a child of the root; no tree deeper than ``max_depth``):
     (N, N) bool, [i, j] True where node j is node i or one of its ancestors, and each node's
-    depth (N,). Device ops at fixed shapes: no host reads."""
+    depth (N,). Device ops at fixed shapes, no host reads: "j is i or i's parent", then
+    squared as a matrix (reachable in 1, 2, 4, ... steps up) until it covers every depth."""
     nodes = torch.arange(parent.shape[0], device=parent.device)
-    anc = nodes[:, None] == nodes[None, :]
-    up = parent
-    for _ in range(max_depth - 1):
-        anc = anc | (up[:, None] == nodes[None, :])  # -1 (above the root) matches nothing
-        up = torch.where(up >= 0, parent.index_select(0, up.clamp(min=0)), up)
+    anc = (parent[:, None] == nodes[None, :]) | (nodes[:, None] == nodes[None, :])
+    reach = 1  # anc holds the ancestors up to `reach` steps up
+    while reach < max_depth - 1:
+        up = anc.float()
+        anc = (up @ up) > 0  # counts of paths: small integers, exact in any float matmul
+        reach *= 2
     return anc, anc.sum(-1)
 
 

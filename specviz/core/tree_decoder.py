@@ -133,25 +133,36 @@ class _TreeDraft:
     reads_features = False
     prefix = 0  # the draft's cache holds the committed rows before slot P + prefix
     shift = 0  # a depth-d node's row sits at position P - 1 + d + shift
+    # ``root`` and ``grow`` give q over the draft's own vocabulary: the target's, or a
+    # subset (a feature head's), whose token ids these are (None: the same ids)
+    vocab_ids: torch.Tensor | None = None
 
     def __init__(self, drafter, sampling: Sampling):
         self.drafter, self.s = drafter, sampling
 
+    def full(self, q: torch.Tensor) -> torch.Tensor:
+        """q over the draft's vocabulary -> over the target's (zero off the draft's)."""
+        return q
+
     def start(self, st: RunState, prompt: torch.Tensor, features) -> None:
         self.drafter.start(st, prompt, features)
 
+    def begin(self, st: RunState, rows: int) -> None:
+        """At the start of each step's drafting: what all its draft passes share, from P (the
+        step's ``rows`` draft rows, their cache slots and the mask's part over the prefix).
+        Made anew in every step, so that a captured graph remakes it too."""
+        rel = self.key_pos - st.P  # (L,) slot relative to the first draft row
+        self._frame = (rel.clamp(0, max(rows, 1) - 1), ((rel >= 0) & (rel < rows))[None],
+                       (self.key_pos < st.P + self.prefix)[None],
+                       st.P + self.key_pos[:rows])
+
     def _rows(self, st: RunState, sees: torch.Tensor, depth: int, first: int):
         """Positions, slots and attention bias of ``sees.shape[0]`` draft rows."""
-        R, total = sees.shape
-        key_pos = self.key_pos
-        rel = key_pos - st.P  # (L,) slot relative to the first draft row
-        in_tree = (rel >= 0) & (rel < total)
-        allowed = (key_pos < st.P + self.prefix)[None] | (
-            sees[:, rel.clamp(0, total - 1)] & in_tree[None])
+        rel, in_tree, in_prefix, slots = self._frame
+        R = sees.shape[0]
+        allowed = in_prefix | (sees[:, rel] & in_tree)
         bias = torch.where(allowed, 0.0, float("-inf")).to(self.dtype).repeat(self.group, 1)
-        pos = (st.P - 1 + depth + self.shift).repeat(R)
-        slots = st.P + first + torch.arange(R, device=key_pos.device)
-        return pos, slots, bias
+        return (st.P + (depth - 1 + self.shift)).expand(R), slots[first:first + R], bias
 
     def commit(self, st: RunState, feats, path: torch.Tensor, n_accepted: torch.Tensor) -> None:
         pass
@@ -197,10 +208,14 @@ class _HeadDraft(_TreeDraft):
         self.head = drafter.head
         self.key_pos, self.dtype, self.group = self.head.key_pos, self.head.embed.dtype, \
             self.head.shape.group
+        self.vocab_ids = self.head.vocab_ids
         self._h: list[torch.Tensor] = []
 
+    def full(self, q: torch.Tensor) -> torch.Tensor:
+        return self.head.spread(q)
+
     def _q(self, h: torch.Tensor) -> torch.Tensor:
-        return self.head.spread(logits_to_probs(self.head.logits(h), self.s))
+        return logits_to_probs(self.head.logits(h), self.s)
 
     def root(self, st: RunState, depth: int) -> torch.Tensor:
         self._h = [self.head.h[None]]  # row 0: the root; row 1 + r: draft row r
@@ -234,12 +249,19 @@ def tree_draft(drafter, sampling: Sampling, depth: int) -> _TreeDraft:
 
 
 # ---------------------------------------------------------------------- trees on the device
-_PLANS: dict = {}  # (branching, device) -> tensors of a static shape (kept: graphs read them)
+# Per tree shape and device, the tensors a step's drafting reads but never changes (kept:
+# graphs read them, and making them anew would cost a kernel each in every replay)
+_PLANS: dict = {}
+
+
+def _ids(draft: _TreeDraft, index: torch.Tensor) -> torch.Tensor:
+    """Token ids of entries ``index`` of the draft's vocabulary."""
+    return index if draft.vocab_ids is None else draft.vocab_ids[index]
 
 
 def _static_plan(branching: tuple[int, ...], device: torch.device) -> dict:
     """A static shape's structure: parents, ancestry, and per depth the range of its nodes."""
-    key = (branching, str(device))
+    key = ("static", branching, str(device))
     if key not in _PLANS:
         parent, ranges, width, start = [], [], 1, 0
         for b in branching:
@@ -258,26 +280,45 @@ def grow_static(draft: _TreeDraft, st: RunState, branching: tuple[int, ...], dra
                 generator: torch.Generator | None) -> DeviceTree:
     """``specviz.core.tree.static_tree`` on the device: every node at depth d gets
     ``branching[d-1]`` children, the top-k of its q (or k draws without replacement, the
-    order of an exponential race). A node's draft row is its index."""
+    order of an exponential race over the target's vocabulary). A node's draft row is its
+    index."""
     plan = _static_plan(tuple(branching), st.P.device)
     parent, ranges, depth = plan["parent"], plan["ranges"], len(branching)
     rows = ranges[-1][0]  # the nodes above the last depth get draft rows
     sees = plan["anc"][:rows, :rows]
-    q = draft.root(st, depth)[None]  # (1, V)
+    draft.begin(st, rows)
+    q = draft.root(st, depth)[None]  # (1, V of the draft)
     qs, toks = [q], []
     for d, b in enumerate(branching, 1):
         if d > 1:
             plo, phi = ranges[d - 2]  # the parents: depth d - 1
             q = draft.grow(st, toks[-1], d - 1, parent[plo:phi], sees[plo:phi], plo)
             qs.append(q)
-        keys = q
         if drawn == "sampled":
-            keys = q / torch.empty_like(q).exponential_(1.0, generator=generator)
-        toks.append(torch.topk(keys, b, dim=-1).indices.reshape(-1))
+            keys = draft.full(q)
+            keys = keys / torch.empty_like(keys).exponential_(1.0, generator=generator)
+            toks.append(torch.topk(keys, b, dim=-1).indices.reshape(-1))
+        else:
+            toks.append(_ids(draft, torch.topk(q, b, dim=-1).indices.reshape(-1)))
     q_rows = torch.cat(qs)  # row 0 the root's, 1 + i node i's
-    tokens = torch.cat(toks)
-    return DeviceTree(parent, tokens, q_rows.index_select(0, parent + 1), depth, drawn,
-                      plan["anc"], plan["depth"])
+    return DeviceTree(parent, torch.cat(toks), draft.full(q_rows.index_select(0, parent + 1)),
+                      depth, drawn, plan["anc"], plan["depth"])
+
+
+def _dynamic_plan(K: int, D: int, device: torch.device) -> dict:
+    """A dynamic shape's constants: draft row r (of depth 2 + r // K) sees itself at least
+    (``own``, (K*(D-1), K*(D-1)) one-hot rows, a block of K per depth), the parents of the
+    root's children (-1), and each candidate's q row (its parent's draft row + 1; 0: the
+    root), in the order candidates are made."""
+    key = ("dynamic", K, D, str(device))
+    if key not in _PLANS:
+        rows = K * (D - 1)
+        qrow = [0] * K + [1 + r for r in range(rows) for _ in range(K)]
+        _PLANS[key] = {"own": torch.eye(rows, dtype=torch.bool, device=device),
+                       "root_parent": torch.full((K,), -1, dtype=torch.long, device=device),
+                       "qrow": torch.tensor(qrow, dtype=torch.long, device=device),
+                       "index": torch.arange(K + rows * K, device=device)}
+    return _PLANS[key]
 
 
 def grow_dynamic(draft: _TreeDraft, st: RunState, shape: TreeShape) -> DeviceTree:
@@ -285,58 +326,56 @@ def grow_dynamic(draft: _TreeDraft, st: RunState, shape: TreeShape) -> DeviceTre
     score is the product of q along its path; at each depth the ``top_k`` best candidates of
     the newest depth get their ``top_k`` most probable tokens as candidates; then the
     ``budget`` best of all candidates are kept (equal scores: the older first, so parents come
-    before children). Candidates are numbered in the order they are made."""
-    K, D, dev = shape.top_k, shape.max_depth, st.P.device
-    total_rows = K * (D - 1)
-    q = draft.root(st, D)
+    before children). Candidates are numbered in the order they are made: the root's K
+    children, then K per draft row, each depth's rows in the order of their scores.
+
+    Only the newest depth's candidates can be chosen, so a depth works on its own block: the
+    candidate j of the newest block was made by the previous depth's draft row j // K, which
+    is its parent's row and whose ancestry it inherits."""
+    K, D = shape.top_k, shape.max_depth
+    plan = _dynamic_plan(K, D, st.P.device)
+    draft.begin(st, K * (D - 1))
+    q = draft.root(st, D)  # (V of the draft,)
     top = torch.topk(q, K)
-    score, tok = [top.values], [top.indices]
-    par = [torch.full((K,), -1, dtype=torch.long, device=dev)]
-    qrow = [torch.zeros(K, dtype=torch.long, device=dev)]
-    q_rows = [q[None]]
-    n_cand = K + (D - 1) * K * K
-    row_of = torch.full((n_cand,), -1, dtype=torch.long, device=dev)  # a candidate's draft row
-    sees = torch.zeros(0, total_rows, dtype=torch.bool, device=dev)
-    newest, made = torch.arange(K, device=dev), K
+    score, tok, par = [top.values], [_ids(draft, top.indices)], [plan["root_parent"]]
+    q_rows, sees, made = [q[None]], None, 0  # made: candidates before the newest block
     for d in range(2, D + 1):
-        sc, pa = torch.cat(score), torch.cat(par)
-        order = torch.sort(-sc.index_select(0, newest), stable=True).indices[:K]
-        chosen = newest.index_select(0, order)  # K candidates of depth d - 1
-        first = (d - 2) * K
-        rows = first + torch.arange(K, device=dev)
-        row_of = row_of.index_copy(0, chosen, rows)
-        pc = pa.index_select(0, chosen)
-        parents = torch.where(pc >= 0, row_of.index_select(0, pc.clamp(min=0)), -1)
-        inherited = torch.zeros(K, total_rows, dtype=torch.bool, device=dev)
-        if sees.shape[0]:
-            inherited = sees.index_select(0, parents.clamp(min=0)) & (parents >= 0)[:, None]
-        own = rows[:, None] == torch.arange(total_rows, device=dev)[None, :]
-        sees = torch.cat([sees, inherited | own])
-        q = draft.grow(st, torch.cat(tok).index_select(0, chosen), d - 1, parents,
-                       sees[first:first + K], first)
+        order = torch.sort(-score[-1], stable=True).indices[:K]  # the newest block's best K
+        first = (d - 2) * K  # their draft rows: first .. first + K - 1
+        own = plan["own"][first:first + K]
+        if sees is None:  # children of the root
+            parents, sees = plan["root_parent"], own
+        else:
+            maker = order // K  # the previous depth's row that made each
+            parents, sees = first - K + maker, sees.index_select(0, maker) | own
+        q = draft.grow(st, tok[-1].index_select(0, order), d - 1, parents, sees, first)
         top = torch.topk(q, K, dim=-1)
-        score.append((sc.index_select(0, chosen)[:, None] * top.values).reshape(-1))
-        tok.append(top.indices.reshape(-1))
-        par.append(chosen.repeat_interleave(K))
-        qrow.append((1 + rows).repeat_interleave(K))
+        score.append((score[-1].index_select(0, order)[:, None] * top.values).reshape(-1))
+        tok.append(_ids(draft, top.indices).reshape(-1))
+        par.append((made + order)[:, None].expand(K, K).reshape(-1))
         q_rows.append(q)
-        newest, made = made + torch.arange(K * K, device=dev), made + K * K
-    sc, pa, tk, qr = torch.cat(score), torch.cat(par), torch.cat(tok), torch.cat(qrow)
-    n = min(shape.budget, n_cand)
+        made += score[-2].shape[0]
+    sc, pa, tk = torch.cat(score), torch.cat(par), torch.cat(tok)
+    n = min(shape.budget, sc.shape[0])
     keep = torch.sort(torch.sort(-sc, stable=True).indices[:n]).values
-    new_index = torch.full((n_cand,), -1, dtype=torch.long, device=dev).index_copy(
-        0, keep, torch.arange(n, device=dev))
+    new_index = torch.full_like(pa, -1).index_copy(0, keep, plan["index"][:n])
     pk = pa.index_select(0, keep)
     parent = torch.where(pk >= 0, new_index.index_select(0, pk.clamp(min=0)), -1)
-    return DeviceTree.build(parent, tk.index_select(0, keep),
-                            torch.cat(q_rows).index_select(0, qr.index_select(0, keep)), D)
+    q_kept = torch.cat(q_rows).index_select(0, plan["qrow"].index_select(0, keep))
+    return DeviceTree.build(parent, tk.index_select(0, keep), draft.full(q_kept), D)
 
 
 def _pack(out: dict[str, torch.Tensor]) -> tuple[torch.Tensor, tuple]:
     """A step's fields as one float32 tensor (one copy; token ids are exact in float32) and
-    the layout to read it back with ``_unpack``."""
-    layout = tuple((k, tuple(v.shape)) for k, v in out.items())
-    return torch.cat([v.reshape(-1).float() for v in out.values()]), layout
+    the layout to read it back with ``_unpack``. Fields of one dtype are joined first, so
+    that each dtype is converted once."""
+    groups: dict[torch.dtype, list[str]] = {}
+    for name, v in out.items():
+        groups.setdefault(v.dtype, []).append(name)
+    names = [name for group in groups.values() for name in group]
+    flat = torch.cat([torch.cat([out[k].reshape(-1) for k in group]).float()
+                      for group in groups.values()])
+    return flat, tuple((k, tuple(out[k].shape)) for k in names)
 
 
 def _unpack(flat: np.ndarray, layout: tuple) -> dict[str, np.ndarray]:

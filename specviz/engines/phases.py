@@ -9,6 +9,7 @@ fixed address and reads positions from device tensors, so a phase captured for o
 
 from __future__ import annotations
 
+import gc
 from typing import Any, Callable
 
 import numpy as np
@@ -36,9 +37,17 @@ def capture(fn: Callable[[], Any], after_warmup: Callable[[], None] = lambda: No
         after_warmup()
     torch.cuda.current_stream().wait_stream(side)
     graph = torch.cuda.CUDAGraph()
-    # thread_local: another thread (a second app session) may use the GPU meanwhile
-    with torch.cuda.graph(graph, pool=pool, capture_error_mode="thread_local"):
-        out = fn()
+    # Python's cyclic garbage collector stays off during the capture: if it freed a graph
+    # dropped earlier (a workspace let go), that graph's reset would void this capture
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        # thread_local: another thread (a second app session) may use the GPU meanwhile
+        with torch.cuda.graph(graph, pool=pool, capture_error_mode="thread_local"):
+            out = fn()
+    finally:
+        if collecting:
+            gc.enable()
     return graph, out
 
 
