@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from specviz import DecodeConfig, load_pair, speculative_decode, target_only_decode
 from specviz.engines import skinny
-from specviz.engines.static import _add_linear, _linear
+from specviz.engines.static import _add_linear, _linear, _swiglu_add_linear
 from specviz.models import ModelSourceError
 
 CUDA = pytest.mark.skipif(not (torch.cuda.is_available() and skinny.triton is not None),
@@ -24,6 +24,20 @@ CUDA = pytest.mark.skipif(not (torch.cuda.is_available() and skinny.triton is no
 ])
 def test_the_kernel_runs_where_it_was_measured_faster(m, n, k, used):
     assert skinny.wins(m, n, k) is used
+
+
+@pytest.mark.parametrize("m, used", [(2, False), (15, False), (16, True), (65, True),
+                                     (128, True), (129, False)])
+def test_the_swiglu_down_projection_runs_on_the_kernel_from_16_rows(m, used):
+    assert skinny.wins(m, 576, 1536, swiglu=True) is used
+
+
+def test_without_cuda_the_swiglu_stays_torchs():
+    """On the CPU the layer's SwiGLU and down projection are torch's, as before the kernel
+    took them in: the same numbers bit for bit."""
+    gu, wd, r = torch.randn(17, 2 * 48), torch.randn(64, 48), torch.randn(17, 64)
+    gate, up = gu.chunk(2, dim=-1)
+    assert torch.equal(_swiglu_add_linear(r, gu, wd), _add_linear(r, F.silu(gate) * up, wd))
 
 
 def test_without_cuda_the_engine_keeps_torchs_kernels():
@@ -49,6 +63,12 @@ def test_a_kernel_that_cannot_run_here_switches_itself_off(monkeypatch):
         y = skinny.linear(h, w, b, residual=x)
     assert torch.allclose(y, x + h @ w.T + b, atol=1e-5)
     assert not skinny.enabled()
+    # with the SwiGLU inside, torch's kernels compute the same
+    gu = torch.randn(17, 128)
+    with pytest.warns(RuntimeWarning):
+        y = skinny.linear(gu, w, residual=x, swiglu=True)
+    gate, up = gu.chunk(2, dim=-1)
+    assert torch.allclose(y, x + (F.silu(gate) * up) @ w.T, atol=1e-5)
 
 
 @CUDA
@@ -73,6 +93,26 @@ def test_the_kernel_is_float32s_product_on_any_shape(m, n, k):
                                                                    res.double())
             err = float((got - ref).norm() / ref.norm())
             assert torch.isfinite(got).all() and err < 1e-6, (cfg, err)
+
+
+@CUDA
+@pytest.mark.parametrize("m", [2, 16, 17, 33, 65, 128])
+@pytest.mark.parametrize("n, k", [(576, 1536), (960, 576), (100, 70), (33, 130)])
+def test_the_kernel_with_the_swiglu_inside_is_float32s(m, n, k):
+    """x + (silu(gate) * up) @ w.T, its sum in 1-6 parts, against float64, fresh random
+    inputs, every element written."""
+    gen = torch.Generator(device="cuda").manual_seed(m * 1000 + n + k)
+    w = torch.randn(n, k, device="cuda", generator=gen) / k ** 0.5
+    gu = torch.randn(m, 2 * k, device="cuda", generator=gen)
+    x = torch.randn(m, n, device="cuda", generator=gen)
+    gate, up = gu.double().chunk(2, dim=-1)
+    ref = x.double() + (F.silu(gate) * up) @ w.double().T
+    for parts in (1, 2, 3, 4, 6):
+        torch.empty(parts * m * n * 4, device="cuda").fill_(float("nan"))  # poison
+        got = skinny.linear(gu, w, residual=x, swiglu=True,
+                            config=skinny.Config(split=parts)).double()
+        err = float((got - ref).norm() / ref.norm())
+        assert torch.isfinite(got).all() and err < 1e-6, (parts, err)
 
 
 @CUDA

@@ -60,6 +60,14 @@ def run(pair, cfg, prompt, traced):
     return tr, time.perf_counter() - t
 
 
+def passes() -> None:
+    """The target's pass as a CUDA graph, by rows."""
+    lm = StaticLlama(_pair().target, stacked_layers(_pair().target), 256)
+    with torch.inference_mode():
+        print("verify pass by rows (CUDA graph, 256-slot cache, ms): " + ", ".join(
+            f"{r}: {pass_ms(lm, r):.3f}" for r in (1, 4, 16, 17, 33, 49, 65)), flush=True)
+
+
 def probe(n: int, check: bool = False) -> None:
     """Pass times by rows, then each method's steps on ``n`` held-out prompts (with
     ``check``: whether each method's greedy output equals target-only's on every prompt)."""
@@ -70,10 +78,7 @@ def probe(n: int, check: bool = False) -> None:
     methods = {"target-only": None, "chain of 3": DecodeConfig(gamma=3, **base)}
     for t in ("3,2,1", "4,2,1,1", "dynamic:16:5:4", "dynamic:32:6", "dynamic:64:7:8"):
         methods[t] = DecodeConfig(tree=t, **base)
-    lm = StaticLlama(pair.target, stacked_layers(pair.target), 256)
-    with torch.inference_mode():
-        print("verify pass by rows (CUDA graph, 256-slot cache, ms): " + ", ".join(
-            f"{r}: {pass_ms(lm, r):.3f}" for r in (1, 4, 16, 17, 33, 49, 65)))
+    passes()
     print("per step, median ms: draft | verify+accept+commit | whole step; tokens/s "
           "untraced (and vs target-only)")
     tps0, reference = None, None

@@ -116,6 +116,16 @@ def _add_linear(x: torch.Tensor, h: torch.Tensor, w: torch.Tensor,
     return torch.addmm(x, h, w.t())
 
 
+def _swiglu_add_linear(x: torch.Tensor, gate_up: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """x + (silu(gate) * up) @ w.T, where gate_up = [gate | up]; on the few-row kernel the
+    SwiGLU and the residual add ride on the product (one kernel and a sum of its parts, not
+    four)."""
+    if skinny.usable(gate_up, w, swiglu=True):
+        return skinny.linear(gate_up, w, residual=x, swiglu=True)
+    gate, up = gate_up.chunk(2, dim=-1)
+    return _add_linear(x, F.silu(gate) * up, w)
+
+
 def _rotate_half(x: torch.Tensor) -> torch.Tensor:
     half = x.shape[-1] // 2
     return torch.cat([-x[..., half:], x[..., :half]], dim=-1)
@@ -176,8 +186,7 @@ def layer_step(x: torch.Tensor, w: _Layer, k_cache: torch.Tensor, v_cache: torch
     o = torch.bmm(torch.softmax(scores, dim=-1), v_cache)  # (nkv, g*T, D)
     o = o.view(nh, T, D).transpose(0, 1).reshape(T, nh * D)
     x = _add_linear(x, o, w.wo, w.bo)  # the residual add rides on the matmul
-    gate, up = _linear(_rms(x, w.ln2, s.eps), w.wgu).chunk(2, dim=-1)
-    return _add_linear(x, F.silu(gate) * up, w.wdown)
+    return _swiglu_add_linear(x, _linear(_rms(x, w.ln2, s.eps), w.wgu), w.wdown)
 
 
 # Fused layers (opt-in): torch.compile (inductor) turns a layer's norms, rotary, cache writes,
