@@ -258,6 +258,7 @@ def _run_record(pair, config: DecodeConfig, mode: str, prompt: str, prompt_ids: 
         hardware={**hardware_info(pair.device), **({"engine": engine} if engine else {})},
         label=label,
         command=command,
+        prompt_last_text=_TokenText(pair.tokenizer)(prompt_ids[-1:])[0] if prompt_ids else "",
     )
 
 

@@ -284,6 +284,28 @@ def test_a_tree_runs_figures_name_its_nodes(pair):
     assert not any("after a rejection" in n for n in names)
 
 
+def test_the_first_steps_root_is_the_prompts_last_token(pair, tmp_path):
+    """x₀ of step 0 is the prompt's last token: the run records its text (schema 4) and the
+    tree views name it, after a round trip through a file; a trace written before that field
+    still loads and says "x₀"."""
+    from dataclasses import replace
+
+    from specviz.traces import frames as F
+    trace = speculative_decode(pair, PROMPT, DecodeConfig(max_new_tokens=8, chat=False,
+                                                          tree="2,2"))
+    last = pair.tokenizer.decode(trace.run.prompt_token_ids[-1:])
+    assert trace.run.prompt_last_text == last and last.strip()
+    path = tmp_path / "t.jsonl"
+    with TraceWriter(path) as w:
+        w.write_trace(trace)
+    back = read_traces(path)[0]
+    assert F.last_committed_text(back, 0) == last
+    assert F.tree_frame(back.steps[0], F.last_committed_text(back, 0))[F.TEXT].iloc[0] == last
+    old = replace(back, run=replace(back.run, prompt_last_text=""))
+    assert F.last_committed_text(old, 0) == "x₀"
+    assert F.last_committed_text(old, 1) == back.steps[0].emitted_text[-1]
+
+
 @pytest.mark.parametrize("drafter, who", [("model", "The draft model reads"),
                                           ("feature-head", "The feature head reads")])
 def test_the_walkthrough_of_a_tree_step_names_its_drafter(pair, drafter, who):

@@ -456,10 +456,11 @@ TREE_STEP_COLUMNS = [STEP, NODES, MAX_DEPTH, N_ACCEPTED, N_TRIED, N_EMITTED, USE
 
 
 def last_committed_text(trace: Trace, step: int) -> str:
-    """The text of x₀ of a step (the last token committed before it); "x₀" for the first
-    step (the prompt's last token has no text of its own in the trace)."""
-    return trace.steps[step - 1].emitted_text[-1] if step > 0 and \
-        trace.steps[step - 1].emitted_text else "x₀"
+    """The text of x₀ of a step (the last token committed before it): at the first step the
+    prompt's last token (traces before schema 4 do not hold its text: "x₀")."""
+    if step > 0 and trace.steps[step - 1].emitted_text:
+        return trace.steps[step - 1].emitted_text[-1]
+    return (trace.run.prompt_last_text or "x₀") if step == 0 else "x₀"
 
 
 def tree_steps_frame(trace: Trace) -> pd.DataFrame:

@@ -33,7 +33,7 @@ from ..limits import (
     TREE_NODES_MAX,
 )
 
-SCHEMA_VERSION = 3  # 2 added run.command; 3 tree steps (step.tree_parent)
+SCHEMA_VERSION = 4  # 2 added run.command; 3 tree steps (step.tree_parent); 4 run.prompt_last_text
 EMITTED_KINDS = ("accepted", "resampled", "bonus")
 MODES = ("speculative", "target-only")
 DRAFTER_KINDS = DRAFTERS
@@ -76,6 +76,8 @@ class RunRecord:
     schema_version: int = SCHEMA_VERSION
     label: str = ""
     command: str = ""  # the command line that made the run, if any (schema 2)
+    # the text of the prompt's last token: x_0, the root of the first step (schema 4)
+    prompt_last_text: str = ""
 
     def to_json(self) -> dict:
         return {"record": "run", **asdict(self)}
@@ -491,6 +493,7 @@ def _parse_run(c: _Checker) -> RunRecord:
         schema_version=version,
         label=c.str_("label", optional=True),
         command=c.str_("command", optional=True),
+        prompt_last_text=c.str_("prompt_last_text", optional=True, max_chars=1000),
     )
 
 
