@@ -99,20 +99,23 @@ def test_the_kernel_is_float32s_product_on_any_shape(m, n, k):
 @pytest.mark.parametrize("m", [2, 16, 17, 33, 65, 128])
 @pytest.mark.parametrize("n, k", [(576, 1536), (960, 576), (100, 70), (33, 130)])
 def test_the_kernel_with_the_swiglu_inside_is_float32s(m, n, k):
-    """x + (silu(gate) * up) @ w.T, its sum in 1-6 parts, against float64, fresh random
-    inputs, every element written."""
+    """x + (silu(gate) * up) @ w.T (+ bias), its sum in 1-6 parts, against float64, fresh
+    random inputs, every element written."""
     gen = torch.Generator(device="cuda").manual_seed(m * 1000 + n + k)
     w = torch.randn(n, k, device="cuda", generator=gen) / k ** 0.5
     gu = torch.randn(m, 2 * k, device="cuda", generator=gen)
     x = torch.randn(m, n, device="cuda", generator=gen)
+    b = torch.randn(n, device="cuda", generator=gen)
     gate, up = gu.double().chunk(2, dim=-1)
     ref = x.double() + (F.silu(gate) * up) @ w.double().T
     for parts in (1, 2, 3, 4, 6):
-        torch.empty(parts * m * n * 4, device="cuda").fill_(float("nan"))  # poison
-        got = skinny.linear(gu, w, residual=x, swiglu=True,
-                            config=skinny.Config(split=parts)).double()
-        err = float((got - ref).norm() / ref.norm())
-        assert torch.isfinite(got).all() and err < 1e-6, (parts, err)
+        for bias in (None, b):
+            torch.empty(parts * m * n * 4, device="cuda").fill_(float("nan"))  # poison
+            got = skinny.linear(gu, w, bias, x, swiglu=True,
+                                config=skinny.Config(split=parts)).double()
+            want = ref + (0 if bias is None else bias.double())
+            err = float((got - want).norm() / want.norm())
+            assert torch.isfinite(got).all() and err < 1e-6, (parts, bias is None, err)
 
 
 @CUDA

@@ -132,8 +132,8 @@ if triton is not None:
                      BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
                      PRECISION: tl.constexpr):
         """y[:, tile] = rows @ w[tile].T over the inputs of part program_id(2) (``PART``
-        inputs each; one part: the whole sum, then + bias + residual). The rows are x, or
-        with SWIGLU silu(x[:, :K]) * x[:, K:]."""
+        inputs each), + bias in the first part, + residual where there is one part only. The
+        rows are x, or with SWIGLU silu(x[:, :K]) * x[:, K:]."""
         rn = tl.program_id(0) * BN + tl.arange(0, BN)
         rm = tl.program_id(1) * BM + tl.arange(0, BM)
         part = tl.program_id(2)
@@ -152,8 +152,8 @@ if triton is not None:
             b = tl.load(w_ptr + rn[None, :] * stride_w + kk[:, None],
                         mask=n_ok[None, :] & k_ok[:, None], other=0.0)
             acc = tl.dot(a, b, acc, input_precision=PRECISION)
-        if HAS_BIAS:
-            acc += tl.load(b_ptr + rn, mask=n_ok, other=0.0)[None, :]
+        if HAS_BIAS:  # in the first part only
+            acc += tl.load(b_ptr + rn, mask=n_ok & (part == 0), other=0.0)[None, :]
         if HAS_RES:
             acc += tl.load(r_ptr + rm[:, None] * stride_r + rn[None, :],
                            mask=m_ok[:, None] & n_ok[None, :], other=0.0)
@@ -203,17 +203,14 @@ def linear(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None,
     grid = (-(-n // c.bn), -(-m // c.bm), split)
     try:
         _rows_kernel[grid](h, w, y if b is None else b, r, out, m, n, k, part, h.stride(0),
-                           w.stride(0), r.stride(0), n, HAS_BIAS=b is not None and split == 1,
+                           w.stride(0), r.stride(0), n, HAS_BIAS=b is not None,
                            HAS_RES=residual is not None and split == 1, SWIGLU=swiglu,
                            BM=c.bm, BN=c.bn, BK=c.bk,
                            PRECISION=c.precision, num_warps=c.warps, num_stages=c.stages)
-        if split > 1:
-            if b is not None:  # not where the engine uses parts (no bias there)
-                r = r + b if residual is not None else b.expand(m, n).contiguous()
+        if split > 1:  # the parts added in order, then the residual
             block = 1024
             _parts_kernel[(-(-(m * n) // block),)](out, r, y, m * n, PARTS=split,
-                                                  HAS_RES=residual is not None or b is not None,
-                                                  BLOCK=block)
+                                                  HAS_RES=residual is not None, BLOCK=block)
     except Exception as e:  # Triton cannot build or launch it here: torch's kernels from now on
         enable(False)
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
