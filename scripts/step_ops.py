@@ -38,7 +38,7 @@ def main() -> None:
     first: dict[str, collections.Counter] = {}
     run_phase = phases.EagerPhases.run
 
-    def counted(self, key, fn):
+    def counted(self, key, fn, fuse=False):
         with Count() as c:
             out = run_phase(self, key, fn)
         counts[key[0]].append(sum(c.ops.values()))

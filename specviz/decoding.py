@@ -347,7 +347,7 @@ def _engine_info(pair, path: str, why: str) -> dict:
     rows = (path != "eager" and pair.device.type == "cuda" and skinny.available()
             and pair.target.dtype == torch.float32)  # float32 few-row products on Triton
     return {"path": path, "cuda_graphs": path == "graphs", "static_cache": path != "eager",
-            "row_kernel": rows, "why": why}
+            "row_kernel": rows, "fused": path != "eager" and fused_layers(), "why": why}
 
 
 # ---------------------------------------------------------------- the models per engine
@@ -384,7 +384,7 @@ class _Workspace:
         self.target, self.draft = target, draft
         hidden = target.embed.shape[1] if isinstance(draft, StaticHead) else None
         self.state = RunState(target.max_len, vocab, target.embed.device, hidden)
-        self.phases = GraphPhases(self._save_p) if graphs else EagerPhases()
+        self.phases = GraphPhases(self._save_p, fused_layers()) if graphs else EagerPhases()
         self.lock = threading.Lock()
 
     def _save_p(self) -> Callable[[], None]:

@@ -338,3 +338,80 @@ def test_the_draft_models_q_at_each_root_is_its_q_after_the_committed_text():
                 if par < 0:
                     assert abs(float(q[s.drafted_ids[i]]) - s.q[i]) < 1e-4, (s.step, i)
             seq += s.emitted_ids
+
+
+def test_a_fused_engine_compiles_only_the_phases_that_ask_once_each(monkeypatch):
+    """GraphPhases compiles a phase run with fuse=True before its capture, once per key,
+    only when the engine is fused; other phases are captured as they are."""
+    import types
+
+    from specviz.engines import phases
+    compiled = []
+
+    def fake_compile(fn, **kw):
+        compiled.append(kw)
+        return fn
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    monkeypatch.setattr(phases, "capture", lambda fn, undo, pool=None: (
+        types.SimpleNamespace(replay=lambda: None), fn()))
+    calls = []
+    fn = lambda: calls.append(1) or torch.zeros(1)  # noqa: E731
+    fused = phases.GraphPhases(lambda: (lambda: None), fused=True)
+    for _ in range(3):
+        fused.run(("tree-draft", 1), fn, fuse=True)
+    fused.run(("tree-draft", 2), fn, fuse=False)
+    assert compiled == [{"dynamic": False}] and len(calls) == 2
+    plain = phases.GraphPhases(lambda: (lambda: None))
+    plain.run(("tree-draft", 1), fn, fuse=True)
+    assert len(compiled) == 1
+
+
+@pytest.mark.parametrize("tree", ["3,2,1", "dynamic:16:6"])
+def test_only_the_runs_own_tree_shape_asks_to_be_fused(pair, monkeypatch, tree):
+    """The draft phase of a step with the run's tree asks for fusion; the shorter trees of
+    the last steps (cut to the tokens left) do not, so a fused engine compiles one shape."""
+    import specviz.decoding as decoding
+    from specviz.engines.phases import EagerPhases
+    seen = []
+
+    class Recorder(EagerPhases):
+        def run(self, key, fn, fuse=False):
+            if key[0] == "tree-draft":
+                seen.append((key[1], fuse))
+            return fn()
+
+    monkeypatch.setattr(decoding, "EagerPhases", Recorder)
+    decoding._WORKSPACES.clear()
+    try:
+        speculative_decode(pair, PROMPT, DecodeConfig(max_new_tokens=13, chat=False, tree=tree,
+                                                      drafter="feature-head", engine="static"))
+    finally:
+        decoding._WORKSPACES.clear()
+    full = parse_tree(tree)
+    assert {fuse for shape, fuse in seen if shape == full} == {True}
+    assert seen[-1][0] != full and not any(fuse for shape, fuse in seen if shape != full)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("tree", ["3,2,1", "dynamic:48:6:6"])
+def test_fused_graphed_trees_on_the_embedded_pair_are_the_targets_output(tree):
+    """The fused engine (layers and a tree's draft phase compiled, then captured) on the
+    embedded pair: greedy output equals target-only's, in a first run (compiles) and a
+    second (replays)."""
+    from specviz.engines.static import fuse_layers
+    try:
+        pair = load_pair("embedded:smollm2-135m-instruct", device="cuda")
+    except ModelSourceError as e:
+        pytest.skip(f"embedded target not available here: {e}")
+    prompt = "Explain in two sentences why the sky is blue."
+    cfg = dict(max_new_tokens=48, chat=True, drafter="feature-head", engine="graphs")
+    base = target_only_decode(pair, prompt, DecodeConfig(**cfg)).summary.output_token_ids
+    fuse_layers(True)
+    try:
+        for _ in range(2):
+            got = speculative_decode(pair, prompt, DecodeConfig(tree=tree, **cfg))
+            assert got.summary.output_token_ids == base
+            assert got.run.hardware["engine"]["fused"] is True
+    finally:
+        fuse_layers(False)

@@ -23,11 +23,12 @@ class LM(Protocol):
 
 
 class Phases(Protocol):
-    """Runs a phase: eagerly, or captured once per key as a CUDA graph and replayed."""
+    """Runs a phase: eagerly, or captured once per key as a CUDA graph and replayed (with
+    ``fuse``, compiled first where the engine is fused)."""
 
     captures: bool
 
-    def run(self, key: tuple, fn: Callable[[], Any]) -> Any: ...
+    def run(self, key: tuple, fn: Callable[[], Any], fuse: bool = False) -> Any: ...
 
 
 class Drafter(Protocol):

@@ -428,9 +428,10 @@ class TreeDecoder:
         t0, marks = time.perf_counter(), [self.clock()]
         shape = self.shape.cut(want) if want > 0 else None
         # 1. draft the tree (none when there is no room left: nothing to capture)
+        # (a fused engine compiles the run's own shape, not the shorter ones of its last steps)
         tree = (self._draft(shape) if shape is None else
                 self.phases.run(("tree-draft", shape, self.sampling),
-                                lambda: self._draft(shape)))
+                                lambda: self._draft(shape), fuse=shape == self.shape))
         self.draft_passes += shape.depth if shape else 0
         marks.append(self.clock())
         if not self.sampling.greedy:  # sampled children must be possible draws (q > 0)

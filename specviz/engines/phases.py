@@ -21,7 +21,7 @@ class EagerPhases:
 
     captures = False
 
-    def run(self, key: tuple, fn: Callable[[], Any]) -> Any:
+    def run(self, key: tuple, fn: Callable[[], Any], fuse: bool = False) -> Any:
         return fn()
 
 
@@ -55,17 +55,23 @@ class GraphPhases:
     """Captures each phase once per key as a CUDA graph, then replays it.
 
     ``save`` is called before a warm-up run and returns what undoes that run's lasting
-    changes (the committed length P advances in the accept phase)."""
+    changes (the committed length P advances in the accept phase). With ``fused``, a phase
+    run with ``fuse=True`` is compiled by torch.compile (inductor) before its capture: its
+    many small operations (a token tree's per-depth top-k, gathers and masks) become fewer
+    generated kernels. It compiles once per key (seconds to a minute), then replays as any
+    graph."""
 
     captures = True
 
-    def __init__(self, save: Callable[[], Callable[[], None]]):
-        self.save = save
+    def __init__(self, save: Callable[[], Callable[[], None]], fused: bool = False):
+        self.save, self.fused = save, fused
         self.graphs: dict = {}
 
-    def run(self, key: tuple, fn: Callable[[], Any]) -> Any:
+    def run(self, key: tuple, fn: Callable[[], Any], fuse: bool = False) -> Any:
         hit = self.graphs.get(key)
         if hit is None:
+            if self.fused and fuse:
+                fn = torch.compile(fn, dynamic=False)
             undo = self.save()
             graph, out = capture(fn, undo)
             undo()
