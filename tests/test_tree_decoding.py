@@ -342,7 +342,8 @@ def test_the_draft_models_q_at_each_root_is_its_q_after_the_committed_text():
 
 def test_a_fused_engine_compiles_only_the_phases_that_ask_once_each(monkeypatch):
     """GraphPhases compiles a phase run with fuse=True before its capture, once per key,
-    only when the engine is fused; other phases are captured as they are."""
+    only when the engine is fused; the compiled phase runs twice before the capture; if the
+    capture would have to compile again, the phase is captured uncompiled instead."""
     import types
 
     from specviz.engines import phases
@@ -350,21 +351,38 @@ def test_a_fused_engine_compiles_only_the_phases_that_ask_once_each(monkeypatch)
 
     def fake_compile(fn, **kw):
         compiled.append(kw)
-        return fn
+
+        def run():
+            return fn("compiled")
+        run.compiled = True
+        return run
+
+    def fake_capture(fn, undo, pool=None):
+        return types.SimpleNamespace(replay=lambda: None), fn()
 
     monkeypatch.setattr(torch, "compile", fake_compile)
-    monkeypatch.setattr(phases, "capture", lambda fn, undo, pool=None: (
-        types.SimpleNamespace(replay=lambda: None), fn()))
+    monkeypatch.setattr(phases, "capture", fake_capture)
     calls = []
-    fn = lambda: calls.append(1) or torch.zeros(1)  # noqa: E731
+    fn = lambda how="plain": calls.append(how) or torch.zeros(1)  # noqa: E731
     fused = phases.GraphPhases(lambda: (lambda: None), fused=True)
     for _ in range(3):
         fused.run(("tree-draft", 1), fn, fuse=True)
     fused.run(("tree-draft", 2), fn, fuse=False)
-    assert compiled == [{"dynamic": False}] and len(calls) == 2
+    assert compiled == [{"dynamic": False}]
+    assert calls == ["compiled"] * 3 + ["plain"]
     plain = phases.GraphPhases(lambda: (lambda: None))
     plain.run(("tree-draft", 1), fn, fuse=True)
-    assert len(compiled) == 1
+    assert len(compiled) == 1 and calls[-1] == "plain"
+
+    def refusing_capture(fn, undo, pool=None):
+        if getattr(fn, "compiled", False):
+            raise torch._dynamo.exc.RecompileError("would compile inside the capture")
+        return fake_capture(fn, undo)
+
+    monkeypatch.setattr(phases, "capture", refusing_capture)
+    calls.clear()
+    fused.run(("tree-draft", 3), fn, fuse=True)
+    assert calls == ["compiled", "compiled", "plain"]
 
 
 @pytest.mark.parametrize("tree", ["3,2,1", "dynamic:16:6"])

@@ -321,6 +321,13 @@ def _dynamic_plan(K: int, D: int, device: torch.device) -> dict:
     return _PLANS[key]
 
 
+def _plan(shape: TreeShape, device: torch.device) -> dict:
+    """The shape's constants (made once per shape and device)."""
+    if shape.kind == "dynamic":
+        return _dynamic_plan(shape.top_k, shape.max_depth, device)
+    return _static_plan(tuple(shape.branching), device)
+
+
 def grow_dynamic(draft: _TreeDraft, st: RunState, shape: TreeShape) -> DeviceTree:
     """``specviz.core.tree.dynamic_tree`` on the device, at fixed shapes (EAGLE-2): a node's
     score is the product of q along its path; at each depth the ``top_k`` best candidates of
@@ -428,6 +435,8 @@ class TreeDecoder:
         t0, marks = time.perf_counter(), [self.clock()]
         shape = self.shape.cut(want) if want > 0 else None
         # 1. draft the tree (none when there is no room left: nothing to capture)
+        if shape is not None:  # its constants made here, outside a compiled or captured phase
+            _plan(shape, self.state.P.device)
         # (a fused engine compiles the run's own shape, not the shorter ones of its last steps)
         tree = (self._draft(shape) if shape is None else
                 self.phases.run(("tree-draft", shape, self.sampling),

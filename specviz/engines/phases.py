@@ -70,14 +70,33 @@ class GraphPhases:
     def run(self, key: tuple, fn: Callable[[], Any], fuse: bool = False) -> Any:
         hit = self.graphs.get(key)
         if hit is None:
-            if self.fused and fuse:
-                fn = torch.compile(fn, dynamic=False)
             undo = self.save()
-            graph, out = capture(fn, undo)
-            undo()
-            hit = self.graphs[key] = (graph, out)
+            hit = self._compiled(fn, undo) if self.fused and fuse else None
+            if hit is None:
+                hit = capture(fn, undo)
+                undo()
+            self.graphs[key] = hit
         hit[0].replay()
         return hit[1]
+
+    def _compiled(self, fn: Callable[[], Any], undo: Callable[[], None]):
+        """``fn`` compiled, then captured; None if it cannot be captured compiled. It runs
+        twice before the capture (each run undone), so that what the first run made (a
+        shape's constants, caches) cannot make the capture compile again; inside the
+        capture, a needed recompilation raises instead of compiling."""
+        import torch._dynamo
+
+        compiled = torch.compile(fn, dynamic=False)
+        for _ in range(2):
+            compiled()
+            undo()
+        try:
+            with torch.compiler.set_stance("fail_on_recompile"):
+                graph, out = capture(compiled, undo)
+        except torch._dynamo.exc.RecompileError:
+            return None
+        undo()
+        return graph, out
 
 
 class HostCopier:
