@@ -102,8 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeats", type=int, default=3)
     bench.add_argument("--engines", default=None,
                        help="comma-separated engines to compare: eager, static, graphs, and "
-                            "static+fused or graphs+fused (their layers compiled by "
-                            "torch.compile) (default: eager,graphs on a GPU, eager on a CPU)")
+                            "static+fused or graphs+fused (their layers, and on graphs a token "
+                            "tree's draft phase, compiled by torch.compile) (default: "
+                            "eager,graphs on a GPU, eager on a CPU)")
     bench.add_argument("--json", default=None, metavar="FILE", help="write results as JSON")
     bench.add_argument("--no-transformers", action="store_true",
                        help="leave out transformers' generate (faster sweeps)")
