@@ -272,3 +272,22 @@ def test_no_garbage_collection_pause_inside_a_run_and_collection_restored(pair):
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_a_runs_clock_starts_once_its_engine_is_ready(pair, monkeypatch):
+    """Building an engine's workspace (once per shape in a process) is not part of a run's
+    wall time: a setup made slow by two seconds leaves the run's time as it was."""
+    import time
+
+    import specviz.decoding as decoding
+    build = decoding._decoder
+
+    def slow(*args, **kwargs):
+        time.sleep(2.0)
+        return build(*args, **kwargs)
+
+    monkeypatch.setattr(decoding, "_decoder", slow)
+    trace = speculative_decode(pair, PROMPT, DecodeConfig(max_new_tokens=4, chat=False,
+                                                          engine="static"))
+    assert trace.summary.wall_s < 1.5
+    assert trace.steps[-1].t_end_s <= trace.summary.wall_s
