@@ -19,7 +19,7 @@ from specviz.engines.static import (
     fuse_layers,
     stacked_layers,
 )
-from specviz.models import ModelSourceError
+from tests._pairs import embedded_pair
 
 PROMPT = "the cat sat on the mat and the cat sat"
 CUDA = torch.cuda.is_available()
@@ -129,7 +129,7 @@ def test_auto_is_eager_on_the_cpu_and_graphs_are_refused_there(pair):
     if not CUDA:
         assert trace.run.hardware["engine"] == {
             "path": "eager", "cuda_graphs": False, "static_cache": False,
-            "row_kernel": False, "why": "no CUDA device"}
+            "row_kernel": False, "fused": False, "why": "no CUDA device"}
         with pytest.raises(ValueError, match="CUDA graphs need a CUDA device"):
             target_only_decode(pair, PROMPT, DecodeConfig(max_new_tokens=3, chat=False,
                                                           engine="graphs"))
@@ -226,10 +226,7 @@ def test_graphs_sync_the_host_once_per_step(cuda_pair, monkeypatch):
 
 @needs_cuda
 def test_graphs_give_the_eager_trace_on_the_embedded_pair():
-    try:
-        pair = _cuda_pair("embedded:smollm2-135m-instruct")
-    except ModelSourceError as e:
-        pytest.skip(f"embedded target not available here: {e}")
+    pair = embedded_pair(device="cuda")
     prompt = "Write a Python function that checks whether a string is a palindrome."
     for drafter in ("model", "prompt-lookup", "early-exit"):
         eager, graphs = _compare_on(pair, drafter, "fixed", 4, 64, prompt, True, layers=8)

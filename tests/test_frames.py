@@ -129,5 +129,10 @@ def test_engine_summary_says_where_and_how_a_run_ran(hand):
     assert F.engine_summary(tree) == ("Ran on cuda (NVIDIA H200): static KV caches, CUDA graphs "
                                       "on, few-row products on the Triton kernel (token tree, "
                                       "CUDA device).")
+    hw["engine"]["fused"] = True
+    fused = dataclasses.replace(hand, run=dataclasses.replace(hand.run, hardware=hw))
+    assert F.engine_summary(fused).endswith("few-row products on the Triton kernel, layers and "
+                                            "tree drafts compiled (fused) (token tree, CUDA "
+                                            "device).")
     old = dataclasses.replace(hand, run=dataclasses.replace(hand.run, hardware={}))
     assert "engine not recorded" in F.engine_summary(old)

@@ -5,10 +5,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from specviz import DecodeConfig, load_pair, speculative_decode, target_only_decode
+from specviz import DecodeConfig, speculative_decode, target_only_decode
 from specviz.engines import skinny
 from specviz.engines.static import _add_linear, _linear, _swiglu_add_linear
-from specviz.models import ModelSourceError
+from tests._pairs import embedded_pair
 
 CUDA = pytest.mark.skipif(not (torch.cuda.is_available() and skinny.triton is not None),
                           reason="needs a CUDA device and Triton")
@@ -123,10 +123,7 @@ def test_graphed_trees_decide_the_same_with_and_without_the_kernel():
     """The embedded pair on CUDA graphs, feature-head trees and the chain: the same drafts,
     verdicts and output with the kernel as with torch's kernels, and the target's own output;
     twice (the second run replays the graphs)."""
-    try:
-        pair = load_pair("embedded:smollm2-135m-instruct", device="cuda")
-    except ModelSourceError as e:
-        pytest.skip(f"embedded target not available here: {e}")
+    pair = embedded_pair(device="cuda")
     prompt = "Explain in two sentences why the sky is blue."
     cfg = dict(max_new_tokens=48, chat=True, drafter="feature-head", engine="graphs")
     base = target_only_decode(pair, prompt, DecodeConfig(**cfg)).summary.output_token_ids

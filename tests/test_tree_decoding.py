@@ -7,8 +7,8 @@ import torch
 from specviz import DecodeConfig, load_pair, read_traces, speculative_decode, target_only_decode
 from specviz.core.tree import dynamic_tree, per_path, static_tree
 from specviz.core.tree_decoder import grow_dynamic, grow_static, parse_tree
-from specviz.models import ModelSourceError
 from specviz.traces.records import TraceWriter
+from tests._pairs import DRAFT, TARGET, embedded_pair
 from tests.test_verify import chi_square_pvalue
 
 PROMPT = "the cat sat on the mat and the cat sat"
@@ -104,10 +104,7 @@ def test_bad_tree_settings_are_one_line_errors(pair, cfg, message):
 
 
 def test_trees_on_the_embedded_pair_are_lossless_and_longer_per_pass():
-    try:
-        pair = load_pair("embedded:smollm2-135m-instruct", "embedded:smollm2-draft")
-    except ModelSourceError as e:
-        pytest.skip(f"embedded target not available here: {e}")
+    pair = embedded_pair(TARGET, DRAFT)
     prompt = "Write a Python function that checks whether a string is a palindrome."
     cfg = dict(max_new_tokens=48, chat=True)
     base = target_only_decode(pair, prompt, DecodeConfig(**cfg)).summary.output_token_ids
@@ -234,10 +231,7 @@ def test_trees_grown_on_the_device_are_the_reference_trees(shape):
 def test_feature_head_trees_on_the_embedded_pair_are_lossless_and_longer_per_pass():
     """The embedded target with its feature head: static and dynamic trees give the target's
     own greedy output, and more tokens per verification than the head's chain."""
-    try:
-        pair = load_pair("embedded:smollm2-135m-instruct")
-    except ModelSourceError as e:
-        pytest.skip(f"embedded target not available here: {e}")
+    pair = embedded_pair()
     prompt = "Explain in two sentences why the sky is blue."
     cfg = dict(max_new_tokens=40, chat=True, drafter="feature-head")
     base = target_only_decode(pair, prompt, DecodeConfig(**cfg)).summary.output_token_ids
@@ -321,10 +315,7 @@ def test_the_draft_models_q_at_each_root_is_its_q_after_the_committed_text():
     is cut shorter than the run's (few tokens left) after a step that committed many: the q
     recorded for each child of the root equals a fresh forward of the draft model over the
     committed tokens."""
-    try:
-        pair = load_pair("embedded:smollm2-135m-instruct", "embedded:smollm2-draft")
-    except ModelSourceError as e:
-        pytest.skip(f"embedded target not available here: {e}")
+    pair = embedded_pair(TARGET, DRAFT)
     prompt = "Write a Python function that checks whether a string is a palindrome."
     trace = speculative_decode(pair, prompt, DecodeConfig(
         max_new_tokens=42, chat=True, engine="static", drafter="model", tree="2,2,1"))
@@ -418,10 +409,7 @@ def test_fused_graphed_trees_on_the_embedded_pair_are_the_targets_output(tree):
     embedded pair: greedy output equals target-only's, in a first run (compiles) and a
     second (replays)."""
     from specviz.engines.static import fuse_layers
-    try:
-        pair = load_pair("embedded:smollm2-135m-instruct", device="cuda")
-    except ModelSourceError as e:
-        pytest.skip(f"embedded target not available here: {e}")
+    pair = embedded_pair(device="cuda")
     prompt = "Explain in two sentences why the sky is blue."
     cfg = dict(max_new_tokens=48, chat=True, drafter="feature-head", engine="graphs")
     base = target_only_decode(pair, prompt, DecodeConfig(**cfg)).summary.output_token_ids

@@ -323,6 +323,8 @@ def engine_summary(trace: Trace) -> str:
            "eager": "transformers' eager forward, CUDA graphs off"}.get(path, str(path))
     if eng.get("row_kernel"):
         how += ", few-row products on the Triton kernel"
+    if eng.get("fused"):
+        how += ", layers and tree drafts compiled (fused)"
     why = eng.get("why")
     return f"Ran on {where}: {how}" + (f" ({why})." if why else ".")
 
