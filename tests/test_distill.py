@@ -181,3 +181,58 @@ def test_feature_head_trains_saves_and_gets_its_card(tmp_path):
     cfg = DecodeConfig(drafter="feature-head", max_new_tokens=24, chat=False)
     assert speculative_decode(trained, "abc abc", cfg).summary.output_token_ids == \
         target_only_decode(trained, "abc abc", cfg).summary.output_token_ids
+
+
+def test_head_training_continues_from_a_saved_head_on_new_data(tmp_path):
+    """``--init``: training starts from a saved head (its vocabulary kept), on data from
+    several folders; at a learning rate of 0 the head comes back as it went in. A head of
+    another target's shape is refused in one line, and so is a missing head on the CLI."""
+    from specviz import load_pair
+    from specviz.distill.__main__ import main
+    from specviz.distill.head import train_head
+    from specviz.models.feature_head import FeatureHead, HeadConfig, load_head, save_head
+    pair = load_pair("embedded:tiny-random-target", head=None)
+    rng = np.random.default_rng(1)
+    seqs = [rng.integers(3, 70, size=int(rng.integers(20, 60))) for _ in range(60)]
+    first, _ = train_head(pair.target, seqs, vocab_size=40, depth=2, max_seconds=2,
+                          max_tokens=1024, max_len=48, eval_every=10 ** 6)
+    folder = save_head(first, tmp_path / "first")
+    init = load_head(folder, torch.device("cpu"), torch.float32)
+    more = [rng.integers(3, 70, size=30) for _ in range(40)]
+    again, info = train_head(pair.target, more, depth=2, max_seconds=1, max_tokens=1024,
+                             max_len=48, eval_every=10 ** 6, lr=0.0,
+                             init=load_head(folder, torch.device("cpu"), torch.float32))
+    assert again.cfg.vocab_ids == first.cfg.vocab_ids and info["steps"] > 0
+    for k, v in init.state_dict().items():
+        assert torch.equal(again.state_dict()[k], v), k
+    other = FeatureHead(HeadConfig(**{**vars(init.cfg), "hidden": init.cfg.hidden * 2}))
+    with pytest.raises(ValueError, match="another target"):
+        train_head(pair.target, more, max_seconds=1, init=other)
+
+    for name, part in (("a", seqs[:30]), ("b", more)):
+        (tmp_path / name).mkdir()
+        np.savez_compressed(tmp_path / name / "data.npz",
+                            tokens=np.concatenate(part).astype(np.uint16),
+                            offsets=np.concatenate([[0], np.cumsum([len(x) for x in part])]))
+    with pytest.raises(SystemExit) as stop:
+        main(["head", "--target", "embedded:tiny-random-target", "--out", str(tmp_path / "c"),
+              "--data", f"{tmp_path / 'a'},{tmp_path / 'b'}", "--init", str(tmp_path / "none"),
+              "--train-seconds", "1"])
+    assert stop.value.code == 2
+    main(["head", "--target", "embedded:tiny-random-target", "--out", str(tmp_path / "c"),
+          "--data", f"{tmp_path / 'a'},{tmp_path / 'b'}", "--init", str(folder),
+          "--train-seconds", "1", "--max-tokens", "1024", "--max-len", "48"])
+    meta = json.loads((tmp_path / "c" / "head" / "train-meta.json").read_text())
+    assert meta["init"] == str(folder) and meta["data"].count("data.npz") == 2
+    assert meta["train_sequences"] + meta["val_sequences"] == 30 + 40
+    from specviz.distill.card import pack_head
+    for name, n in (("a", 30), ("b", 40)):
+        (tmp_path / name / "data-meta.json").write_text(json.dumps(
+            {"n_sequences": n, "n_tokens": 10 * n, "seconds_total": 1.5, "hardware": {}}))
+    main(["head", "--target", "embedded:tiny-random-target", "--out", str(tmp_path / "d"),
+          "--data", f"{tmp_path / 'a'},{tmp_path / 'b'}", "--init", str(folder),
+          "--train-seconds", "1", "--max-tokens", "1024", "--max-len", "48"])
+    data = json.loads((tmp_path / "d" / "head" / "data-meta.json").read_text())
+    assert (data["n_sequences"], data["n_tokens"], len(data["parts"])) == (70, 700, 2)
+    card = (pack_head(tmp_path / "d" / "head", tmp_path / "packed") / "README.md").read_text()
+    assert "70 sequences, 700 tokens" in card and "went on from an earlier head" in card

@@ -73,30 +73,51 @@ def cmd_train(args, t=None) -> Path:
 
 
 def cmd_head(args, t=None) -> Path:
-    from ..models.feature_head import save_head
+    from ..models.feature_head import load_head, save_head
     from .data import load_data
     from .head import train_head
     t = t or _target(args)
-    data_dir = Path(args.data or args.out)
-    seqs, _ = load_data(data_dir / "data.npz")
+    data_dirs = [Path(d) for d in (args.data or args.out).split(",") if d.strip()]
+    seqs = [s for d in data_dirs for s in load_data(d / "data.npz")[0]]
     _log(f"{len(seqs)} sequences, {sum(len(s) for s in seqs)} tokens")
+    init = None
+    if args.init:
+        device = next(t.model.parameters()).device
+        init = load_head(HEAD_ASSET if args.init == "default" else args.init, device,
+                         torch.float32)
+        _log(f"continuing from the head in {args.init}")
     eos = int(t.tokenizer.convert_tokens_to_ids("<|im_end|>") or 2)
     head, info = train_head(t.model, seqs, vocab_size=args.vocab or None, depth=args.depth,
                             max_seconds=args.train_seconds, max_tokens=args.max_tokens,
                             max_len=args.max_len, lr=args.lr, warmup=args.warmup,
                             seed=args.seed, eval_every=args.eval_every, eos_ids=(eos,),
                             pad_id=int(t.tokenizer.pad_token_id or 2), source=args.target,
-                            log=_log)
+                            init=init, log=_log)
     info["n_params"] = sum(p.numel() for p in head.parameters())
     info["hardware"] = hardware_info(next(t.model.parameters()).device)
-    info["data"] = str(data_dir / "data.npz")
+    info["data"] = ",".join(str(d / "data.npz") for d in data_dirs)
+    if args.init:
+        info["init"] = str(args.init)
     out = save_head(head, Path(args.out) / "head")
     (out / "train-meta.json").write_text(json.dumps(info, indent=1))
-    meta = data_dir / "data-meta.json"
-    if meta.exists():
-        (out / "data-meta.json").write_text(meta.read_text())
+    metas = [json.loads((d / "data-meta.json").read_text()) for d in data_dirs
+             if (d / "data-meta.json").exists()]
+    if metas:
+        (out / "data-meta.json").write_text(json.dumps(_joined(metas), indent=1))
     _log(f"head saved in {out}")
     return out
+
+
+def _joined(metas: list[dict]) -> dict:
+    """Several data folders' metadata as one: counts and seconds added, the rest the
+    first's, and each folder's own under ``parts``."""
+    if len(metas) == 1:
+        return metas[0]
+    keys = ("n_sequences", "n_tokens", "n_answer_tokens", "n_self_prompts", "n_seed_prompts",
+            "seconds_self_prompts", "seconds_total")
+    total = {k: round(sum(m.get(k, 0) for m in metas), 1) if k.startswith("seconds")
+             else sum(m.get(k, 0) for m in metas) for k in keys}
+    return {**metas[0], **total, "parts": metas}
 
 
 def cmd_pack_head(args) -> None:
@@ -253,8 +274,12 @@ def _head_parsers(sub) -> None:
     """head and pack-head: the feature-level draft head."""
     p = sub.add_parser("head", help="train a feature-level draft head on DATA/data.npz")
     _common(p)
-    p.add_argument("--data", default=None, help="folder with data.npz (default: --out)")
+    p.add_argument("--data", default=None,
+                   help="folder(s) with data.npz, comma-separated (default: --out)")
     p.add_argument("--out", required=True)
+    p.add_argument("--init", default=None, metavar="HEAD",
+                   help="continue training this head (a trained head's folder, or 'default' "
+                        "for the shipped one; its vocabulary is kept) instead of a new one")
     p.add_argument("--train-seconds", type=float, default=450.0)
     p.add_argument("--vocab", type=int, default=16384,
                    help="the head's vocabulary: the most frequent tokens (0 = all)")
@@ -304,7 +329,11 @@ def main(argv=None) -> None:
         args.answer_batches = None
     if getattr(args, "train_seconds", None) is not None:
         args.steps = None  # the budget decides the step count
-    args.fn(args)
+    try:
+        args.fn(args)
+    except (ValueError, OSError) as e:  # bad input: one line, no traceback
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -136,6 +136,14 @@ def pack_head(head_dir: str | Path, dest: str | Path) -> Path:
     return _pack(head_dir, dest, HEAD_KEEP, head_card)
 
 
+def _continued(tm: dict) -> str:
+    """The training's start when it went on from an earlier head."""
+    if not tm.get("init"):
+        return ""
+    return (f" Training went on from an earlier head ({tm['init']}), not from a new one: "
+            f"its own card gives its earlier data and training.")
+
+
 def head_card(folder: str | Path) -> str:
     """The feature head's model card, from its config and the measured metadata."""
     folder = Path(folder)
@@ -195,7 +203,7 @@ cross-entropy of q against the target's p over the head's vocabulary, weighted 0
 AdamW (β = 0.9, 0.95, no weight decay), peak learning rate {tm.get('lr', '?')} after \
 100 warm-up steps, cosine decay to 10 % over the time budget; {tm.get('steps', '?')} steps \
 of up to {tm.get('max_tokens', '?')} tokens (sequences cut at {tm.get('max_len', '?')}), \
-{tm.get('epochs', '?')} full epochs over {tm.get('train_tokens', '?')} tokens.
+{tm.get('epochs', '?')} full epochs over {tm.get('train_tokens', '?')} tokens.{_continued(tm)}
 3. Validation ({tm.get('val_sequences', '?')} held-back sequences): agreement of the head's \
 argmax with the target's at draft depths 1, 2, …: {agree or '?'}; the target's argmax lies in \
 the head's vocabulary for {final.get('vocab_coverage', '?')} of the positions.

@@ -73,8 +73,11 @@ def train_head(target, seqs: list[np.ndarray], *, vocab_size: int | None = 16384
                max_len: int = 256, lr: float = 1e-3, warmup: int = 100,
                weight_decay: float = 0.0, seed: int = 0, val_fraction: float = 0.02,
                eval_every: int = 250, eos_ids: tuple[int, ...] = (), pad_id: int = 2,
-               source: str = "", log=print) -> tuple[FeatureHead, dict]:
-    """Train a head for ``target`` on ``seqs`` (token arrays) for ``max_seconds``."""
+               source: str = "", init: FeatureHead | None = None,
+               log=print) -> tuple[FeatureHead, dict]:
+    """Train a head for ``target`` on ``seqs`` (token arrays) for ``max_seconds``; from
+    ``init`` (a trained head of this target, its vocabulary kept) if given, so that training
+    can go on over several sessions and new data."""
     device = target.model.embed_tokens.weight.device
     rng = random.Random(seed)
     torch.manual_seed(seed)
@@ -84,14 +87,18 @@ def train_head(target, seqs: list[np.ndarray], *, vocab_size: int | None = 16384
     val = [seqs[i] for i in order[:n_val]]
     train = [seqs[i] for i in order[n_val:]]
     vocab = target.config.vocab_size
-    ids_kept = head_vocabulary(train, vocab_size, vocab, eos_ids)
-    cfg = HeadConfig.for_target(target, ids_kept, source)
-    head = FeatureHead(cfg).to(device)
-    with torch.no_grad():  # start as "the next feature is like this one", the target's norm
-        head.fc.weight.zero_()
-        head.fc.weight[:, :cfg.hidden] = torch.eye(cfg.hidden)
-        head.fc.bias.zero_()
-        head.norm.copy_(target.model.norm.weight.float())
+    if init is not None:
+        head = _continued(init, target, device)
+        ids_kept, cfg = head.cfg.vocab_ids, head.cfg
+    else:
+        ids_kept = head_vocabulary(train, vocab_size, vocab, eos_ids)
+        cfg = HeadConfig.for_target(target, ids_kept, source)
+        head = FeatureHead(cfg).to(device)
+        with torch.no_grad():  # start as "the next feature is like this one", the target's norm
+            head.fc.weight.zero_()
+            head.fc.weight[:, :cfg.hidden] = torch.eye(cfg.hidden)
+            head.fc.bias.zero_()
+            head.norm.copy_(target.model.norm.weight.float())
     subset = head.vocab_ids.to(device) if ids_kept is not None else None
     out_w = head.out_weight(target.lm_head.weight).detach().float()
     val_batches = make_batches(val, max_tokens, max_len, pad_id, rng)
@@ -140,6 +147,17 @@ def train_head(target, seqs: list[np.ndarray], *, vocab_size: int | None = 16384
             "final": history[-1] if history else {}, "history": history}
     head.cfg.info.update({k: v for k, v in info.items() if k != "history"})
     return head.eval(), info
+
+
+def _continued(init: FeatureHead, target, device) -> FeatureHead:
+    """``init`` as a float32 head to train on, checked against the target's shape."""
+    want = HeadConfig.for_target(target)
+    fields = ("hidden", "n_heads", "n_kv", "head_dim", "intermediate", "vocab_size")
+    bad = [f for f in fields if getattr(init.cfg, f) != getattr(want, f)]
+    if bad:
+        raise ValueError(f"the head to continue from was made for another target (its "
+                         f"{', '.join(bad)} differ)")
+    return init.to(device=device, dtype=torch.float32).train()
 
 
 @torch.no_grad()
