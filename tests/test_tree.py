@@ -427,3 +427,47 @@ def test_tree_records_explain_each_decision():
     # judged-and-rejected nodes drew u at or above their ratio
     rejected = v.tried & ~v.accepted
     assert (v.u[rejected] >= v.accept_prob[rejected]).all()
+
+
+@pytest.mark.parametrize("drawn", ["sampled", "top-k"])
+@pytest.mark.parametrize("rule", ["exact", "plain-q"])
+def test_sampled_verification_of_a_device_tree_is_that_of_its_host_tree(drawn, rule):
+    """The same tree as a DeviceTree (no host structure) and as a Tree, same draws: the same
+    verdict. A sampled child whose q is 0 (q cut to two tokens under a node of three
+    children) is never judged, and the walk decides as on the tree without it (and below it),
+    given the same draws for the nodes that remain."""
+    from specviz.core.tree import DeviceTree
+    g = torch.Generator().manual_seed(7)
+    parent = (-1, -1, -1, 0, 0, 1, 1, 3)
+    for trial in range(40):
+        q_rows = torch.softmax(torch.randn(4, V, generator=g) * 2, -1)  # root, nodes 0, 1, 3
+        if trial % 2:
+            q_rows[0, torch.argsort(q_rows[0])[:V - 2]] = 0.0  # the root's q: 2 tokens left
+            q_rows[0] /= q_rows[0].sum()
+        row_of = {-1: 0, 0: 1, 1: 2, 3: 3}
+        q = torch.stack([q_rows[row_of[par]] for par in parent])
+        tokens = []
+        for i, par in enumerate(parent):  # distinct siblings, the root's by q's order
+            taken = {tokens[j] for j in range(i) if parent[j] == par}
+            order = torch.argsort(q[i], descending=True).tolist()
+            tokens.append(next(t for t in order if t not in taken))
+        tokens = torch.tensor(tokens)
+        p = torch.softmax(torch.randn(len(parent) + 1, V, generator=g) * 2, -1)
+        u, e = torch.rand(len(parent), generator=g), torch.empty(V).exponential_(generator=g)
+        host = Tree(parent, tokens, q, drawn)
+        dev = DeviceTree.build(torch.tensor(parent), tokens, q, 3, drawn)
+        a = verify_tree_sampled(host, p, None, rule, u=u, e=e)
+        b = verify_tree_sampled(dev, p, None, rule, u=u, e=e)
+        assert a.emitted(host) == b.emitted(host) and torch.equal(a.tried, b.tried)
+        q_tok = q.gather(-1, tokens[:, None]).squeeze(-1)
+        dead = [i for i in range(len(parent)) if drawn == "sampled" and
+                (q_tok[i] == 0 or (parent[i] >= 0 and q_tok[parent[i]] == 0))]
+        assert not a.tried[dead].any()
+        if dead:  # the tree without them, the same draws for the rest
+            keep = [i for i in range(len(parent)) if i not in dead]
+            new = {old: k for k, old in enumerate(keep)}
+            pruned = Tree(tuple(new.get(parent[i], -1) for i in keep), tokens[keep], q[keep],
+                          drawn)
+            c = verify_tree_sampled(pruned, p[[0] + [i + 1 for i in keep]], None, rule,
+                                    u=u[keep], e=e)
+            assert c.emitted(pruned) == a.emitted(host)

@@ -287,26 +287,6 @@ class DeviceTree(_PassLayout):
         rows[1:, 1:] = self.anc
         return rows
 
-    def to_host(self, keep_zero_q: bool = True) -> Tree:
-        """The same tree as a ``Tree`` (one host read). Without ``keep_zero_q``, nodes whose
-        q is 0 are dropped with everything below them (a sampled child must be a possible
-        draw)."""
-        parent = self.parent.tolist()
-        tokens = self.tokens.tolist()
-        keep = [True] * self.n
-        if not keep_zero_q and self.q is not None:
-            q_tok = self.q.gather(-1, self.tokens[:, None]).squeeze(-1).tolist()
-            for i, par in enumerate(parent):
-                keep[i] = q_tok[i] > 0 and (par < 0 or keep[par])
-        index = {old: new for new, old in enumerate(i for i in range(self.n) if keep[i])}
-        rows = list(index)
-        host = tuple(tokens[i] for i in rows)
-        q = None if self.q is None else self.q[torch.tensor(rows, dtype=torch.long,
-                                                            device=self.q.device)]
-        return Tree(tuple(index[parent[i]] if parent[i] >= 0 else -1 for i in rows),
-                    torch.tensor(host, dtype=torch.long, device=self.tokens.device), q,
-                    self.drawn, host)
-
 
 # ---------------------------------------------------------------------- drafting a tree
 def per_path(q_one: Callable[[tuple[int, ...]], torch.Tensor]) -> QOf:
@@ -480,16 +460,19 @@ def _residual(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     return torch.where(mass > 0, r / mass.clamp_min(1e-30), p)
 
 
-def verify_tree_sampled(tree: Tree, p_probs: torch.Tensor, generator: torch.Generator | None,
-                        rule: str = "exact", *, u: torch.Tensor | None = None,
+def verify_tree_sampled(tree: Tree | DeviceTree, p_probs: torch.Tensor,
+                        generator: torch.Generator | None, rule: str = "exact", *,
+                        u: torch.Tensor | None = None,
                         e: torch.Tensor | None = None) -> TreeVerdict:
     """Exact multi-candidate speculative sampling over a tree (module docstring).
 
     p_probs (1+N, V): row 0 at the root, row 1+i after node i. ``u`` (N,) uniforms, one per
     node in index order, and ``e`` (V,) Exp(1) noise for the added token may be given
     pre-drawn; else they come from ``generator`` (u first, then e: for a chain, the draws of
-    ``specviz.core.verify.verify_sampled``). Stays on the device: the walk is a fixed loop over
-    the nodes, each judged only if the walk reached it.
+    ``specviz.core.verify.verify_sampled``). Stays on the device and reads no tree structure
+    on the host (a ``DeviceTree`` will do): the walk is a fixed loop over the nodes, each
+    judged only if the walk reached it. A sampled child whose q is 0 (an impossible draw,
+    possible only where q was cut by top-k or top-p) is never judged, as if absent.
     """
     _check_rule(rule)
     _check_p(tree, p_probs)
@@ -498,31 +481,39 @@ def verify_tree_sampled(tree: Tree, p_probs: torch.Tensor, generator: torch.Gene
     n, vocab, dev = tree.n, p_probs.shape[-1], p_probs.device
     if u is None:
         u = torch.rand(n, generator=generator, device=dev)
-    one_hot = torch.nn.functional.one_hot(tree.tokens, vocab).to(p_probs.dtype)  # (N, V)
+    rows, tokens = tree.parent_rows, tree.tokens  # (N,) each
+    sampled = tree.drawn == "sampled"
+    one_hot = torch.nn.functional.one_hot(tokens, vocab).to(p_probs.dtype)  # (N, V)
+    q_tok = None if tree.q is None else tree.q.gather(-1, tokens[:, None]).squeeze(-1)
+    possible = q_tok > 0 if sampled else torch.ones(n, dtype=torch.bool, device=dev)
     left = p_probs.clone()  # (1+N, V): what is left of p at each row as siblings are rejected
-    proposal: dict[int, torch.Tensor] = {}  # row -> q for its next child (sampled children)
-    on_path = [torch.ones((), dtype=torch.bool, device=dev)] + [None] * n  # per row
-    taken = [torch.zeros((), dtype=torch.bool, device=dev) for _ in range(n + 1)]  # per row
+    # per row, the q its next sampled child was drawn from (siblings share their parent's q)
+    proposal = (p_probs.new_zeros(n + 1, vocab).index_copy(0, rows, tree.q.to(p_probs.dtype))
+                if sampled and rule == "exact" else None)
+    on_path = torch.zeros(n + 1, dtype=torch.bool, device=dev)  # per row
+    on_path[0] = True
+    taken = torch.zeros(n + 1, dtype=torch.bool, device=dev)  # per row: a child accepted
     accepted, tried, a_all, p_all, q_all = [], [], [], [], []
-    for i, par in enumerate(tree.parent):
-        r, c = par + 1, tree.tokens[i:i + 1]  # parent row; token (1,)
-        p_i = left[r]  # (V,)
+    for i in range(n):
+        r, c = rows[i:i + 1], tokens[i:i + 1]  # parent row (1,); token (1,)
+        p_i = left.index_select(0, r)[0]  # (V,)
         if rule == "plain-q":
             q_i = tree.q[i]  # wrong on purpose: the parent's plain q for every sibling
-        elif tree.drawn == "top-k":
+        elif proposal is None:
             q_i = one_hot[i]
         else:
-            q_i = proposal.setdefault(r, tree.q[i])
+            q_i = proposal.index_select(0, r)[0]
         p_c, q_c = p_i.index_select(0, c)[0], q_i.index_select(0, c)[0]
         a = torch.clamp(p_c / q_c.clamp_min(1e-30), max=1.0)
-        judged = on_path[r] & ~taken[r]
+        judged = (on_path.index_select(0, r) & ~taken.index_select(0, r))[0] & possible[i]
         ok = judged & (u[i] < a)
         rejected = judged & ~ok
-        left[r] = torch.where(rejected, _residual(p_i, q_i), p_i)
-        if tree.drawn == "sampled" and rule == "exact":
+        left.index_copy_(0, r, torch.where(rejected, _residual(p_i, q_i), p_i)[None])
+        if proposal is not None:
             rest = q_i.index_fill(0, c, 0.0)
-            proposal[r] = torch.where(rejected, rest / rest.sum().clamp_min(1e-30), q_i)
-        taken[r] = taken[r] | ok
+            proposal.index_copy_(0, r, torch.where(rejected, rest / rest.sum().clamp_min(1e-30),
+                                                   q_i)[None])
+        taken.index_copy_(0, r, taken.index_select(0, r) | ok)
         on_path[i + 1] = ok
         accepted.append(ok)
         tried.append(judged)
@@ -532,9 +523,7 @@ def verify_tree_sampled(tree: Tree, p_probs: torch.Tensor, generator: torch.Gene
     accepted_t = torch.stack(accepted) if n else torch.zeros(0, dtype=torch.bool, device=dev)
     end, path, n_acc, bonus = _walk_end(tree, accepted_t)
     nxt = sample(left.index_select(0, end.view(1))[0], generator, e)
-    rows = tree.parent_rows  # (N,)
-    p_tok = p_probs[rows].gather(-1, tree.tokens[:, None]).squeeze(-1)
-    q_tok = None if tree.q is None else tree.q.gather(-1, tree.tokens[:, None]).squeeze(-1)
+    p_tok = p_probs.index_select(0, rows).gather(-1, tokens[:, None]).squeeze(-1)
     if not n:
         empty = p_probs.new_zeros(0)
         return TreeVerdict(accepted_t, n_acc, path, nxt, bonus, accepted_t, empty, u, p_tok,

@@ -19,8 +19,9 @@ The chain is the tree of width 1. A step has a fixed shape for a given tree shap
 built on the device (``grow_static``, ``grow_dynamic``: top-k and sorts, no host reads) as a
 ``DeviceTree``, so on CUDA each of the two phases (draft; verify-accept-commit) is captured
 once as a CUDA graph and replayed, and the host waits once per step, for the step's packed
-record. Greedy runs take that path; sampled runs read the drafted tree to the host (children
-drawn from q must have q > 0) and verify it with ``verify_tree_sampled``, without graphs. The
+record. Greedy runs take that path; sampled runs verify the same device tree with
+``verify_tree_sampled`` (no host read of the tree either), with their phases run directly:
+their draws are not yet made outside the phases, as a CUDA graph would need. The
 interface is ``specviz.core.algorithm.Decoder``'s (start, launch, finish), so the runner, its
 records and its stops are shared.
 """
@@ -443,8 +444,6 @@ class TreeDecoder:
                                 lambda: self._draft(shape), fuse=shape == self.shape))
         self.draft_passes += shape.depth if shape else 0
         marks.append(self.clock())
-        if not self.sampling.greedy:  # sampled children must be possible draws (q > 0)
-            tree = tree.to_host(keep_zero_q=tree.drawn != "sampled")
         # 2. verify, 3. accept, 4. commit; the step's data packed for the host
         flat, layout = self.phases.run(("tree-verify", shape, self.rule, self.sampling),
                                        lambda: self._verify_commit(tree))
