@@ -507,6 +507,11 @@ class _Totals:
                        tokens_per_s=round(self.emitted / wall, 3) if wall > 0 else 0.0)
 
 
+# Sampled token-tree steps replayed as CUDA graphs on the graphed engine (their draws are made
+# outside the phases, as graphs need); off by default: they run their phases directly
+GRAPH_SAMPLED_TREES = False
+
+
 def _decoder(pair, config: DecodeConfig, path: str, kind: str | None, shape, max_len: int,
              gen: torch.Generator, clock: _Clock):
     """The run's decoder on its engine: (decoder, drafter, release of the workspace)."""
@@ -519,9 +524,10 @@ def _decoder(pair, config: DecodeConfig, path: str, kind: str | None, shape, max
         raise ValueError(str(e)) from None
     target, drafter, state, phases, release = parts
     copier = HostCopier(pair.device)
-    if shape is not None:  # sampled trees are read to the host each step: no graphs
+    if shape is not None:
+        graphed = config.sampling.greedy or GRAPH_SAMPLED_TREES
         return (TreeDecoder(target, tree_draft(drafter, config.sampling, shape.depth), state,
-                            phases if config.sampling.greedy else EagerPhases(), shape,
+                            phases if graphed else EagerPhases(), shape,
                             config.sampling, config.verifier, gen, copier.start,
                             copier.finish, config.trace_detail, config.top_alternatives,
                             clock.mark),

@@ -421,3 +421,62 @@ def test_fused_graphed_trees_on_the_embedded_pair_are_the_targets_output(tree):
             assert got.run.hardware["engine"]["fused"] is True
     finally:
         fuse_layers(False)
+
+
+@pytest.mark.parametrize("tree", ["3,2,1", "dynamic:16:6:3"])
+def test_a_sampled_tree_step_draws_nothing_inside_its_phases(pair, monkeypatch, tree):
+    """Every random draw of a sampled tree step (the children's races, u, the added token's
+    race) is made before the phase that reads it, as a CUDA graph needs: none while a phase
+    runs. And a run still decides as before: reproducible from its seed."""
+    import specviz.decoding as decoding
+    from specviz.engines.phases import EagerPhases
+    inside, draws = [False], []
+
+    class Recorder(EagerPhases):
+        def run(self, key, fn, fuse=False):
+            inside[0] = True
+            try:
+                return fn()
+            finally:
+                inside[0] = False
+
+    for name in ("exponential_", "uniform_"):
+        real = getattr(torch.Tensor, name)
+
+        def spy(self, *args, _real=real, **kwargs):
+            draws.append(inside[0])
+            return _real(self, *args, **kwargs)
+        monkeypatch.setattr(torch.Tensor, name, spy)
+    monkeypatch.setattr(decoding, "EagerPhases", Recorder)
+    monkeypatch.setattr(decoding, "GRAPH_SAMPLED_TREES", True)
+    decoding._WORKSPACES.clear()
+    cfg = DecodeConfig(max_new_tokens=16, chat=False, tree=tree, drafter="model",
+                       temperature=0.9, seed=4, engine="static")
+    try:
+        a = speculative_decode(pair, PROMPT, cfg)
+        b = speculative_decode(pair, PROMPT, cfg)
+    finally:
+        decoding._WORKSPACES.clear()
+    assert draws and not any(draws)
+    assert a.summary.output_token_ids == b.summary.output_token_ids
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("drafter", ["model", "feature-head"])
+@pytest.mark.parametrize("tree", ["3,2,1", "dynamic:16:6"])
+def test_sampled_tree_steps_graphed_decide_as_run_directly(tree, drafter, monkeypatch):
+    """Sampled tree steps captured as CUDA graphs (GRAPH_SAMPLED_TREES): the same drafts,
+    verdicts and output as the static engine's from the same seed, twice in a row (the
+    second run replays the graphs on its own fresh draws), and another seed differs."""
+    import specviz.decoding as decoding
+    monkeypatch.setattr(decoding, "GRAPH_SAMPLED_TREES", True)
+    pair = load_pair("embedded:tiny-random-target", device="cuda")
+    cfg = dict(max_new_tokens=40, chat=False, tree=tree, drafter=drafter, temperature=0.9)
+    static = speculative_decode(pair, PROMPT, DecodeConfig(engine="static", seed=5, **cfg))
+    for _ in range(2):
+        graphs = speculative_decode(pair, PROMPT, DecodeConfig(engine="graphs", seed=5, **cfg))
+        assert [s.drafted_ids for s in graphs.steps] == [s.drafted_ids for s in static.steps]
+        assert [s.accepted for s in graphs.steps] == [s.accepted for s in static.steps]
+        assert graphs.summary.output_token_ids == static.summary.output_token_ids
+    other = speculative_decode(pair, PROMPT, DecodeConfig(engine="graphs", seed=6, **cfg))
+    assert other.summary.output_token_ids != static.summary.output_token_ids

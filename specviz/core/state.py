@@ -34,6 +34,10 @@ class RunState:
         self.features = (None if hidden_size is None else
                          torch.zeros(max(GAMMA_MAX, TREE_NODES_MAX) + 1, hidden_size,
                                      device=device))
+        # a sampled token tree step's draws, per (tree shape, phase): made before the phase
+        # (specviz.core.tree_decoder), kept here so that a graph captured in one run reads
+        # the buffers the next run fills
+        self.tree_draws: dict = {}
         self._staging = torch.zeros(GAMMA_MAX, dtype=torch.long,
                                     pin_memory=device.type == "cuda")
         self.host: list[int] = []

@@ -19,9 +19,10 @@ The chain is the tree of width 1. A step has a fixed shape for a given tree shap
 built on the device (``grow_static``, ``grow_dynamic``: top-k and sorts, no host reads) as a
 ``DeviceTree``, so on CUDA each of the two phases (draft; verify-accept-commit) is captured
 once as a CUDA graph and replayed, and the host waits once per step, for the step's packed
-record. Greedy runs take that path; sampled runs verify the same device tree with
-``verify_tree_sampled`` (no host read of the tree either), with their phases run directly:
-their draws are not yet made outside the phases, as a CUDA graph would need. The
+record. Greedy runs take that path. Sampled runs verify the same device tree with
+``verify_tree_sampled`` (no host read of the tree either); their random draws are made before
+each phase into buffers of the run state, so their phases can be captured too
+(``specviz.decoding.GRAPH_SAMPLED_TREES``; off by default: they run directly). The
 interface is ``specviz.core.algorithm.Decoder``'s (start, launch, finish), so the runner, its
 records and its stops are shared.
 """
@@ -278,11 +279,13 @@ def _static_plan(branching: tuple[int, ...], device: torch.device) -> dict:
 
 
 def grow_static(draft: _TreeDraft, st: RunState, branching: tuple[int, ...], drawn: str,
-                generator: torch.Generator | None) -> DeviceTree:
+                generator: torch.Generator | None,
+                races: list[torch.Tensor] | None = None) -> DeviceTree:
     """``specviz.core.tree.static_tree`` on the device: every node at depth d gets
     ``branching[d-1]`` children, the top-k of its q (or k draws without replacement, the
-    order of an exponential race over the target's vocabulary). A node's draft row is its
-    index."""
+    order of an exponential race over the target's vocabulary: Exp(1) noise per depth from
+    ``generator``, or pre-drawn in ``races``, one (parents at depth d-1, V) per depth). A
+    node's draft row is its index."""
     plan = _static_plan(tuple(branching), st.P.device)
     parent, ranges, depth = plan["parent"], plan["ranges"], len(branching)
     rows = ranges[-1][0]  # the nodes above the last depth get draft rows
@@ -297,7 +300,9 @@ def grow_static(draft: _TreeDraft, st: RunState, branching: tuple[int, ...], dra
             qs.append(q)
         if drawn == "sampled":
             keys = draft.full(q)
-            keys = keys / torch.empty_like(keys).exponential_(1.0, generator=generator)
+            e = races[d - 1] if races is not None else \
+                torch.empty_like(keys).exponential_(1.0, generator=generator)
+            keys = keys / e
             toks.append(torch.topk(keys, b, dim=-1).indices.reshape(-1))
         else:
             toks.append(_ids(draft, torch.topk(q, b, dim=-1).indices.reshape(-1)))
@@ -416,6 +421,34 @@ class TreeDecoder:
     def __post_init__(self) -> None:
         self.draft_passes = 0
 
+    def _draws_of(self, shape: TreeShape | None, part: str, n: int = 0) -> dict[str, Any]:
+        """The buffers of a sampled step's random draws for its "draft" or "verify" phase
+        (``n``: the tree's nodes), kept per shape in the run state: at fixed addresses, so
+        that a phase that reads them can be captured and replayed as a graph."""
+        key, kept = (shape, part), self.state.tree_draws
+        if key not in kept:
+            dev, vocab = self.state.P.device, self.state.vocab
+            if part == "draft":  # a static tree drawn from q: one race per depth's parents
+                races, width = [], 1
+                for b in shape.branching if shape.kind == "static" else ():
+                    races.append(torch.empty(width, vocab, device=dev))
+                    width *= b
+                kept[key] = {"races": races}
+            else:
+                kept[key] = {"u": torch.empty(n, device=dev), "e": torch.empty(vocab, device=dev)}
+        return kept[key]
+
+    def _draw(self, shape: TreeShape | None, part: str, n: int = 0) -> None:
+        """A sampled step's draws, made outside its phases in the order the phases used to
+        make them: "draft", the children's exponential races depth by depth; "verify", a
+        uniform per node, then the added token's race."""
+        draws, g = self._draws_of(shape, part, n), self.generator
+        for race in draws.get("races", ()):
+            race.exponential_(1.0, generator=g)
+        if part == "verify":
+            draws["u"].uniform_(generator=g)
+            draws["e"].exponential_(1.0, generator=g)
+
     @property
     def host(self) -> list[int]:
         return self.state.host
@@ -438,15 +471,20 @@ class TreeDecoder:
         # 1. draft the tree (none when there is no room left: nothing to capture)
         if shape is not None:  # its constants made here, outside a compiled or captured phase
             _plan(shape, self.state.P.device)
+        sampled = not self.sampling.greedy
+        if sampled and shape is not None:
+            self._draw(shape, "draft")
         # (a fused engine compiles the run's own shape, not the shorter ones of its last steps)
         tree = (self._draft(shape) if shape is None else
                 self.phases.run(("tree-draft", shape, self.sampling),
                                 lambda: self._draft(shape), fuse=shape == self.shape))
         self.draft_passes += shape.depth if shape else 0
         marks.append(self.clock())
+        if sampled:
+            self._draw(shape, "verify", tree.n)
         # 2. verify, 3. accept, 4. commit; the step's data packed for the host
         flat, layout = self.phases.run(("tree-verify", shape, self.rule, self.sampling),
-                                       lambda: self._verify_commit(tree))
+                                       lambda: self._verify_commit(tree, shape))
         marks.append(self.clock())
         return Launched(self.fetch(flat), layout, marks, t0, tree.n)
 
@@ -457,10 +495,13 @@ class TreeDecoder:
             return DeviceTree.build(none, none, torch.zeros(0, st.vocab, device=st.P.device), 0)
         if shape.kind == "dynamic":
             return grow_dynamic(self.draft, st, shape)
-        drawn = "top-k" if self.sampling.greedy else "sampled"
-        return grow_static(self.draft, st, shape.branching, drawn, self.generator)
+        if self.sampling.greedy:
+            return grow_static(self.draft, st, shape.branching, "top-k", None)
+        return grow_static(self.draft, st, shape.branching, "sampled", None,
+                           self._draws_of(shape, "draft")["races"])
 
-    def _verify_commit(self, tree: Tree | DeviceTree) -> tuple[torch.Tensor, tuple]:
+    def _verify_commit(self, tree: Tree | DeviceTree,
+                       shape: TreeShape | None) -> tuple[torch.Tensor, tuple]:
         st, lm, s = self.state, self.target, self.sampling
         ids = torch.cat([st.seq.index_select(0, st.P - 1), tree.tokens])
         feats = st.features[:tree.n + 1] if self.draft.reads_features else None
@@ -471,7 +512,8 @@ class TreeDecoder:
         if s.greedy:
             v = verify_tree_greedy(tree, p, self.rule)
         else:
-            v = verify_tree_sampled(tree, p, self.generator, self.rule)
+            draws = self._draws_of(shape, "verify", tree.n)
+            v = verify_tree_sampled(tree, p, None, self.rule, u=draws["u"], e=draws["e"])
         depth = tree.max_depth
         if depth:
             lm.move_kv(*tree.kv_moves(v.path, st.P))
