@@ -251,6 +251,27 @@ def test_live_token_tree_on_the_real_pair_twice():
     assert "Not run (refused before it began)" in _html(at)
 
 
+def test_live_sampled_token_tree_on_the_real_pair_twice():
+    """A sampled static tree on the default pair (τ 0.8, top-k 2, so that some drawn
+    children are impossible draws), run twice from the same seed: no error, a tree record
+    per step, the same output both times; another seed runs too."""
+    at = _live(REAL)
+    at.selectbox(key="tree").set_value("3,2,1")
+    at.slider(key="temperature").set_value(0.8)
+    at.number_input(key="top_k").set_value(2)
+    outputs = []
+    for seed in (7, 7, 8):
+        at.number_input(key="seed").set_value(seed)
+        r = _run(at)
+        assert r["error"] is None, r["error"]
+        spec = r["spec"]
+        assert spec.run.config["tree"] == "3,2,1" and spec.run.config["temperature"] == 0.8
+        assert all(s.tree_parent is not None for s in spec.steps)
+        assert _figure(at, "Step 0:")
+        outputs.append(spec.summary.output_token_ids)
+    assert outputs[0] == outputs[1]
+
+
 def test_live_feature_head_on_the_real_pair_twice():
     """The Drafter select offers the feature head; on the default pair it runs (twice, as a
     user would), names itself in the trace and, greedy, matches the target alone."""
