@@ -118,6 +118,29 @@ def test_the_kernel_with_the_swiglu_inside_is_float32s(m, n, k):
             assert torch.isfinite(got).all() and err < 1e-6, (parts, bias is None, err)
 
 
+def test_inside_torch_compile_the_kernel_is_one_opaque_operator(monkeypatch):
+    """Compiled code (the fused layers) calls the kernel as the custom operator
+    specviz::few_rows, without a graph break, with what lies around it fused; the result is
+    the eager one. (The launch is replaced by torch's product here: no GPU needed.)"""
+    calls = []
+
+    def launch(h, w, b, residual, config, swiglu):
+        calls.append(h.shape[0])
+        return skinny._torch_product(h, w, b, residual, swiglu)
+
+    monkeypatch.setattr(skinny, "_launch", launch)
+    g = torch.Generator().manual_seed(0)
+    x, r = torch.randn(20, 64, generator=g), torch.randn(20, 16, generator=g)
+    w, b = torch.randn(16, 32, generator=g), torch.randn(16, generator=g)
+
+    def f(x):
+        return skinny.linear(torch.tanh(x), w, b, r, swiglu=True) * 2
+
+    got = torch.compile(f, fullgraph=True, dynamic=False)(x)
+    assert calls == [20]
+    assert torch.allclose(got, f(x), rtol=1e-5, atol=1e-5) and calls == [20, 20]
+
+
 @CUDA
 def test_graphed_trees_decide_the_same_with_and_without_the_kernel():
     """The embedded pair on CUDA graphs, feature-head trees and the chain: the same drafts,

@@ -22,8 +22,10 @@ from 2 for an output layer of 8,192 or more). Fewer rows stay on the batched mat
 or cuBLAS; so do wider inputs as plain products (the MLP's down projection: its 1,536-long
 sums over a few dozen tiles were slower than cuBLAS at every row count measured), which take
 the kernel only with the SwiGLU inside, from 16 rows. Without Triton, CUDA or
-TensorFloat-32 tensor cores (compute capability 8.0 and later), in other dtypes or inside
-torch.compile, callers keep torch's kernels (``usable``).
+TensorFloat-32 tensor cores (compute capability 8.0 and later) or in other dtypes, callers
+keep torch's kernels (``usable``). Inside torch.compile (the fused layers) the product is the
+custom operator ``torch.ops.specviz.few_rows``: compiled code calls it as one opaque kernel,
+and fuses what lies around it.
 """
 
 from __future__ import annotations
@@ -99,6 +101,7 @@ def wins(m: int, n: int, k: int, swiglu: bool = False) -> bool:
 _TENSOR_CORES: dict[int, bool] = {}  # device index -> TensorFloat-32 tensor cores (sm 8.0+)
 
 
+@torch.compiler.assume_constant_result  # inside torch.compile: a constant of the device
 def _tf32_cores(device: torch.device) -> bool:
     i = device.index if device.index is not None else torch.cuda.current_device()
     if i not in _TENSOR_CORES:
@@ -112,8 +115,7 @@ def usable(h: torch.Tensor, w: torch.Tensor, swiglu: bool = False) -> bool:
     projections side by side, see ``linear``)."""
     return (_enabled and triton is not None and h.is_cuda and h.dim() == 2
             and h.dtype == torch.float32 and w.dtype == torch.float32
-            and wins(h.shape[0], *w.shape, swiglu=swiglu) and not torch.compiler.is_compiling()
-            and _tf32_cores(h.device))
+            and wins(h.shape[0], *w.shape, swiglu=swiglu) and _tf32_cores(h.device))
 
 
 def config_for(m: int, n: int, k: int = 0) -> Config:
@@ -188,7 +190,28 @@ def linear(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None,
            swiglu: bool = False) -> torch.Tensor:
     """(residual +) rows (M, K) @ w.T (N, K) (+ b) -> (M, N) in float32, on the kernel (where
     ``usable``; ``config`` overrides the tile). The rows are ``h``, or with ``swiglu``
-    silu(gate) * up where h = [gate | up] (M, 2K)."""
+    silu(gate) * up where h = [gate | up] (M, 2K). Inside torch.compile, through the custom
+    operator (``few_rows``)."""
+    if config is None and torch.compiler.is_compiling():
+        return torch.ops.specviz.few_rows(h, w, b, residual, swiglu)
+    return _launch(h, w, b, residual, config, swiglu)
+
+
+@torch.library.custom_op("specviz::few_rows", mutates_args=())
+def few_rows(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None,
+             residual: torch.Tensor | None, swiglu: bool) -> torch.Tensor:
+    """``linear`` as one operator that torch.compile leaves whole (a new output tensor)."""
+    return _launch(h, w, b, residual, None, swiglu)
+
+
+@few_rows.register_fake
+def _few_rows_shape(h, w, b, residual, swiglu):
+    return h.new_empty(h.shape[0], w.shape[0])
+
+
+def _launch(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None,
+            residual: torch.Tensor | None, config: Config | None,
+            swiglu: bool) -> torch.Tensor:
     m, n, k = h.shape[0], w.shape[0], w.shape[1]
     c = config or config_for(m, n, k)
     h = h if h.stride(1) == 1 else h.contiguous()
