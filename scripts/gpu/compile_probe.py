@@ -15,6 +15,7 @@ import time
 from dataclasses import replace
 
 import torch
+from tree_probe import measure  # same folder
 
 import specviz.decoding as decoding
 from specviz import DecodeConfig, load_pair, speculative_decode, target_only_decode
@@ -58,19 +59,10 @@ def main() -> None:
                 decode(pair, name, cfg, p, True)
                 decode(pair, name, cfg, p, False)
             warm = time.perf_counter() - t
-            d, v, s, tok, secs, emitted, outputs = [], [], [], [], 0.0, 0, []
-            for p in prompts:
-                tr, _ = decode(pair, name, cfg, p, True)
-                for st in tr.steps[1:]:
-                    d.append(st.draft_ms)
-                    v.append(st.verify_ms)
-                    s.append(st.total_ms)
-                    tok.append(len(st.emitted_ids))
-                tr, dt = decode(pair, name, cfg, p, False)
-                secs += dt
-                emitted += tr.summary.n_emitted
-                outputs.append(tr.summary.output_token_ids)
-            tps = emitted / secs
+            m = measure(lambda p, traced, name=name, cfg=cfg: decode(pair, name, cfg, p, traced),
+                        prompts)
+            d, v, s, tok, tps, outputs = (m[k] for k in ("draft", "verify", "step", "tokens",
+                                                         "tps", "outputs"))
             tps0 = tps0 or tps
             plain0 = plain0 or tps
             reference = reference or outputs

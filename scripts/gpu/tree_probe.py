@@ -60,6 +60,26 @@ def run(pair, cfg, prompt, traced):
     return tr, time.perf_counter() - t
 
 
+def measure(decode, prompts: list[str]) -> dict:
+    """Per prompt a traced run (its steps' phases, the first step left out) and an untraced
+    one (its speed and output); ``decode(prompt, traced)`` -> (trace, seconds)."""
+    out = {"draft": [], "verify": [], "step": [], "tokens": [], "outputs": []}
+    secs, emitted = 0.0, 0
+    for p in prompts:
+        tr, _ = decode(p, True)
+        for s in tr.steps[1:]:
+            out["draft"].append(s.draft_ms)
+            out["verify"].append(s.verify_ms)
+            out["step"].append(s.total_ms)
+            out["tokens"].append(len(s.emitted_ids))
+        tr, dt = decode(p, False)
+        secs += dt
+        emitted += tr.summary.n_emitted
+        out["outputs"].append(tr.summary.output_token_ids)
+    out["tps"] = emitted / secs
+    return out
+
+
 def passes() -> None:
     """The target's pass as a CUDA graph, by rows."""
     lm = StaticLlama(_pair().target, stacked_layers(_pair().target), 256)
@@ -84,19 +104,9 @@ def probe(n: int, check: bool = False) -> None:
     tps0, reference = None, None
     for name, cfg in methods.items():
         run(pair, cfg, prompts[0], True)  # warm-up: graphs captured
-        d, v, t, tok, secs, emitted, outputs = [], [], [], [], 0.0, 0, []
-        for p in prompts:
-            tr, _ = run(pair, cfg, p, True)
-            for s in tr.steps[1:]:
-                d.append(s.draft_ms)
-                v.append(s.verify_ms)
-                t.append(s.total_ms)
-                tok.append(len(s.emitted_ids))
-            tr, dt = run(pair, cfg, p, False)
-            secs += dt
-            emitted += tr.summary.n_emitted
-            outputs.append(tr.summary.output_token_ids)
-        tps = emitted / secs
+        m = measure(lambda p, traced, cfg=cfg: run(pair, cfg, p, traced), prompts)
+        d, v, t, tok, tps, outputs = (m[k] for k in ("draft", "verify", "step", "tokens",
+                                                     "tps", "outputs"))
         tps0 = tps0 or tps
         reference = reference or outputs
         same = sum(a == b for a, b in zip(outputs, reference))
