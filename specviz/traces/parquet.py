@@ -32,6 +32,7 @@ from ..limits import (
     MAX_TRACE_MB,
     TOP_ALTERNATIVES_MAX,
 )
+from .parquet_footer import FooterError, footer_bytes, row_groups
 from .records import (
     MemoryBudget,
     OverBudget,
@@ -234,15 +235,16 @@ def read_parquet_traces(path_or_bytes: str | os.PathLike | bytes | IO[bytes],
     with pf:
         try:
             _check_schema(pf.schema_arrow, src)
-            leaves = _check_footer(pf.metadata, src)
+            leaves = _check_footer(pf.metadata, footer_bytes(path_or_bytes), src)
             table = _read_bounded(pf, path_or_bytes, leaves, src)
-        except (OSError, pa.ArrowException) as e:
+        except (OSError, pa.ArrowException, FooterError) as e:
             raise TraceError(f"cannot be read ({_first_line(e)})", source=src) from None
         except UnicodeDecodeError:
             raise TraceError("cannot be read (a name or text in it is not UTF-8)",
                              source=src) from None
     if table.num_rows == 0:
         raise TraceError("holds no rows", source=src)
+    _check_arrays(table, src)
     table = _sorted(table, src)
     budget = budget or MemoryBudget(max_mb)
     if budget.limit is not None and budget.used + _python_cost(table) > budget.limit:
@@ -259,6 +261,8 @@ def read_parquet_traces(path_or_bytes: str | os.PathLike | bytes | IO[bytes],
             traces.append(_rebuild(table.slice(a, b - a), run_src, budget))
         except UnicodeDecodeError:  # Parquet does not check that its strings are UTF-8
             raise TraceError("holds text that is not valid UTF-8", source=run_src) from None
+        except pa.ArrowException as e:  # what validation let through and Arrow refuses
+            raise TraceError(f"cannot be read ({_first_line(e)})", source=run_src) from None
     return traces
 
 
@@ -274,26 +278,32 @@ _PER_ROW = {"emitted_ids": GAMMA_MAX + 1, "emitted_text": GAMMA_MAX + 1,
             "empty_fields": len(_TOP_FIELDS), **dict.fromkeys(_TOP_FIELDS, TOP_ALTERNATIVES_MAX)}
 
 
-def _check_footer(meta: pq.FileMetaData, src: str) -> list[tuple[int, str, str]]:
+def _check_footer(meta: pq.FileMetaData, footer: bytes, src: str
+                  ) -> list[tuple[int, str, str]]:
     """Rows, values per row and decoded size, from the footer, before any page is read.
-    Returns the leaf columns to read: (index, top-level name, path)."""
+    Returns the leaf columns to read: (index, top-level name, path). Row groups and column
+    chunks come from ``footer`` as decoded by parquet_footer: pyarrow's own objects for them
+    can end the process on a corrupt footer. Raises FooterError for a footer it refuses."""
     if meta.num_rows > MAX_PARQUET_ROWS:
         raise TraceError(f"has {meta.num_rows:,} rows; at most {MAX_PARQUET_ROWS:,} are read "
                          "(one per drafted position)", source=src)
-    leaves = []
-    for j in range(meta.num_columns):
-        path = meta.schema.column(j).path
-        top = path.split(".")[0]
-        if top in _READ:
-            leaves.append((j, top, path))
+    schema = meta.schema
+    columns = [schema.column(j) for j in range(meta.num_columns)]
+    leaves = [(j, c.path.split(".")[0], c.path) for j, c in enumerate(columns)
+              if c.path.split(".")[0] in _READ]
+    levels = [(c.max_repetition_level, c.max_definition_level,
+               c.physical_type == "BYTE_ARRAY") for c in columns]
+    groups = row_groups(footer, levels)
+    if len(groups) != meta.num_row_groups:
+        raise FooterError(f"the footer lists {len(groups)} row groups, its header "
+                          f"{meta.num_row_groups}")
     decoded = 0
-    for i in range(meta.num_row_groups):
-        rg = meta.row_group(i)
+    for i, (rows, chunks) in enumerate(groups):
         for j, top, _ in leaves:
-            col = rg.column(j)
-            most = rg.num_rows * _PER_ROW.get(top, 1)
+            col = chunks[j]
+            most = rows * _PER_ROW.get(top, 1)
             if col.num_values > most:
-                raise TraceError(f"holds {col.num_values:,} values in the {rg.num_rows:,} rows "
+                raise TraceError(f"holds {col.num_values:,} values in the {rows:,} rows "
                                  f"of row group {i}; an export holds at most "
                                  f"{_PER_ROW.get(top, 1)} a row", source=src, field_name=top)
             # the pages as read, and the values they decode to (8 bytes each, plus offsets)
@@ -333,6 +343,20 @@ def _read_bounded(pf: pq.ParquetFile, source: Any, leaves: list[tuple[int, str, 
 
 
 _BATCH_ROWS = 8192
+
+
+def _check_arrays(table: pa.Table, src: str) -> None:
+    """Arrow's full validation of each column read: decoding pages checks neither that a
+    dictionary index lies within its dictionary nor that text is UTF-8."""
+    for name in table.column_names:
+        try:
+            table.column(name).validate(full=True)
+        except pa.ArrowException as e:
+            if "UTF8" in str(e):
+                raise TraceError("holds text that is not valid UTF-8", source=src,
+                                 field_name=name) from None
+            raise TraceError(f"cannot be read ({_first_line(e)})", source=src,
+                             field_name=name) from None
 
 
 def _sorted(table: pa.Table, src: str) -> pa.Table:
