@@ -1,6 +1,7 @@
 """Token trees in the decoder: lossless greedy on the static engine, the chain as width 1,
 sampled runs reproducible and well recorded, clear errors."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -276,6 +277,28 @@ def test_a_tree_runs_figures_name_its_nodes(pair):
     names = {t.name for t in heat.data if t.name}
     assert "not judged (its branch never reached)" in names
     assert not any("after a rejection" in n for n in names)
+
+
+def test_a_child_the_draft_could_not_draw_is_explained_as_such(pair):
+    """Sampled, top-k 2, three children per node: the third child of each node has q = 0
+    and is never judged though its parent was reached. The tree view, the heatmap and the
+    explanation say q = 0 for it, and "never reached" only for the nodes below a rejection."""
+    pytest.importorskip("plotly")
+    from specviz import figures as G
+    from specviz.traces import frames as F
+    trace = speculative_decode(pair, PROMPT, DecodeConfig(
+        max_new_tokens=12, chat=False, tree="3,2,1", temperature=1.0, top_k=2, seed=1))
+    drafts = F.drafts_frame(trace)
+    cut = drafts[(drafts[F.Q] == 0)]
+    assert len(cut) and set(cut[F.STATUS]) == {"unjudged"}
+    hover = " ".join(str(h) for t in G.fig_acceptance_heatmap(drafts, tree=True).data
+                     if t.customdata is not None for h in np.ravel(t.customdata))
+    assert "q = 0, the draft could not have drawn it" in hover
+    step = trace.steps[int(cut[F.STEP].iloc[0])]
+    tree_hover = " ".join(h for t in G.fig_tree_step(F.tree_frame(step, "x")).data
+                          if t.customdata is not None for h in t.customdata)
+    assert "q = 0, the draft could not have drawn it" in tree_hover
+    assert G.unjudged_why(0.3, True).endswith("never reached its branch")
 
 
 def test_the_first_steps_root_is_the_prompts_last_token(pair, tmp_path):

@@ -97,6 +97,13 @@ def timeline_ui(tokens: pd.DataFrame, n_steps: int, key: str) -> None:
 
 
 @st.fragment
+def _status_word(status: str, q_draft: float) -> str:
+    """A tree node's status in a few words, for the node picker."""
+    if status != "unjudged":
+        return status
+    return "q = 0, never drawable" if q_draft == 0 else "never reached"
+
+
 def inspector_ui(trace: Trace, drafts: pd.DataFrame, key: str) -> None:
     """Verify inspector: pick a step and a draft position; only this fragment reruns."""
     if drafts.empty:
@@ -112,8 +119,8 @@ def inspector_ui(trace: Trace, drafts: pd.DataFrame, key: str) -> None:
         labels = [f"node {p + 1}, depth {depth[p]}"
                   + (f" after {G.show_token(rec.drafted_text[rec.tree_parent[p]])}"
                      if rec.tree_parent[p] >= 0 else "")
-                  + f": {G.show_token(t)} ({'never reached' if s == 'unjudged' else s})"
-                  for p, t, s in zip(rows[F.POS], rows[F.TEXT], rows[F.STATUS])]
+                  + f": {G.show_token(t)} ({_status_word(s, q)})"
+                  for p, t, s, q in zip(rows[F.POS], rows[F.TEXT], rows[F.STATUS], rows[F.Q])]
     else:
         labels = [f"{p + 1}: {G.show_token(t)} ({s})" for p, t, s in
                   zip(rows[F.POS], rows[F.TEXT], rows[F.STATUS])]

@@ -22,6 +22,7 @@ from .theme import (
     layout,
     show_token,
     themed,
+    unjudged_why,
 )
 from .theory_views import (
     fig_expected_tokens,
@@ -53,5 +54,5 @@ __all__ = [
     "fig_tokens_vs_time", "fig_toy_convergence", "fig_toy_distribution", "fig_tree_step",
     "fig_verify_inspector", "fig_wall_clock", "fig_what_if", "kind_name", "layout",
     "legend_html", "live_css", "live_spans", "live_timeline_html", "live_timeline_row",
-    "show_token", "text_block_html", "themed", "token_spans",
+    "show_token", "text_block_html", "themed", "token_spans", "unjudged_why",
 ]

@@ -65,6 +65,17 @@ def kind_name(kind: str) -> str:
     return f"{mark} {KIND_LABELS[kind]}" if mark else KIND_LABELS[kind]
 
 
+def unjudged_why(q_draft: float, tree: bool) -> str:
+    """Why a drafted token was never judged. A sampled tree can hold a child the draft gives
+    q = 0 (its top-k / top-p cut removed it, yet it was among the top children): the draft
+    could never have drawn it, so it is skipped though its parent was reached."""
+    if tree and q_draft == 0:
+        return "never judged: q = 0, the draft could not have drawn it (cut by top-k / top-p)"
+    if tree:
+        return "never judged: the walk down the tree never reached its branch"
+    return "never judged: an earlier draft of the step was rejected"
+
+
 GRID = "#EBF0F8"
 INK = "#31333F"  # text: dark enough to read on a projector
 AXIS = dict(gridcolor=GRID, zerolinecolor=GRID, linecolor="#BCC3CC", automargin=True,

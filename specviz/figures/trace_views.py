@@ -24,6 +24,7 @@ from .theme import (
     kind_name,
     show_token,
     themed,
+    unjudged_why,
 )
 
 KIND_CODES = {k: i for i, k in enumerate(F.KINDS)}
@@ -131,8 +132,7 @@ def fig_acceptance_heatmap(drafts: pd.DataFrame, greedy: bool = False,
                                          drafts[F.U]):
         text[r, c] = KIND_MARKS[st]
         if st == "unjudged":
-            why = ("never judged: the walk down the tree never reached its branch" if tree
-                   else "never judged: an earlier draft of the step was rejected")
+            why = unjudged_why(q, tree)
         elif greedy:
             why = (f"greedy: the draft {'is' if st == 'accepted' else 'is not'} the target's "
                    f"top token (argmax p) → {st}")

@@ -7,7 +7,16 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from ..traces import frames as F
-from .theme import INK, KIND_COLORS, KIND_SYMBOLS, Q_COLOR, kind_name, show_token, themed
+from .theme import (
+    INK,
+    KIND_COLORS,
+    KIND_SYMBOLS,
+    Q_COLOR,
+    kind_name,
+    show_token,
+    themed,
+    unjudged_why,
+)
 
 ROOT_COLOR = "#555555"
 DRAFTED = "drafted"  # a node proposed, not judged yet (the walkthrough's earlier moments)
@@ -76,8 +85,8 @@ def fig_tree_step(tree: pd.DataFrame, title: str | None = "Token tree of the ste
             if kind == DRAFTED:
                 hover.append(f"{text}<br>q={_fmt(r[F.Q])}")
                 continue
-            hover.append(f"{text}<br>p={_fmt(r[F.P])} q={_fmt(r[F.Q])}"
-                         + ("" if kind == "unjudged" else f" · {verdict}"))
+            hover.append(f"{text}<br>p={_fmt(r[F.P])} q={_fmt(r[F.Q])} · "
+                         + (unjudged_why(r[F.Q], True) if kind == "unjudged" else verdict))
         data.append(go.Scatter(
             x=part[F.DEPTH], y=part[F.Y], mode="markers", name=name,
             marker=dict(symbol="hexagon-open" if kind == DRAFTED else KIND_SYMBOLS[kind],
