@@ -177,7 +177,42 @@ def _parquet_cases() -> dict[str, tuple[bytes, str]]:
                                           r"field 'run_index' has a row without run_index"),
         "run-json-differs.parquet": (rewrite(good, two_run_jsons),
                                      r"run 0: field 'run_json' differs between rows"),
+        "histogram-too-long.parquet": (_nullable_marked_required(good),
+                                       r"cannot be read \(row group 0, column 0's definition "
+                                       r"level histogram has 2 entries, expected 1\)"),
+        "dictionary-index-beyond.parquet": (_dictionary_index_beyond(good),
+                                            r"field 'run_json' cannot be read \(.*[Dd]ictionary "
+                                            r"indices invalid"),
     }
+
+
+def _nullable_marked_required(data: bytes) -> bytes:
+    """The first nullable column's schema entry set to REQUIRED in the footer (SchemaElement
+    field 3, OPTIONAL = zigzag 2 -> REQUIRED = 0): its size statistics' definition level
+    histogram is then one entry too long, on which pyarrow 26 ends the process when asked to
+    describe the column chunk."""
+    from specviz.traces.parquet_footer import footer_bytes
+    footer = footer_bytes(io.BytesIO(data))
+    at = len(data) - 8 - len(footer) + footer.index(b"\x25\x02") + 1
+    return data[:at] + b"\x00" + data[at + 1:]
+
+
+def _dictionary_index_beyond(data: bytes) -> bytes:
+    """One byte of the file changed so that a run_json row's dictionary index points past its
+    dictionary (the first such change from the start of the file): pages decode into that
+    array without complaint."""
+    import pyarrow.parquet as pq
+    for at in range(4, len(data)):
+        for value in (7, 255):
+            bad = data[:at] + bytes([value]) + data[at + 1:]
+            try:
+                table = pq.read_table(io.BytesIO(bad), columns=["run_json"],
+                                      read_dictionary=["run_json"])
+                table.column("run_json").validate(full=True)
+            except Exception as e:  # noqa: BLE001 - looking for one kind of failure
+                if "Dictionary indices invalid" in str(e):
+                    return bad
+    raise AssertionError("no byte change gives a dictionary index beyond its dictionary")
 
 
 def make_corpus(folder: Path = CORPUS) -> None:
