@@ -237,8 +237,10 @@ def read_parquet_traces(path_or_bytes: str | os.PathLike | bytes | IO[bytes],
             _check_schema(pf.schema_arrow, src)
             leaves = _check_footer(pf.metadata, footer_bytes(path_or_bytes), src)
             table = _read_bounded(pf, path_or_bytes, leaves, src)
-        except (OSError, pa.ArrowException, FooterError) as e:
+        except (OSError, pa.ArrowException) as e:
             raise TraceError(f"cannot be read ({_first_line(e)})", source=src) from None
+        except FooterError as e:
+            raise TraceError(f"has a corrupt footer ({e})", source=src) from None
         except UnicodeDecodeError:
             raise TraceError("cannot be read (a name or text in it is not UTF-8)",
                              source=src) from None
@@ -355,6 +357,9 @@ def _check_arrays(table: pa.Table, src: str) -> None:
             if "UTF8" in str(e):
                 raise TraceError("holds text that is not valid UTF-8", source=src,
                                  field_name=name) from None
+            if "Dictionary indices invalid" in str(e):
+                raise TraceError("is corrupt: a row's dictionary index points past its "
+                                 "dictionary", source=src, field_name=name) from None
             raise TraceError(f"cannot be read ({_first_line(e)})", source=src,
                              field_name=name) from None
 
