@@ -508,8 +508,9 @@ class _Totals:
 
 
 # Sampled token-tree steps replayed as CUDA graphs on the graphed engine (their draws are made
-# outside the phases, as graphs need); off by default: they run their phases directly
-GRAPH_SAMPLED_TREES = False
+# outside the phases, as graphs need); False runs their phases directly (6-7 times slower on
+# an H200, docs/benchmarks.md)
+GRAPH_SAMPLED_TREES = True
 
 
 def _decoder(pair, config: DecodeConfig, path: str, kind: str | None, shape, max_len: int,

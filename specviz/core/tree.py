@@ -282,10 +282,9 @@ class DeviceTree(_PassLayout):
         return ~has_child.index_fill(0, self.parent_rows, True)
 
     def row_ancestors(self) -> torch.Tensor:
-        rows = torch.zeros(self.n + 1, self.n + 1, dtype=torch.bool, device=self.parent.device)
-        rows[:, 0] = True
-        rows[1:, 1:] = self.anc
-        return rows
+        n, dev = self.n, self.parent.device
+        below = torch.cat([torch.zeros(1, n, dtype=torch.bool, device=dev), self.anc])
+        return torch.cat([torch.ones(n + 1, 1, dtype=torch.bool, device=dev), below], 1)
 
 
 # ---------------------------------------------------------------------- drafting a tree
@@ -490,8 +489,9 @@ def verify_tree_sampled(tree: Tree | DeviceTree, p_probs: torch.Tensor,
     # per row, the q its next sampled child was drawn from (siblings share their parent's q)
     proposal = (p_probs.new_zeros(n + 1, vocab).index_copy(0, rows, tree.q.to(p_probs.dtype))
                 if sampled and rule == "exact" else None)
-    on_path = torch.zeros(n + 1, dtype=torch.bool, device=dev)  # per row
-    on_path[0] = True
+    # per row: the walk reached it (the root only, so far); made on the device, as a host
+    # value written into a device tensor is a copy a CUDA graph's capture refuses
+    on_path = torch.arange(n + 1, device=dev) == 0
     taken = torch.zeros(n + 1, dtype=torch.bool, device=dev)  # per row: a child accepted
     accepted, tried, a_all, p_all, q_all = [], [], [], [], []
     for i in range(n):

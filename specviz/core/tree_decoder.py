@@ -21,8 +21,8 @@ built on the device (``grow_static``, ``grow_dynamic``: top-k and sorts, no host
 once as a CUDA graph and replayed, and the host waits once per step, for the step's packed
 record. Greedy runs take that path. Sampled runs verify the same device tree with
 ``verify_tree_sampled`` (no host read of the tree either); their random draws are made before
-each phase into buffers of the run state, so their phases can be captured too
-(``specviz.decoding.GRAPH_SAMPLED_TREES``; off by default: they run directly). The
+each phase into buffers of the run state, so their phases are captured too
+(``specviz.decoding.GRAPH_SAMPLED_TREES``, on by default; off: they run directly). The
 interface is ``specviz.core.algorithm.Decoder``'s (start, launch, finish), so the runner, its
 records and its stops are shared.
 """
