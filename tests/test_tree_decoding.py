@@ -291,13 +291,24 @@ def test_a_child_the_draft_could_not_draw_is_explained_as_such(pair):
     drafts = F.drafts_frame(trace)
     cut = drafts[(drafts[F.Q] == 0)]
     assert len(cut) and set(cut[F.STATUS]) == {"unjudged"}
-    hover = " ".join(str(h) for t in G.fig_acceptance_heatmap(drafts, tree=True).data
+    heat = G.fig_acceptance_heatmap(drafts, tree=True)
+    hover = " ".join(str(h) for t in heat.data
                      if t.customdata is not None for h in np.ravel(t.customdata))
     assert "q = 0, the draft could not have drawn it" in hover
+    # its own mark and legend entry, apart from the nodes never reached
+    legend = [t.name for t in heat.data if t.name]
+    assert G.Q_ZERO_LABEL in legend and any("never reached" in n for n in legend)
+    marks = [m for t in heat.data if t.type == "scatter" and t.mode == "text" for m in t.text]
+    assert marks.count(G.Q_ZERO_MARK) == len(cut) and "·" in marks
     step = trace.steps[int(cut[F.STEP].iloc[0])]
-    tree_hover = " ".join(h for t in G.fig_tree_step(F.tree_frame(step, "x")).data
-                          if t.customdata is not None for h in t.customdata)
+    fig = G.fig_tree_step(F.tree_frame(step, "x"))
+    tree_hover = " ".join(h for t in fig.data if t.customdata is not None for h in t.customdata)
     assert "q = 0, the draft could not have drawn it" in tree_hover
+    assert G.Q_ZERO_LABEL in [t.name for t in fig.data]
+    greedy = speculative_decode(pair, PROMPT, DecodeConfig(max_new_tokens=12, chat=False,
+                                                           tree="3,2,1"))
+    assert G.Q_ZERO_LABEL not in [t.name for t in G.fig_acceptance_heatmap(
+        F.drafts_frame(greedy), greedy=True, tree=True).data]
     assert G.unjudged_why(0.3, True).endswith("never reached its branch")
 
 

@@ -175,7 +175,9 @@ def tree_ui(trace: Trace, key: str) -> None:
                "The target scored every node in one pass and walked down from x₀ along "
                "accepted nodes (thick green edges, ✓), then added one token itself (◆ in "
                "place of a rejected draft, or ★ bonus after a leaf). ✗: judged and rejected; "
-               "faded ·: never reached. Hover a node for p and q of its token at its parent. "
+               "faded ·: never reached (∅: a sampled child the draft gave q = 0, cut by "
+               "top-k / top-p, so it could not have been drawn and is skipped). Hover a node "
+               "for p and q of its token at its parent. "
                "The colored text and the timeline show the accepted path only.")
 
 
@@ -243,7 +245,8 @@ def render_trace(trace: Trace, key: str, baseline: Trace | None = None, source: 
     with tabs[0]:
         if tree:
             st.caption("A tree run: the heatmap's columns are the nodes of each step's tree "
-                       "in drafting order (not positions in the text; · there: never reached). "
+                       "in drafting order (not positions in the text; · there: never reached; "
+                       "∅: q = 0, the draft could not have drawn it). "
                        "Acceptance by position and accepted length against the i.i.d. model "
                        "describe chains, so they are left out: the Token tree tab has the "
                        "tree's own figures.")

@@ -65,6 +65,10 @@ def kind_name(kind: str) -> str:
     return f"{mark} {KIND_LABELS[kind]}" if mark else KIND_LABELS[kind]
 
 
+Q_ZERO_MARK = "∅"  # a sampled tree's child the draft gave q = 0: never judged, never drawable
+Q_ZERO_LABEL = "∅ q = 0: the draft could not draw it (top-k / top-p cut), so not judged"
+
+
 def unjudged_why(q_draft: float, tree: bool) -> str:
     """Why a drafted token was never judged. A sampled tree can hold a child the draft gives
     q = 0 (its top-k / top-p cut removed it, yet it was among the top children): the draft

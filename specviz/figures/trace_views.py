@@ -18,6 +18,8 @@ from .theme import (
     P_COLOR,
     PHASE_COLORS,
     Q_COLOR,
+    Q_ZERO_LABEL,
+    Q_ZERO_MARK,
     RESIDUAL_COLOR,
     SERIES,
     THEORY_COLOR,
@@ -37,15 +39,23 @@ def _fmt(x: float, digits: int = 3) -> str:
 TREE_UNJUDGED = "not judged (its branch never reached)"
 
 
-def _legend_keys(kinds, tree: bool = False) -> list:
-    """Legend entries for colors drawn by a heatmap (which has no legend of its own)."""
+def _legend_keys(kinds, tree: bool = False, q_zero: bool = False) -> list:
+    """Legend entries for colors drawn by a heatmap (which has no legend of its own);
+    ``q_zero``: one more for a sampled tree's children the draft gave q = 0."""
     def name(k: str) -> str:
         return TREE_UNJUDGED if tree and k == "unjudged" else kind_name(k)
 
-    return [go.Scatter(x=[None], y=[None], mode="markers", name=name(k),
+    keys = [go.Scatter(x=[None], y=[None], mode="markers", name=name(k),
                        marker=dict(color=KIND_COLORS[k], size=13, symbol=KIND_SYMBOLS[k],
                                    line=dict(width=2, color=KIND_COLORS[k])),
                        hoverinfo="skip") for k in kinds]
+    if q_zero:
+        grey = KIND_COLORS["unjudged"]
+        keys.append(go.Scatter(x=[None], y=[None], mode="markers", name=Q_ZERO_LABEL,
+                               marker=dict(color=grey, size=13, symbol="circle-x-open",
+                                           line=dict(width=2, color=grey)),
+                               hoverinfo="skip"))
+    return keys
 
 
 def _grid(df: pd.DataFrame, col: str, values) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -107,7 +117,8 @@ def fig_timeline(tokens: pd.DataFrame, max_text_steps: int = 80,
 def fig_acceptance_heatmap(drafts: pd.DataFrame, greedy: bool = False,
                            max_text_steps: int = 80, tree: bool = False) -> go.Figure:
     """Acceptance heatmap: one row of ``drafts_frame`` becomes one cell (step × draft
-    position, numbered from 1), marked ✓ accepted, ✗ rejected, · never judged.
+    position, numbered from 1), marked ✓ accepted, ✗ rejected, · never judged (in a sampled
+    tree, ∅ for a child the draft gave q = 0: it could not have been drawn).
 
     Sampling: judged cells are colored by min(1, p/q), the probability the rule accepts.
     Greedy: nothing is drawn at random; a draft is accepted exactly when it is the target's
@@ -125,12 +136,14 @@ def fig_acceptance_heatmap(drafts: pd.DataFrame, greedy: bool = False,
         z, _, _ = _grid(drafts, F.POS, np.where(judged, (status == "accepted") * 1.0,
                                                 np.nan))
     never, _, _ = _grid(drafts, F.POS, np.where(judged, np.nan, 0.0))
+    q_zero = tree and bool(((status == "unjudged") & (drafts[F.Q].to_numpy() == 0)).any())
     text = np.full(z.shape, "", dtype=object)
     hover = np.full(z.shape, "", dtype=object)
     for r, c, st, tok, p, q, a, u in zip(rows, drafts[F.POS], status, drafts[F.TEXT],
                                          drafts[F.P], drafts[F.Q], drafts[F.ACCEPT_PROB],
                                          drafts[F.U]):
-        text[r, c] = KIND_MARKS[st]
+        zero = tree and st == "unjudged" and q == 0
+        text[r, c] = Q_ZERO_MARK if zero else KIND_MARKS[st]
         if st == "unjudged":
             why = unjudged_why(q, tree)
         elif greedy:
@@ -151,12 +164,12 @@ def fig_acceptance_heatmap(drafts: pd.DataFrame, greedy: bool = False,
                  [0.5, KIND_COLORS["accepted"]], [1, KIND_COLORS["accepted"]]]
         heat = go.Heatmap(z=z, zmin=0, zmax=1, colorscale=scale, showscale=False, **common)
         title = "Greedy acceptance: is the draft the target's top token?"
-        keys = _legend_keys(["accepted", "rejected", "unjudged"], tree)
+        keys = _legend_keys(["accepted", "rejected", "unjudged"], tree, q_zero)
     else:
         heat = go.Heatmap(z=z, zmin=0, zmax=1, colorscale="Viridis",
                           colorbar=dict(title="min(1, p/q)"), **common)
         title = "Acceptance probability min(1, p/q) (grey: never judged)"
-        keys = _legend_keys(["unjudged"], tree)
+        keys = _legend_keys(["unjudged"], tree, q_zero)
     data = [grey, heat]
     if not big:  # the marks, in black or white to read on their cell
         data.append(_marks(text, z, steps, x, greedy))

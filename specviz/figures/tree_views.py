@@ -12,6 +12,8 @@ from .theme import (
     KIND_COLORS,
     KIND_SYMBOLS,
     Q_COLOR,
+    Q_ZERO_LABEL,
+    Q_ZERO_MARK,
     kind_name,
     show_token,
     themed,
@@ -25,6 +27,31 @@ EDGE_FADED = "#D6D6D6"
 
 def _fmt(x: float) -> str:
     return "–" if not np.isfinite(x) else f"{x:.3f}"
+
+
+FADED = ("unjudged", "q0")  # drawn faded: never judged
+_SYMBOLS = {DRAFTED: "hexagon-open", "q0": "circle-x-open"}
+_COLOR_OF = {"q0": "unjudged"}
+
+
+def _groups(tree: pd.DataFrame, greedy: bool) -> list[tuple[str, pd.DataFrame, str]]:
+    """The nodes by how they are drawn, with their legend names: a sampled tree's children
+    the draft gave q = 0 apart from the nodes the walk never reached."""
+    out = []
+    for kind in ("accepted", "resampled", "bonus", "rejected", "unjudged", DRAFTED):
+        part = tree[tree[F.KIND] == kind]
+        if kind == "unjudged" and not greedy:
+            zero = part[F.Q] == 0
+            out += [(kind, part[~zero], "· never reached by the walk"),
+                    ("q0", part[zero], Q_ZERO_LABEL)]
+        elif kind == "resampled" and greedy:
+            out.append((kind, part, "◆ the target's own token (p's top, in place of a "
+                                    "rejected draft)"))
+        else:
+            out.append((kind, part, {DRAFTED: "drafted, not judged yet",
+                                     "unjudged": "· never reached by the walk"}.get(kind)
+                        or kind_name(kind)))
+    return out
 
 
 def fig_tree_step(tree: pd.DataFrame, title: str | None = "Token tree of the step",
@@ -58,24 +85,19 @@ def fig_tree_step(tree: pd.DataFrame, title: str | None = "Token tree of the ste
                    text=show_token(root_text) if root_text != "x₀" else "x₀",
                    xanchor="right", xshift=-12, showarrow=False,
                    font=dict(color=INK, size=14))] if len(root) else []
-    for kind in ("accepted", "resampled", "bonus", "rejected", "unjudged", DRAFTED):
-        part = tree[tree[F.KIND] == kind]
+    for kind, part, name in _groups(tree, greedy):
         if part.empty:
             continue
-        name = {DRAFTED: "drafted, not judged yet",
-                "unjudged": "· never reached by the walk"}.get(kind) or kind_name(kind)
-        if kind == "resampled" and greedy:
-            name = "◆ the target's own token (p's top, in place of a rejected draft)"
-        color = Q_COLOR if kind == DRAFTED else KIND_COLORS[kind]
-        mark = {"accepted": "✓ ", "rejected": "✗ ", "resampled": "◆ ", "bonus": "★ "}.get(kind,
-                                                                                         "")
+        color = Q_COLOR if kind == DRAFTED else KIND_COLORS[_COLOR_OF.get(kind, kind)]
+        mark = {"accepted": "✓ ", "rejected": "✗ ", "resampled": "◆ ", "bonus": "★ ",
+                "q0": Q_ZERO_MARK + " "}.get(kind, "")
         hover = []
         for _, r in part.iterrows():
             text = f"<b>{show_token(r[F.TEXT])}</b> · {name} · depth {r[F.DEPTH]}"
             labels.append(dict(x=float(r[F.DEPTH]), y=float(r[F.Y]),
                                text=mark + show_token(r[F.TEXT]), xanchor="left", xshift=10,
                                showarrow=False, bgcolor="rgba(255,255,255,0.9)",
-                               font=dict(color="#8A8A8A" if kind == "unjudged" else INK,
+                               font=dict(color="#8A8A8A" if kind in FADED else INK,
                                          size=14)))
             if kind in ("resampled", "bonus"):
                 hover.append(text + "<br>added by the target")
@@ -86,13 +108,13 @@ def fig_tree_step(tree: pd.DataFrame, title: str | None = "Token tree of the ste
                 hover.append(f"{text}<br>q={_fmt(r[F.Q])}")
                 continue
             hover.append(f"{text}<br>p={_fmt(r[F.P])} q={_fmt(r[F.Q])} · "
-                         + (unjudged_why(r[F.Q], True) if kind == "unjudged" else verdict))
+                         + (unjudged_why(r[F.Q], True) if kind in FADED else verdict))
         data.append(go.Scatter(
             x=part[F.DEPTH], y=part[F.Y], mode="markers", name=name,
-            marker=dict(symbol="hexagon-open" if kind == DRAFTED else KIND_SYMBOLS[kind],
-                        size=15 if kind != "unjudged" else 11, color=color,
+            marker=dict(symbol=_SYMBOLS.get(kind) or KIND_SYMBOLS[kind],
+                        size=11 if kind in FADED else 15, color=color,
                         line=dict(width=2, color=color)),
-            opacity=0.55 if kind == "unjudged" else 1.0, customdata=hover,
+            opacity=0.55 if kind in FADED else 1.0, customdata=hover,
             hovertemplate="%{customdata}<extra></extra>"))
     n_rows = int(tree[F.Y].max()) + 1 if len(tree) else 1
     depth = int(tree[F.DEPTH].max()) if len(tree) else 1
