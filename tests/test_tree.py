@@ -279,6 +279,70 @@ def test_width_one_tree_decides_as_the_chain_verifier():
         assert int(tree.next_token) == int(chain.next_token)
 
 
+def reference_walk(tree: Tree, p: torch.Tensor, u: torch.Tensor, e: torch.Tensor,
+                   rule: str = "exact") -> tuple[list[bool], list[bool], int]:
+    """The walk as section 3 of docs/trees.md states it, one node at a time on the host:
+    (accepted, tried, the added token)."""
+    accepted, tried = [False] * tree.n, [False] * tree.n
+    row, left = 0, p[0].clone()
+    while True:
+        kids = [i for i in range(tree.n) if tree.parent[i] + 1 == row]
+        proposal = tree.q[kids[0]].clone() if kids and tree.drawn == "sampled" else None
+        for i in kids:
+            c = int(tree.tokens[i])
+            if tree.drawn == "sampled" and tree.q[i][c] == 0:
+                continue  # could not have been drawn: as if absent
+            if rule == "plain-q":
+                q_i = tree.q[i]
+            elif proposal is None:
+                q_i = torch.nn.functional.one_hot(torch.tensor(c), p.shape[-1]).to(p.dtype)
+            else:
+                q_i = proposal
+            tried[i] = True
+            if u[i] < min(1.0, float(left[c] / q_i[c])):
+                accepted[i], row, left = True, i + 1, p[i + 1].clone()
+                break
+            r = torch.clamp(left - q_i, min=0.0)
+            left = r / r.sum() if r.sum() > 0 else left
+            if proposal is not None and rule == "exact":
+                proposal = proposal.clone()
+                proposal[c] = 0.0
+                proposal = proposal / proposal.sum()
+        else:
+            return accepted, tried, int(sample(left, None, e))
+
+
+@pytest.mark.parametrize("drawn,rule", [("top-k", "exact"), ("sampled", "exact"),
+                                        ("sampled", "plain-q")])
+def test_the_verifier_decides_as_the_walk_node_by_node(drawn, rule):
+    """Random trees (siblings share their parent's q; sometimes a token q cannot draw): the
+    verifier (every node at once for top-k children, a loop with the walk's state for sampled
+    ones) makes the node-by-node walk's decisions from the same draws."""
+    g = torch.Generator().manual_seed(7)
+    for _ in range(150):
+        n, vocab = int(torch.randint(1, 12, (1,), generator=g)), 6
+        parent: list[int] = []
+        for i in range(n):
+            par = int(torch.randint(-1, i, (1,), generator=g)) if i else -1
+            if sum(x == par for x in parent) < vocab:
+                parent.append(par)
+        n = len(parent)
+        order = {row: torch.randperm(vocab, generator=g).tolist() for row in range(-1, n)}
+        tokens = [order[par][parent[:i].count(par)] for i, par in enumerate(parent)]  # distinct
+        q_rows = torch.softmax(2 * torch.randn(n + 1, vocab, generator=g), -1)
+        q_rows[:, 0] = 0.0  # token 0: never drawable
+        q_rows /= q_rows.sum(-1, keepdim=True)
+        tree = Tree(torch.tensor(parent), torch.tensor(tokens),
+                    q_rows[torch.tensor(parent) + 1], drawn)
+        p = torch.softmax(2 * torch.randn(n + 1, vocab, generator=g), -1)
+        u, e = torch.rand(n, generator=g), torch.empty(vocab).exponential_(generator=g)
+        verdict = verify_tree_sampled(tree, p, None, rule=rule, u=u, e=e)
+        accepted, tried, token = reference_walk(tree, p, u, e, rule)
+        assert verdict.accepted.tolist() == accepted
+        assert verdict.tried.tolist() == tried
+        assert int(verdict.next_token) == token
+
+
 def test_an_empty_tree_is_a_target_only_step():
     empty = Tree((), torch.zeros(0, dtype=torch.long), None)
     p = torch.tensor([[0.2, 0.5, 0.3]])

@@ -459,6 +459,44 @@ def _residual(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     return torch.where(mass > 0, r / mass.clamp_min(1e-30), p)
 
 
+def _verify_top_k_children(tree: Tree | DeviceTree, p_probs: torch.Tensor, u: torch.Tensor,
+                           generator: torch.Generator | None,
+                           e: torch.Tensor | None) -> TreeVerdict:
+    """``verify_tree_sampled`` for top-k children (rule "exact"), every node at once.
+
+    With one-hot proposals the walk needs no vectors: after a node's earlier children were
+    rejected, what is left of p is p with their tokens removed, so child c_i is accepted with
+    p(c_i) / (1 - S_i), S_i the p of its earlier siblings' tokens, against its own u. A node is
+    tried when its parent is on the path and no earlier sibling passed its test, accepted when
+    it passed and was tried; the added token comes from p at the walk's end without the tokens
+    of the children judged there. The same draws give the loop's decisions (up to rounding
+    of the renormalised p), with a fixed number of operations however many nodes there are.
+    """
+    n, rows, tokens = tree.n, tree.parent_rows, tree.tokens
+    p_tok = p_probs.index_select(0, rows).gather(-1, tokens[:, None]).squeeze(-1)  # (N,)
+    index = torch.arange(n, device=rows.device)
+    earlier = (rows[:, None] == rows[None, :]) & (index[None, :] < index[:, None])  # (N, N)
+    before = (earlier.to(p_tok.dtype) @ p_tok[:, None]).squeeze(-1)  # S_i
+    p_used = p_tok / (1.0 - before).clamp_min(1e-30)
+    a = p_used.clamp(0.0, 1.0)
+    passed = u < a
+    first = passed & ~(earlier & passed[None, :]).any(-1)  # passed, no earlier sibling did
+    accepted = ~(tree.ancestors() & ~first[None, :]).any(-1)  # its whole path is first
+    on_path = torch.cat([accepted.new_ones(1), accepted])  # (1+N,) rows
+    tried = on_path.index_select(0, rows) & ~(earlier & passed[None, :]).any(-1)
+    end, path, n_acc, bonus = _walk_end(tree, accepted)
+    p_end = p_probs.index_select(0, end.view(1))[0]  # (V,)
+    judged_here = (rows == end).to(p_probs.dtype)  # the end's children, all rejected
+    removed = torch.zeros_like(p_end).scatter_add_(0, tokens, judged_here).clamp_max(1.0)
+    left = torch.where(removed.sum() > 0, _residual(p_end, removed), p_end)  # a leaf: p
+    nxt = sample(left, generator, e)
+    q_tok = None if tree.q is None else tree.q.gather(-1, tokens[:, None]).squeeze(-1)
+    nan = torch.full_like(p_tok, float("nan"))
+    return TreeVerdict(accepted, n_acc, path, nxt, bonus, tried, torch.where(tried, a, nan), u,
+                       p_tok, q_tok, torch.where(tried, p_used, nan),
+                       torch.where(tried, torch.ones_like(p_tok), nan))
+
+
 def verify_tree_sampled(tree: Tree | DeviceTree, p_probs: torch.Tensor,
                         generator: torch.Generator | None, rule: str = "exact", *,
                         u: torch.Tensor | None = None,
@@ -477,44 +515,43 @@ def verify_tree_sampled(tree: Tree | DeviceTree, p_probs: torch.Tensor,
     _check_p(tree, p_probs)
     if rule == "plain-q" and tree.q is None:
         raise ValueError("the rule plain-q needs the tree's q")
-    n, vocab, dev = tree.n, p_probs.shape[-1], p_probs.device
+    n, dev = tree.n, p_probs.device
     if u is None:
         u = torch.rand(n, generator=generator, device=dev)
     rows, tokens = tree.parent_rows, tree.tokens  # (N,) each
     sampled = tree.drawn == "sampled"
-    one_hot = torch.nn.functional.one_hot(tokens, vocab).to(p_probs.dtype)  # (N, V)
+    if not sampled and rule == "exact" and n:
+        return _verify_top_k_children(tree, p_probs, u, generator, e)
     q_tok = None if tree.q is None else tree.q.gather(-1, tokens[:, None]).squeeze(-1)
     possible = q_tok > 0 if sampled else torch.ones(n, dtype=torch.bool, device=dev)
-    left = p_probs.clone()  # (1+N, V): what is left of p at each row as siblings are rejected
-    # per row, the q its next sampled child was drawn from (siblings share their parent's q)
-    proposal = (p_probs.new_zeros(n + 1, vocab).index_copy(0, rows, tree.q.to(p_probs.dtype))
-                if sampled and rule == "exact" else None)
-    # per row: the walk reached it (the root only, so far); made on the device, as a host
-    # value written into a device tensor is a copy a CUDA graph's capture refuses
-    on_path = torch.arange(n + 1, device=dev) == 0
-    taken = torch.zeros(n + 1, dtype=torch.bool, device=dev)  # per row: a child accepted
+    # The walk's state, on the device: the row it stands on, what is left of p there, the q
+    # its next sampled child was drawn from (siblings share their parent's q; after a
+    # rejection, q without the rejected token), and whether that child is the first judged
+    # there (then its proposal is its own q row). Made by operations, not by writing host
+    # values into device tensors, which a CUDA graph's capture refuses.
+    cur = rows.new_zeros(())
+    p_run = p_probs[0]
+    q_run = p_probs[0] if tree.q is None or not n else tree.q[0].to(p_probs.dtype)
+    fresh = torch.ones((), dtype=torch.bool, device=dev)
     accepted, tried, a_all, p_all, q_all = [], [], [], [], []
     for i in range(n):
-        r, c = rows[i:i + 1], tokens[i:i + 1]  # parent row (1,); token (1,)
-        p_i = left.index_select(0, r)[0]  # (V,)
+        c = tokens[i:i + 1]  # (1,)
         if rule == "plain-q":
             q_i = tree.q[i]  # wrong on purpose: the parent's plain q for every sibling
-        elif proposal is None:
-            q_i = one_hot[i]
-        else:
-            q_i = proposal.index_select(0, r)[0]
-        p_c, q_c = p_i.index_select(0, c)[0], q_i.index_select(0, c)[0]
+        else:  # sampled children, the exact rule (top-k children: _verify_top_k_children)
+            q_i = torch.where(fresh, tree.q[i].to(p_probs.dtype), q_run)
+        p_c, q_c = p_run.index_select(0, c)[0], q_i.index_select(0, c)[0]
         a = torch.clamp(p_c / q_c.clamp_min(1e-30), max=1.0)
-        judged = (on_path.index_select(0, r) & ~taken.index_select(0, r))[0] & possible[i]
+        judged = (rows[i] == cur) & possible[i]
         ok = judged & (u[i] < a)
         rejected = judged & ~ok
-        left.index_copy_(0, r, torch.where(rejected, _residual(p_i, q_i), p_i)[None])
-        if proposal is not None:
+        p_run = torch.where(ok, p_probs[i + 1],
+                            torch.where(rejected, _residual(p_run, q_i), p_run))
+        if rule == "exact":
             rest = q_i.index_fill(0, c, 0.0)
-            proposal.index_copy_(0, r, torch.where(rejected, rest / rest.sum().clamp_min(1e-30),
-                                                   q_i)[None])
-        taken.index_copy_(0, r, taken.index_select(0, r) | ok)
-        on_path[i + 1] = ok
+            q_run = torch.where(rejected, rest / rest.sum().clamp_min(1e-30), q_run)
+        fresh = torch.where(judged, ok, fresh)
+        cur = torch.where(ok, i + 1, cur)
         accepted.append(ok)
         tried.append(judged)
         a_all.append(a)
@@ -522,7 +559,7 @@ def verify_tree_sampled(tree: Tree | DeviceTree, p_probs: torch.Tensor,
         q_all.append(q_c)
     accepted_t = torch.stack(accepted) if n else torch.zeros(0, dtype=torch.bool, device=dev)
     end, path, n_acc, bonus = _walk_end(tree, accepted_t)
-    nxt = sample(left.index_select(0, end.view(1))[0], generator, e)
+    nxt = sample(p_run, generator, e)  # what is left of p where the walk ended
     p_tok = p_probs.index_select(0, rows).gather(-1, tokens[:, None]).squeeze(-1)
     if not n:
         empty = p_probs.new_zeros(0)
