@@ -305,6 +305,11 @@ def test_a_child_the_draft_could_not_draw_is_explained_as_such(pair):
     tree_hover = " ".join(h for t in fig.data if t.customdata is not None for h in t.customdata)
     assert "q = 0, the draft could not have drawn it" in tree_hover
     assert G.Q_ZERO_LABEL in [t.name for t in fig.data]
+    # the walkthrough says so where the tree is drafted
+    from specviz.teaching import walkthrough as W
+    told = " ".join(m.narration for m in W.walk_step(trace, int(cut[F.STEP].iloc[0])).micro
+                    if m.phase == "draft")
+    assert "q = 0" in told and "could not have been drawn" in told
     greedy = speculative_decode(pair, PROMPT, DecodeConfig(max_new_tokens=12, chat=False,
                                                            tree="3,2,1"))
     assert G.Q_ZERO_LABEL not in [t.name for t in G.fig_acceptance_heatmap(

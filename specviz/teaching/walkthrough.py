@@ -267,6 +267,10 @@ def walk_step(trace: Trace, step: int) -> StepWalk:
     return replace(walk, micro=tuple(steps))
 
 
+def _names(text: list[str], nodes: list[int]) -> str:
+    return ", ".join(quote(text[i]) for i in nodes)
+
+
 def _tree_micro_steps(s: StepRecord, w: StepWalk) -> list[MicroStep]:
     """A tree step: the draft grows the tree depth by depth; one target pass scores every
     node; the walk goes down from x_0, trying each node's children in order; the target adds
@@ -290,9 +294,14 @@ def _tree_micro_steps(s: StepRecord, w: StepWalk) -> list[MicroStep]:
                               f" (q {num(w.positions[i].q)})") for i in nodes)
         how = ("its most probable tokens" if w.greedy else "tokens drawn from q without "
                "replacement") if d == 1 or len(nodes) > 1 else "its most probable token"
+        cut = [] if w.greedy else [i for i in nodes if w.positions[i].q == 0]
+        note = (f" {_names(text, cut)} {'has' if len(cut) == 1 else 'have'} q = 0: top-k / "
+                "top-p left the draft fewer tokens than the node has children, so "
+                f"{'it' if len(cut) == 1 else 'they'} could not have been drawn, and the walk "
+                "will skip " + ("it." if len(cut) == 1 else "them.")) if cut else ""
         items.append(("draft", f"Depth {d}: {len(nodes)} candidate{'s' * (len(nodes) > 1)}",
                       f"{reader} reads the newest nodes in one pass ({sees}) and proposes "
-                      f"{how}: {listed}.", nodes[-1]))
+                      f"{how}: {listed}.{note}", nodes[-1]))
     items.append(("verify", f"The target scores all {w.gamma} nodes in one pass",
                   f"One target pass over x₀ and the {w.gamma} nodes gives p after every node. "
                   "A tree mask lets each node attend to the committed text and its own "
@@ -323,11 +332,16 @@ def _tree_micro_steps(s: StepRecord, w: StepWalk) -> list[MicroStep]:
     if a is not None:
         last = [i for i in range(w.gamma) if w.positions[i].status == ACCEPTED]
         at = quote(text[last[-1]]) if last else "x₀"
+        end = last[-1] if last else -1  # the node the walk ended on (-1: x₀)
+        skipped = [i for i in range(w.gamma) if parents[i] == end and not w.greedy
+                   and w.positions[i].q == 0]
         why = ("The walk reached a leaf of the tree, so the target adds a bonus token from p "
                "there" if a.kind == "bonus" else
-               f"Every child of {at} that was tried was rejected, so the target adds the "
-               "token " + ("p ranks first there" if w.greedy else "drawn from what is left "
-                           "of p there"))
+               f"Every child of {at} that was tried was rejected"
+               + (f" ({_names(text, skipped)}, with q = 0, skipped)" if skipped else "")
+               + ", so the target adds the token "
+               + ("p ranks first there" if w.greedy else "drawn from what is left of p "
+                  "there"))
         items.append(("add", "The target adds one token",
                       f"{why}: {quote(a.text)}. One verify pass gave {n_acc + 1} "
                       f"token{'s' * (n_acc > 0)}.", None))
