@@ -480,10 +480,11 @@ def _verify_top_k_children(tree: Tree | DeviceTree, p_probs: torch.Tensor, u: to
     p_used = p_tok / (1.0 - before).clamp_min(1e-30)
     a = p_used.clamp(0.0, 1.0)
     passed = u < a
-    first = passed & ~(earlier & passed[None, :]).any(-1)  # passed, no earlier sibling did
+    beaten = (earlier & passed[None, :]).any(-1)  # an earlier sibling passed
+    first = passed & ~beaten
     accepted = ~(tree.ancestors() & ~first[None, :]).any(-1)  # its whole path is first
     on_path = torch.cat([accepted.new_ones(1), accepted])  # (1+N,) rows
-    tried = on_path.index_select(0, rows) & ~(earlier & passed[None, :]).any(-1)
+    tried = on_path.index_select(0, rows) & ~beaten
     end, path, n_acc, bonus = _walk_end(tree, accepted)
     p_end = p_probs.index_select(0, end.view(1))[0]  # (V,)
     judged_here = (rows == end).to(p_probs.dtype)  # the end's children, all rejected

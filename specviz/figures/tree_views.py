@@ -32,6 +32,7 @@ def _fmt(x: float) -> str:
 FADED = ("unjudged", "q0")  # drawn faded: never judged
 _SYMBOLS = {DRAFTED: "hexagon-open", "q0": "circle-x-open"}
 _COLOR_OF = {"q0": "unjudged"}
+_UNREACHED = "· never reached by the walk"
 
 
 def _groups(tree: pd.DataFrame, greedy: bool) -> list[tuple[str, pd.DataFrame, str]]:
@@ -42,15 +43,13 @@ def _groups(tree: pd.DataFrame, greedy: bool) -> list[tuple[str, pd.DataFrame, s
         part = tree[tree[F.KIND] == kind]
         if kind == "unjudged" and not greedy:
             zero = part[F.Q] == 0
-            out += [(kind, part[~zero], "· never reached by the walk"),
-                    ("q0", part[zero], Q_ZERO_LABEL)]
+            out += [(kind, part[~zero], _UNREACHED), ("q0", part[zero], Q_ZERO_LABEL)]
         elif kind == "resampled" and greedy:
             out.append((kind, part, "◆ the target's own token (p's top, in place of a "
                                     "rejected draft)"))
         else:
             out.append((kind, part, {DRAFTED: "drafted, not judged yet",
-                                     "unjudged": "· never reached by the walk"}.get(kind)
-                        or kind_name(kind)))
+                                     "unjudged": _UNREACHED}.get(kind) or kind_name(kind)))
     return out
 
 

@@ -267,47 +267,57 @@ def walk_step(trace: Trace, step: int) -> StepWalk:
     return replace(walk, micro=tuple(steps))
 
 
-def _names(text: list[str], nodes: list[int]) -> str:
-    return ", ".join(quote(text[i]) for i in nodes)
+_Item = tuple[str, str, str, int | None]  # phase, title, narration, drafted position
 
 
-def _tree_micro_steps(s: StepRecord, w: StepWalk) -> list[MicroStep]:
-    """A tree step: the draft grows the tree depth by depth; one target pass scores every
-    node; the walk goes down from x_0, trying each node's children in order; the target adds
-    one token; the accepted path is kept."""
-    depth, parents = s.tree_depth, w.parents or ()
-    text = [x.text for x in w.positions]
+def _names(w: StepWalk, nodes: list[int]) -> str:
+    return ", ".join(quote(w.positions[i].text) for i in nodes)
 
-    def after(i: int) -> str:
-        return "x₀ (the last committed token)" if parents[i] < 0 else quote(text[parents[i]])
 
+def _after(w: StepWalk, i: int) -> str:
+    """What node i follows: x₀ or its parent's token."""
+    par = (w.parents or ())[i]
+    return "x₀ (the last committed token)" if par < 0 else quote(w.positions[par].text)
+
+
+def _q_zero_note(w: StepWalk, nodes: list[int]) -> str:
+    """For a sampled tree: which of these nodes have q = 0, and what the walk does with them."""
+    cut = [] if w.greedy else [i for i in nodes if w.positions[i].q == 0]
+    if not cut:
+        return ""
+    one = len(cut) == 1
+    return (f" {_names(w, cut)} {'has' if one else 'have'} q = 0: top-k / top-p left the draft "
+            f"fewer tokens than the node has children, so {'it' if one else 'they'} could not "
+            f"have been drawn, and the walk will skip {'it' if one else 'them'}.")
+
+
+def _tree_drafting(s: StepRecord, w: StepWalk) -> list[_Item]:
+    """The tree as the draft grows it, depth by depth."""
+    depth = s.tree_depth
     reader, sees = (("The feature head", "each row reads its parent's guessed feature and "
                      "its own token, and sees the committed text and its own ancestors only")
                     if w.drafter == "feature-head" else
                     ("The draft model", "each sees the committed text and its own ancestors "
                      "only"))
-    items: list[tuple[str, str, str, int | None]] = []
+    items: list[_Item] = []
     for d in sorted(set(depth)):
         nodes = [i for i in range(w.gamma) if depth[i] == d]
-        listed = "; ".join(f"{quote(text[i])} after {after(i)}"
+        listed = "; ".join(f"{quote(w.positions[i].text)} after {_after(w, i)}"
                            + ("" if w.positions[i].q is None else
                               f" (q {num(w.positions[i].q)})") for i in nodes)
         how = ("its most probable tokens" if w.greedy else "tokens drawn from q without "
                "replacement") if d == 1 or len(nodes) > 1 else "its most probable token"
-        cut = [] if w.greedy else [i for i in nodes if w.positions[i].q == 0]
-        note = (f" {_names(text, cut)} {'has' if len(cut) == 1 else 'have'} q = 0: top-k / "
-                "top-p left the draft fewer tokens than the node has children, so "
-                f"{'it' if len(cut) == 1 else 'they'} could not have been drawn, and the walk "
-                "will skip " + ("it." if len(cut) == 1 else "them.")) if cut else ""
         items.append(("draft", f"Depth {d}: {len(nodes)} candidate{'s' * (len(nodes) > 1)}",
                       f"{reader} reads the newest nodes in one pass ({sees}) and proposes "
-                      f"{how}: {listed}.{note}", nodes[-1]))
-    items.append(("verify", f"The target scores all {w.gamma} nodes in one pass",
-                  f"One target pass over x₀ and the {w.gamma} nodes gives p after every node. "
-                  "A tree mask lets each node attend to the committed text and its own "
-                  "ancestors only, and siblings share a position, so each node is scored as if "
-                  "its branch were the only continuation.", None))
+                      f"{how}: {listed}.{_q_zero_note(w, nodes)}", nodes[-1]))
+    return items
+
+
+def _tree_walk(s: StepRecord, w: StepWalk) -> list[_Item]:
+    """The walk down the tree: greedy, one look per depth; sampled, node after node."""
+    depth = s.tree_depth
     judged = [x for x in w.positions if x.status != UNJUDGED]
+    items: list[_Item] = []
     if w.greedy:  # siblings are all compared with p's top token at their parent: one look
         for d in sorted({depth[x.pos] for x in judged}):
             kids = [x for x in judged if depth[x.pos] == d]
@@ -318,27 +328,32 @@ def _tree_micro_steps(s: StepRecord, w: StepWalk) -> list[MicroStep]:
                                          else "")) if won else \
                 "none of them is p's top token there: all rejected"
             items.append(("accept", f"Depth {d}: compare with p's top token",
-                          f"After {after(kids[0].pos)} the candidates are {names}; {verdict}.",
-                          max(x.pos for x in kids)))
-    for x in [] if w.greedy else judged:  # sampled: tried one after the other
-        where = f"after {after(x.pos)}"
+                          f"After {_after(w, kids[0].pos)} the candidates are {names}; "
+                          f"{verdict}.", max(x.pos for x in kids)))
+        return items
+    for x in judged:  # sampled: tried one after the other
         verdict = ("u < min(1, p/q): accepted, the walk goes down into it"
                    if x.status == ACCEPTED else "u ≥ min(1, p/q): rejected; what is left "
                    "of p for its next sibling is norm(max(0, p − q))")
-        body = (f"{quote(x.text)} {where}: min(1, p/q) = {num(x.accept_prob)}, "
-                f"u = {num(x.u)}: {verdict}.")
+        body = (f"{quote(x.text)} after {_after(w, x.pos)}: min(1, p/q) = "
+                f"{num(x.accept_prob)}, u = {num(x.u)}: {verdict}.")
         items.append(("accept", f"Depth {depth[x.pos]}: try {quote(x.text)}", body, x.pos))
-    a, n_acc = w.added, w.n_accepted
+    return items
+
+
+def _tree_ending(w: StepWalk) -> list[_Item]:
+    """The token the target adds, and the commit of the accepted path."""
+    a, n_acc, items = w.added, w.n_accepted, []
     if a is not None:
         last = [i for i in range(w.gamma) if w.positions[i].status == ACCEPTED]
-        at = quote(text[last[-1]]) if last else "x₀"
         end = last[-1] if last else -1  # the node the walk ended on (-1: x₀)
-        skipped = [i for i in range(w.gamma) if parents[i] == end and not w.greedy
-                   and w.positions[i].q == 0]
+        at = quote(w.positions[end].text) if last else "x₀"
+        skipped = [i for i in range(w.gamma) if (w.parents or ())[i] == end
+                   and not w.greedy and w.positions[i].q == 0]
         why = ("The walk reached a leaf of the tree, so the target adds a bonus token from p "
                "there" if a.kind == "bonus" else
                f"Every child of {at} that was tried was rejected"
-               + (f" ({_names(text, skipped)}, with q = 0, skipped)" if skipped else "")
+               + (f" ({_names(w, skipped)}, with q = 0, skipped)" if skipped else "")
                + ", so the target adds the token "
                + ("p ranks first there" if w.greedy else "drawn from what is left of p "
                   "there"))
@@ -351,6 +366,19 @@ def _tree_micro_steps(s: StepRecord, w: StepWalk) -> list[MicroStep]:
                   "right after the committed text; the slots of the other "
                   f"{w.gamma - n_acc} nodes are stale and get overwritten. The draft model "
                   "re-reads the new tokens at its next step.", None))
+    return items
+
+
+def _tree_micro_steps(s: StepRecord, w: StepWalk) -> list[MicroStep]:
+    """A tree step: the draft grows the tree depth by depth; one target pass scores every
+    node; the walk goes down from x_0, trying each node's children in order; the target adds
+    one token; the accepted path is kept."""
+    verify = ("verify", f"The target scores all {w.gamma} nodes in one pass",
+              f"One target pass over x₀ and the {w.gamma} nodes gives p after every node. "
+              "A tree mask lets each node attend to the committed text and its own "
+              "ancestors only, and siblings share a position, so each node is scored as if "
+              "its branch were the only continuation.", None)
+    items = [*_tree_drafting(s, w), verify, *_tree_walk(s, w), *_tree_ending(w)]
     return [MicroStep(i, ph, title, text_, pos) for i, (ph, title, text_, pos)
             in enumerate(items)]
 
