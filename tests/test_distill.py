@@ -30,7 +30,7 @@ from specviz.distill.train import (
     make_batches,
     train_draft,
 )
-from specviz.models import DRAFT_ASSET
+from specviz.models import DRAFT_ASSET, HEAD_ASSET
 from specviz.models.tiny import tiny_model, tiny_tokenizer
 
 CHATML = ("{% for m in messages %}<s>{{ m['role'] }}\n{{ m['content'] }}</s>\n{% endfor %}"
@@ -150,6 +150,14 @@ def test_shipped_draft_is_a_small_standard_causal_lm():
     assert "apache-2.0" in card.lower() and "SmolLM2" in card
     meta = json.loads((DRAFT_ASSET / "train-meta.json").read_text())
     assert meta["steps"] > 0 and meta["seed"] == 0
+
+
+def test_shipped_cards_are_what_the_metadata_renders():
+    """The model cards in assets/ come from their folders' metadata (cards/*.md filled in),
+    so a card never states a number its metadata does not hold."""
+    from specviz.distill.card import head_card, model_card
+    assert model_card(DRAFT_ASSET) == (DRAFT_ASSET / "README.md").read_text()
+    assert head_card(HEAD_ASSET) == (HEAD_ASSET / "README.md").read_text()
 
 
 def test_distill_package_does_not_import_streamlit():
