@@ -14,9 +14,9 @@ import threading
 import time
 import uuid
 import weakref
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -538,91 +538,111 @@ def _decoder(pair, config: DecodeConfig, path: str, kind: str | None, shape, max
                     clock.mark), drafter, release)
 
 
+class _Budget:
+    """When a run ends, and each step's draft length until then."""
+
+    def __init__(self, config: DecodeConfig, policy, should_stop, n_prompt: int, limit: int):
+        self.config, self.policy, self.should_stop = config, policy, should_stop
+        self.n_prompt, self.limit = n_prompt, limit
+        self.host: list[int] = []  # the committed tokens (the decoder's, once it starts)
+        self.stop_reason = "max_new_tokens"
+
+    def next_gamma(self) -> int | None:
+        """The next step's draft length, or None when the run ends (stop_reason set)."""
+        remaining = self.config.max_new_tokens - (len(self.host) - self.n_prompt)
+        room = self.limit - len(self.host)
+        if remaining <= 0:
+            return None
+        if room <= 0:
+            self.stop_reason = "context"
+            return None
+        if self.should_stop is not None and self.should_stop():
+            self.stop_reason = "stopped"
+            return None
+        return min(self.policy.next_gamma(), remaining - 1, room - 1) if self.policy else 0
+
+    def update(self, gamma: int, n_accepted: int) -> None:
+        if self.policy is not None:
+            self.policy.update(gamma, n_accepted)
+
+
+@dataclass
+class _Kept:
+    """What a run keeps of its steps: records (traced), running totals (always)."""
+
+    run: RunRecord
+    tokenizer: Any
+    budget: _Budget
+    detail: bool
+    t_start: float = 0.0
+    records: list[StepRecord] = field(default_factory=list)
+    totals: _Totals = field(default_factory=_Totals)
+
+    def trace(self, reason: str) -> Trace:
+        """The run so far as a trace that ended for ``reason``."""
+        wall = time.perf_counter() - self.t_start
+        new = self.budget.host[self.budget.n_prompt:]
+        out = self.tokenizer.decode(new, skip_special_tokens=False)
+        summary = summarize(self.run, self.records, wall_s=wall, output_text=out,
+                            stop_reason=reason, target_forward_passes=self.totals.steps,
+                            draft_forward_passes=self.totals.draft_passes)
+        if not self.detail:  # no step records were kept: totals come from the counters
+            summary = self.totals.into(summary, new, wall)
+        return Trace(self.run, tuple(self.records), summary)
+
+
 def _loop(pair, run: RunRecord, prompt_ids: list[int], limit: int, config: DecodeConfig,
           path: str, policy, on_step, should_stop, writer) -> Trace:
     device = pair.device
     gen = torch.Generator(device=device)
     gen.manual_seed(config.seed)
-    text = _TokenText(pair.tokenizer)
-    clock = _Clock(device)
-    detail = config.trace_detail
+    text, clock = _TokenText(pair.tokenizer), _Clock(device)
     kind = config.drafter if policy is not None else None
-    seq_list = list(prompt_ids)
-    records: list[StepRecord] = []
-    totals = _Totals()
-    stop_reason = "max_new_tokens"
-    if not detail:
+    budget = _Budget(config, policy, should_stop, len(prompt_ids), limit)
+    budget.host = list(prompt_ids)
+    kept = _Kept(run, pair.tokenizer, budget, bool(config.trace_detail))
+    if not kept.detail:
         writer = None  # untraced runs (for measuring tracing cost) keep no step records
-
-    def partial(reason: str) -> Trace:
-        wall = time.perf_counter() - t_start
-        out = pair.tokenizer.decode(seq_list[len(prompt_ids):], skip_special_tokens=False)
-        summary = summarize(run, records, wall_s=wall, output_text=out, stop_reason=reason,
-                            target_forward_passes=totals.steps,
-                            draft_forward_passes=totals.draft_passes)
-        if not detail:  # no step records were kept: totals come from the counters
-            summary = totals.into(summary, seq_list[len(prompt_ids):], wall)
-        return Trace(run, tuple(records), summary)
-
     shape = config.tree_shape if policy is not None else None
     dec, drafter, release = _decoder(pair, config, path, kind, shape,
                                      _cache_len(len(prompt_ids), config, shape), gen, clock)
     counts_q = drafter is not None and drafter.has_q
     # the clock starts once the engine is ready: building a static engine's workspace (and
     # checking it against transformers) happens once per shape in a process, not per run
-    t_start = time.perf_counter()
-
-    def next_gamma() -> int | None:
-        """The next step's draft length, or None when the run ends (stop_reason set)."""
-        nonlocal stop_reason
-        remaining = config.max_new_tokens - (len(seq_list) - len(prompt_ids))
-        room = limit - len(seq_list)
-        if remaining <= 0:
-            return None
-        if room <= 0:
-            stop_reason = "context"
-            return None
-        if should_stop is not None and should_stop():
-            stop_reason = "stopped"
-            return None
-        return min(policy.next_gamma(), remaining - 1, room - 1) if policy else 0
-
-    def update(gamma: int, n_accepted: int) -> None:
-        if policy is not None:
-            policy.update(gamma, n_accepted)
-
+    kept.t_start = time.perf_counter()
     if writer is not None:
         writer.write(run)
     with _no_gc_pauses():  # records are made while the device runs the next step
         try:
             dec.start(prompt_ids)
-            seq_list = dec.host  # the committed tokens, as the decoder extends them
-            for step in steps(dec, next_gamma, set(pair.eos_ids),
+            budget.host = dec.host  # the committed tokens, as the decoder extends them
+            for step in steps(dec, budget.next_gamma, set(pair.eos_ids),
                               policy.stop_below if policy else None,
-                              overlap=device.type == "cuda", update=update):
-                totals.add(step, dec.draft_passes if shape is not None else
-                           totals.draft_passes + (step.launched.gamma if counts_q else 0))
+                              overlap=device.type == "cuda", update=budget.update):
+                kept.totals.add(step, dec.draft_passes if shape is not None else
+                                kept.totals.draft_passes +
+                                (step.launched.gamma if counts_q else 0))
                 if step.eos:
-                    stop_reason = "eos"
-                if detail:
-                    rec = _record(step, len(records), text, clock, t_start)
-                    records.append(rec)
+                    budget.stop_reason = "eos"
+                if kept.detail:
+                    rec = _record(step, len(kept.records), text, clock, kept.t_start)
+                    kept.records.append(rec)
                     if writer is not None:
                         writer.write(rec)
                     if on_step is not None:
                         on_step(rec)
         except KeyboardInterrupt:
-            stop_reason = "stopped"
+            budget.stop_reason = "stopped"
         except Exception as e:  # keep what finished; say plainly what broke
-            trace = partial("error")
+            trace = kept.trace("error")
             if writer is not None:
                 writer.write(trace.summary)
-            raise DecodeError(f"decoding failed after {len(records)} steps: {_short(e)}",
+            raise DecodeError(f"decoding failed after {len(kept.records)} steps: {_short(e)}",
                               trace) from e
         finally:
             if release is not None:
                 release()
-    trace = partial(stop_reason)
+    trace = kept.trace(budget.stop_reason)
     if writer is not None:
         writer.write(trace.summary)
     return trace

@@ -9,9 +9,11 @@ restricted to the head's vocabulary (the most frequent tokens of the data), weig
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 import time
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -89,16 +91,10 @@ def train_head(target, seqs: list[np.ndarray], *, vocab_size: int | None = 16384
     vocab = target.config.vocab_size
     if init is not None:
         head = _continued(init, target, device)
-        ids_kept, cfg = head.cfg.vocab_ids, head.cfg
     else:
-        ids_kept = head_vocabulary(train, vocab_size, vocab, eos_ids)
-        cfg = HeadConfig.for_target(target, ids_kept, source)
-        head = FeatureHead(cfg).to(device)
-        with torch.no_grad():  # start as "the next feature is like this one", the target's norm
-            head.fc.weight.zero_()
-            head.fc.weight[:, :cfg.hidden] = torch.eye(cfg.hidden)
-            head.fc.bias.zero_()
-            head.norm.copy_(target.model.norm.weight.float())
+        head = _new_head(target, head_vocabulary(train, vocab_size, vocab, eos_ids), source,
+                         device)
+    ids_kept = head.cfg.vocab_ids
     subset = head.vocab_ids.to(device) if ids_kept is not None else None
     out_w = head.out_weight(target.lm_head.weight).detach().float()
     val_batches = make_batches(val, max_tokens, max_len, pad_id, rng)
@@ -108,33 +104,25 @@ def train_head(target, seqs: list[np.ndarray], *, vocab_size: int | None = 16384
     weights = [0.8 ** k for k in range(depth)]
     t0 = time.perf_counter()
     step, epoch, history = 0, 0, []
-    total = None  # steps, fixed once the speed is known
-    while True:
-        batches = make_batches(train, max_tokens, max_len, pad_id, rng)
-        for ids, mask in batches:
-            frac = (time.perf_counter() - t0) / max_seconds  # the schedule follows the clock
-            if frac >= 1.0:
-                total = step
-                break
-            rate = lr_at(step, total or 10 ** 9, lr, warmup) if step < warmup else \
-                lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
-            ids, mask = ids.to(device), mask.to(device)
-            with autocast():
-                losses, _ = _losses(head, target, ids, mask, subset, depth, out_w)
-            loss = sum(w * x for w, x in zip(weights, losses))
-            optimizer_step(opt, loss, head.parameters(), rate)
-            step += 1
-            if step % eval_every == 0:
-                ev = evaluate_head(head, target, val_batches, subset, depth, out_w, autocast)
-                ev.update(step=step, seconds=round(time.perf_counter() - t0, 1),
-                          epoch=epoch, loss=round(float(loss.detach()), 4))
-                history.append(ev)
-                log(f"step {step}/{total}: " + ", ".join(
-                    f"{k} {v}" for k, v in ev.items() if k != "step"))
-        else:
-            epoch += 1
-            continue
-        break
+    for epoch, (ids, mask) in _epochs(train, max_tokens, max_len, pad_id, rng):
+        frac = (time.perf_counter() - t0) / max_seconds  # the schedule follows the clock
+        if frac >= 1.0:
+            break
+        rate = (lr_at(step, 10 ** 9, lr, warmup) if step < warmup else
+                lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac))))
+        ids, mask = ids.to(device), mask.to(device)
+        with autocast():
+            losses, _ = _losses(head, target, ids, mask, subset, depth, out_w)
+        loss = sum(w * x for w, x in zip(weights, losses))
+        optimizer_step(opt, loss, head.parameters(), rate)
+        step += 1
+        if step % eval_every == 0:
+            ev = evaluate_head(head, target, val_batches, subset, depth, out_w, autocast)
+            ev.update(step=step, seconds=round(time.perf_counter() - t0, 1),
+                      epoch=epoch, loss=round(float(loss.detach()), 4))
+            history.append(ev)
+            log(f"step {step}: " + ", ".join(
+                f"{k} {v}" for k, v in ev.items() if k != "step"))
     ev = evaluate_head(head, target, val_batches, subset, depth, out_w, autocast)
     ev.update(step=step, seconds=round(time.perf_counter() - t0, 1), epoch=epoch)
     history.append(ev)
@@ -147,6 +135,30 @@ def train_head(target, seqs: list[np.ndarray], *, vocab_size: int | None = 16384
             "final": history[-1] if history else {}, "history": history}
     head.cfg.info.update({k: v for k, v in info.items() if k != "history"})
     return head.eval(), info
+
+
+def _epochs(train: list[np.ndarray], max_tokens: int, max_len: int, pad_id: int,
+            rng: random.Random) -> Iterator[tuple[int, tuple[torch.Tensor, torch.Tensor]]]:
+    """(epochs completed, batch), epoch after epoch, each epoch's batches shuffled anew."""
+    for epoch in itertools.count():
+        batches = make_batches(train, max_tokens, max_len, pad_id, rng)
+        if not batches:
+            return
+        for batch in batches:
+            yield epoch, batch
+
+
+def _new_head(target, ids_kept, source: str, device) -> FeatureHead:
+    """A fresh head over the vocabulary ``ids_kept``, starting as "the next feature is like
+    this one" under the target's norm."""
+    cfg = HeadConfig.for_target(target, ids_kept, source)
+    head = FeatureHead(cfg).to(device)
+    with torch.no_grad():
+        head.fc.weight.zero_()
+        head.fc.weight[:, :cfg.hidden] = torch.eye(cfg.hidden)
+        head.fc.bias.zero_()
+        head.norm.copy_(target.model.norm.weight.float())
+    return head
 
 
 def _continued(init: FeatureHead, target, device) -> FeatureHead:
