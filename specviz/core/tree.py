@@ -498,33 +498,14 @@ def _verify_top_k_children(tree: Tree | DeviceTree, p_probs: torch.Tensor, u: to
                        torch.where(tried, torch.ones_like(p_tok), nan))
 
 
-def verify_tree_sampled(tree: Tree | DeviceTree, p_probs: torch.Tensor,
-                        generator: torch.Generator | None, rule: str = "exact", *,
-                        u: torch.Tensor | None = None,
-                        e: torch.Tensor | None = None) -> TreeVerdict:
-    """Exact multi-candidate speculative sampling over a tree (module docstring).
-
-    p_probs (1+N, V): row 0 at the root, row 1+i after node i. ``u`` (N,) uniforms, one per
-    node in index order, and ``e`` (V,) Exp(1) noise for the added token may be given
-    pre-drawn; else they come from ``generator`` (u first, then e: for a chain, the draws of
-    ``specviz.core.verify.verify_sampled``). Stays on the device and reads no tree structure
-    on the host (a ``DeviceTree`` will do): the walk is a fixed loop over the nodes, each
-    judged only if the walk reached it. A sampled child whose q is 0 (an impossible draw,
-    possible only where q was cut by top-k or top-p) is never judged, as if absent.
-    """
-    _check_rule(rule)
-    _check_p(tree, p_probs)
-    if rule == "plain-q" and tree.q is None:
-        raise ValueError("the rule plain-q needs the tree's q")
+def _walk_children(tree: Tree | DeviceTree, p_probs: torch.Tensor, u: torch.Tensor,
+                   possible: torch.Tensor, rule: str) -> tuple[list, list, list, list, list,
+                                                          torch.Tensor]:
+    """The walk over the tree's nodes in index order, one judgement a node reached: per node
+    accepted, judged, min(1, p/q), p and q of its token; and what is left of p where the walk
+    ended."""
     n, dev = tree.n, p_probs.device
-    if u is None:
-        u = torch.rand(n, generator=generator, device=dev)
     rows, tokens = tree.parent_rows, tree.tokens  # (N,) each
-    sampled = tree.drawn == "sampled"
-    if not sampled and rule == "exact" and n:
-        return _verify_top_k_children(tree, p_probs, u, generator, e)
-    q_tok = None if tree.q is None else tree.q.gather(-1, tokens[:, None]).squeeze(-1)
-    possible = q_tok > 0 if sampled else torch.ones(n, dtype=torch.bool, device=dev)
     # The walk's state, on the device: the row it stands on, what is left of p there, the q
     # its next sampled child was drawn from (siblings share their parent's q; after a
     # rejection, q without the rejected token), and whether that child is the first judged
@@ -558,6 +539,38 @@ def verify_tree_sampled(tree: Tree | DeviceTree, p_probs: torch.Tensor,
         a_all.append(a)
         p_all.append(p_c)
         q_all.append(q_c)
+    return accepted, tried, a_all, p_all, q_all, p_run
+
+
+def verify_tree_sampled(tree: Tree | DeviceTree, p_probs: torch.Tensor,
+                        generator: torch.Generator | None, rule: str = "exact", *,
+                        u: torch.Tensor | None = None,
+                        e: torch.Tensor | None = None) -> TreeVerdict:
+    """Exact multi-candidate speculative sampling over a tree (module docstring).
+
+    p_probs (1+N, V): row 0 at the root, row 1+i after node i. ``u`` (N,) uniforms, one per
+    node in index order, and ``e`` (V,) Exp(1) noise for the added token may be given
+    pre-drawn; else they come from ``generator`` (u first, then e: for a chain, the draws of
+    ``specviz.core.verify.verify_sampled``). Stays on the device and reads no tree structure
+    on the host (a ``DeviceTree`` will do): the walk is a fixed loop over the nodes, each
+    judged only if the walk reached it. A sampled child whose q is 0 (an impossible draw,
+    possible only where q was cut by top-k or top-p) is never judged, as if absent.
+    """
+    _check_rule(rule)
+    _check_p(tree, p_probs)
+    if rule == "plain-q" and tree.q is None:
+        raise ValueError("the rule plain-q needs the tree's q")
+    n, dev = tree.n, p_probs.device
+    if u is None:
+        u = torch.rand(n, generator=generator, device=dev)
+    rows, tokens = tree.parent_rows, tree.tokens  # (N,) each
+    sampled = tree.drawn == "sampled"
+    if not sampled and rule == "exact" and n:
+        return _verify_top_k_children(tree, p_probs, u, generator, e)
+    q_tok = None if tree.q is None else tree.q.gather(-1, tokens[:, None]).squeeze(-1)
+    possible = q_tok > 0 if sampled else torch.ones(n, dtype=torch.bool, device=dev)
+    accepted, tried, a_all, p_all, q_all, p_run = _walk_children(tree, p_probs, u, possible,
+                                                                rule)
     accepted_t = torch.stack(accepted) if n else torch.zeros(0, dtype=torch.bool, device=dev)
     end, path, n_acc, bonus = _walk_end(tree, accepted_t)
     nxt = sample(p_run, generator, e)  # what is left of p where the walk ended
