@@ -317,6 +317,39 @@ def test_a_child_the_draft_could_not_draw_is_explained_as_such(pair):
     assert G.unjudged_why(0.3, True).endswith("never reached its branch")
 
 
+def test_a_sampled_tree_is_narrated_and_labelled_with_the_walks_own_rule(pair):
+    """Sampled trees: a dynamic tree's children are top-k picks, judged with p(c) / (1 - p of
+    the siblings tried before), never called min(1, p/q); a static tree's later siblings
+    with min(1, p'/q'). The verify inspector and the heatmap of a tree call the number
+    P(accept) and draw no chain residual."""
+    pytest.importorskip("plotly")
+    from specviz import figures as G
+    from specviz.teaching import walkthrough as W
+    from specviz.traces import frames as F
+    told = {}
+    for tree in ("dynamic:16:4", "3,2,1"):
+        trace = speculative_decode(pair, PROMPT, DecodeConfig(
+            max_new_tokens=16, chat=False, tree=tree, temperature=1.0, seed=3))
+        told[tree] = [m.narration for s in range(len(trace.steps))
+                      for m in W.walk_step(trace, s).micro if m.phase == "accept"]
+    dynamic, static = " ".join(told["dynamic:16:4"]), " ".join(told["3,2,1"])
+    assert "a top-k pick, not a draw from q" in dynamic and "min(1, p" not in dynamic
+    assert "p(c) / (1 − their p)" in dynamic  # a later sibling somewhere in 16 tokens
+    assert "min(1, p/q) = " in static and "min(1, p′/q′) = " in static
+    assert "top-k pick" not in static
+    drafts = F.drafts_frame(trace)
+    row = drafts[drafts[F.STATUS] != "unjudged"].iloc[0]
+    topk = F.topk_frame(trace, int(row[F.STEP]), int(row[F.POS]))
+    fig = G.fig_verify_inspector(topk, float(row[F.ACCEPT_PROB]), float(row[F.U]),
+                                 str(row[F.TEXT]), str(row[F.STATUS]), tree=True)
+    names = [t.name for t in fig.data]
+    assert "norm(max(0, p − q))" not in names and G.TREE_ACCEPT in fig.layout.xaxis2.title.text
+    heat = G.fig_acceptance_heatmap(drafts, tree=True)
+    assert "min(1, p/q)" not in heat.layout.title.text
+    chain = G.fig_verify_inspector(topk, 0.5, 0.2, "a", "accepted")
+    assert "norm(max(0, p − q))" in [t.name for t in chain.data]
+
+
 def test_the_first_steps_root_is_the_prompts_last_token(pair, tmp_path):
     """x₀ of step 0 is the prompt's last token: the run records its text (schema 4) and the
     tree views name it, after a round trip through a file; a trace written before that field

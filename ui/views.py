@@ -73,11 +73,13 @@ def metrics_ui(trace: Trace, baseline: Trace | None = None) -> Costs:
 
 
 def colored_text_ui(tokens: pd.DataFrame, highlight: int | None = None,
-                    ghosts: str = "rejected", target_only: bool = False) -> None:
-    """The output as colored text (hover a token for p, q, min(1, p/q), u)."""
+                    ghosts: str = "rejected", target_only: bool = False,
+                    tree: bool = False) -> None:
+    """The output as colored text (hover a token for p, q, min(1, p/q) or a tree node's
+    P(accept), u)."""
     kinds = ("target",) if target_only else ("accepted", "resampled", "bonus", "rejected")
     st.html(G.legend_html(kinds) + G.colored_text_html(tokens, ghosts=ghosts,
-                                                       highlight=highlight))
+                                                       highlight=highlight, tree=tree))
 
 
 def _window(tokens: pd.DataFrame, key: str, n_steps: int) -> pd.DataFrame:
@@ -130,7 +132,8 @@ def inspector_ui(trace: Trace, drafts: pd.DataFrame, key: str) -> None:
     topk = F.topk_frame(trace, int(step), int(row[F.POS]))
     greedy = F.is_greedy(trace)
     fig = G.fig_verify_inspector(topk, float(row[F.ACCEPT_PROB]), float(row[F.U]),
-                                 str(row[F.TEXT]), str(row[F.STATUS]), greedy=greedy)
+                                 str(row[F.TEXT]), str(row[F.STATUS]), greedy=greedy,
+                                 tree=rec.tree_parent is not None)
     st.plotly_chart(fig, key=f"{key}_inspector")
     st.caption("Greedy decoding draws nothing at random: a draft is accepted exactly when it "
                "is the target's top token (▲)" + (
@@ -138,8 +141,9 @@ def inspector_ui(trace: Trace, drafts: pd.DataFrame, key: str) -> None:
                    "sibling is, the target adds that top token." if rec.tree_parent is not None
                    else ", and a rejected draft is replaced by that top token.")
                + " ▶ marks the drafted token." if greedy else
-               "▶ marks the drafted token. The residual is computed over the tokens shown "
-               "(top-k of p and q), so it is approximate when the lists differ.")
+               "▶ marks the drafted token. " + (G.TREE_ACCEPT_NOTE if rec.tree_parent is not None
+               else "The residual is computed over the tokens shown (top-k of p and q), so it "
+               "is approximate when the lists differ."))
 
 
 @st.fragment
@@ -178,7 +182,8 @@ def tree_ui(trace: Trace, key: str) -> None:
                "faded ·: never reached (∅: a sampled child the draft gave q = 0, cut by "
                "top-k / top-p, so it could not have been drawn and is skipped). Hover a node "
                "for p and q of its token at its parent. "
-               "The colored text and the timeline show the accepted path only.")
+               "The colored text and the timeline show the accepted path only."
+               + ("" if F.is_greedy(trace) else " " + G.TREE_ACCEPT_NOTE))
 
 
 def run_figures(fr: dict[str, pd.DataFrame], trace: Trace, name: str,
@@ -231,7 +236,8 @@ def render_trace(trace: Trace, key: str, baseline: Trace | None = None, source: 
     if not target_only:
         metrics_ui(trace, baseline)
     st.subheader("Colored text")
-    colored_text_ui(fr["tokens"], highlight=highlight, target_only=target_only)
+    colored_text_ui(fr["tokens"], highlight=highlight, target_only=target_only,
+                    tree=F.is_tree(trace))
     st.subheader("Token timeline")
     timeline_ui(fr["tokens"], len(trace.steps), key)
     figs = run_figures(fr, trace, name, baseline, base_fr)

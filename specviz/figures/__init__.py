@@ -14,11 +14,14 @@ from .text import (
     token_spans,
 )
 from .theme import (
+    CHAIN_ACCEPT,
     KIND_COLORS,
     KIND_LABELS,
     KIND_MARKS,
     Q_ZERO_LABEL,
     Q_ZERO_MARK,
+    TREE_ACCEPT,
+    TREE_ACCEPT_NOTE,
     apply_theme,
     kind_name,
     layout,
@@ -57,5 +60,5 @@ __all__ = [
     "fig_verify_inspector", "fig_wall_clock", "fig_what_if", "kind_name", "layout",
     "legend_html", "live_css", "live_spans", "live_timeline_html", "live_timeline_row",
     "show_token", "text_block_html", "themed", "token_spans", "unjudged_why",
-    "Q_ZERO_LABEL", "Q_ZERO_MARK",
+    "CHAIN_ACCEPT", "Q_ZERO_LABEL", "Q_ZERO_MARK", "TREE_ACCEPT", "TREE_ACCEPT_NOTE",
 ]

@@ -2,7 +2,8 @@
 
 Each kind has its color and a line style that needs no color (solid underline: accepted;
 double underline: correction; wavy underline: bonus; struck through: rejected; dotted and
-faded: never judged). The hover title gives p, q, min(1, p/q) and u. Token text is
+faded: never judged). The hover title gives p, q, min(1, p/q) (in a tree: the node's
+acceptance probability at its turn in the walk) and u. Token text is
 HTML-escaped, so a token such as ``<script>`` shows as text.
 """
 
@@ -14,7 +15,7 @@ import math
 import pandas as pd
 
 from ..traces import frames as F
-from .theme import KIND_COLORS, KIND_LABELS, KIND_MARKS
+from .theme import CHAIN_ACCEPT, KIND_COLORS, KIND_LABELS, KIND_MARKS, TREE_ACCEPT
 
 TOKEN_COLUMNS = [F.STEP, F.POS, F.TEXT, F.KIND, F.EMITTED, F.OUT_INDEX, F.P, F.Q,
                  F.ACCEPT_PROB, F.U]
@@ -25,10 +26,11 @@ def _fmt(x: float) -> str:
     return "–" if x is None or not math.isfinite(x) else f"{x:.3f}"
 
 
-def _hover(step: int, pos: int, kind: str, p: float, q: float, a: float, u: float) -> str:
+def _hover(step: int, pos: int, kind: str, p: float, q: float, a: float, u: float,
+           accept: str = CHAIN_ACCEPT) -> str:
     where = f"step {step}" + (f", draft position {pos + 1}" if kind in ("accepted", "rejected",
                                                                         "unjudged") else "")
-    probs = (f"\np = {_fmt(p)}   q = {_fmt(q)}\nmin(1, p/q) = {_fmt(a)}   u = {_fmt(u)}"
+    probs = (f"\np = {_fmt(p)}   q = {_fmt(q)}\n{accept} = {_fmt(a)}   u = {_fmt(u)}"
              if math.isfinite(p) else "")
     mark = KIND_MARKS[kind]
     return f"{mark + ' ' if mark else ''}{KIND_LABELS[kind]} ({where}){probs}"
@@ -67,16 +69,16 @@ def _span(text: str, kind: str, title: str, highlight: bool = False) -> str:
 
 
 def token_spans(tokens: pd.DataFrame, ghosts: str = "rejected",
-                highlight: int | None = None) -> list[str]:
+                highlight: int | None = None, tree: bool = False) -> list[str]:
     """One HTML span per row of ``tokens_frame`` that is shown (emitted tokens, and the
     thrown-away drafts that ``ghosts`` asks for), in reading order."""
-    show = GHOSTS[ghosts]
+    show, accept = GHOSTS[ghosts], TREE_ACCEPT if tree else CHAIN_ACCEPT
     spans = []
     for step, pos, text, kind, emitted, idx, p, q, a, u in tokens[TOKEN_COLUMNS].itertuples(
             index=False):
         if not emitted and kind not in show:
             continue
-        spans.append(_span(text, kind, _hover(step, pos, kind, p, q, a, u),
+        spans.append(_span(text, kind, _hover(step, pos, kind, p, q, a, u, accept),
                            highlight is not None and idx == highlight))
     return spans
 
@@ -91,14 +93,15 @@ def text_block_html(spans: list[str], lead: str = "") -> str:
 
 
 def colored_text_html(tokens: pd.DataFrame, ghosts: str = "rejected",
-                      highlight: int | None = None, prompt: str | None = None) -> str:
+                      highlight: int | None = None, prompt: str | None = None,
+                      tree: bool = False) -> str:
     """The output text: one row of ``tokens_frame`` becomes one span.
 
     ``ghosts``: which thrown-away drafts to show struck through: "rejected" (the first
     rejection of each step), "all" (also the drafts after it), or "none".
     ``highlight``: output index of a token to mark (e.g. the first divergence from a baseline).
     """
-    spans = token_spans(tokens, ghosts, highlight)
+    spans = token_spans(tokens, ghosts, highlight, tree)
     n_out = int(tokens[F.OUT_INDEX].max()) + 1 if len(tokens) else 0
     if highlight is not None and highlight >= n_out:
         spans.append(_span("⟂ (output ends here)", "rejected", "first divergence", True))

@@ -65,6 +65,18 @@ def kind_name(kind: str) -> str:
     return f"{mark} {KIND_LABELS[kind]}" if mark else KIND_LABELS[kind]
 
 
+# A chain's draft is accepted with min(1, p/q); a tree node with its probability at its turn in
+# the walk (min(1, p/q) for the first child tried at a node; for a later sibling, with what is
+# left of p and of q after the earlier siblings' rejections; for top-k children, which were
+# picked, not drawn, p(c) / (1 - p of the siblings tried before)): not min(1, p/q) of the
+# plain p and q shown beside it
+CHAIN_ACCEPT = "min(1, p/q)"
+TREE_ACCEPT = "P(accept)"
+TREE_ACCEPT_NOTE = ("P(accept): the node's acceptance probability at its turn in the walk. "
+                    "For the first child tried at a node it is min(1, p/q); for a later "
+                    "sibling, p is what is left after the earlier siblings' rejections (and "
+                    "q, for sampled children, q without them); top-k children were picked, "
+                    "not drawn, so theirs is p(c) / (1 − p of the siblings tried before).")
 Q_ZERO_MARK = "∅"  # a sampled tree's child the draft gave q = 0: never judged, never drawable
 Q_ZERO_LABEL = "∅ q = 0: the draft could not draw it (top-k / top-p cut), so not judged"
 

@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 
 from ..traces import frames as F
 from .theme import (
+    CHAIN_ACCEPT,
     KIND_COLORS,
     KIND_MARKS,
     KIND_SYMBOLS,
@@ -23,6 +24,7 @@ from .theme import (
     RESIDUAL_COLOR,
     SERIES,
     THEORY_COLOR,
+    TREE_ACCEPT,
     kind_name,
     show_token,
     themed,
@@ -120,7 +122,8 @@ def fig_acceptance_heatmap(drafts: pd.DataFrame, greedy: bool = False,
     position, numbered from 1), marked ✓ accepted, ✗ rejected, · never judged (in a sampled
     tree, ∅ for a child the draft gave q = 0: it could not have been drawn).
 
-    Sampling: judged cells are colored by min(1, p/q), the probability the rule accepts.
+    Sampling: judged cells are colored by min(1, p/q), the probability the rule accepts (in a
+    tree, the node's acceptance probability at its turn in the walk, ``TREE_ACCEPT``).
     Greedy: nothing is drawn at random; a draft is accepted exactly when it is the target's
     top token, so judged cells show accepted / rejected in their two colors and the hover
     gives that check. Cells never judged (after a rejection; in a tree, nodes whose branch
@@ -136,6 +139,7 @@ def fig_acceptance_heatmap(drafts: pd.DataFrame, greedy: bool = False,
         z, _, _ = _grid(drafts, F.POS, np.where(judged, (status == "accepted") * 1.0,
                                                 np.nan))
     never, _, _ = _grid(drafts, F.POS, np.where(judged, np.nan, 0.0))
+    accept = TREE_ACCEPT if tree else CHAIN_ACCEPT
     q_zero = tree and bool(((status == "unjudged") & (drafts[F.Q].to_numpy() == 0)).any())
     text = np.full(z.shape, "", dtype=object)
     hover = np.full(z.shape, "", dtype=object)
@@ -150,7 +154,7 @@ def fig_acceptance_heatmap(drafts: pd.DataFrame, greedy: bool = False,
             why = (f"greedy: the draft {'is' if st == 'accepted' else 'is not'} the target's "
                    f"top token (argmax p) → {st}")
         else:
-            why = f"min(1, p/q) = {_fmt(a)}, u = {_fmt(u)} → {st}"
+            why = f"{accept} = {_fmt(a)}, u = {_fmt(u)} → {st}"
         hover[r, c] = f"<b>{show_token(tok)}</b> · p={_fmt(p)} q={_fmt(q)}<br>{why}"
     big = len(steps) > max_text_steps
     x = np.arange(1, z.shape[1] + 1)
@@ -167,8 +171,9 @@ def fig_acceptance_heatmap(drafts: pd.DataFrame, greedy: bool = False,
         keys = _legend_keys(["accepted", "rejected", "unjudged"], tree, q_zero)
     else:
         heat = go.Heatmap(z=z, zmin=0, zmax=1, colorscale="Viridis",
-                          colorbar=dict(title="min(1, p/q)"), **common)
-        title = "Acceptance probability min(1, p/q) (grey: never judged)"
+                          colorbar=dict(title=accept), **common)
+        title = ("Acceptance probability at each node's turn in the walk (grey: never judged)"
+                 if tree else "Acceptance probability min(1, p/q) (grey: never judged)")
         keys = _legend_keys(["unjudged"], tree, q_zero)
     data = [grey, heat]
     if not big:  # the marks, in black or white to read on their cell
@@ -240,12 +245,15 @@ def fig_accepted_length(lengths: pd.DataFrame) -> go.Figure:
 
 
 def fig_verify_inspector(topk: pd.DataFrame, accept_prob: float, u: float | None,
-                         drafted_text: str, status: str, greedy: bool = False) -> go.Figure:
+                         drafted_text: str, status: str, greedy: bool = False,
+                         tree: bool = False) -> go.Figure:
     """The verifier at one drafted position: one row of ``topk_frame`` becomes one token on
     the x axis (▶ the draft, ▲ the target's top token).
 
     Sampling: bars for p, q and the residual norm(max(0, p − q)); below, the draw u against
-    the acceptance line min(1, p/q) (accept when u < min(1, p/q)).
+    the acceptance line min(1, p/q) (accept when u < min(1, p/q)). A tree's node (``tree``):
+    no residual bar (the walk's p and q at the node's turn are not the plain ones shown), and
+    the line is its acceptance probability at that turn (``TREE_ACCEPT``).
     Greedy: bars for p and q, and the one check greedy verification makes: is the draft
     the target's top token (argmax p)? No draw, no residual (the target's own top token is
     what replaces a rejected draft).
@@ -256,14 +264,15 @@ def fig_verify_inspector(topk: pd.DataFrame, accept_prob: float, u: float | None
         marks[top] += "▲ "
     labels = [m + show_token(t) for m, t in zip(marks, topk[F.TEXT])]
     series = [(F.P, "p (target)", P_COLOR), (F.Q, "q (draft)", Q_COLOR)]
-    if not greedy:
+    if not greedy and not tree:
         series.append((F.RESIDUAL, "norm(max(0, p − q))", RESIDUAL_COLOR))
     data = [go.Bar(x=labels, y=topk[col], name=name, marker_color=color,
                    hovertemplate="%{x}: %{y:.4f}<extra>" + name + "</extra>")
             for col, name, color in series]
     verdict = f"{KIND_MARKS.get(status, '')} {status}".strip()
     if status == "unjudged":
-        verdict = "never judged (an earlier draft of the step was rejected)"
+        verdict = ("never judged (the walk did not reach it)" if tree else
+                   "never judged (an earlier draft of the step was rejected)")
     if greedy:
         if status == "unjudged":
             check = f"draft {show_token(drafted_text)} was {verdict}"
@@ -277,11 +286,12 @@ def fig_verify_inspector(topk: pd.DataFrame, accept_prob: float, u: float | None
         return themed(data, f"Verify inspector (greedy): {check}", height=420, barmode="group",
                       xaxis=dict(title="top-k tokens of p and q (▶ the draft, ▲ argmax p)"),
                       yaxis=dict(title="probability"))
-    data.append(go.Bar(x=[accept_prob], y=["min(1, p/q)"], orientation="h", showlegend=False,
+    accept = TREE_ACCEPT if tree else CHAIN_ACCEPT
+    data.append(go.Bar(x=[accept_prob], y=[accept], orientation="h", showlegend=False,
                        xaxis="x2", yaxis="y2", marker_color=KIND_COLORS["accepted"],
-                       opacity=0.5, hovertemplate="min(1, p/q) = %{x:.4f}<extra></extra>"))
+                       opacity=0.5, hovertemplate=accept + " = %{x:.4f}<extra></extra>"))
     if u is not None and np.isfinite(u):
-        data.append(go.Scatter(x=[u], y=["min(1, p/q)"], mode="markers", name="u",
+        data.append(go.Scatter(x=[u], y=[accept], mode="markers", name="u",
                                xaxis="x2", yaxis="y2",
                                marker=dict(symbol="line-ns-open", size=30, color="black",
                                            line=dict(width=3)),
@@ -290,7 +300,7 @@ def fig_verify_inspector(topk: pd.DataFrame, accept_prob: float, u: float | None
     return themed(data, title, height=460, barmode="group",
                   xaxis=dict(anchor="y", title="top-k tokens of p and q (▶ the draft)"),
                   yaxis=dict(domain=[0.42, 1.0], title="probability"),
-                  xaxis2=dict(anchor="y2", range=[0, 1], title="accept if u < min(1, p/q)",
+                  xaxis2=dict(anchor="y2", range=[0, 1], title=f"accept if u < {accept}",
                               gridcolor="#EBF0F8"),
                   yaxis2=dict(domain=[0.0, 0.16]))
 

@@ -14,6 +14,7 @@ from .theme import (
     Q_COLOR,
     Q_ZERO_LABEL,
     Q_ZERO_MARK,
+    TREE_ACCEPT,
     kind_name,
     show_token,
     themed,
@@ -58,8 +59,9 @@ def fig_tree_step(tree: pd.DataFrame, title: str | None = "Token tree of the ste
     """One step's tree from ``tree_frame``: depth across, the root x₀ (the last committed
     token) on the left. The accepted path and the token the target added are drawn in full
     with thick edges; rejected nodes (✗) keep their color; nodes the verifier never reached
-    (·) and their edges are faded. Hover: p and q of the token at its parent, min(1, p/q)
-    and u (greedy: whether it is p's top token)."""
+    (·) and their edges are faded. Hover: p and q of the token at its parent, its acceptance
+    probability at its turn in the walk (``TREE_ACCEPT``) and u (greedy: whether it is p's
+    top token)."""
     by_node = tree.set_index(F.NODE)
     kept = set(tree.loc[tree[F.KIND].isin(["accepted", "resampled", "bonus"]), F.NODE])
     data: list = []
@@ -102,7 +104,7 @@ def fig_tree_step(tree: pd.DataFrame, title: str | None = "Token tree of the ste
                 hover.append(text + "<br>added by the target")
                 continue
             verdict = (f"p's top token: {'yes' if r[F.ACCEPT_PROB] >= 1 else 'no'}" if greedy
-                       else f"min(1, p/q)={_fmt(r[F.ACCEPT_PROB])} u={_fmt(r[F.U])}")
+                       else f"{TREE_ACCEPT}={_fmt(r[F.ACCEPT_PROB])} u={_fmt(r[F.U])}")
             if kind == DRAFTED:
                 hover.append(f"{text}<br>q={_fmt(r[F.Q])}")
                 continue

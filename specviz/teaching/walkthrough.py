@@ -146,6 +146,9 @@ class StepWalk:
     cache: CacheCounts
     micro: tuple[MicroStep, ...]
     parents: tuple[int, ...] | None = None  # a tree step: each node's parent (-1: x_0)
+    # how a tree's children were chosen: "top-k" (greedy runs, dynamic trees: picked, not
+    # drawn) or "sampled" (a static tree under sampling: drawn from q without replacement)
+    drawn: str = "top-k"
 
     @property
     def gamma(self) -> int:
@@ -261,13 +264,20 @@ def walk_step(trace: Trace, step: int) -> StepWalk:
                     has_q=s.q is not None and drafter != "prompt-lookup",
                     positions=_positions(s), added=_added(s), prefix=prefix,
                     prompt_tail=prompt_tail, cache=cache_counts(trace, step), micro=(),
-                    parents=None if s.tree_parent is None else tuple(s.tree_parent))
+                    parents=None if s.tree_parent is None else tuple(s.tree_parent),
+                    drawn=_drawn(trace, s))
     steps = _tree_micro_steps(s, walk) if walk.parents is not None else \
         _micro_steps(trace, s, walk)
     return replace(walk, micro=tuple(steps))
 
 
 _Item = tuple[str, str, str, int | None]  # phase, title, narration, drafted position
+
+
+def _drawn(trace: Trace, s: StepRecord) -> str:
+    """How a tree step's children were chosen (StepWalk.drawn)."""
+    dynamic = str(trace.run.config.get("tree") or "").startswith("dynamic")
+    return "sampled" if s.u is not None and not dynamic else "top-k"
 
 
 def _names(w: StepWalk, nodes: list[int]) -> str:
@@ -282,7 +292,7 @@ def _after(w: StepWalk, i: int) -> str:
 
 def _q_zero_note(w: StepWalk, nodes: list[int]) -> str:
     """For a sampled tree: which of these nodes have q = 0, and what the walk does with them."""
-    cut = [] if w.greedy else [i for i in nodes if w.positions[i].q == 0]
+    cut = [i for i in nodes if w.positions[i].q == 0] if w.drawn == "sampled" else []
     if not cut:
         return ""
     one = len(cut) == 1
@@ -302,11 +312,17 @@ def _tree_drafting(s: StepRecord, w: StepWalk) -> list[_Item]:
     items: list[_Item] = []
     for d in sorted(set(depth)):
         nodes = [i for i in range(w.gamma) if depth[i] == d]
-        listed = "; ".join(f"{quote(w.positions[i].text)} after {_after(w, i)}"
-                           + ("" if w.positions[i].q is None else
-                              f" (q {num(w.positions[i].q)})") for i in nodes)
-        how = ("its most probable tokens" if w.greedy else "tokens drawn from q without "
-               "replacement") if d == 1 or len(nodes) > 1 else "its most probable token"
+        by_parent: dict[int, list[int]] = {}
+        for i in nodes:
+            by_parent.setdefault((w.parents or ())[i], []).append(i)
+        listed = "; ".join(f"after {_after(w, kids[0])}, " + ", ".join(
+            quote(w.positions[i].text) + ("" if w.positions[i].q is None else
+                                          f" (q {num(w.positions[i].q)})") for i in kids)
+            for kids in by_parent.values())
+        how = ("tokens drawn from q without replacement" if w.drawn == "sampled" else
+               "its most probable tokens" if w.greedy else "the candidates most probable "
+               "under q along their path (picked, not drawn)") if d == 1 or len(nodes) > 1 \
+            else "its most probable token"
         items.append(("draft", f"Depth {d}: {len(nodes)} candidate{'s' * (len(nodes) > 1)}",
                       f"{reader} reads the newest nodes in one pass ({sees}) and proposes "
                       f"{how}: {listed}.{_q_zero_note(w, nodes)}", nodes[-1]))
@@ -323,22 +339,48 @@ def _tree_walk(s: StepRecord, w: StepWalk) -> list[_Item]:
             kids = [x for x in judged if depth[x.pos] == d]
             won = [x for x in kids if x.status == ACCEPTED]
             names = ", ".join(f"{quote(x.text)} (p {num(x.p)})" for x in kids)
+            one = len(kids) == 1
             verdict = (f"{quote(won[0].text)} is p's top token there: accepted, the walk goes "
-                       "down into it" + (" and the others are rejected" if len(kids) > 1
-                                         else "")) if won else \
-                "none of them is p's top token there: all rejected"
+                       "down into it" + ("" if one else " and the others are rejected")) \
+                if won else ("it is not p's top token there: rejected" if one else
+                             "none of them is p's top token there: all rejected")
             items.append(("accept", f"Depth {d}: compare with p's top token",
-                          f"After {_after(w, kids[0].pos)} the candidates are {names}; "
-                          f"{verdict}.", max(x.pos for x in kids)))
+                          f"After {_after(w, kids[0].pos)} "
+                          + (f"the candidate is {names}" if one else
+                             f"the candidates are {names}") + f"; {verdict}.",
+                          max(x.pos for x in kids)))
         return items
+    tried_at: dict[int, int] = {}  # children already tried at each parent
     for x in judged:  # sampled: tried one after the other
-        verdict = ("u < min(1, p/q): accepted, the walk goes down into it"
-                   if x.status == ACCEPTED else "u ≥ min(1, p/q): rejected; what is left "
-                   "of p for its next sibling is norm(max(0, p − q))")
-        body = (f"{quote(x.text)} after {_after(w, x.pos)}: min(1, p/q) = "
-                f"{num(x.accept_prob)}, u = {num(x.u)}: {verdict}.")
+        par = (w.parents or ())[x.pos]
+        body = (f"{quote(x.text)} after {_after(w, x.pos)}: "
+                + _tree_rule(w, x, tried_at.get(par, 0)))
+        tried_at[par] = tried_at.get(par, 0) + 1
         items.append(("accept", f"Depth {depth[x.pos]}: try {quote(x.text)}", body, x.pos))
     return items
+
+
+def _tree_rule(w: StepWalk, x: Position, earlier: int) -> str:
+    """A sampled tree's judgement of node x, the ``earlier``-th child tried at its parent:
+    its acceptance probability as the walk computes it, the draw, the verdict."""
+    ok = x.status == ACCEPTED
+    if w.drawn == "top-k":  # picked, not drawn: q is one-hot on it, so min(1, p/q) = p
+        rule = ("a top-k pick, not a draw from q, so it is accepted with probability p(c) = "
+                f"{num(x.accept_prob)}" if not earlier else
+                f"a top-k pick, not a draw from q: after {earlier} rejected "
+                f"sibling{'s' * (earlier > 1)}, what is left of p is p without their "
+                f"tokens, so it is accepted with p(c) / (1 − their p) = {num(x.accept_prob)}"
+                f" (its plain p is {num(x.p)})")
+        after = "its token is taken out of p (renormalised) for its next sibling"
+    else:
+        rule = (f"min(1, p/q) = {num(x.accept_prob)}" if not earlier else
+                f"after {earlier} rejected sibling{'s' * (earlier > 1)}, p is what is left "
+                "(norm(max(0, p − q))) and q is q without their tokens (renormalised), so "
+                f"min(1, p′/q′) = {num(x.accept_prob)} (plain p {num(x.p)}, q {num(x.q)})")
+        after = "what is left of p for its next sibling is norm(max(0, p − q))"
+    verdict = ("accepted, the walk goes down into it" if ok else f"rejected; {after}")
+    return f"{rule}; u = {num(x.u)} {'<' if ok else '≥'} {num(x.accept_prob)}: {verdict}."
+
 
 
 def _tree_ending(w: StepWalk) -> list[_Item]:
@@ -349,7 +391,7 @@ def _tree_ending(w: StepWalk) -> list[_Item]:
         end = last[-1] if last else -1  # the node the walk ended on (-1: x₀)
         at = quote(w.positions[end].text) if last else "x₀"
         skipped = [i for i in range(w.gamma) if (w.parents or ())[i] == end
-                   and not w.greedy and w.positions[i].q == 0]
+                   and w.drawn == "sampled" and w.positions[i].q == 0]
         why = ("The walk reached a leaf of the tree, so the target adds a bonus token from p "
                "there" if a.kind == "bonus" else
                f"Every child of {at} that was tried was rejected"
