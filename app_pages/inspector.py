@@ -70,10 +70,15 @@ if compare:
     tagged = [(labels[i], frames_of(trace_key(traces[i], sources[i]), traces[i])) for i in idx]
     speed = runs.iloc[idx]
     c1, c2 = st.columns(2)
-    pos = [F.tag(fr["position"], name) for name, fr in tagged if not fr["position"].empty]
+    # by draft position: a chain's idea (a tree's positions are nodes, not depths)
+    pos = [F.tag(fr["position"], name) for (name, fr), i in zip(tagged, idx)
+           if not fr["position"].empty and not F.is_tree(traces[i])]
     if pos:
         c1.plotly_chart(G.fig_compare_positions(pd.concat(pos, ignore_index=True)),
                         key="insp_cmp_pos")
+    if any(F.is_tree(traces[i]) for i in idx):
+        c1.caption("Token-tree runs are left out of acceptance by position (a chain's "
+                   "figure); a tree run's own views below have a Token tree tab with its accepted depth per step.")
     c2.plotly_chart(G.fig_compare_speed(speed), key="insp_cmp_speed")
     st.plotly_chart(G.fig_wall_clock(pd.concat([F.tag(fr["steps"], name)
                                                 for name, fr in tagged], ignore_index=True)),
@@ -86,7 +91,9 @@ if compare:
         slow = c.speedup_measured is not None and c.speedup_measured < 1.0
         rows.append((labels[i], c.alpha, c.mean_accepted_length, c.tokens_per_s,
                      c.speedup_measured, c.c, c.v, c.overhead,
-                     diagnose(c).headline if slow else ""))
+                     ("a tree step cost more than its tokens were worth (the chain's "
+                      "diagnosis does not model a tree)" if F.is_tree(traces[i]) else
+                      diagnose(c).headline) if slow else ""))
     if rows:
         st.dataframe(pd.DataFrame(rows, columns=["run", "α̂", "mean accepted length",
                                                  "tokens/s", "speedup (measured)", "c", "v",

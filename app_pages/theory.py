@@ -38,9 +38,10 @@ def _measured() -> pd.DataFrame:
     for f in bundled_files():
         traces, _ = load_bundled(f)
         pairs += [(t, F.baseline_for(t, traces), f.name, i) for i, t in enumerate(traces)
-                  if not F.is_target_only(t)]
+                  if not F.is_target_only(t) and not F.is_tree(t)]
     for i, r in enumerate(live_store()["history"]):
-        pairs.append((r["spec"], r["base"], "live", i))
+        if not F.is_tree(r["spec"]):  # the formula models a chain of γ drafts
+            pairs.append((r["spec"], r["base"], "live", i))
     rows = []
     for t, base, src, i in pairs:
         k = measure(t, base)
@@ -77,7 +78,8 @@ st.selectbox("Take α, γ, c, v and o from a measured run", [NONE, *takeable[MEA
              key="th_run", on_change=_take_run,
              help="Sets the sliders to the run's measured values, so the curve at its α "
                   "can be read against its measured point (drawn large). Only runs with a "
-                  "target-only baseline are listed: c, v and o are measured in its steps.")
+                  "target-only baseline are listed: c, v and o are measured in its steps. "
+                  "Token-tree runs are left out: the formula models a chain of γ drafts.")
 for key, value in zip(TAKEN, (0.7, 4, 0.05, 1.0, 0.0)):
     if key not in st.session_state:
         st.session_state[key] = value

@@ -199,6 +199,26 @@ def test_live_paint_cost_does_not_grow_with_the_run():
     assert painter.n_tokens == sum(len(s.emitted_ids) for s in steps)
 
 
+def test_each_part_of_a_live_run_has_its_own_clock(monkeypatch):
+    """The baseline's running tokens/s counts from its own start, not from the Run click
+    (the speculative run before it would make the target alone look slower); a tree run's
+    live view lists only the kinds its text shows."""
+    import ui.live as L
+    now = [100.0]
+    monkeypatch.setattr(L.time, "perf_counter", lambda: now[0])
+    trace = tiny_runs()["sampled"]
+    box = L.Collector()
+    assert box.elapsed() == 0.0
+    now[0] = 130.0  # the speculative part took 30 s before the baseline began
+    box.write(trace.run)
+    now[0] = 132.0
+    assert box.elapsed() == 2.0
+    painter = L._Painter(target_only=False, tree=True)
+    painter.add(list(trace.steps))
+    page = painter.html("speculative", 2.0)
+    assert "accepted path of each step's tree" in page and "not judged" not in page
+
+
 def test_live_real_pair_twice_and_from_a_second_session():
     """The default pair (embedded target + shipped draft): two Runs in a row, then a Run from
     a second session, each loads the cached pair and decodes (a cached loader that drew a

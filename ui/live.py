@@ -51,9 +51,16 @@ class Collector:
         self.run: RunRecord | None = None
         self.steps: list[StepRecord] = []
         self.summary: SummaryRecord | None = None
+        self.t_start: float | None = None  # when the decode's clock started (its run record)
+
+    def elapsed(self) -> float:
+        """Seconds since this decode started (0 before): each part's own rate, not counted
+        from the Run click (a baseline starts after the speculative run)."""
+        return 0.0 if self.t_start is None else time.perf_counter() - self.t_start
 
     def write(self, record) -> None:
         if isinstance(record, RunRecord):
+            self.t_start = time.perf_counter()
             self.run = record
         elif isinstance(record, StepRecord):
             self.steps.append(record)
@@ -78,7 +85,6 @@ class LiveRun:
     done: threading.Event = field(default_factory=threading.Event)
     parts: list[tuple[str, Collector]] = field(default_factory=list)  # (label, records)
     error: str | None = None
-    t_start: float = field(default_factory=time.perf_counter)
 
 
 def live_store() -> dict:
@@ -163,8 +169,8 @@ class _Painter:
     of its last steps (append-only, bounded), running counts. ``add`` costs what the new
     steps cost; ``html`` what the bounded window costs."""
 
-    def __init__(self, target_only: bool) -> None:
-        self.target_only = target_only
+    def __init__(self, target_only: bool, tree: bool = False) -> None:
+        self.target_only, self.tree = target_only, tree
         self.spans: deque[str] = deque(maxlen=LIVE_TOKENS)
         self.recent: deque[str] = deque(maxlen=LIVE_STEPS)  # timeline rows, HTML
         self.n_steps = self.n_tokens = self.n_spans = self.n_accepted = self.n_judged = 0
@@ -191,14 +197,17 @@ class _Painter:
         status = (f'<div class="sv-status"><b>{label}</b>: step {self.n_steps} · '
                   f"{self.n_tokens} tokens{alpha} · {self.n_tokens / max(elapsed_s, 1e-9):.1f}"
                   " tokens/s (running)</div>")
-        kinds = ("target",) if self.target_only else ("accepted", "resampled", "bonus",
-                                                      "rejected", "unjudged")
+        kinds = ("target",) if self.target_only else (
+            ("accepted", "resampled", "bonus") if self.tree else  # a tree's accepted path
+            ("accepted", "resampled", "bonus", "rejected", "unjudged"))
+        shown = ("the accepted path of each step's tree" if self.tree else
+                 "draft positions 1…γ")
         lead = ('<span style="color:#888">… (earlier text left out while the run goes on) '
                 "… </span>" if self.n_spans > len(self.spans) else "")
         return (status + G.legend_html(kinds) + G.live_css()
                 + G.text_block_html(list(self.spans), lead)
                 + f'<div style="margin-top:0.8em;font-weight:600">Token timeline: the last '
-                  f"{LIVE_STEPS} steps (draft positions 1…γ, then the target's token)</div>"
+                  f"{LIVE_STEPS} steps ({shown}, then the target's token)</div>"
                 + G.live_timeline_html(list(self.recent)))
 
 
@@ -216,9 +225,10 @@ def watch(run: LiveRun, slot) -> None:
                 slot.caption("Starting … (a run of another session goes first)")
                 continue
             label, box = run.parts[-1]
-            p = painters.setdefault(label, _Painter(label == "baseline"))
+            p = painters.setdefault(label, _Painter(
+                label == "baseline", tree=run.cfg.tree_shape is not None))
             p.add(box.steps[p.n_steps:len(box.steps)])
-            slot.html(p.html(label, time.perf_counter() - run.t_start))
+            slot.html(p.html(label, box.elapsed()))
     except StopException:  # the session is closing (or the app stops): end the decode
         run.stop.set()
         raise

@@ -41,8 +41,10 @@ def metrics_ui(trace: Trace, baseline: Trace | None = None) -> Costs:
     """Key metrics as st.metric, and a table with their definitions beside them."""
     costs = measure(trace, baseline)
     sm = trace.with_summary().summary
-    rows = [("α̂", _num(costs.alpha, "{:.3f}"), "alpha_hat"),
-            ("mean accepted length", _num(costs.mean_accepted_length), "mean_accepted_length"),
+    tree = F.is_tree(trace)  # a tree's tab names the mean accepted length this way too
+    length = "tokens per verification" if tree else "mean accepted length"
+    rows = [("α̂ per judged node" if tree else "α̂", _num(costs.alpha, "{:.3f}"), "alpha_hat"),
+            (length, _num(costs.mean_accepted_length), "mean_accepted_length"),
             ("tokens per target pass", _num(costs.tokens_per_target_pass),
              "tokens_per_target_pass"),
             ("speedup", _num(costs.speedup_measured, "{:.2f}×") if baseline else
@@ -51,8 +53,8 @@ def metrics_ui(trace: Trace, baseline: Trace | None = None) -> Costs:
             ("v (verify cost)", _num(costs.v, "{:.2f}"), "v"),
             ("overhead", _num(costs.overhead, "{:.2f}"), "overhead")]
     cols = st.columns(5)
-    cols[0].metric("α̂", rows[0][1], help=METRIC_DEFINITIONS["alpha_hat"])
-    cols[1].metric("mean accepted length", rows[1][1],
+    cols[0].metric(rows[0][0], rows[0][1], help=METRIC_DEFINITIONS["alpha_hat"])
+    cols[1].metric(length, rows[1][1],
                    help=METRIC_DEFINITIONS["mean_accepted_length"])
     cols[2].metric("tokens / s", _num(sm.tokens_per_s, "{:.1f}"),
                    help="Emitted tokens / wall time of the run (prefill included).")
@@ -60,8 +62,13 @@ def metrics_ui(trace: Trace, baseline: Trace | None = None) -> Costs:
     cols[4].metric("tokens / steps", f"{sm.n_emitted} / {sm.n_steps}",
                    help=f"Tokens emitted / verification steps. Stop reason: {sm.stop_reason}")
     if costs.speedup_measured is not None and costs.speedup_measured < 1.0:
-        st.warning(f"Slower than the target alone ({costs.speedup_measured:.2f}×). "
-                   f"{diagnose(costs).headline} (Trace inspector: the numbers behind it.)")
+        why = (f"A tree step cost more than the {_num(costs.mean_accepted_length)} tokens it "
+               f"gave were worth: one pass over {_num(costs.gamma, '{:.0f}')} nodes on average, "
+               "and drafting them, against one token a step for the target alone (the Token "
+               "tree tab: nodes per pass, useful nodes). The chain's diagnosis does not model "
+               "a tree." if tree else
+               f"{diagnose(costs).headline} (Trace inspector: the numbers behind it.)")
+        st.warning(f"Slower than the target alone ({costs.speedup_measured:.2f}×). {why}")
     with st.expander("All metrics, with their definitions", expanded=False):
         table = pd.DataFrame([(name, value, METRIC_DEFINITIONS[k]) for name, value, k in rows],
                              columns=["metric", "value", "definition"])
@@ -77,7 +84,8 @@ def colored_text_ui(tokens: pd.DataFrame, highlight: int | None = None,
                     tree: bool = False) -> None:
     """The output as colored text (hover a token for p, q, min(1, p/q) or a tree node's
     P(accept), u)."""
-    kinds = ("target",) if target_only else ("accepted", "resampled", "bonus", "rejected")
+    kinds = ("target",) if target_only else ("accepted", "resampled", "bonus") if tree \
+        else ("accepted", "resampled", "bonus", "rejected")  # a tree's text: its accepted path
     st.html(G.legend_html(kinds) + G.colored_text_html(tokens, ghosts=ghosts,
                                                        highlight=highlight, tree=tree))
 
