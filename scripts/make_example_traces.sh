@@ -15,6 +15,13 @@ if python3 -c "import sys; from specviz.models import embedded_names; sys.exit('
       --out "assets/traces/$prefix-smollm2-draft-greedy.jsonl"
   run --drafter model --gamma 4 --temperature 0.7 --label "$prefix draft model, tau 0.7" \
       --out "assets/traces/$prefix-smollm2-draft-t0.7.jsonl"
+  # token trees (the static engine, where trees run on a CPU): a static tree, greedy, and a
+  # dynamic one under sampling, whose walk the walkthrough tells child by child
+  run --drafter model --tree 3,2,1 --engine static --label "$prefix draft model, tree 3-2-1, greedy" \
+      --out "assets/traces/$prefix-smollm2-draft-tree-greedy.jsonl"
+  run --drafter model --tree dynamic:16:6 --engine static --temperature 0.7 \
+      --label "$prefix draft model, dynamic tree 16, tau 0.7" \
+      --out "assets/traces/$prefix-smollm2-draft-tree-t0.7.jsonl"
 fi
 run --drafter prompt-lookup --gamma 4 --label "$prefix prompt lookup, greedy" \
     --out "assets/traces/$prefix-smollm2-prompt-lookup-greedy.jsonl"

@@ -56,7 +56,7 @@ def metrics_ui(trace: Trace, baseline: Trace | None = None) -> Costs:
     cols[0].metric(rows[0][0], rows[0][1], help=METRIC_DEFINITIONS["alpha_hat"])
     cols[1].metric(length, rows[1][1],
                    help=METRIC_DEFINITIONS["mean_accepted_length"])
-    cols[2].metric("tokens / s", _num(sm.tokens_per_s, "{:.1f}"),
+    cols[2].metric("tokens / s", _num(sm.tokens_per_s if trace.complete else None, "{:.1f}"),
                    help="Emitted tokens / wall time of the run (prefill included).")
     cols[3].metric("speedup", rows[3][1], help=METRIC_DEFINITIONS["speedup"])
     cols[4].metric("tokens / steps", f"{sm.n_emitted} / {sm.n_steps}",
@@ -241,6 +241,10 @@ def render_trace(trace: Trace, key: str, baseline: Trace | None = None, source: 
     name = F.run_name(trace)
     target_only = F.is_target_only(trace)
     st.caption(as_text(F.engine_summary(trace)))
+    if not trace.complete:
+        st.warning(f"This run is incomplete: the file ends before its summary (cut off, or "
+                   f"written while the run was still going). Its {len(trace.steps)} finished "
+                   "steps are shown; its wall time and tokens/s are unknown.")
     if not target_only:
         metrics_ui(trace, baseline)
     st.subheader("Colored text")

@@ -332,7 +332,9 @@ def engine_summary(trace: Trace) -> str:
 def run_label(i: int, trace: Trace, prompt_chars: int = 32) -> str:
     """A run's name in a list of runs: its number (from 1), name and prompt, so that runs
     of one setup on several prompts read apart."""
-    return f"{i + 1}. {run_name(trace)} · “{_short(trace.run.prompt_text, prompt_chars)}”"
+    cut = "" if trace.complete else " (incomplete)"
+    return (f"{i + 1}. {run_name(trace)}{cut} · "
+            f"“{_short(trace.run.prompt_text, prompt_chars)}”")
 
 
 def runs_frame(traces: Sequence[Trace], sources: Iterable[str] | None = None) -> pd.DataFrame:
@@ -345,9 +347,11 @@ def runs_frame(traces: Sequence[Trace], sources: Iterable[str] | None = None) ->
         rows.append((run_label(i, t), src, r.mode, r.target.get("source", ""),
                      r.drafter or "", r.config.get("gamma", 0) if r.mode != "target-only"
                      else 0, r.config.get("temperature", NAN), sm.n_steps, sm.n_emitted,
-                     _num(sm.alpha_hat), _num(sm.mean_accepted_length), sm.tokens_per_s,
-                     sm.wall_s, sm.stop_reason, r.hardware.get("gpu") or
-                     r.hardware.get("cpu") or r.hardware.get("device", ""),
+                     _num(sm.alpha_hat), _num(sm.mean_accepted_length),
+                     sm.tokens_per_s if t.complete else NAN,  # no wall time: unknown
+                     sm.wall_s, sm.stop_reason if t.complete else "incomplete",
+                     r.hardware.get("gpu") or r.hardware.get("cpu") or
+                     r.hardware.get("device", ""),
                      _short(r.prompt_text), r.created, r.run_id))
     return pd.DataFrame(rows, columns=RUN_COLUMNS)
 
