@@ -224,3 +224,8 @@ def test_a_tree_step_is_walked_depth_by_depth_with_its_tree(traces_dir, monkeypa
             at.button(key="wt_next").click()
             at.run()
             _ok(at)
+    at.toggle(key="wt_presenter").set_value(True).run()  # for a projector: larger, taller
+    _ok(at)
+    fig = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert fig["layout"]["font"]["size"] == 20 and fig["layout"]["height"] > 400
+    assert {a["font"]["size"] for a in fig["layout"]["annotations"]} == {20}

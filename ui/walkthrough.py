@@ -184,7 +184,7 @@ def _player(trace: Trace, interval: float | None, presenter: bool) -> None:
     ss.wt_micro = min(max(ss.wt_micro, 0), len(walk.micro) - 1)
     m = walk.micro[ss.wt_micro]
     with st.container(key="wt_stage"):
-        c1, c2, c3, c4, c5 = st.columns([1, 1, 1.2, 0.6, 2.6], vertical_alignment="bottom")
+        c1, c2, c3, c4, c5 = st.columns([1.4, 1.1, 1.2, 0.6, 2.1], vertical_alignment="bottom")
         c1.button("◀ Previous", key="wt_prev", shortcut="Left", on_click=_move,
                   args=(trace, -1), disabled=ss.wt_step == 0 and ss.wt_micro == 0)
         c2.button("Next ▶", key="wt_next", shortcut="Right", on_click=_move, args=(trace, 1),
@@ -215,9 +215,15 @@ def _chart(slot, fig, key: str, presenter: bool) -> None:
     """Draw a figure; in presenter mode with large type (Streamlit's own chart theme would
     reset the font sizes, so it is left out there)."""
     if presenter:
-        fig.update_layout(font_size=PRESENTER_FONT, title_font_size=PRESENTER_FONT + 4)
+        fig.update_layout(font_size=PRESENTER_FONT, title_font_size=PRESENTER_FONT + 4,
+                          legend_font_size=PRESENTER_FONT - 4)
         fig.update_xaxes(tickfont_size=PRESENTER_FONT)
         fig.update_yaxes(tickfont_size=PRESENTER_FONT)
+        fig.update_annotations(font_size=PRESENTER_FONT)  # a tree's node labels
+        if fig.layout.height:  # room for the larger type (a tree's rows of labels, legend)
+            grow = PRESENTER_FONT / 14
+            fig.update_layout(height=int(fig.layout.height * grow),
+                              margin_b=int((fig.layout.margin.b or 40) * grow))
     slot.plotly_chart(fig, key=key, theme=None if presenter else "streamlit")
 
 

@@ -16,8 +16,8 @@ from .theme import (
     Q_ZERO_MARK,
     TREE_ACCEPT,
     kind_name,
+    layout,
     show_token,
-    themed,
     unjudged_why,
 )
 
@@ -45,9 +45,10 @@ def _groups(tree: pd.DataFrame, greedy: bool) -> list[tuple[str, pd.DataFrame, s
         if kind == "unjudged" and not greedy:
             zero = part[F.Q] == 0
             out += [(kind, part[~zero], _UNREACHED), ("q0", part[zero], Q_ZERO_LABEL)]
-        elif kind == "resampled" and greedy:
+        elif kind == "resampled":
             out.append((kind, part, "◆ the target's own token (p's top, in place of a "
-                                    "rejected draft)"))
+                                    "rejected draft)" if greedy else
+                        "◆ correction drawn from what is left of p after the rejections"))
         else:
             out.append((kind, part, {DRAFTED: "drafted, not judged yet",
                                      "unjudged": _UNREACHED}.get(kind) or kind_name(kind)))
@@ -119,8 +120,15 @@ def fig_tree_step(tree: pd.DataFrame, title: str | None = "Token tree of the ste
             hovertemplate="%{customdata}<extra></extra>"))
     n_rows = int(tree[F.Y].max()) + 1 if len(tree) else 1
     depth = int(tree[F.DEPTH].max()) if len(tree) else 1
-    return themed(data, title, height=int(min(max(260, 34 * n_rows + 150), 900)),
-                  annotations=labels,
-                  xaxis=dict(title="depth: tokens after x₀", dtick=1, showgrid=False,
-                             zeroline=False, range=[-0.8, depth + 0.9]),
-                  yaxis=dict(visible=False, autorange="reversed"))
+    # a row of labels needs ~34 px (a 64-node tree: up to ~2,300 px, scrolled, not squeezed);
+    # the legend goes under the plot, where its wrapped lines take no room from the tree
+    legend_px = 120
+    height = int(max(260, 34 * n_rows + 150)) + legend_px
+    lay = layout(title, height, annotations=labels,
+                 xaxis=dict(title="depth: tokens after x₀", dtick=1, showgrid=False,
+                            zeroline=False, range=[-0.8, depth + 0.9]),
+                 yaxis=dict(visible=False, autorange="reversed"),
+                 margin=dict(l=50, r=20, t=60 if title else 30, b=40 + legend_px))
+    lay["legend"] = dict(orientation="h", yanchor="top", y=(legend_px - 8) / height,
+                         yref="container", xanchor="left", x=0.0)
+    return go.Figure(data=data, layout=lay)
