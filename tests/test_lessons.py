@@ -552,3 +552,12 @@ def test_lesson_figures(files):
         assert isinstance(fig, go.Figure) and len(fig.data) == n, fig.layout.title.text
     assert len(figs[8][0].data[0].x) == len(R.SWEEP_GAMMAS) + 1  # the target alone + each γ
     assert len(figs[1][0].data[0].x) == len(R.SWEEP)  # CPU bars: one per γ
+
+
+def test_right_answers_stand_at_every_place_about_equally():
+    """A student cannot learn where the right answer sits: across the course it stands at
+    each of the four places three or four times."""
+    from collections import Counter
+    places = Counter(next(i for i, o in enumerate(item.quiz.options) if o.correct)
+                     for item in L.LESSONS)
+    assert set(places) == {0, 1, 2, 3} and min(places.values()) >= 3

@@ -685,11 +685,13 @@ def tree_view(s: StepRecord, w: StepWalk, index: int, root_text: str = "x₀") -
         final = dict(zip(tree[F.NODE], tree[F.KIND]))
         later = pending & (tree[F.NODE] > (m.position if m.position is not None else -1))
         tree.loc[later, F.KIND] = DRAFTED
-        # a node below a rejected (or unreached) one can never be reached: faded at once
+        # a node below a rejected (or unreached) one can never be reached, and a sampled
+        # child with q = 0 is never judged: faded (∅) at once
         shown = dict(zip(tree[F.NODE], tree[F.KIND]))
-        for node, par in zip(tree[F.NODE], tree[F.PARENT]):
-            if shown[node] == DRAFTED and final[node] == "unjudged" and \
-                    shown.get(par) in ("rejected", "unjudged"):
+        for node, par, q in zip(tree[F.NODE], tree[F.PARENT], tree[F.Q]):
+            if shown[node] == DRAFTED and final[node] == "unjudged" and (
+                    shown.get(par) in ("rejected", "unjudged")
+                    or (w.drawn == "sampled" and q == 0)):
                 shown[node] = "unjudged"
         tree[F.KIND] = tree[F.NODE].map(shown)
     return tree
@@ -741,8 +743,15 @@ def verify_table(trace: Trace, w: StepWalk) -> pd.DataFrame:
     for x in w.positions:
         texts = s.p_top_texts[x.pos] if s.p_top_texts else None
         probs = s.p_top_probs[x.pos] if s.p_top_probs else None
-        rows.append((x.pos + 1, quote(x.text), num(x.p),
-                     _top(texts, probs, k=len(texts or ())) or "not recorded"))
+        top = _top(texts, probs, k=len(texts or ())) or "not recorded"
+        if w.parents is None:
+            rows.append((x.pos + 1, quote(x.text), num(x.p), top))
+        else:  # a tree: which node, after which token (p and its top-k are at the parent)
+            rows.append((x.pos + 1, s.tree_depth[x.pos], _after(w, x.pos).split(" (")[0],
+                         quote(x.text), num(x.p), top))
+    if w.parents is not None:
+        return pd.DataFrame(rows, columns=["node", "depth", "after", "draft", "p(draft)",
+                                           "p's top-k there"])
     return pd.DataFrame(rows, columns=["position", "draft", "p(draft)", "p's top-k"])
 
 

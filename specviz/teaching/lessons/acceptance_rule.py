@@ -57,7 +57,8 @@ def numbers(files: Files) -> dict:
             for i in range(s.n_evaluated) if s.q is not None and s.q[i] > s.p[i]]
     return {"agree_sampled": ok_s, "judged_sampled": n_s, "agree_greedy": ok_g,
             "judged_greedy": n_g, "over_n": len(over),
-            "over_kept": sum(a for _, a in over)}
+            "over_kept": sum(a for _, a in over),
+            "over_refused": len(over) - sum(a for _, a in over)}
 
 
 def checks(n: dict) -> dict[str, bool]:

@@ -145,7 +145,12 @@ def shuffled(items: list, *seed: str) -> list:
     return out
 
 
-def _quiz(d: Mapping, where: str, slug: str) -> Quiz:
+# where each lesson's right answer stands among 4 options, by lesson number (1, 2, …): as
+# often at each place, in no order a student could follow
+ANSWER_PLACES = (2, 0, 3, 1, 1, 3, 0, 2, 3, 2, 1, 0, 0, 3, 2, 1)
+
+
+def _quiz(d: Mapping, where: str, slug: str, number: int = 1) -> Quiz:
     options = []
     for i, o in enumerate(_need(d, "options", list, where)):
         w = f"{where}, option {i + 1}"
@@ -155,7 +160,10 @@ def _quiz(d: Mapping, where: str, slug: str) -> Quiz:
                                _need(o, "feedback", str, w)))
     if sum(o.correct for o in options) != 1:
         raise LessonFormatError(f"{where}: exactly one option must be correct")
-    return Quiz(_need(d, "question", str, where), tuple(shuffled(options, slug, "quiz")))
+    wrong = [o for o in shuffled(options, slug, "quiz") if not o.correct]
+    at = ANSWER_PLACES[(number - 1) % len(ANSWER_PLACES)] % len(options)
+    right = next(o for o in options if o.correct)
+    return Quiz(_need(d, "question", str, where), tuple(wrong[:at] + [right] + wrong[at:]))
 
 
 def _exercise(d: Mapping, where: str, slug: str) -> Exercise:
@@ -212,7 +220,8 @@ def read_lesson(path: Path, number: int) -> Lesson:
     return Lesson(number=number, slug=slug, title=_need(d, "title", str, where),
                   explanation=_need(d, "explanation", str, where),
                   experiment=_need(d, "experiment", str, where),
-                  quiz=_quiz(_need(d, "quiz", Mapping, where), f"{where}, quiz", slug),
+                  quiz=_quiz(_need(d, "quiz", Mapping, where), f"{where}, quiz", slug,
+                             number),
                   exercises=exercises,
                   claims=tuple((str(k), str(v).strip()) for k, v in claims.items()),
                   constants=tuple(str(c) for c in d.get("constants") or []))
