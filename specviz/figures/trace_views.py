@@ -369,15 +369,19 @@ def fig_compare_speed(runs: pd.DataFrame) -> go.Figure:
     read along the bars, never rotated)."""
     colors = [KIND_COLORS["target"] if m == "target-only" else SERIES[0]
               for m in runs[F.MODE]]
-    bar = go.Bar(y=runs[F.RUN_NAME], x=runs[F.TOKENS_PER_S], orientation="h",
-                 marker_color=colors, text=[f"{v:.1f}" for v in runs[F.TOKENS_PER_S]],
+    names = runs[F.RUN_NAME].astype(str).tolist()  # long: cut on the axis, whole on hover
+    short = [n if len(n) <= 34 else n[:33] + "…" for n in names]
+    speed = runs[F.TOKENS_PER_S].astype(float)
+    bar = go.Bar(y=short, x=speed, orientation="h", marker_color=colors, customdata=names,
+                 text=["–" if not np.isfinite(v) else f"{v:.1f}" for v in speed],
                  textposition="outside", cliponaxis=False,
-                 hovertemplate="%{y}: %{x:.2f} tokens/s<extra></extra>")
+                 hovertemplate="%{customdata}: %{x:.2f} tokens/s<extra></extra>")
     title = "Throughput" + (" (grey: target only)" if (runs[F.MODE] == "target-only").any()
                             else "")
+    top = float(np.nanmax(speed)) if np.isfinite(speed).any() else 1.0
     return themed([bar], title, height=120 + 34 * len(runs),
                   legend=False, yaxis=dict(autorange="reversed"),
-                  xaxis=dict(title="tokens / s", rangemode="tozero"))
+                  xaxis=dict(title="tokens / s", range=[0, 1.2 * top]))
 
 
 def fig_gap_shares(shares: dict[str, float], limiter: str) -> go.Figure:
