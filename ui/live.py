@@ -204,7 +204,7 @@ class _Painter:
                  "draft positions 1…γ")
         lead = ('<span style="color:#888">… (earlier text left out while the run goes on) '
                 "… </span>" if self.n_spans > len(self.spans) else "")
-        return (status + G.legend_html(kinds) + G.live_css()
+        return (status + G.legend_html(kinds, tree=self.tree) + G.live_css()
                 + G.text_block_html(list(self.spans), lead)
                 + f'<div style="margin-top:0.8em;font-weight:600">Token timeline: the last '
                   f"{LIVE_STEPS} steps ({shown}, then the target's token)</div>"

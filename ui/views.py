@@ -62,11 +62,11 @@ def metrics_ui(trace: Trace, baseline: Trace | None = None) -> Costs:
     cols[4].metric("tokens / steps", f"{sm.n_emitted} / {sm.n_steps}",
                    help=f"Tokens emitted / verification steps. Stop reason: {sm.stop_reason}")
     if costs.speedup_measured is not None and costs.speedup_measured < 1.0:
-        why = (f"A tree step cost more than the {_num(costs.mean_accepted_length)} tokens it "
-               f"gave were worth: one pass over {_num(costs.gamma, '{:.0f}')} nodes on average, "
-               "and drafting them, against one token a step for the target alone (the Token "
-               "tree tab: nodes per pass, useful nodes). The chain's diagnosis does not model "
-               "a tree." if tree else
+        why = (f"Each tree step gave {_num(costs.mean_accepted_length)} tokens but took "
+               f"longer than {_num(costs.mean_accepted_length)} steps of the target alone: "
+               f"drafting {_num(costs.gamma, '{:.0f}')} nodes on average and scoring them all "
+               "in one pass (the Token tree tab: nodes per pass, useful nodes). The chain's "
+               "diagnosis does not model a tree." if tree else
                f"{diagnose(costs).headline} (Trace inspector: the numbers behind it.)")
         st.warning(f"Slower than the target alone ({costs.speedup_measured:.2f}×). {why}")
     with st.expander("All metrics, with their definitions", expanded=False):
@@ -86,7 +86,7 @@ def colored_text_ui(tokens: pd.DataFrame, highlight: int | None = None,
     P(accept), u)."""
     kinds = ("target",) if target_only else ("accepted", "resampled", "bonus") if tree \
         else ("accepted", "resampled", "bonus", "rejected")  # a tree's text: its accepted path
-    st.html(G.legend_html(kinds) + G.colored_text_html(tokens, ghosts=ghosts,
+    st.html(G.legend_html(kinds, tree=tree) + G.colored_text_html(tokens, ghosts=ghosts,
                                                        highlight=highlight, tree=tree))
 
 

@@ -53,9 +53,14 @@ def kind_style(kind: str) -> str:
     }[kind]
 
 
-def legend_html(kinds=("accepted", "resampled", "bonus", "rejected")) -> str:
-    """A one-line key of the token styles (each with its mark, as in the figures)."""
-    items = "".join(_span(f"{KIND_MARKS[k]} {KIND_LABELS[k]}".strip(), k, "") + " "
+TREE_CORRECTION = "correction from what is left of p"  # a tree's: after its walk's rejections
+
+
+def legend_html(kinds=("accepted", "resampled", "bonus", "rejected"), tree: bool = False) -> str:
+    """A one-line key of the token styles (each with its mark, as in the figures); a tree
+    run's correction comes from what the walk left of p, not from one norm(max(0, p − q))."""
+    label = {**KIND_LABELS, "resampled": TREE_CORRECTION} if tree else KIND_LABELS
+    items = "".join(_span(f"{KIND_MARKS[k]} {label[k]}".strip(), k, "") + " "
                     for k in kinds)
     return f'<div style="font-size:1em;margin:0.2em 0 0.6em 0">{items}</div>'
 
