@@ -55,17 +55,11 @@ def _groups(tree: pd.DataFrame, greedy: bool) -> list[tuple[str, pd.DataFrame, s
     return out
 
 
-def fig_tree_step(tree: pd.DataFrame, title: str | None = "Token tree of the step",
-                  greedy: bool = False) -> go.Figure:
-    """One step's tree from ``tree_frame``: depth across, the root x₀ (the last committed
-    token) on the left. The accepted path and the token the target added are drawn in full
-    with thick edges; rejected nodes (✗) keep their color; nodes the verifier never reached
-    (·) and their edges are faded. Hover: p and q of the token at its parent, its acceptance
-    probability at its turn in the walk (``TREE_ACCEPT``) and u (greedy: whether it is p's
-    top token)."""
+def _edges(tree: pd.DataFrame) -> list[go.Scatter]:
+    """The tree's edges: faded ones first, then the kept path (thick) over them."""
     by_node = tree.set_index(F.NODE)
     kept = set(tree.loc[tree[F.KIND].isin(["accepted", "resampled", "bonus"]), F.NODE])
-    data: list = []
+    data = []
     for faded in (True, False):  # faded edges first, under the kept path
         xs, ys = [], []
         for _, r in tree[tree[F.NODE] >= 0].iterrows():
@@ -77,6 +71,18 @@ def fig_tree_step(tree: pd.DataFrame, title: str | None = "Token tree of the ste
         data.append(go.Scatter(x=xs, y=ys, mode="lines", hoverinfo="skip", showlegend=False,
                                line=dict(color=EDGE_FADED if faded else KIND_COLORS["accepted"],
                                          width=1.5 if faded else 4)))
+    return data
+
+
+def fig_tree_step(tree: pd.DataFrame, title: str | None = "Token tree of the step",
+                  greedy: bool = False) -> go.Figure:
+    """One step's tree from ``tree_frame``: depth across, the root x₀ (the last committed
+    token) on the left. The accepted path and the token the target added are drawn in full
+    with thick edges; rejected nodes (✗) keep their color; nodes the verifier never reached
+    (·) and their edges are faded. Hover: p and q of the token at its parent, its acceptance
+    probability at its turn in the walk (``TREE_ACCEPT``) and u (greedy: whether it is p's
+    top token)."""
+    data: list = _edges(tree)
     root = tree[tree[F.KIND] == F.ROOT]
     root_text = str(root[F.TEXT].iloc[0]) if len(root) else "x₀"
     data.append(go.Scatter(x=root[F.DEPTH], y=root[F.Y], mode="markers",
