@@ -219,14 +219,16 @@ def watch(run: LiveRun, slot) -> None:
     (any click) interrupts this at a paint and lets the run go on; the end of the session
     stops it."""
     painters: dict[str, _Painter] = {}
+    tree = run.cfg.tree_shape is not None
     try:
         while not run.done.wait(FRAME_S):
             if not run.parts:
                 slot.caption("Starting … (a run of another session goes first)")
                 continue
             label, box = run.parts[-1]
-            p = painters.setdefault(label, _Painter(
-                label == "baseline", tree=run.cfg.tree_shape is not None))
+            if label not in painters:
+                painters[label] = _Painter(label == "baseline", tree=tree)
+            p = painters[label]
             p.add(box.steps[p.n_steps:len(box.steps)])
             slot.html(p.html(label, box.elapsed()))
     except StopException:  # the session is closing (or the app stops): end the decode

@@ -15,7 +15,7 @@ import math
 import pandas as pd
 
 from ..traces import frames as F
-from .theme import CHAIN_ACCEPT, KIND_COLORS, KIND_LABELS, KIND_MARKS, TREE_ACCEPT
+from .theme import CHAIN_ACCEPT, KIND_COLORS, KIND_LABELS, KIND_MARKS, TREE_CORRECTION, accept_label
 
 TOKEN_COLUMNS = [F.STEP, F.POS, F.TEXT, F.KIND, F.EMITTED, F.OUT_INDEX, F.P, F.Q,
                  F.ACCEPT_PROB, F.U]
@@ -53,9 +53,6 @@ def kind_style(kind: str) -> str:
     }[kind]
 
 
-TREE_CORRECTION = "correction from what is left of p"  # a tree's: after its walk's rejections
-
-
 def legend_html(kinds=("accepted", "resampled", "bonus", "rejected"), tree: bool = False) -> str:
     """A one-line key of the token styles (each with its mark, as in the figures); a tree
     run's correction comes from what the walk left of p, not from one norm(max(0, p − q))."""
@@ -77,7 +74,7 @@ def token_spans(tokens: pd.DataFrame, ghosts: str = "rejected",
                 highlight: int | None = None, tree: bool = False) -> list[str]:
     """One HTML span per row of ``tokens_frame`` that is shown (emitted tokens, and the
     thrown-away drafts that ``ghosts`` asks for), in reading order."""
-    show, accept = GHOSTS[ghosts], TREE_ACCEPT if tree else CHAIN_ACCEPT
+    show, accept = GHOSTS[ghosts], accept_label(tree)
     spans = []
     for step, pos, text, kind, emitted, idx, p, q, a, u in tokens[TOKEN_COLUMNS].itertuples(
             index=False):

@@ -72,6 +72,13 @@ def kind_name(kind: str) -> str:
 # plain p and q shown beside it
 CHAIN_ACCEPT = "min(1, p/q)"
 TREE_ACCEPT = "P(accept)"
+TREE_CORRECTION = "correction drawn from what is left of p"  # after the walk's rejections
+
+
+def accept_label(tree: bool) -> str:
+    """The name of a draft's acceptance probability: a chain's, or a tree node's."""
+    return TREE_ACCEPT if tree else CHAIN_ACCEPT
+
 TREE_ACCEPT_NOTE = ("P(accept): the node's acceptance probability at its turn in the walk. "
                     "For the first child tried at a node it is min(1, p/q); for a later "
                     "sibling, p is what is left after the earlier siblings' rejections (and "

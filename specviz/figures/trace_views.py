@@ -12,7 +12,6 @@ import plotly.graph_objects as go
 
 from ..traces import frames as F
 from .theme import (
-    CHAIN_ACCEPT,
     KIND_COLORS,
     KIND_MARKS,
     KIND_SYMBOLS,
@@ -24,7 +23,7 @@ from .theme import (
     RESIDUAL_COLOR,
     SERIES,
     THEORY_COLOR,
-    TREE_ACCEPT,
+    accept_label,
     kind_name,
     show_token,
     themed,
@@ -116,6 +115,28 @@ def fig_timeline(tokens: pd.DataFrame, max_text_steps: int = 80,
                              dtick=1, showgrid=False, zeroline=False))
 
 
+def _heat_cells(drafts: pd.DataFrame, rows, shape: tuple[int, int], greedy: bool,
+                tree: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Each heatmap cell's mark and hover text (why the draft was accepted or not)."""
+    accept = accept_label(tree)
+    text = np.full(shape, "", dtype=object)
+    hover = np.full(shape, "", dtype=object)
+    for r, c, st, tok, p, q, a, u in zip(rows, drafts[F.POS], drafts[F.STATUS],
+                                         drafts[F.TEXT], drafts[F.P], drafts[F.Q],
+                                         drafts[F.ACCEPT_PROB], drafts[F.U]):
+        zero = tree and st == "unjudged" and q == 0
+        text[r, c] = Q_ZERO_MARK if zero else KIND_MARKS[st]
+        if st == "unjudged":
+            why = unjudged_why(q, tree)
+        elif greedy:
+            why = (f"greedy: the draft {'is' if st == 'accepted' else 'is not'} the target's "
+                   f"top token (argmax p) → {st}")
+        else:
+            why = f"{accept} = {_fmt(a)}, u = {_fmt(u)} → {st}"
+        hover[r, c] = f"<b>{show_token(tok)}</b> · p={_fmt(p)} q={_fmt(q)}<br>{why}"
+    return text, hover
+
+
 def fig_acceptance_heatmap(drafts: pd.DataFrame, greedy: bool = False,
                            max_text_steps: int = 80, tree: bool = False) -> go.Figure:
     """Acceptance heatmap: one row of ``drafts_frame`` becomes one cell (step × draft
@@ -139,23 +160,8 @@ def fig_acceptance_heatmap(drafts: pd.DataFrame, greedy: bool = False,
         z, _, _ = _grid(drafts, F.POS, np.where(judged, (status == "accepted") * 1.0,
                                                 np.nan))
     never, _, _ = _grid(drafts, F.POS, np.where(judged, np.nan, 0.0))
-    accept = TREE_ACCEPT if tree else CHAIN_ACCEPT
     q_zero = tree and bool(((status == "unjudged") & (drafts[F.Q].to_numpy() == 0)).any())
-    text = np.full(z.shape, "", dtype=object)
-    hover = np.full(z.shape, "", dtype=object)
-    for r, c, st, tok, p, q, a, u in zip(rows, drafts[F.POS], status, drafts[F.TEXT],
-                                         drafts[F.P], drafts[F.Q], drafts[F.ACCEPT_PROB],
-                                         drafts[F.U]):
-        zero = tree and st == "unjudged" and q == 0
-        text[r, c] = Q_ZERO_MARK if zero else KIND_MARKS[st]
-        if st == "unjudged":
-            why = unjudged_why(q, tree)
-        elif greedy:
-            why = (f"greedy: the draft {'is' if st == 'accepted' else 'is not'} the target's "
-                   f"top token (argmax p) → {st}")
-        else:
-            why = f"{accept} = {_fmt(a)}, u = {_fmt(u)} → {st}"
-        hover[r, c] = f"<b>{show_token(tok)}</b> · p={_fmt(p)} q={_fmt(q)}<br>{why}"
+    text, hover = _heat_cells(drafts, rows, z.shape, greedy, tree)
     big = len(steps) > max_text_steps
     x = np.arange(1, z.shape[1] + 1)
     common = dict(x=x, y=steps, xgap=1, ygap=1, customdata=hover,
@@ -171,7 +177,7 @@ def fig_acceptance_heatmap(drafts: pd.DataFrame, greedy: bool = False,
         keys = _legend_keys(["accepted", "rejected", "unjudged"], tree, q_zero)
     else:
         heat = go.Heatmap(z=z, zmin=0, zmax=1, colorscale="Viridis",
-                          colorbar=dict(title=accept), **common)
+                          colorbar=dict(title=accept_label(tree)), **common)
         title = ("Acceptance probability at each node's turn in the walk (grey: never judged)"
                  if tree else "Acceptance probability min(1, p/q) (grey: never judged)")
         keys = _legend_keys(["unjudged"], tree, q_zero)
@@ -286,7 +292,7 @@ def fig_verify_inspector(topk: pd.DataFrame, accept_prob: float, u: float | None
         return themed(data, f"Verify inspector (greedy): {check}", height=420, barmode="group",
                       xaxis=dict(title="top-k tokens of p and q (▶ the draft, ▲ argmax p)"),
                       yaxis=dict(title="probability"))
-    accept = TREE_ACCEPT if tree else CHAIN_ACCEPT
+    accept = accept_label(tree)
     data.append(go.Bar(x=[accept_prob], y=[accept], orientation="h", showlegend=False,
                        xaxis="x2", yaxis="y2", marker_color=KIND_COLORS["accepted"],
                        opacity=0.5, hovertemplate=accept + " = %{x:.4f}<extra></extra>"))

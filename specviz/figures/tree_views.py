@@ -15,6 +15,7 @@ from .theme import (
     Q_ZERO_LABEL,
     Q_ZERO_MARK,
     TREE_ACCEPT,
+    TREE_CORRECTION,
     kind_name,
     layout,
     show_token,
@@ -48,7 +49,7 @@ def _groups(tree: pd.DataFrame, greedy: bool) -> list[tuple[str, pd.DataFrame, s
         elif kind == "resampled":
             out.append((kind, part, "◆ the target's own token (p's top, in place of a "
                                     "rejected draft)" if greedy else
-                        "◆ correction drawn from what is left of p after the rejections"))
+                        f"◆ {TREE_CORRECTION} after the rejections"))
         else:
             out.append((kind, part, {DRAFTED: "drafted, not judged yet",
                                      "unjudged": _UNREACHED}.get(kind) or kind_name(kind)))

@@ -284,10 +284,16 @@ def _names(w: StepWalk, nodes: list[int]) -> str:
     return ", ".join(quote(w.positions[i].text) for i in nodes)
 
 
-def _after(w: StepWalk, i: int) -> str:
-    """What node i follows: x₀ or its parent's token."""
+def _parent(w: StepWalk, i: int) -> str:
+    """Node i's parent, named: x₀ or its parent's token."""
     par = (w.parents or ())[i]
-    return "x₀ (the last committed token)" if par < 0 else quote(w.positions[par].text)
+    return "x₀" if par < 0 else quote(w.positions[par].text)
+
+
+def _after(w: StepWalk, i: int) -> str:
+    """What node i follows, for the narration: x₀ said in full, or its parent's token."""
+    name = _parent(w, i)
+    return "x₀ (the last committed token)" if name == "x₀" else name
 
 
 def _q_zero_note(w: StepWalk, nodes: list[int]) -> str:
@@ -747,7 +753,7 @@ def verify_table(trace: Trace, w: StepWalk) -> pd.DataFrame:
         if w.parents is None:
             rows.append((x.pos + 1, quote(x.text), num(x.p), top))
         else:  # a tree: which node, after which token (p and its top-k are at the parent)
-            rows.append((x.pos + 1, s.tree_depth[x.pos], _after(w, x.pos).split(" (")[0],
+            rows.append((x.pos + 1, s.tree_depth[x.pos], _parent(w, x.pos),
                          quote(x.text), num(x.p), top))
     if w.parents is not None:
         return pd.DataFrame(rows, columns=["node", "depth", "after", "draft", "p(draft)",
