@@ -194,7 +194,7 @@ def _cases():
         ("run: negative prompt token", lambda L, s: _edit(L, 0, prompt_token_ids=[1, -2]),
          1, "prompt_token_ids", r"entry 1 must be >= 0, got -2"),
         ("schema_version too new", lambda L, s: _edit(L, 0, schema_version=SCHEMA_VERSION + 1),
-         1, "schema_version", r"this specviz reads up to 4 \(upgrade specviz\)"),
+         1, "schema_version", r"this specviz reads up to 5 \(upgrade specviz\)"),
         ("schema_version not int", lambda L, s: _edit(L, 0, schema_version="1"),
          1, "schema_version", r"must be an integer, got \"1\""),
         ("step: gamma a string", _step_edit(lambda s: {"gamma": str(s["gamma"])}),

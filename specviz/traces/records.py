@@ -33,7 +33,8 @@ from ..limits import (
     TREE_NODES_MAX,
 )
 
-SCHEMA_VERSION = 4  # 2 added run.command; 3 tree steps (step.tree_parent); 4 run.prompt_last_text
+SCHEMA_VERSION = 5  # 2 added run.command; 3 tree steps (step.tree_parent); 4 run.prompt_last_text;
+# 5 run.baseline_of (a target-only run names the speculative run it was measured against)
 EMITTED_KINDS = ("accepted", "resampled", "bonus")
 MODES = ("speculative", "target-only")
 DRAFTER_KINDS = DRAFTERS
@@ -78,6 +79,9 @@ class RunRecord:
     command: str = ""  # the command line that made the run, if any (schema 2)
     # the text of the prompt's last token: x_0, the root of the first step (schema 4)
     prompt_last_text: str = ""
+    # a target-only run measured as the baseline of one speculative run: that run's run_id
+    # (schema 5); "" for a run that is no baseline or comes from an older trace
+    baseline_of: str = ""
 
     def to_json(self) -> dict:
         return {"record": "run", **asdict(self)}
@@ -494,6 +498,7 @@ def _parse_run(c: _Checker) -> RunRecord:
         label=c.str_("label", optional=True),
         command=c.str_("command", optional=True),
         prompt_last_text=c.str_("prompt_last_text", optional=True, max_chars=1000),
+        baseline_of=c.str_("baseline_of", optional=True, max_chars=200),
     )
 
 
