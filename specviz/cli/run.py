@@ -1,0 +1,190 @@
+"""``specviz run``: decode prompts and write a trace."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from datetime import datetime
+from pathlib import Path
+
+from ..errors import one_line
+from .common import (
+    EXIT_INTERRUPTED,
+    CliError,
+    _check_prompt_sizes,
+    _command_line,
+    _common_model_args,
+    _config,
+    _load,
+    _precheck,
+)
+from .prompts import _prompts
+
+
+def register(sub) -> None:
+    run = sub.add_parser("run", help="decode prompts and write a trace (JSON Lines)")
+    _common_model_args(run)
+    run.add_argument("--baseline", action="store_true",
+                     help="also run the target alone, into the same file as its own run")
+    run.add_argument("--top-alternatives", type=int, default=5, metavar="K",
+                     help="top-k of p and q recorded per drafted position (default 5)")
+    run.add_argument("--out", default=None, help="trace file (default traces/run-TIME.jsonl)")
+    run.add_argument("--label", default="", help="a label stored in each run record")
+    run.add_argument("--engine", choices=["auto", "eager", "static", "graphs"], default="auto",
+                     help="auto (default): CUDA graphs on a GPU, else transformers' eager "
+                          "forward; static: the static-cache engine without graphs")
+    run.add_argument("--verifier", choices=["exact", "correction-from-p", "accept-high-q"],
+                     default="exact",
+                     help="acceptance rule (default exact); the others are deliberately wrong "
+                          "rules, for teaching how the output checks catch them")
+    run.set_defaults(func=cmd_run)
+
+
+def _out_path(args) -> Path:
+    if args.out is None:
+        return Path(f"traces/run-{datetime.now().strftime('%Y%m%d-%H%M%S')}.jsonl")
+    if not args.out.strip():
+        raise CliError("--out is empty; give a file name (or leave --out out for "
+                       "traces/run-TIME.jsonl)")
+    out = Path(args.out)
+    if out.is_dir():
+        raise CliError(f"--out {out} is a directory; give a file name")
+    return out
+
+
+def cmd_run(args) -> int:
+    from ..traces.records import TraceWriter
+    prompts = _prompts(args)
+    _precheck(args)
+    out = _out_path(args)
+    pair = _load(args)
+    _check_prompt_sizes(pair, prompts)
+    created = not out.exists()
+    try:
+        writer = TraceWriter(out)
+    except OSError as e:
+        raise CliError(f"cannot write {out}: {e.strerror or e}") from None
+    rows: list = []
+    stop = _Interrupt()
+    try:
+        with stop:
+            _decode_all(args, pair, prompts, writer, out, rows, stop)
+    except OSError as e:  # the disk is full, the file went away, ...
+        raise CliError(f"cannot write {out}: {e.strerror or one_line(e)}"
+                       + (f" ({len(rows)} finished runs were written before)" if rows else "")
+                       ) from None
+    finally:
+        if created and out.is_file() and out.stat().st_size == 0:
+            out.unlink()  # nothing was written: leave no empty trace file behind
+    if rows:
+        _print_summary(rows, out)
+    if stop.asked:
+        print(f"specviz: interrupted: {len(rows)} run(s) in {out}; the last one stopped after "
+              f"its current step, and nothing new was started", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return 0
+
+
+class _Interrupt:
+    """Ctrl-C while decoding: the first one lets the current step finish, then the run stops
+    (its steps and summary are written) and nothing new starts; a second one stops at once.
+    Only the main thread can catch signals; elsewhere Ctrl-C keeps its default."""
+
+    def __init__(self):
+        self.asked = False
+        self._old = None
+
+    def _handler(self, signum, frame) -> None:
+        if self.asked:
+            raise KeyboardInterrupt
+        self.asked = True
+        print("\nspecviz: interrupted; stopping after the current step (Ctrl-C again to stop "
+              "at once)", file=sys.stderr, flush=True)
+
+    def __call__(self) -> bool:  # should_stop for the decoder
+        return self.asked
+
+    def __enter__(self) -> "_Interrupt":
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+
+
+def _decode_all(args, pair, prompts, writer, out: Path, rows: list,
+                stop: _Interrupt) -> None:
+    from tqdm import tqdm
+
+    from ..decoding import DecodeError, speculative_decode, target_only_decode
+    _warm_up_graphs(args, pair, prompts[0], stop)
+    with writer:
+        for i, prompt in enumerate(prompts):
+            cfg = _config(args, pair, args.seed + i)
+            modes = [("speculative", speculative_decode)]
+            if args.baseline:
+                modes.append(("target-only", target_only_decode))
+            for mode, fn in modes:
+                if stop.asked:
+                    return
+                desc = f"prompt {i + 1}/{len(prompts)} {mode}"
+                with tqdm(total=cfg.max_new_tokens, desc=desc, unit="tok", file=sys.stderr,
+                          leave=False, disable=None) as bar:
+                    def on_step(rec, bar=bar):
+                        bar.update(len(rec.emitted_ids))
+                    try:
+                        trace = fn(pair, prompt, cfg, on_step=on_step, should_stop=stop,
+                                   writer=writer, label=args.label, command=_command_line())
+                    except ValueError as e:
+                        raise CliError(str(e)) from None
+                    except DecodeError as e:
+                        if isinstance(e.__cause__, OSError):
+                            raise e.__cause__ from None  # said as "cannot write OUT"
+                        raise CliError(f"{e} (the finished steps are kept in {out})") from None
+                rows.append((i, mode, trace))
+
+
+def _warm_up_graphs(args, pair, prompt: str, stop: _Interrupt) -> None:
+    """CUDA graphs are captured on a run's first steps; capture once before the recorded runs
+    so that their timings show the steady state."""
+    from ..decoding import resolve_engine, speculative_decode, target_only_decode
+    cfg = _config(args, pair, args.seed)
+    try:
+        if resolve_engine(pair, cfg, "speculative")[0] != "graphs":
+            return
+    except ValueError as e:
+        raise CliError(str(e)) from None
+    print("capturing CUDA graphs (one warm-up run, not recorded)", file=sys.stderr)
+    fns = [speculative_decode] + ([target_only_decode] if args.baseline else [])
+    for fn in fns:
+        try:
+            fn(pair, prompt, cfg, should_stop=stop)
+        except ValueError as e:
+            raise CliError(str(e)) from None
+
+
+def _comparable(a, b) -> bool:
+    """Two runs whose speeds compare: both ran to their natural end (not stopped, no error)."""
+    return all(t.summary.stop_reason not in ("stopped", "error") for t in (a, b))
+
+
+def _print_summary(rows, out: Path) -> None:
+    base = {i: t for i, m, t in rows if m == "target-only"}
+    print(f"{'prompt':>6} {'mode':<12} {'tokens':>6} {'steps':>5} {'alpha_hat':>9} "
+          f"{'tok/step':>8} {'tok/s':>8} {'speedup':>7}  stop")
+    for i, mode, t in rows:
+        s = t.summary
+        a = "-" if s.alpha_hat is None else f"{s.alpha_hat:.3f}"
+        m = "-" if s.mean_accepted_length is None else f"{s.mean_accepted_length:.2f}"
+        sp = "-"
+        if (mode == "speculative" and i in base and base[i].summary.tokens_per_s > 0
+                and _comparable(t, base[i])):
+            sp = f"{s.tokens_per_s / base[i].summary.tokens_per_s:.2f}x"
+        print(f"{i + 1:>6} {mode:<12} {s.n_emitted:>6} {s.n_steps:>5} {a:>9} {m:>8} "
+              f"{s.tokens_per_s:>8.2f} {sp:>7}  {s.stop_reason}")
+    print(f"trace written to {out}")
+
+
