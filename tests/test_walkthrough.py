@@ -365,3 +365,101 @@ def test_a_feature_head_step_says_what_the_head_reads():
     assert "reads the target's own last hidden state" in texts[0]
     assert "its own guess" in texts[1]
     assert "hidden states of the committed tokens" in texts[-1]
+
+
+# ---------------------------------------------------------------- issues 27 and 28
+
+BUNDLED = sorted(__import__("pathlib").Path("assets/traces").glob("*.jsonl"))
+
+
+def test_the_draft_cache_never_keeps_more_than_it_holds():
+    """Every step of every bundled chain run: the caches hold what they keep (the last step of
+    a run drafts nothing: the draft model does not run and its cache stays as it was; it once
+    read "holds 139 and keeps 140, dropping -1")."""
+    from specviz import read_traces
+    seen_empty = 0
+    for path in BUNDLED:
+        for trace in read_traces(path):
+            if not W.is_walkable(trace) or trace.steps[0].tree_parent is not None:
+                continue
+            for s in trace.steps:
+                c = W.cache_counts(trace, s.step)
+                assert c.target_dropped >= 0, (path.name, s.step)
+                if c.draft_kept is None:
+                    continue
+                assert 0 <= c.draft_kept <= c.draft_after_drafting, (path.name, s.step)
+                if not s.gamma:
+                    seen_empty += 1
+                    told = W.walk_step(trace, s.step).micro[-1].narration
+                    assert c.draft_kept == c.draft_before and "dropping -" not in told
+                    assert f"still holds {c.draft_before} positions" in told
+    assert seen_empty  # cpu-smollm2-draft-greedy's last step among them
+
+
+def test_draft_top_k_bars_follow_q_before_the_verify_pass():
+    from specviz import read_traces
+    trace = read_traces("assets/traces/cpu-smollm2-draft-greedy.jsonl")[0]
+    for step in range(6):
+        w = W.walk_step(trace, step)
+        for m in w.micro:
+            if m.phase == "draft" and m.position is not None:
+                q = W.topk_view(trace, w, m.index)[F.Q].tolist()
+                assert q == sorted(q, reverse=True), (step, m.index)
+
+
+@lru_cache(maxsize=None)
+def sampled_static_tree() -> Trace:
+    from specviz import DecodeConfig, load_pair, speculative_decode
+    pair = load_pair("embedded:tiny-random-target")
+    return speculative_decode(pair, "abc abc abc", DecodeConfig(
+        max_new_tokens=16, chat=False, tree="3,2,1", temperature=1.0, seed=0))
+
+
+def test_a_later_sibling_is_narrated_with_the_p_and_q_it_was_judged_against():
+    """A sampled static tree: the second child tried at a node was drawn from
+    q′ = q without the first, renormalised, and judged against p′ = norm(max(0, p − q)); the
+    third against p″ = norm(max(0, p′ − q′)) and q″ (specviz.core.tree). The narration names
+    them with q′(c) computed from the recorded q, never the plain-q update after every
+    rejection."""
+    trace = sampled_static_tree()
+    checked = 0
+    for s in trace.steps:
+        w = W.walk_step(trace, s.step)
+        tried: dict[int, list] = {}
+        for m in w.micro:
+            if m.phase != "accept":
+                continue
+            x = w.positions[m.position]
+            earlier = tried.setdefault(s.tree_parent[x.pos], [])
+            if earlier:
+                p_k, q_k = W.judged_as(len(earlier))
+                q_c = x.q / (1 - sum(e.q for e in earlier))
+                assert f"{q_k}(c) = {W.num(x.q)} / (1 − " in m.narration
+                assert f"= {W.num(q_c)}" in m.narration and f"min(1, {p_k}/{q_k})" in m.narration
+                prev = W.judged_as(len(earlier) - 1)
+                assert f"{p_k} = norm(max(0, {prev[0]} − {prev[1]}))" in m.narration
+                checked += 1
+            if x.status == W.REJECTED:
+                nxt, now = W.judged_as(len(earlier) + 1), W.judged_as(len(earlier))
+                assert f"{nxt[0]} = norm(max(0, {now[0]} − {now[1]}))" in m.narration
+                assert "is norm(max(0, p − q))" not in m.narration
+            earlier.append(x)
+    assert checked >= 2
+
+
+def test_a_greedy_trees_bonus_is_ps_top_token():
+    from specviz import read_traces
+    trace = read_traces("assets/traces/cpu-smollm2-draft-tree-greedy.jsonl")[0]
+    told = [m.narration for s in trace.steps for m in W.walk_step(trace, s.step).micro
+            if m.phase == "add" and "leaf" in m.narration]
+    assert told and all("p's top token there" in t and "from p" not in t for t in told)
+    sampled = [m.narration for s in sampled_static_tree().steps
+               for m in W.walk_step(sampled_static_tree(), s.step).micro
+               if m.phase == "add" and "leaf" in m.narration]
+    assert all("drawn from p there" in t for t in sampled)
+
+
+def test_the_split_modules_keep_the_public_names():
+    from specviz.teaching import walk_chain, walk_records, walk_tree  # noqa: F401
+    for name in W.__all__:
+        assert hasattr(W, name), name
