@@ -3,7 +3,8 @@
 The algorithm itself is specviz.core.algorithm (draft -> verify -> accept -> commit); this
 module chooses the engine, builds the models' forward passes and the drafter for it, runs the
 steps, and turns each into a StepRecord (timings, texts, top-k alternatives), written as it
-is made. Nothing here decides which token is emitted.
+is made. Nothing here decides which token is emitted. A run's settings (DecodeConfig) and its
+error (DecodeError) live in specviz.decode_config.
 """
 
 from __future__ import annotations
@@ -24,23 +25,21 @@ import torch
 from . import __version__
 from .core.algorithm import Decoder, Step, steps
 from .core.drafters import (
-    DRAFTERS,
+    DRAFTERS,  # noqa: F401  (re-exported: the app lists the drafters)
     FeatureHeadDrafter,
     ModelDrafter,
     PromptLookupDrafter,
     check_early_exit_layers,
 )
-from .core.policies import POLICIES, make_policy
-from .core.sampling import Sampling
+from .core.policies import make_policy
 from .core.state import RunState
-from .core.tree import TREE_RULES
-from .core.tree_decoder import TreeDecoder, TreeShape, parse_tree, tree_draft
-from .core.verify import RULES
+from .core.tree_decoder import TreeDecoder, TreeShape, tree_draft
+from .decode_config import DecodeConfig, DecodeError
 from .engines import skinny
 from .engines.eager import CachedLM, truncated_model
 from .engines.phases import EagerPhases, GraphPhases, HostCopier
 from .engines.static import (
-    ENGINES,
+    ENGINES,  # noqa: F401  (re-exported: the app lists the engines)
     StaticLlama,
     Unsupported,
     bucket,
@@ -50,110 +49,9 @@ from .engines.static import (
     stacked_layers,
 )
 from .errors import one_line
-from .limits import (
-    GAMMA_MAX,
-    GAMMA_MIN,
-    MAX_NEW_TOKENS_MAX,
-    TEMPERATURE_MAX,
-    TEMPERATURE_MIN,
-    TOP_ALTERNATIVES_MAX,
-)
 from .models import check_prompt_size
 from .models.feature_head import StaticHead
 from .traces.records import RunRecord, StepRecord, Trace, TraceWriter, summarize
-
-
-@dataclass(frozen=True)
-class DecodeConfig:
-    """Everything that decides a run besides the models and the prompt."""
-
-    drafter: str = "model"  # model | feature-head | prompt-lookup | early-exit
-    gamma: int = 4
-    policy: str = "fixed"  # fixed | heuristic | confidence
-    confidence_threshold: float = 0.4
-    early_exit_layers: int = 4
-    temperature: float = 0.0
-    top_k: int = 0
-    top_p: float = 1.0
-    seed: int = 0
-    max_new_tokens: int = 64
-    chat: bool = True
-    top_alternatives: int = 5  # top-k of p and q recorded per drafted position
-    trace_detail: bool = True  # False: no per-step records (for measuring tracing cost)
-    verifier: str = "exact"  # or a deliberately wrong rule of verify.RULES, for teaching
-    engine: str = "auto"  # auto (CUDA graphs on a GPU, else eager) | eager | static | graphs
-    tree: str = ""  # "" a chain of gamma drafts; "3,2,1" or "dynamic:16:6:4" a token tree
-
-    @property
-    def sampling(self) -> Sampling:
-        return Sampling(self.temperature, self.top_k, self.top_p)
-
-    @property
-    def tree_shape(self) -> TreeShape | None:
-        """The token tree each step drafts; None for a chain. Raises ValueError if unreadable."""
-        return parse_tree(self.tree)
-
-    def check(self) -> None:
-        """Raise ValueError with a one-line message for out-of-range settings."""
-        if self.drafter not in DRAFTERS:
-            raise ValueError(f"unknown drafter {self.drafter!r}; choose from "
-                             f"{', '.join(DRAFTERS)}")
-        if self.policy not in POLICIES:
-            raise ValueError(f"unknown policy {self.policy!r}; choose from "
-                             f"{', '.join(POLICIES)}")
-        if not GAMMA_MIN <= self.gamma <= GAMMA_MAX:
-            raise ValueError(f"gamma must be between {GAMMA_MIN} and {GAMMA_MAX}, "
-                             f"got {self.gamma}")
-        if not self.temperature >= 0:
-            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
-        if 0 < self.temperature < TEMPERATURE_MIN:
-            raise ValueError(f"temperature {self.temperature:g} is too small: logits divided "
-                             "by it can overflow and turn the probabilities into NaN; use 0 "
-                             f"(greedy) or at least {TEMPERATURE_MIN}")
-        if self.temperature > TEMPERATURE_MAX:
-            raise ValueError(f"temperature must be at most {TEMPERATURE_MAX:g}, got "
-                             f"{self.temperature:g} (beyond it every distribution is "
-                             "practically uniform)")
-        if self.top_k < 0:
-            raise ValueError(f"top-k must be >= 0, got {self.top_k}")
-        if not 0 < self.top_p <= 1:
-            raise ValueError(f"top-p must lie in (0, 1], got {self.top_p}")
-        if not 1 <= self.max_new_tokens <= MAX_NEW_TOKENS_MAX:
-            raise ValueError(f"max new tokens must be between 1 and {MAX_NEW_TOKENS_MAX}, "
-                             f"got {self.max_new_tokens}")
-        if not 0 <= self.confidence_threshold <= 1:
-            raise ValueError("confidence threshold must lie in [0, 1], got "
-                             f"{self.confidence_threshold}")
-        if self.early_exit_layers < 1:
-            raise ValueError(f"early-exit layers must be >= 1, got {self.early_exit_layers}")
-        if self.engine not in ENGINES:
-            raise ValueError(f"unknown engine {self.engine!r}; choose from {', '.join(ENGINES)}")
-        if self.verifier not in RULES and not (self.tree and self.verifier in TREE_RULES):
-            raise ValueError(f"unknown verifier {self.verifier!r}; choose from "
-                             f"{', '.join(RULES)}")
-        if self.tree_shape is not None:
-            if self.drafter not in ("model", "early-exit", "feature-head"):
-                raise ValueError("token trees are drafted by a drafter with a distribution "
-                                 "q (the 'model', 'early-exit' or 'feature-head' drafter), "
-                                 f"not by {self.drafter!r}")
-            if self.policy != "fixed":
-                raise ValueError("a token tree has its own shape; the γ policies apply to "
-                                 "chains (use policy 'fixed')")
-            if self.verifier not in TREE_RULES:
-                raise ValueError(f"token trees are verified by the rules "
-                                 f"{', '.join(TREE_RULES)}, not {self.verifier!r}")
-        if not 1 <= self.top_alternatives <= TOP_ALTERNATIVES_MAX:
-            raise ValueError(f"top alternatives must be between 1 and {TOP_ALTERNATIVES_MAX}, "
-                             f"got {self.top_alternatives}")
-
-
-class DecodeError(RuntimeError):
-    """A run failed part way; ``partial`` holds the trace of the steps that finished."""
-
-    def __init__(self, message: str, partial: Trace | None):
-        super().__init__(message)
-        self.partial = partial
-
 
 StepCallback = Callable[[StepRecord], None]
 
@@ -226,7 +124,8 @@ def _f32(a) -> list[float]:
 
 
 def _run_record(pair, config: DecodeConfig, mode: str, prompt: str, prompt_ids: list[int],
-                label: str, command: str = "", engine: dict | None = None) -> RunRecord:
+                label: str, command: str = "", engine: dict | None = None,
+                baseline_of: str = "") -> RunRecord:
     from .models import hardware_info
     cfg = asdict(config)
     if mode == "target-only":
@@ -259,6 +158,7 @@ def _run_record(pair, config: DecodeConfig, mode: str, prompt: str, prompt_ids: 
         label=label,
         command=command,
         prompt_last_text=_TokenText(pair.tokenizer)(prompt_ids[-1:])[0] if prompt_ids else "",
+        baseline_of=baseline_of,
     )
 
 
@@ -305,13 +205,15 @@ def target_only_decode(pair, prompt: str, config: DecodeConfig = DecodeConfig(),
                        on_step: StepCallback | None = None,
                        should_stop: Callable[[], bool] | None = None,
                        writer: TraceWriter | None = None, label: str = "",
-                       command: str = "") -> Trace:
+                       command: str = "", baseline_of: str = "") -> Trace:
     """Plain autoregressive decoding with the target: one token per step, same trace format
-    (gamma 0; each step's token is recorded with kind "bonus", a token drawn from p)."""
+    (gamma 0; each step's token is recorded with kind "bonus", a token drawn from p).
+    ``baseline_of``: the run_id of the speculative run this one is the baseline of (written
+    into its run record, so the views pair the two and no other)."""
     prompt_ids, limit = _prepare(pair, prompt, config)
     path, why = resolve_engine(pair, config, "target-only")
     run = _run_record(pair, config, "target-only", prompt, prompt_ids, label, command,
-                      _engine_info(pair, path, why))
+                      _engine_info(pair, path, why), baseline_of)
     return _loop(pair, run, prompt_ids, limit, config, path, None, on_step, should_stop,
                  writer)
 
@@ -367,11 +269,15 @@ def _eager_parts(pair, config: DecodeConfig, kind: str | None, max_len: int):
         drafter = FeatureHeadDrafter(StaticHead(pair.head, pair.target, max_len), s)
     state = RunState(max_len, pair.target.config.vocab_size, pair.device,
                      _hidden(pair) if kind == "feature-head" else None)
-    return CachedLM(pair.target, max_len), drafter, state, EagerPhases(), None
+    target = CachedLM(pair.target, max_len)
+    if kind == "feature-head":  # the hidden states the head reads
+        target.feature_layers = pair.head.feature_taps
+    return target, drafter, state, EagerPhases(), None
 
 
 def _hidden(pair) -> int:
-    return pair.target.config.hidden_size
+    """Width of the features a head reads (its target's hidden size per layer read)."""
+    return getattr(pair.head, "feature_width", pair.target.config.hidden_size)
 
 
 class _Workspace:
@@ -382,7 +288,9 @@ class _Workspace:
     def __init__(self, target: StaticLlama, draft: StaticLlama | StaticHead | None,
                  vocab: int, graphs: bool):
         self.target, self.draft = target, draft
-        hidden = target.embed.shape[1] if isinstance(draft, StaticHead) else None
+        hidden = draft.feature_width if isinstance(draft, StaticHead) else None
+        if isinstance(draft, StaticHead):  # the hidden states the head reads
+            target.feature_layers = draft.feature_taps
         self.state = RunState(target.max_len, vocab, target.embed.device, hidden)
         self.phases = GraphPhases(self._save_p, fused_layers()) if graphs else EagerPhases()
         self.lock = threading.Lock()

@@ -381,21 +381,32 @@ def tag(df: pd.DataFrame, name: str) -> pd.DataFrame:
 _SAME_SETUP = ("temperature", "top_k", "top_p", "max_new_tokens", "chat")
 
 
+def _same_setup(b: Trace, r) -> bool:
+    """Whether target-only run ``b`` has run record ``r``'s target, prompt, sampling settings
+    and device."""
+    b = b.run
+    return (b.mode == "target-only" and b.target.get("source") == r.target.get("source")
+            and b.prompt_text == r.prompt_text
+            and b.hardware.get("device") == r.hardware.get("device")
+            and all(b.config.get(k) == r.config.get(k) for k in _SAME_SETUP))
+
+
 def baseline_for(trace: Trace, traces: Sequence[Trace]) -> Trace | None:
-    """The target-only run among ``traces`` with this run's target, prompt, sampling settings
-    and device (the last one if several), or None."""
+    """This run's own target-only baseline among ``traces``, or None.
+
+    A baseline names the run it was measured against (run.baseline_of, schema 5): such links
+    are the only pairing when the file has any for this run (the last if several). Without a
+    link (older traces) a run is paired only with an unambiguous match: the one target-only
+    run of the file, unlinked, with the same target, prompt, sampling settings and device;
+    two or more such runs give None rather than a guess."""
     if is_target_only(trace):
         return None
-    r = trace.run
-    found = None
-    for t in traces:
-        b = t.run
-        if (b.mode == "target-only" and b.target.get("source") == r.target.get("source")
-                and b.prompt_text == r.prompt_text
-                and b.hardware.get("device") == r.hardware.get("device")
-                and all(b.config.get(k) == r.config.get(k) for k in _SAME_SETUP)):
-            found = t
-    return found
+    rid = trace.run.run_id
+    linked = [t for t in traces if t.run.mode == "target-only" and t.run.baseline_of == rid]
+    if linked:
+        return linked[-1]
+    same = [t for t in traces if not t.run.baseline_of and _same_setup(t, trace.run)]
+    return same[0] if len(same) == 1 else None
 
 
 # ---------------------------------------------------------------- token trees

@@ -156,6 +156,9 @@ class SummaryRecord:
     stop_reason: str = "max_new_tokens"  # "eos" | "max_new_tokens" | "stopped" | "context"
     draft_forward_passes: int = 0
     mean_beta: float | None = None
+    # a speed-up measured over rounds (speculative and target-only decodes alternated): this
+    # run's tokens/s in each round, in order; None for a run measured once (schema 5)
+    round_tokens_per_s: list[float] | None = None
 
     def to_json(self) -> dict:
         return {"record": "summary", **asdict(self)}

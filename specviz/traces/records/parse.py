@@ -158,6 +158,9 @@ def _check_tree(c: _Checker, parent: list[int], accepted: list[bool]) -> list[in
     return path
 
 
+MAX_ROUNDS = 100  # measured rounds a summary may list
+
+
 def _parse_summary(c: _Checker) -> SummaryRecord:
     return SummaryRecord(
         output_token_ids=c.list_("output_token_ids", "int", lo=0,
@@ -176,6 +179,8 @@ def _parse_summary(c: _Checker) -> SummaryRecord:
         draft_forward_passes=c.int_("draft_forward_passes", optional=True, lo=0),
         mean_beta=c.num("mean_beta", optional=True, nullable=True, default=None,
                         lo=0.0, hi=1.0),
+        round_tokens_per_s=c.list_("round_tokens_per_s", "num", optional=True,
+                                   nullable=True, lo=0.0, max_len=MAX_ROUNDS),
     )
 
 
