@@ -143,8 +143,10 @@ def test_compare_views():
     table = F.runs_frame(traces)
     speed = G.fig_compare_speed(table)
     assert speed.data[0].orientation == "h"  # names read along the bars, never rotated
-    assert list(speed.data[0].customdata) == table[F.RUN_NAME].tolist()  # whole on hover
-    shown = list(speed.data[0].y)  # cut for the axis, still one bar each (numbered)
+    import html  # Plotly shows the names as text: '<' escaped as an entity
+    hover = [html.unescape(c) for c in speed.data[0].customdata]
+    assert hover == table[F.RUN_NAME].tolist()  # whole on hover
+    shown = [html.unescape(y) for y in speed.data[0].y]  # cut for the axis, one bar each
     assert len(set(shown)) == len(shown) and all(len(y) <= 34 for y in shown)
     pos = pd.concat([F.tag(F.position_frame(runs[k]), k) for k in ("sampled", "greedy")])
     assert len(G.fig_compare_positions(pos).data) == 4

@@ -1,8 +1,10 @@
 """Plotly figures of specviz: one figure per function, each from a tidy DataFrame.
 
-No Streamlit here; pages call these and draw what comes back.
+No Streamlit here; pages call these and draw what comes back. Every ``fig_*`` function
+returns a figure whose strings are text (``plain``, imported first, wraps them).
 """
 
+from . import plain  # noqa: F401  (first: the names below are the wrapped functions)
 from .text import (
     colored_text_html,
     legend_html,

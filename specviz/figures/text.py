@@ -4,7 +4,9 @@ Each kind has its color and a line style that needs no color (solid underline: a
 double underline: correction; wavy underline: bonus; struck through: rejected; dotted and
 faded: never judged). The hover title gives p, q, min(1, p/q) (in a tree: the node's
 acceptance probability at its turn in the walk) and u. Token text is
-HTML-escaped, so a token such as ``<script>`` shows as text.
+HTML-escaped, so a token such as ``<script>`` shows as text, and its control and
+bidirectional characters are written as escapes (each span isolated too), so a token holding
+U+202E cannot draw the text after it reversed.
 """
 
 from __future__ import annotations
@@ -15,7 +17,15 @@ import math
 import pandas as pd
 
 from ..traces import frames as F
-from .theme import CHAIN_ACCEPT, KIND_COLORS, KIND_LABELS, KIND_MARKS, TREE_CORRECTION, accept_label
+from .theme import (
+    CHAIN_ACCEPT,
+    KIND_COLORS,
+    KIND_LABELS,
+    KIND_MARKS,
+    TREE_CORRECTION,
+    accept_label,
+    visible,
+)
 
 TOKEN_COLUMNS = [F.STEP, F.POS, F.TEXT, F.KIND, F.EMITTED, F.OUT_INDEX, F.P, F.Q,
                  F.ACCEPT_PROB, F.U]
@@ -66,8 +76,9 @@ def _span(text: str, kind: str, title: str, highlight: bool = False) -> str:
     style = kind_style(kind)
     if highlight:
         style += ";outline:2px solid #d00;background:#ffd6d6"
-    shown = html.escape(text).replace("\n", "↵<br>")
-    return f'<span title="{html.escape(title, quote=True)}" style="{style}">{shown}</span>'
+    shown = html.escape(visible(text)).replace("\n", "↵<br>")
+    return (f'<span title="{html.escape(title, quote=True)}" style="{style};'
+            f'unicode-bidi:isolate">{shown}</span>')
 
 
 def token_spans(tokens: pd.DataFrame, ghosts: str = "rejected",
@@ -107,7 +118,8 @@ def colored_text_html(tokens: pd.DataFrame, ghosts: str = "rejected",
     n_out = int(tokens[F.OUT_INDEX].max()) + 1 if len(tokens) else 0
     if highlight is not None and highlight >= n_out:
         spans.append(_span("⟂ (output ends here)", "rejected", "first divergence", True))
-    lead = f'<span style="color:#888">{html.escape(prompt)}</span>' if prompt else ""
+    lead = (f'<span style="color:#888;unicode-bidi:isolate">{html.escape(visible(prompt))}'
+            "</span>" if prompt else "")
     return text_block_html(spans, lead)
 
 
@@ -124,11 +136,12 @@ def live_css() -> str:
     rules = "".join(f".sv-{k}{{{kind_style(k)}}}" for k in LIVE_KINDS)
     return (f"<style>{rules}.sv-tl td{{padding:1px 6px;font-family:ui-monospace,monospace;"
             "font-size:0.85em;white-space:pre}.sv-tl td.sv-step{color:#888;text-align:right}"
+            "[class^=sv-]{unicode-bidi:isolate}"
             "</style>")
 
 
 def _piece(text: str, kind: str, mark: bool = False, breaks: bool = False) -> str:
-    shown = html.escape(text).replace("\n", "↵<br>" if breaks else "↵")
+    shown = html.escape(visible(text)).replace("\n", "↵<br>" if breaks else "↵")
     if mark and KIND_MARKS[kind]:
         shown = f"{KIND_MARKS[kind]} {shown}"
     return f'<span class="sv-{kind}">{shown}</span>'

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import html
+import re
 
+import numpy as np
 import plotly.graph_objects as go
 
 # Every token kind has its own hue (Okabe-Ito, chosen to stay apart for colour-blind
@@ -162,6 +164,110 @@ def vline(x: float, color: str = "#999") -> dict:
 
 
 def show_token(text: str) -> str:
-    """Token text made visible and safe for Plotly labels: HTML-escaped, whitespace shown."""
-    shown = text.replace(" ", "␣").replace("\n", "↵").replace("\t", "⇥")
+    """Token text made visible and safe for Plotly labels: HTML-escaped, whitespace shown,
+    control and bidirectional characters written as escapes (see ``visible``)."""
+    shown = visible(text.replace(" ", "␣").replace("\n", "↵").replace("\t", "⇥"))
     return html.escape(shown if shown else "∅", quote=False)
+
+
+# Characters that would act instead of show: C0/C1 controls (\n and \t have their own
+# marks where token text is drawn), the bidirectional embeddings, overrides, isolates and
+# marks (U+202E draws what follows reversed), line and paragraph separators, and invisible
+# format characters that could hide text. U+200D (the joiner of emoji sequences) stays.
+_INVISIBLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b\u200e\u200f"
+                        "\u202a-\u202e\u2028\u2029\u2060-\u2064\u2066-\u2069\ufeff"
+                        "\ufff9-\ufffb]")
+
+
+def visible(text: str) -> str:
+    """``text`` with every control, bidirectional and invisible format character written as
+    an escape (U+202E as ``\\u202e``), so it shows instead of acting: a token holding
+    U+202E cannot draw the text after it reversed. Other characters are kept."""
+    return _INVISIBLE.sub(lambda m: f"\\u{ord(m[0]):04x}", text)
+
+
+# ---------------------------------------------------------------- Plotly strings as text
+# Plotly draws a subset of HTML in every label, legend, title, tick and hover text
+# (<a href>, <span style>: links, and fetches through CSS). Figures get their strings from
+# traces and models; ``plain_figure`` walks a finished figure and makes every string text:
+# strings that are data (trace names, categories, ticks, legend groups) are escaped whole;
+# the strings the figures format on purpose (hover and text templates, hover texts, text
+# labels, titles, annotations) keep only Plotly's formatting tags without attributes
+# (<b>, <i>, <br>, <sup>, <sub>, <extra>, ...), every other '<' escaped. Entities already
+# written (show_token's &lt;) stay as they are, so escaping twice changes nothing. Control
+# and bidirectional characters are written as escapes everywhere (``visible``).
+_FORMATTED_KEYS = frozenset({"hovertemplate", "texttemplate", "text", "hovertext",
+                             "customdata", "meta"})
+_SKIP_KEYS = frozenset({"template", "tickformat", "hoverformat", "xhoverformat",
+                        "yhoverformat", "valueformat"})
+_TAG = re.compile(r"<(/?)(b|i|em|s|u|sup|sub|br|extra)\s*/?>", re.IGNORECASE)
+_AMP = re.compile(r"&(?!#\d{1,7};|#x[0-9a-fA-F]{1,6};|[a-zA-Z][a-zA-Z0-9]{1,31};)")
+
+
+def plotly_text(s: str) -> str:
+    """``s`` as text for any Plotly string (a label, a template's value): every '<', '>' and
+    '&' that is not an entity escaped, control and bidirectional characters as escapes. For a
+    trace's string put into a field a figure formats (hover text, customdata, text)."""
+    return _escape_data(str(s))
+
+
+def _escape_data(s: str) -> str:
+    s = visible(s)
+    if "<" not in s and ">" not in s and "&" not in s:
+        return s
+    return _AMP.sub("&amp;", s).replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _escape_formatted(s: str) -> str:
+    s = visible(s)
+    if "<" not in s and ">" not in s and "&" not in s:
+        return s
+    parts, last = [], 0
+    for m in _TAG.finditer(s):
+        parts.append(_escape_data(s[last:m.start()]))
+        parts.append(f"<{m[1]}{m[2].lower()}>")
+        last = m.end()
+    parts.append(_escape_data(s[last:]))
+    return "".join(parts)
+
+
+def _plain(v, esc):
+    """``v`` with every string in it passed through ``esc`` (lists, tuples, numpy arrays of
+    objects or strings, nested); numbers and arrays of numbers come back as they are."""
+    if isinstance(v, str):
+        return esc(v)
+    if isinstance(v, (list, tuple)):
+        return type(v)(_plain(x, esc) for x in v)
+    if isinstance(v, np.ndarray):
+        if v.dtype.kind not in "OUS":
+            return v
+        return np.array([_plain(x, esc) for x in v.tolist()], dtype=object)
+    if isinstance(v, dict):
+        return _plain_dict(v, esc)
+    return v
+
+
+def _plain_dict(d: dict, esc=None) -> dict:
+    for k, v in list(d.items()):
+        if k in _SKIP_KEYS or isinstance(v, (bool, int, float)) or v is None:
+            continue
+        if isinstance(v, dict):
+            # a title's or annotation's text is formatted; other dicts follow their own keys
+            _plain_dict(v, esc)
+            continue
+        how = _escape_formatted if (k in _FORMATTED_KEYS
+                                    or k.endswith("template")) else (esc or _escape_data)
+        if k == "annotations" or k == "shapes" or k == "images":
+            how = None
+        d[k] = _plain(v, how) if how is not None else [
+            _plain_dict(x) if isinstance(x, dict) else x for x in v]
+    return d
+
+
+def plain_figure(fig: go.Figure) -> go.Figure:
+    """``fig`` with every string from a trace or a model made text for Plotly (in place; the
+    figure is returned). See the note above ``_FORMATTED_KEYS``."""
+    for trace in fig._data:  # the figure's own dicts: no validation of every array again
+        _plain_dict(trace)
+    _plain_dict(fig._layout)
+    return fig

@@ -7,7 +7,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from ..teaching import theory as T
-from .theme import SERIES, hline, themed, vline
+from .theme import SERIES, hline, plotly_text, themed, vline
 
 MEASURED_LABEL = "label"
 # a second channel beside color for the curves of one figure (marker, then dash), so that
@@ -125,7 +125,7 @@ def _measured(measured: pd.DataFrame | None, x: str, y: str,
     if measured is None or measured.empty:
         return []
     data = [go.Scatter(x=measured[x], y=measured[y], mode="markers", name="measured runs",
-                       text=measured[MEASURED_LABEL],
+                       text=[plotly_text(s) for s in measured[MEASURED_LABEL]],
                        marker=dict(size=10, symbol="x", color="black",
                                    opacity=0.35 if highlight else 0.9),
                        hovertemplate="%{text}<br>(%{x:.2f}, %{y:.2f})<extra></extra>")]
@@ -134,7 +134,7 @@ def _measured(measured: pd.DataFrame | None, x: str, y: str,
         data.append(go.Scatter(x=picked[x], y=picked[y], mode="markers+text",
                                name="the run the sliders come from",
                                text=["this run"] * len(picked), textposition="top center",
-                               customdata=picked[MEASURED_LABEL],
+                               customdata=[plotly_text(s) for s in picked[MEASURED_LABEL]],
                                marker=dict(size=16, symbol="x", color=SERIES[1],
                                            line=dict(width=1, color="black")),
                                hovertemplate="%{customdata}<br>(%{x:.2f}, %{y:.2f})"

@@ -25,6 +25,7 @@ from .theme import (
     THEORY_COLOR,
     accept_label,
     kind_name,
+    plotly_text,
     show_token,
     themed,
     unjudged_why,
@@ -378,7 +379,8 @@ def fig_compare_speed(runs: pd.DataFrame) -> go.Figure:
     names = runs[F.RUN_NAME].astype(str).tolist()  # long: cut on the axis, whole on hover
     short = [n if len(n) <= 34 else n[:33] + "…" for n in names]
     speed = runs[F.TOKENS_PER_S].astype(float)
-    bar = go.Bar(y=short, x=speed, orientation="h", marker_color=colors, customdata=names,
+    bar = go.Bar(y=short, x=speed, orientation="h", marker_color=colors,
+                 customdata=[plotly_text(n) for n in names],
                  text=["–" if not np.isfinite(v) else f"{v:.1f}" for v in speed],
                  textposition="outside", cliponaxis=False,
                  hovertemplate="%{customdata}: %{x:.2f} tokens/s<extra></extra>")

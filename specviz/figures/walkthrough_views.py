@@ -15,7 +15,16 @@ import plotly.graph_objects as go
 from ..teaching import walkthrough as W
 from ..traces import frames as F
 from .text import kind_style
-from .theme import KIND_COLORS, KIND_MARKS, P_COLOR, Q_COLOR, RESIDUAL_COLOR, show_token, themed
+from .theme import (
+    KIND_COLORS,
+    KIND_MARKS,
+    P_COLOR,
+    Q_COLOR,
+    RESIDUAL_COLOR,
+    show_token,
+    themed,
+    visible,
+)
 
 STATE_MARKS = {W.PENDING: "", W.ACCEPTED: f" {KIND_MARKS['accepted']}",
                W.REJECTED: f" {KIND_MARKS['rejected']}", W.UNJUDGED: f" {KIND_MARKS['unjudged']}"}
@@ -123,7 +132,7 @@ SEPARATOR = ('<span class="wt-sep" style="color:#bbb;font-weight:300;margin:0 0.
 
 
 def _token(text: str) -> str:
-    shown = html.escape(text).replace("\n", "↵").replace("\t", "⇥")
+    shown = html.escape(visible(text)).replace("\n", "↵").replace("\t", "⇥")
     return shown if shown else "∅"
 
 
@@ -137,11 +146,12 @@ def token_strip_html(tokens: list[W.StripToken]) -> str:
             parts.append(SEPARATOR)
         segment = t.segment
         if t.state in (W.PROMPT, W.PREFIX):
-            text = html.escape(t.text).replace("\n", "↵")
+            text = html.escape(visible(t.text)).replace("\n", "↵")
         else:
             text = _token(t.text)
         parts.append(f'<span class="wt-tok wt-{t.state}" title="{STRIP_TITLES[t.state]}" '
-                     f'style="{STRIP_STYLES[t.state]};padding:0 2px;margin:0 1px">'
+                     f'style="{STRIP_STYLES[t.state]};padding:0 2px;margin:0 1px;'
+                     'unicode-bidi:isolate">'
                      f"{text}</span>")
     return ('<div class="wt-strip" style="font-family:ui-monospace,Menlo,Consolas,monospace;'
             'white-space:pre-wrap;line-height:2.1;font-size:1.05em">'
@@ -166,4 +176,4 @@ def narration_html(title: str, narration: str) -> str:
     return ('<div class="wt-narration" style="font-size:1.1em;line-height:1.55;'
             'white-space:pre-wrap;border-left:4px solid #0072B2;padding:0.3em 0 0.3em 0.8em">'
             f'<div class="wt-title" style="font-weight:700;margin-bottom:0.2em">'
-            f"{html.escape(title)}</div>{html.escape(narration)}</div>")
+            f"{html.escape(visible(title))}</div>{html.escape(visible(narration))}</div>")
