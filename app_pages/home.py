@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-from specviz.teaching.diagnosis import measure
 from specviz.traces import frames as F
 from ui.common import bundled_files, load_bundled
+from ui.overview import Example, examples, spread_text
 from ui.plain import as_text
 from ui.views import render_trace
 
@@ -20,23 +20,6 @@ st.markdown(
     "lab* show why it works.")
 
 
-@st.cache_data(show_spinner=False, max_entries=4)
-def examples(versions: tuple[tuple[str, float], ...]) -> list[tuple[str, int, float | None]]:
-    """Every bundled speculative run as (file, index in the file, measured speedup), the
-    fastest against its own target-only baseline first (the run that shows the method at
-    work leads; the others follow in file order)."""
-    rows = []
-    for f in bundled_files():
-        traces, error = load_bundled(f)
-        for i, t in enumerate(traces):
-            if error or F.is_target_only(t):
-                continue
-            base = F.baseline_for(t, traces)
-            rows.append((f.name, i, measure(t, base).speedup_measured if base else None))
-    best = max(rows, key=lambda r: r[2] or 0.0, default=None)
-    return [best] + [r for r in rows if r is not best] if best else []
-
-
 files = {f.name: f for f in bundled_files()}
 runs = examples(tuple((n, f.stat().st_mtime) for n, f in files.items()))
 if not runs:
@@ -45,20 +28,21 @@ if not runs:
     st.stop()
 
 
-def _label(r: tuple[str, int, float | None]) -> str:
-    traces, _ = load_bundled(files[r[0]])
-    speed = f" · {r[2]:.2f}× the target alone" if r[2] else ""
-    return f"{r[0]} · {F.run_label(r[1], traces[r[1]], 36)}{speed}"
+def _label(r: Example) -> str:
+    traces, _ = load_bundled(files[r.file])
+    speed = f" · {r.speedup:.2f}× the target alone" if r.speedup else ""
+    return f"{r.file} · {F.run_label(r.index, traces[r.index], 36)}{speed}"
 
 
-pick = st.selectbox("Example run (recorded; the fastest first)", range(len(runs)),
+pick = st.selectbox("Example run (recorded; a typical one first)", range(len(runs)),
                     format_func=lambda i: _label(runs[i]), key="home_run")
-speeds = sorted(r[2] for r in runs if r[2])
-if len(speeds) > 1:
-    st.caption(f"The fastest of {len(speeds)} bundled runs with a target-only baseline; they "
-               f"range from {speeds[0]:.2f}× to {speeds[-1]:.2f}× (median "
-               f"{speeds[len(speeds) // 2]:.2f}×), by pair, drafter, engine, device and "
-               "prompt. The others are in the list; a run below 1× comes with the reason.")
+spread = spread_text(runs)
+if spread and pick == 0:
+    st.caption(f"A typical run, not the fastest: its speed-up is the nearest to the median. "
+               f"{spread} (by pair, drafter, engine, device and prompt). The others are in "
+               "the list; a run below 1× comes with the reason.")
+elif spread:
+    st.caption(f"{spread}.")
 name, index, _ = runs[pick]
 traces, error = load_bundled(files[name])
 if error:

@@ -35,7 +35,7 @@ for name in chosen:
     loaded += [(t, name) for t in traces]
 if not loaded:
     st.info("Choose a bundled trace or upload one (made by the Live page's download, "
-            "`python -m specviz.cli`, or `write_traces`).")
+            "`python -m specviz run --out run.jsonl`, or `write_traces`).")
     st.stop()
 
 traces = [t for t, _ in loaded]

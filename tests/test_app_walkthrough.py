@@ -84,7 +84,8 @@ def test_steps_through_a_bundled_trace(traces_dir, monkeypatch):
     table = at.dataframe[0].value
     assert len(table) == sampled.steps[0].gamma
     assert table["p(draft)"].tolist() == [W.num(p) for p in sampled.steps[0].p]
-    # jump to a step: its first micro-step
+    # jump to a step: its first micro-step (the field is empty before, not "0" on step 1)
+    assert at.number_input(key="wt_jump").value is None
     at.number_input(key="wt_jump").set_value(2).run()
     _ok(at)
     assert (at.session_state["wt_step"], at.session_state["wt_micro"]) == (2, 0)
@@ -98,9 +99,13 @@ def test_steps_through_a_bundled_trace(traces_dir, monkeypatch):
     at.button(key="wt_next").click().run()
     assert (at.session_state["wt_step"], at.session_state["wt_micro"]) == (3, 0)
     assert _shows(at, sampled, 3, 0)
-    # "Go" jumps again to the step in the field
+    # the field is emptied once it has jumped: it never shows a step the player is not on
+    assert at.number_input(key="wt_jump").value is None
+    # "Go" jumps to the step in the field
+    at.number_input(key="wt_jump").set_value(2)
     at.button(key="wt_go").click().run()
     assert (at.session_state["wt_step"], at.session_state["wt_micro"]) == (2, 0)
+    assert at.number_input(key="wt_jump").value is None
     # another run of another file starts again at step 0
     at.selectbox(key="wt_source").set_value("b-greedy.jsonl").run()
     _ok(at)

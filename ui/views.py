@@ -106,7 +106,6 @@ def timeline_ui(tokens: pd.DataFrame, n_steps: int, key: str) -> None:
                     key=f"{key}_timeline")
 
 
-@st.fragment
 def _status_word(status: str, q_draft: float) -> str:
     """A tree node's status in a few words, for the node picker."""
     if status != "unjudged":
@@ -114,6 +113,7 @@ def _status_word(status: str, q_draft: float) -> str:
     return "q = 0, never drawable" if q_draft == 0 else "never reached"
 
 
+@st.fragment
 def inspector_ui(trace: Trace, drafts: pd.DataFrame, key: str) -> None:
     """Verify inspector: pick a step and a draft position; only this fragment reruns."""
     if drafts.empty:

@@ -150,8 +150,12 @@ def _move(trace: Trace, delta: int) -> None:
 
 
 def _jump() -> None:
-    st.session_state.wt_step = st.session_state.wt_jump
-    st.session_state.wt_micro = 0
+    """Go to the step typed in the field, then empty the field (the caption says where the
+    player is; a number left there would read as the current step)."""
+    ss = st.session_state
+    if ss.get("wt_jump") is not None:
+        ss.wt_step, ss.wt_micro = int(ss.wt_jump), 0
+    ss.wt_jump = None
 
 
 def _tick(trace: Trace, interval: float) -> None:
@@ -189,12 +193,15 @@ def _player(trace: Trace, interval: float | None, presenter: bool) -> None:
                   args=(trace, -1), disabled=ss.wt_step == 0 and ss.wt_micro == 0)
         c2.button("Next ▶", key="wt_next", shortcut="Right", on_click=_move, args=(trace, 1),
                   disabled=W.is_last(trace, ss.wt_step, ss.wt_micro), type="primary")
-        # the field holds the step to jump to, never set from here: a value written by the
-        # script during a fragment rerun can be sent back stale by the browser
-        if ss.get("wt_jump", 0) > n_steps - 1:
-            ss.wt_jump = 0
-        c3.number_input("Jump to step", 0, n_steps - 1, key="wt_jump", on_change=_jump,
-                        help=f"Steps are numbered 0 to {n_steps - 1}, as in the trace.")
+        # the field holds the step to jump to, empty otherwise, and is emptied only by its
+        # callback: a value written by the script during a fragment rerun can be sent back
+        # stale by the browser
+        if (ss.get("wt_jump") or 0) > n_steps - 1:
+            ss.wt_jump = None
+        c3.number_input("Jump to step", 0, n_steps - 1, value=None, key="wt_jump",
+                        on_change=_jump, placeholder=f"0 – {n_steps - 1}",
+                        help=f"Type a step and press Enter. Steps are numbered 0 to "
+                             f"{n_steps - 1}, as in the trace.")
         c4.button("Go", key="wt_go", on_click=_jump)
         c5.caption(f"Step {walk.step} of {n_steps - 1} · micro-step {m.index + 1} of "
                    f"{len(walk.micro)} · "
