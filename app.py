@@ -15,6 +15,7 @@ pages = [
     st.Page("app_pages/live.py", title="Live decoding", icon=":material/play_arrow:"),
     st.Page("app_pages/walkthrough.py", title="Walkthrough", icon=":material/slideshow:"),
     st.Page("app_pages/inspector.py", title="Trace inspector", icon=":material/search:"),
+    st.Page("app_pages/runs.py", title="Runs", icon=":material/table_chart:"),
     st.Page("app_pages/lessons.py", title="Lessons", icon=":material/school:"),
     st.Page("app_pages/theory.py", title="Theory", icon=":material/functions:"),
     st.Page("app_pages/toy_lab.py", title="Toy lab", icon=":material/science:"),

@@ -9,6 +9,7 @@ from specviz.teaching.diagnosis import diagnose, measure
 from specviz.traces import frames as F
 from ui.common import bundled_files, load_bundled
 from ui.plain import as_text
+from ui.runs import opened_runs
 from ui.uploads import MAX_UPLOAD_MB, UPLOAD_TYPES, read_uploads, upload_label
 from ui.views import diagnosis_ui, frames_of, render_trace, trace_key
 
@@ -22,7 +23,7 @@ uploads = st.file_uploader(upload_label("…or upload traces", each=True), type=
 if not files:
     st.caption("No bundled traces in assets/traces/ yet.")
 
-loaded: list[tuple[Trace, str]] = []
+loaded: list[tuple[Trace, str]] = opened_runs()  # a run opened from the Runs page
 for name, traces, error in read_uploads(uploads or []):  # uploads first: what the user brought
     if error:
         st.error(f"Cannot open this file. {as_text(error)}")

@@ -13,6 +13,7 @@ from specviz.teaching.diagnosis import measure
 from specviz.traces import frames as F
 from ui.common import bundled_files, load_bundled
 from ui.live import live_store
+from ui.runs import with_vllm_points
 
 NONE = "— (set the sliders yourself)"
 TAKEN = ["th_alpha", "th_gamma", "th_c", "th_v", "th_o"]
@@ -57,7 +58,7 @@ def _measured() -> pd.DataFrame:
                                        T.OVERHEAD, MEASURED_LABEL])
 
 
-measured = _measured()
+measured = with_vllm_points(_measured())  # and vLLM intervals placed from the Runs page
 takeable = measured.dropna(subset=[T.C, T.V, T.OVERHEAD])
 
 

@@ -14,6 +14,7 @@ COMMANDS = [
     "run",
     "fetch",
     "bench_command",
+    "runs",
 ]
 
 
