@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, replace
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
-from .decode_config import DecodeConfig
 from .traces.records import Trace, TraceWriter
+
+if TYPE_CHECKING:  # no torch for code that only reads a measurement from traces
+    from .decode_config import DecodeConfig
 
 ROUNDS = 3  # rounds a measurement decodes by default
 WARMUP_TOKENS = 8  # tokens each path decodes before the measured rounds

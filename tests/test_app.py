@@ -178,7 +178,10 @@ def test_live_run_with_tiny_models_and_baseline(monkeypatch):
     # greedy: the identical-output check
     assert any("Identical output" in s.value for s in at.success)
     assert "specviz-text" in _html(at)
-    assert f"Last run {spec.run.run_id}: 16 tokens at" in _html(at)
+    assert f"Last run {spec.run.run_id}: speculative " in _html(at)
+    assert "tokens/s (medians) · speed-up" in _html(at)
+    assert base.run.baseline_of == spec.run.run_id  # linked to its own run
+    assert len(spec.summary.round_tokens_per_s) == 3 == len(base.summary.round_tokens_per_s)
     assert _charts(at) >= 6
     assert any(m.label == "speedup" and m.value.endswith("×") for m in at.metric)
     # which path ran: device and engine
@@ -206,6 +209,7 @@ def test_live_decodes_off_the_script_thread(monkeypatch):
 
     monkeypatch.setattr(ui.live, "speculative_decode", spy)
     at = _live(max_new=8)
+    at.checkbox(key="with_baseline").uncheck()  # one decode: the speculative run alone
     assert _run(at)["spec"].summary.n_emitted == 8
     assert len(seen) == 1 and seen[0].startswith("specviz-torch")
     loaded = []
@@ -731,3 +735,8 @@ def test_an_uploaded_tree_run_gets_its_tree_and_no_chain_diagnosis(traces_dir, m
         assert any("not shown for a tree run" in c.value for c in at.caption)
         heat = _figure(at, "Greedy acceptance")
         assert heat["layout"]["xaxis"]["title"]["text"] == "tree node, in drafting order"
+        timeline = next(json.loads(c.proto.spec) for c in at.get("plotly_chart")
+                        if "accepted path by depth" in json.dumps(json.loads(c.proto.spec)
+                                                                  ["layout"]["xaxis"]))
+        names = " ".join(t.get("name") or "" for t in timeline["data"])
+        assert "norm(max(0, p − q))" not in names and "min(1,p/q)" not in json.dumps(timeline)

@@ -12,6 +12,7 @@ import streamlit as st
 from specviz import DEFAULT_TARGET, DecodeConfig, ModelSourceError, Trace, TraceError
 from specviz.errors import one_line
 from specviz.limits import APP_MAX_NEW_TOKENS, GAMMA_MAX, GAMMA_MIN, TOP_K_MAX
+from specviz.measure import ROUNDS
 from specviz.models import custom_sources_allowed, embedded_names, fetch_smollm2
 from specviz.paths import TRACES
 from ui.plain import as_text
@@ -61,8 +62,8 @@ TREES = {"": "chain of γ drafts",
          "dynamic:64:7:8": "dynamic tree, 64 nodes, top-8 (EAGLE-2)"}
 # The Live page's inputs, kept for the session while other pages show (Streamlit forgets a
 # widget's value on a page run that does not draw it)
-KEPT = ("prompt", "preset", "sampling_preset", "with_baseline", "target", "draft", "drafter",
-        "target_custom", "draft_custom", *FIELDS)
+KEPT = ("prompt", "preset", "sampling_preset", "with_baseline", "rounds", "target", "draft",
+        "drafter", "target_custom", "draft_custom", *FIELDS)
 
 
 def keep_settings() -> None:
@@ -119,6 +120,8 @@ def init_settings() -> None:
     _default("target", DEFAULT_TARGET if DEFAULT_TARGET in targets else targets[0])
     _default("draft", DEFAULT_DRAFT)
     _default("drafter", AUTO)
+    _default("with_baseline", True)  # a Run measures its speed-up unless told not to
+    _default("rounds", ROUNDS)
     for name in FIELDS:
         _default(name, getattr(BASE, name))
     if st.session_state.max_new_tokens > APP_MAX_NEW_TOKENS:

@@ -13,6 +13,7 @@ run of the page goes on painting it. A session that ends while the page paints s
 
 from __future__ import annotations
 
+import html
 import threading
 import time
 from collections import deque
@@ -29,10 +30,10 @@ from specviz import (
     SummaryRecord,
     Trace,
     speculative_decode,
-    target_only_decode,
 )
 from specviz import figures as G
 from specviz.errors import one_line
+from specviz.measure import ROUNDS, measure_speedup
 from specviz.traces import frames as F
 from ui.common import TORCH_THREAD
 
@@ -40,6 +41,7 @@ FRAME_S = 0.5  # the live view repaints this often
 LIVE_TOKENS = 300  # text pieces the live text shows (the whole text once the run ends)
 LIVE_STEPS = 12  # steps the live timeline shows
 HISTORY = 8  # runs kept per session (the Theory page plots them)
+MAX_ROUNDS = 9  # rounds a Live measurement may take
 
 
 class Collector:
@@ -75,15 +77,19 @@ class Collector:
 
 @dataclass
 class LiveRun:
-    """One Run of the Live page: the speculative decode, then (if asked) the target alone."""
+    """One Run of the Live page: the speculative decode alone, or (with a baseline) a
+    measurement: both paths warmed up, then ``rounds`` rounds of speculative and target-only
+    decodes alternated (specviz.measure)."""
 
     prompt: str
     cfg: DecodeConfig
     with_baseline: bool
     settings: str = ""  # the settings of the run, in words
+    rounds: int = ROUNDS
     stop: threading.Event = field(default_factory=threading.Event)
     done: threading.Event = field(default_factory=threading.Event)
     parts: list[tuple[str, Collector]] = field(default_factory=list)  # (label, records)
+    progress: tuple[str, float] = ("starting", 0.0)  # what runs now, fraction done
     error: str | None = None
 
 
@@ -102,63 +108,82 @@ def busy(store: dict) -> LiveRun | None:
     return run if run is not None and not run.done.is_set() else None
 
 
-def _decode(pair, run: LiveRun, target_only: bool) -> str | None:
-    """One decode into a new part of the run; its error as one line, or None."""
-    label = "baseline" if target_only else "speculative"
-    box = Collector()
-    run.parts.append((label, box))
-    decode = target_only_decode if target_only else speculative_decode
+def _guarded(fn) -> tuple[object, str | None]:
+    """(what ``fn()`` returns, None), or (None, its error as one line): never a traceback."""
     try:
-        decode(pair, run.prompt, run.cfg, should_stop=run.stop.is_set, writer=box,
-               label=label)
+        return fn(), None
     except (DecodeError, ValueError) as e:
-        return str(e)
+        return None, str(e)
     except MemoryError:
-        return "out of memory; try fewer tokens or a smaller pair"
+        return None, "out of memory; try fewer tokens or a smaller pair"
     except Exception as e:  # a clear line, never a traceback
-        return one_line(e)
-    return None
+        return None, one_line(e)
+
+
+def _writer_for(run: LiveRun):
+    """Each decode of the run gets a new part (a Collector the page paints)."""
+    def writer(part: str, i: int) -> Collector:
+        box = Collector()
+        label = part if run.rounds == 1 else f"{part} · round {i + 1} of {run.rounds}"
+        run.parts.append((label, box))
+        return box
+    return writer
+
+
+def _set_progress(run: LiveRun):
+    def hear(what: str, fraction: float) -> None:
+        run.progress = (what, fraction)
+    return hear
+
+
+def _measure(pair, run: LiveRun) -> dict:
+    """The run's decodes; the result the page shows (spec, base, speedup, error, note)."""
+    if not run.with_baseline:
+        box = Collector()
+        run.parts.append(("speculative", box))
+        out, error = _guarded(lambda: speculative_decode(
+            pair, run.prompt, run.cfg, should_stop=run.stop.is_set, writer=box,
+            label="speculative"))
+        spec = out if out is not None else box.trace()
+        return {"spec": spec, "base": None, "speedup": None, "error": error, "note": None}
+    m, error = _guarded(lambda: measure_speedup(
+        pair, run.prompt, run.cfg, rounds=run.rounds, writer_for=_writer_for(run),
+        should_stop=run.stop.is_set, on_progress=_set_progress(run), label="speculative"))
+    if m is None:  # failed part way: the speculative run's steps so far, no speed-up
+        spec = next((box.trace() for label, box in run.parts
+                     if label.startswith("speculative")), None)
+        return {"spec": spec, "base": None, "speedup": None, "error": error, "note": None}
+    note = None
+    if m.base is None and m.spec is not None:
+        note = ("Stopped during the measurement: no speed-up and no identical-output check "
+                "for this run.")
+    return {"spec": m.spec, "base": m.base, "speedup": m.speedup, "error": None,
+            "note": note, "base_tokens": m.base_tokens}
 
 
 def _work(pair, run: LiveRun, store: dict) -> None:
-    """The decoding thread: decode, then the baseline, then hand the traces to the page."""
+    """The decoding thread: decode (or measure), then hand the traces to the page."""
     try:
-        error = _decode(pair, run, target_only=False)
-        if run.with_baseline and error is None and not run.stop.is_set():
-            error = _decode(pair, run, target_only=True)
-        traces = {label: box.trace() for label, box in run.parts}
-        spec, base = traces.get("speculative"), traces.get("baseline")
-        note = None
-        if base is not None and base.summary is not None and \
-                base.summary.stop_reason == "stopped":
-            # a baseline cut short measures nothing comparable: no speedup, no identity check
-            note = (f"The target-only baseline was stopped after {base.summary.n_emitted} "
-                    f"of {spec.summary.n_emitted if spec else '?'} tokens: no speedup and "
-                    "no identical-output check for this run.")
-            base = None
-        result = {"spec": spec, "base": base, "error": error, "settings": run.settings,
-                  "note": note}
+        result = {**_measure(pair, run), "settings": run.settings}
         store["result"] = result
         if result["spec"] is not None and result["spec"].steps:
             store["history"] = (store["history"] + [result])[-HISTORY:]
     except Exception as e:  # never leave the page waiting on a thread that died
-        store["result"] = {"spec": None, "base": None, "error": one_line(e),
-                           "settings": run.settings, "note": None}
+        store["result"] = {"spec": None, "base": None, "speedup": None,
+                           "error": one_line(e), "settings": run.settings, "note": None}
     finally:
         run.done.set()
 
 
-
-
 def start(pair, prompt: str, cfg: DecodeConfig, with_baseline: bool,
-          settings: str = "") -> LiveRun:
+          settings: str = "", rounds: int = ROUNDS) -> LiveRun:
     """Start a run in its own thread; the session's store receives its result."""
     store = live_store()
     old = busy(store)
     if old is not None:  # one run per session: a new Run ends the one before
         old.stop.set()
         old.done.wait()
-    run = LiveRun(prompt, cfg, with_baseline, settings)
+    run = LiveRun(prompt, cfg, with_baseline, settings, rounds)
     store["run"] = run
     TORCH_THREAD.submit(_work, pair, run, store)  # where the models were loaded
     return run
@@ -223,17 +248,33 @@ def watch(run: LiveRun, slot) -> None:
     try:
         while not run.done.wait(FRAME_S):
             if not run.parts:
-                slot.caption("Starting … (a run of another session goes first)")
+                what = run.progress[0] if run.progress[1] > 0 or run.with_baseline else ""
+                slot.caption(f"Starting … {what} (a run of another session goes first)"
+                             if not what else f"Measuring: {what} …")
                 continue
             label, box = run.parts[-1]
             if label not in painters:
-                painters[label] = _Painter(label == "baseline", tree=tree)
+                painters[label] = _Painter(label.startswith("baseline"), tree=tree)
             p = painters[label]
             p.add(box.steps[p.n_steps:len(box.steps)])
-            slot.html(p.html(label, box.elapsed()))
+            slot.html(_progress_html(run) + p.html(label, box.elapsed()))
     except StopException:  # the session is closing (or the app stops): end the decode
         run.stop.set()
         raise
+
+
+def _progress_html(run: LiveRun) -> str:
+    """A bar with the measurement's progress (rounds done), above the live view."""
+    if not run.with_baseline:
+        return ""
+    what, frac = run.progress
+    pct = int(round(100 * frac))
+    return (f'<div class="sv-progress" style="margin-bottom:0.4em">Measuring the speed-up: '
+            f"{html.escape(what)} ({pct} % done; both paths warmed up, then {run.rounds} "
+            "rounds of each, alternated)"
+            f'<div style="height:8px;background:#eee;border-radius:4px">'
+            f'<div style="height:8px;width:{pct}%;background:#0072B2;border-radius:4px">'
+            "</div></div></div>")
 
 
 def stop_current() -> None:

@@ -11,6 +11,7 @@ import streamlit as st
 from specviz import Trace
 from specviz import figures as G
 from specviz.limits import GAMMA_MAX, GAMMA_MIN
+from specviz.measure import NO_DIFFERENCE, Speedup
 from specviz.teaching import theory
 from specviz.teaching.diagnosis import METRIC_DEFINITIONS, Costs, diagnose, measure
 from specviz.traces import frames as F
@@ -47,8 +48,7 @@ def metrics_ui(trace: Trace, baseline: Trace | None = None) -> Costs:
             (length, _num(costs.mean_accepted_length), "mean_accepted_length"),
             ("tokens per target pass", _num(costs.tokens_per_target_pass),
              "tokens_per_target_pass"),
-            ("speedup", _num(costs.speedup_measured, "{:.2f}×") if baseline else
-             "no baseline", "speedup"),
+            ("speedup", _speedup_text(costs) if baseline else "no baseline", "speedup"),
             ("c (draft cost)", _num(costs.c, "{:.3f}"), "c"),
             ("v (verify cost)", _num(costs.v, "{:.2f}"), "v"),
             ("overhead", _num(costs.overhead, "{:.2f}"), "overhead")]
@@ -58,10 +58,19 @@ def metrics_ui(trace: Trace, baseline: Trace | None = None) -> Costs:
                    help=METRIC_DEFINITIONS["mean_accepted_length"])
     cols[2].metric("tokens / s", _num(sm.tokens_per_s if trace.complete else None, "{:.1f}"),
                    help="Emitted tokens / wall time of the run (prefill included).")
-    cols[3].metric("speedup", rows[3][1], help=METRIC_DEFINITIONS["speedup"])
+    sp = costs.speedup
+    cols[3].metric("speedup", _num(costs.speedup_measured, "{:.2f}×") if baseline else
+                   "no baseline", help=METRIC_DEFINITIONS["speedup"],
+                   delta=_spread(sp), delta_color="off", delta_arrow="off")
     cols[4].metric("tokens / steps", f"{sm.n_emitted} / {sm.n_steps}",
                    help=f"Tokens emitted / verification steps. Stop reason: {sm.stop_reason}")
-    if costs.speedup_measured is not None and costs.speedup_measured < 1.0:
+    if sp is not None and sp.verdict == NO_DIFFERENCE:
+        st.info(f"No measurable difference on this machine: the speed-up ranged "
+                f"{sp.low:.2f}–{sp.high:.2f}× over {sp.n} rounds (median {sp.median:.2f}×; "
+                f"speculative {sp.spec_tokens_per_s:.1f}, target alone "
+                f"{sp.base_tokens_per_s:.1f} tokens/s). No bottleneck is named: it would "
+                "explain noise.")
+    elif costs.speedup_measured is not None and costs.speedup_measured < 1.0:
         why = (f"Each tree step gave {_num(costs.mean_accepted_length)} tokens but took "
                f"longer than {_num(costs.mean_accepted_length)} steps of the target alone: "
                f"drafting {_num(costs.gamma, '{:.0f}')} nodes on average and scoring them all "
@@ -77,6 +86,22 @@ def metrics_ui(trace: Trace, baseline: Trace | None = None) -> Costs:
                    f"({_num(costs.target_step_ms, '{:.2f}')} ms, from the "
                    f"{costs.target_step_from}).")
     return costs
+
+
+def _spread(sp: Speedup | None) -> str | None:
+    """The speed-up's spread under its metric: the range over rounds, or 'one sample'."""
+    if sp is None or sp.median is None:
+        return None
+    if not sp.repeated:
+        return "one sample, no spread"
+    return f"range {sp.low:.2f}–{sp.high:.2f}× · {sp.n} rounds"
+
+
+def _speedup_text(costs: Costs) -> str:
+    sp = costs.speedup
+    if sp is None or sp.median is None:
+        return "–"
+    return sp.describe()
 
 
 def colored_text_ui(tokens: pd.DataFrame, highlight: int | None = None,
@@ -100,9 +125,9 @@ def _window(tokens: pd.DataFrame, key: str, n_steps: int) -> pd.DataFrame:
 
 
 @st.fragment
-def timeline_ui(tokens: pd.DataFrame, n_steps: int, key: str) -> None:
+def timeline_ui(tokens: pd.DataFrame, n_steps: int, key: str, tree: bool = False) -> None:
     """The token timeline, a window of steps at a time (moving it reruns only this part)."""
-    st.plotly_chart(G.fig_timeline(_window(tokens, key, n_steps), title=None),
+    st.plotly_chart(G.fig_timeline(_window(tokens, key, n_steps), title=None, tree=tree),
                     key=f"{key}_timeline")
 
 
@@ -199,7 +224,7 @@ def run_figures(fr: dict[str, pd.DataFrame], trace: Trace, name: str,
     """Every figure of a run, by title (for drawing and for download); the full timeline
     comes as a function, built only when it is downloaded (the page draws a window)."""
     tokens = fr["tokens"]
-    figs = {"timeline": lambda: G.fig_timeline(tokens),  # built only when downloaded
+    figs = {"timeline": lambda: G.fig_timeline(tokens, tree=F.is_tree(trace)),  # on download
             "acceptance heatmap": G.fig_acceptance_heatmap(fr["drafts"],
                                                            greedy=F.is_greedy(trace),
                                                            tree=F.is_tree(trace)),
@@ -251,7 +276,7 @@ def render_trace(trace: Trace, key: str, baseline: Trace | None = None, source: 
     colored_text_ui(fr["tokens"], highlight=highlight, target_only=target_only,
                     tree=F.is_tree(trace))
     st.subheader("Token timeline")
-    timeline_ui(fr["tokens"], len(trace.steps), key)
+    timeline_ui(fr["tokens"], len(trace.steps), key, tree=F.is_tree(trace))
     figs = run_figures(fr, trace, name, baseline, base_fr)
     tree = F.is_tree(trace)
     names = ["Acceptance", "Verify inspector", "Latency", "Download"]
@@ -316,6 +341,9 @@ def diagnosis_ui(trace: Trace, baseline: Trace | None, key: str) -> None:
         return
     costs = measure(trace, baseline)
     dg = diagnose(costs)
+    if costs.speedup is not None and costs.speedup.verdict == NO_DIFFERENCE:
+        st.caption(f"Bottleneck diagnosis withheld. {dg.headline}")
+        return
     with st.container(border=True):
         left, right = st.columns([3, 2])
         with left:

@@ -19,6 +19,7 @@ import torch
 from ..core.tree_decoder import parse_tree
 from ..decoding import encode_prompt, speculative_decode, target_only_decode
 from ..engines.static import fuse_layers
+from ..measure import Round, Speedup
 from ..models import hardware_info
 
 DEFAULT_PROMPTS = [
@@ -137,15 +138,18 @@ def _warm_up(methods: dict, prompts: list[str], progress, every_prompt) -> dict:
     return warm_s
 
 
-def _measure(methods: dict, prompts: list[str], repeats: int, progress):
+def _measure(methods: dict, prompts: list[str], repeats: int, progress,
+             per_repeat: dict | None = None):
     """Every method (name -> fn(prompt) -> (ids, seconds, trace or None)) on every prompt,
     ``repeats`` times, interleaved prompt by prompt: tokens and seconds per method, each
-    prompt's output ids, and the traces with steps in the order they ran."""
+    prompt's output ids, and the traces with steps in the order they ran. ``per_repeat``
+    (if given) receives each method's tokens/s in each repeat."""
     tokens = {m: 0 for m in methods}
     seconds = {m: 0.0 for m in methods}
     outputs: dict[str, dict[int, list[int]]] = {m: {} for m in methods}
     traces: dict[str, list] = {m: [] for m in methods}
     for r in range(repeats):
+        before = (dict(tokens), dict(seconds))
         for i, prompt in enumerate(prompts):
             progress(f"repeat {r + 1}/{repeats}, prompt {i + 1}/{len(prompts)}")
             for name, fn in methods.items():
@@ -155,6 +159,11 @@ def _measure(methods: dict, prompts: list[str], repeats: int, progress):
                 outputs[name][i] = ids
                 if trace is not None and trace.steps:
                     traces[name].append(trace)
+        if per_repeat is not None:
+            for m in methods:
+                dt = seconds[m] - before[1][m]
+                per_repeat.setdefault(m, []).append((tokens[m] - before[0][m]) / dt if dt
+                                                    else 0.0)
     return tokens, seconds, outputs, traces
 
 
@@ -199,7 +208,9 @@ def run_bench(pair, cfg, *, prompts: list[str] | None = None, repeats: int = 3,
     engines = engines or default_engines(pair.device)
     methods = _bench_methods(pair, cfg, engines, transformers, transformers_static)
     warm_s = _warm_up(methods, prompts, progress, lambda name: FUSED in name)
-    tokens, seconds, outputs, traces = _measure(methods, prompts, repeats, progress)
+    per_repeat: dict[str, list[float]] = {}
+    tokens, seconds, outputs, traces = _measure(methods, prompts, repeats, progress,
+                                                per_repeat)
     tps = {m: tokens[m] / seconds[m] if seconds[m] else 0.0 for m in methods}
     same = identical = None
     if cfg.sampling.greedy:
@@ -208,6 +219,11 @@ def run_bench(pair, cfg, *, prompts: list[str] | None = None, repeats: int = 3,
         same = {m: identical[m] == len(ref) for m in methods}
 
     per_engine = {e: _engine_figures(e, tps, traces, cfg.gamma) for e in engines}
+    for e in engines:  # the speed-up in each repeat (methods interleaved): its spread
+        sp = Speedup(tuple(Round(a, b) for a, b in zip(per_repeat[_spec(e, True)],
+                                                        per_repeat[_base(e)])))
+        per_engine[e]["speedup_per_repeat"] = sp.ratios
+        per_engine[e]["speedup_verdict"] = sp.verdict
     result = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": command,
@@ -322,6 +338,15 @@ def _fmt(x, spec: str = ".3f") -> str:
     return "-" if x is None else format(x, spec)
 
 
+def _spread(f: dict) -> str:
+    """' (range 1.20–1.41 over 3 repeats: faster)' after an engine's speed-up, if repeated."""
+    ratios = f.get("speedup_per_repeat") or []
+    if len(ratios) < 2:
+        return ""
+    return (f" (range {min(ratios):.2f}–{max(ratios):.2f} over {len(ratios)} repeats: "
+            f"{f['speedup_verdict']})")
+
+
 def to_markdown(r: dict) -> str:
     hw = r["hardware"]
     dev = hw.get("gpu") or f"{hw.get('cpu')} ({hw.get('torch_threads')} threads)"
@@ -350,7 +375,7 @@ def to_markdown(r: dict) -> str:
               "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for e, f in r["per_engine"].items():
         lines.append(
-            f"| {e} | {_fmt(f['speedup_vs_target_only'])} | "
+            f"| {e} | {_fmt(f['speedup_vs_target_only'])}{_spread(f)} | "
             f"{_fmt(f['ratio_vs_transformers_assisted'])} | {_fmt(f['tracing_cost'], '.1%')} | "
             f"{_fmt(f['alpha_hat'])} | {_fmt(f['mean_accepted_length'], '.2f')} | "
             f"{_fmt(f['target_forward_ms'], '.2f')} | {_fmt(f['c'])} | {_fmt(f['v'])} | "

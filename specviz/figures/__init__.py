@@ -5,6 +5,7 @@ returns a figure whose strings are text (``plain``, imported first, wraps them).
 """
 
 from . import plain  # noqa: F401  (first: the names below are the wrapped functions)
+from .race_views import fig_race
 from .text import (
     colored_text_html,
     legend_html,
@@ -57,7 +58,8 @@ __all__ = [
     "KIND_COLORS", "KIND_LABELS", "KIND_MARKS", "apply_theme", "colored_text_html",
     "fig_accepted_length", "fig_acceptance_heatmap", "fig_compare_positions",
     "fig_compare_speed", "fig_expected_tokens", "fig_gap_shares", "fig_latency",
-    "fig_position_acceptance", "fig_speedup_surface", "fig_speedup_vs_gamma", "fig_timeline",
+    "fig_position_acceptance", "fig_race", "fig_speedup_surface", "fig_speedup_vs_gamma",
+    "fig_timeline",
     "fig_tokens_vs_time", "fig_toy_convergence", "fig_toy_distribution", "fig_tree_step",
     "fig_verify_inspector", "fig_wall_clock", "fig_what_if", "kind_name", "layout",
     "legend_html", "live_css", "live_spans", "live_timeline_html", "live_timeline_row",

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..limits import GAMMA_MAX
+from ..measure import NO_DIFFERENCE, Speedup, speedup_of
 from ..traces.records import Trace
 from . import theory
 
@@ -47,7 +48,8 @@ METRIC_DEFINITIONS = {
     "tokens_per_target_pass": "Emitted tokens / target forward passes. Target-only decoding "
                               "gets exactly 1.",
     "speedup": "Tokens per second of this run / tokens per second of the target alone "
-               "(measured, same prompt and settings).",
+               "(measured, same prompt and settings): the median over the rounds measured "
+               "(speculative and target-only decodes alternated), with their range.",
     "c": "Draft cost: time per drafted token / time of one target-only step.",
     "v": "Verify cost: time of one verification pass (γ + 1 tokens) / time of one "
          "target-only step. The theory assumes v = 1 (memory-bound decoding).",
@@ -75,6 +77,7 @@ class Costs:
     speedup_measured: float | None
     mean_beta: float | None
     gamma_config: int | None = None  # the γ the run asked for (its policy's starting γ)
+    speedup: Speedup | None = None  # the measured speed-up over rounds (median, range)
 
 
 def _mean(xs) -> float | None:
@@ -106,18 +109,16 @@ def measure(trace: Trace, baseline: Trace | None = None) -> Costs:
         v = _mean([s.verify_ms for s in steps]) / base_ms
         overhead = _mean([max(s.total_ms - s.draft_ms - s.verify_ms, 0.0)
                             for s in steps]) / base_ms
-    speed = None
-    if baseline is not None:
-        b = baseline.with_summary().summary
-        if b.tokens_per_s > 0:
-            speed = sm.tokens_per_s / b.tokens_per_s
+    measured = speedup_of(t, baseline.with_summary()) if baseline is not None else None
+    speed = measured.median if measured is not None else None  # the rounds' median
     return Costs(alpha=sm.alpha_hat, gamma=gamma,
                  mean_accepted_length=sm.mean_accepted_length,
                  tokens_per_target_pass=(sm.n_emitted / sm.target_forward_passes
                                          if sm.target_forward_passes else None),
                  tokens_per_s=sm.tokens_per_s, c=c, v=v, overhead=overhead,
                  target_step_ms=base_ms, target_step_from=source, speedup_measured=speed,
-                 mean_beta=sm.mean_beta, gamma_config=_int_or_none(t.run.config.get("gamma")))
+                 mean_beta=sm.mean_beta, gamma_config=_int_or_none(t.run.config.get("gamma")),
+                 speedup=measured)
 
 
 def _int_or_none(x) -> int | None:
@@ -168,6 +169,12 @@ def diagnose(costs: Costs, gamma_max: int = GAMMA_MAX) -> Diagnosis:
     if a is None or c is None or v is None or o is None or e is None:
         return Diagnosis("unknown", "Not enough measurements to diagnose this run (it needs "
                          "drafted steps with timings).")
+    if costs.speedup is not None and costs.speedup.verdict == NO_DIFFERENCE:
+        sp = costs.speedup
+        return Diagnosis("unknown", f"No measurable difference on this machine: the speed-up "
+                         f"ranged {sp.low:.2f}–{sp.high:.2f}× over {sp.n} rounds (median "
+                         f"{sp.median:.2f}×), so no bottleneck is named: it would explain "
+                         "noise.")
     g = costs.gamma  # drafted tokens per step (mean)
     g_asked = costs.gamma_config or max(int(round(g)), 1)
     g_ref = max(g_asked, g)

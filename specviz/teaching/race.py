@@ -1,0 +1,73 @@
+"""The race: a speculative run and its target-only baseline replayed side by side at their
+measured speeds, from the trace's timestamps (each step's tokens appear at its t_end_s).
+
+``race_data`` makes the plain, JSON-ready data a player needs: per side its name, tokens/s,
+wall time and each step's (time, tokens), every token text with control and bidirectional
+characters written as escapes (a token is always shown as text); and one headline that says
+what the class should see, never more than the measurement carries.
+"""
+
+from __future__ import annotations
+
+from ..figures.theme import visible
+from ..measure import NO_DIFFERENCE, Speedup
+from ..traces.records import Trace
+
+SPEEDS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0)  # replay speeds offered (1: real time)
+MIN_REPLAY_S = 4.0  # a race shorter than this is slowed down by default
+MAX_REPLAY_S = 30.0  # a race longer than this is sped up by default
+
+
+def _text(s: str) -> str:
+    return visible(s.replace("\n", "↵\n"))
+
+
+def _side(trace: Trace, name: str, target_only: bool) -> dict:
+    steps = [[round(s.t_end_s, 6), [[_text(t), "target" if target_only else k]
+                                    for t, k in zip(s.emitted_text, s.emitted_kinds)]]
+             for s in trace.steps if s.emitted_text]
+    sm = trace.with_summary().summary
+    wall = sm.wall_s if trace.complete else (steps[-1][0] if steps else 0.0)
+    return {"name": name, "tokens": sm.n_emitted, "wall_s": round(wall, 6),
+            "tokens_per_s": round(sm.tokens_per_s, 3) if trace.complete else None,
+            "steps": steps}
+
+
+def default_speed(longest_s: float) -> float:
+    """The replay speed that makes a race last between MIN_REPLAY_S and MAX_REPLAY_S when it
+    can: real time if it already does."""
+    if longest_s <= 0:
+        return 1.0
+    if longest_s < MIN_REPLAY_S:
+        slow = [s for s in SPEEDS if s <= 1.0 and longest_s / s >= MIN_REPLAY_S]
+        return max(slow) if slow else SPEEDS[0]
+    if longest_s > MAX_REPLAY_S:
+        fast = [s for s in SPEEDS if s >= 1.0 and longest_s / s <= MAX_REPLAY_S]
+        return min(fast) if fast else SPEEDS[-1]
+    return 1.0
+
+
+def headline(speedup: Speedup | None) -> str:
+    """What the race shows, in a few words a class can read from the back."""
+    if speedup is None or speedup.median is None:
+        return "No speed-up measured for this run."
+    m = speedup.median
+    if not speedup.repeated:
+        return f"{m:.2f}× in one unrepeated sample: no verdict."
+    spread = f"{speedup.low:.2f}–{speedup.high:.2f}× over {speedup.n} rounds"
+    if speedup.verdict == NO_DIFFERENCE:
+        return f"No measurable difference on this machine ({m:.2f}×, {spread})."
+    if speedup.verdict == "faster":
+        return f"Speculative decoding is {m:.2f}× as fast ({spread})."
+    return f"Speculative decoding is slower here: {m:.2f}× ({spread})."
+
+
+def race_data(spec: Trace, base: Trace, speedup: Speedup | None) -> dict:
+    """Both sides of the race, the replay speeds, the default one and the headline."""
+    left = _side(spec, "speculative", target_only=False)
+    right = _side(base, "target alone", target_only=True)
+    if right["tokens"] < left["tokens"]:
+        right["note"] = f"a measured sample of {right['tokens']} of {left['tokens']} tokens"
+    longest = max(left["wall_s"], right["wall_s"])
+    return {"sides": [left, right], "speeds": list(SPEEDS),
+            "speed": default_speed(longest), "headline": headline(speedup)}
