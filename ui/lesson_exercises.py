@@ -16,8 +16,19 @@ def _key(lesson: L.Lesson, ex: L.Exercise) -> str:
     return f"ex_{lesson.number}_{ex.key}"
 
 
-def _done(lesson: L.Lesson, ex: L.Exercise) -> None:
-    st.session_state.setdefault(DONE, set()).add(f"{lesson.number}/{ex.key}")
+def _done(lesson: L.Lesson, ex: L.Exercise, done: bool = True) -> None:
+    mark = f"{lesson.number}/{ex.key}"
+    marks = st.session_state.setdefault(DONE, set())
+    if done:
+        marks.add(mark)
+    else:
+        marks.discard(mark)
+
+
+def case_passes(covered: int, points: int) -> bool:
+    """A case study counts as done when the answer covers at least half the rubric's points
+    (by the student's own reading), never with none."""
+    return covered >= max(1, -(-points // 2))
 
 
 def ordering_ui(lesson: L.Lesson, ex: L.Ordering) -> None:
@@ -53,14 +64,15 @@ def numeric_ui(lesson: L.Lesson, ex: L.Numeric, numbers: dict) -> None:
         st.caption(f"Answers within {ex.tolerance:.0%} of the value count as correct.")
         return
     target = float(numbers[ex.answer])
-    if abs(value - target) <= ex.tolerance * abs(target):
+    right, mistake = L.grade_numeric(ex, numbers, value)
+    if right:
         _done(lesson, ex)
         st.success(f"Correct: {target:.3f}. {ex.worked}")
-    else:
-        st.warning(f"Not quite: {value:.3f} is more than {ex.tolerance:.0%} away from the "
-                   "value the formula gives on this run. Check each term and try again.")
-        with st.expander("Show the computation"):
-            st.markdown(ex.worked)
+        return
+    st.warning(f"Not quite: {value:.3f} is more than {ex.tolerance:.0%} away from the value "
+               "on this run. " + (mistake or "Check each term and try again."))
+    with st.expander("Show the computation"):
+        st.markdown(ex.worked)
 
 
 def case_ui(lesson: L.Lesson, ex: L.CaseStudy) -> None:
@@ -80,14 +92,20 @@ def case_ui(lesson: L.Lesson, ex: L.CaseStudy) -> None:
         if not st.session_state.get(shown):
             st.caption("Write your answer, then compare it with the rubric and a model answer.")
             return
-        _done(lesson, ex)
         st.markdown("**Rubric.** Tick each point your answer covers.")
         covered = 0
         for i, point in enumerate(ex.rubric):
             covered += st.checkbox(point.point, key=f"{key}_point_{i}")
             st.caption(point.why)
-        st.info(f"Your answer covers {covered} of {len(ex.rubric)} points (by your own "
-                "reading of it).")
+        n = len(ex.rubric)
+        passed = case_passes(covered, n)
+        _done(lesson, ex, passed)
+        need = max(1, -(-n // 2))
+        verdict = ("counted as done" if passed else
+                   f"it counts as done once it covers {need} of them; revise it with the model "
+                   "answer below")
+        st.info(f"Your answer covers {covered} of {n} points (by your own reading of it): "
+                f"{verdict}.")
         with st.expander("A model answer"):
             st.markdown(ex.model_answer)
 

@@ -33,6 +33,7 @@ from .content import (
     Quiz,
     RubricPoint,
     filled,
+    grade_numeric,
     read_lesson,
 )
 from .runs import LESSON_DIR, TRACES_ROOT, Files, load_files
@@ -100,6 +101,6 @@ def render(item: Lesson, files: Files) -> tuple[Lesson, dict[str, bool]]:
 __all__ = [
     "LESSONS", "LESSON_DIR", "ORDER", "SNIPPETS", "TRACES_ROOT", "CaseStudy", "Exercise",
     "Files", "Lesson", "LessonFormatError", "Numeric", "Option", "Ordering", "Quiz",
-    "RubricPoint", "checks", "code", "files_of", "filled", "lesson", "load_files", "numbers",
-    "render",
+    "RubricPoint", "checks", "code", "files_of", "filled", "grade_numeric", "lesson",
+    "load_files", "numbers", "render",
 ]

@@ -81,8 +81,27 @@ class Numeric:
     answer: str  # name of the number in the lesson's numbers
     tolerance: float  # relative
     worked: str  # markdown: the computation, shown after an answer
+    # the usual wrong answers: (name of the number a mistake gives, markdown saying which)
+    mistakes: tuple[tuple[str, str], ...] = ()
 
     kind = "numeric"
+
+
+def close(value: float, target: float, tolerance: float) -> bool:
+    """Is ``value`` within ``tolerance`` (relative) of ``target``?"""
+    return abs(value - target) <= tolerance * abs(target)
+
+
+def grade_numeric(ex: "Numeric", numbers: Mapping[str, Any], value: float
+                  ) -> tuple[bool, str | None]:
+    """(is the answer right, the feedback of the usual mistake it matches, if any): right
+    when within the exercise's tolerance of ``numbers[ex.answer]``."""
+    if close(value, float(numbers[ex.answer]), ex.tolerance):
+        return True, None
+    for name, feedback in ex.mistakes:
+        if name in numbers and close(value, float(numbers[name]), ex.tolerance):
+            return False, feedback
+    return False, None
 
 
 @dataclass(frozen=True)
@@ -182,8 +201,12 @@ def _exercise(d: Mapping, where: str, slug: str) -> Exercise:
         tol = float(d.get("tolerance", 0.02))
         if not 0 < tol < 1:
             raise LessonFormatError(f"{where}: 'tolerance' must be a fraction in (0, 1)")
+        mistakes = d.get("mistakes") or {}
+        if not isinstance(mistakes, Mapping):
+            raise LessonFormatError(f"{where}: 'mistakes' must map numbers to feedback")
         return Numeric(key, _need(d, "question", str, where), _need(d, "answer", str, where),
-                       tol, _need(d, "worked", str, where))
+                       tol, _need(d, "worked", str, where),
+                       tuple((str(k), str(v).strip()) for k, v in mistakes.items()))
     if kind == "case":
         rubric = []
         for i, r in enumerate(_need(d, "rubric", list, where)):
@@ -264,7 +287,7 @@ def templates(lesson: Lesson) -> list[str]:
         if isinstance(e, Ordering):
             out += [e.prompt, *e.events, e.explanation]
         elif isinstance(e, Numeric):
-            out += [e.question, e.worked]
+            out += [e.question, e.worked, *(m for _, m in e.mistakes)]
         else:
             out += [e.title, e.scenario, e.task, e.model_answer]
             out += [t for r in e.rubric for t in (r.point, r.why)]
@@ -286,7 +309,8 @@ def filled(lesson: Lesson, numbers: Mapping[str, Any]) -> Lesson:
             return replace(e, prompt=f(e.prompt), events=tuple(map(plain, e.events)),
                            shown=tuple(map(plain, e.shown)), explanation=f(e.explanation))
         if isinstance(e, Numeric):
-            return replace(e, question=f(e.question), worked=f(e.worked))
+            return replace(e, question=f(e.question), worked=f(e.worked),
+                           mistakes=tuple((k, f(m)) for k, m in e.mistakes))
         return replace(e, title=f(e.title), scenario=f(e.scenario), task=f(e.task),
                        rubric=tuple(RubricPoint(f(r.point), f(r.why)) for r in e.rubric),
                        model_answer=f(e.model_answer))

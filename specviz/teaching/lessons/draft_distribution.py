@@ -12,6 +12,7 @@ import pandas as pd
 from ...traces import frames as F
 from ...traces.records import Trace
 from .runs import GREEDY, TAU, Files, speculative
+from .stats import higher, two_proportion_z
 
 FILES = (GREEDY, TAU[0.7], TAU[1.0])
 
@@ -22,6 +23,7 @@ BIN = "q of the drafted token"
 JUDGED = "judged"
 KEPT = "kept"
 RATE = "kept_rate"
+QUIZ_Q = (0.97, 0.93, 0.31, 0.90)  # the quiz's four drafts' q
 
 
 def q_topk_frame(trace: Trace, step: int) -> pd.DataFrame:
@@ -81,15 +83,24 @@ def numbers(files: Files) -> dict:
             "t1_positions": s1["positions"], "t1_top": s1["drafted_is_top"],
             "t1_top_share": s1["drafted_is_top"] / s1["positions"],
             "t07_top_share": s07["drafted_is_top"] / s07["positions"],
-            "lo_n": int(lo[JUDGED]), "lo_rate": float(lo[RATE]),
-            "hi_n": int(hi[JUDGED]), "hi_rate": float(hi[RATE]),
-            "lo_edge": Q_BINS[1], "hi_edge": Q_BINS[2]}
+            "lo_n": int(lo[JUDGED]), "lo_rate": float(lo[RATE]), "lo_k": int(lo[KEPT]),
+            "hi_n": int(hi[JUDGED]), "hi_rate": float(hi[RATE]), "hi_k": int(hi[KEPT]),
+            "z_conf": two_proportion_z(int(hi[KEPT]), int(hi[JUDGED]), int(lo[KEPT]),
+                                       int(lo[JUDGED])),
+            "lo_edge": Q_BINS[1], "hi_edge": Q_BINS[2],
+            # the quiz: drafts 1, 2 and 4 in the confident bin, draft 3 in the unsure one
+            "judged4": float(hi[RATE]) ** 2 * float(lo[RATE]),
+            "q_product": float(np.prod(QUIZ_Q)), "cut3": 1 - float(lo[RATE])}
 
 
 def checks(n: dict) -> dict[str, bool]:
     return {
         "greedy_takes_top": n["greedy_top"] == n["greedy_positions"] > 0,
         "sampled_not_always_top": n["t1_top"] < n["t1_positions"],
-        "confident_kept_more": (n["hi_rate"] > n["lo_rate"] + 0.2 and n["hi_n"] >= 10
-                                and n["lo_n"] >= 10),
+        "confident_kept_more": (higher(n["hi_k"], n["hi_n"], n["lo_k"], n["lo_n"])
+                                and n["hi_rate"] > n["lo_rate"] + 0.2),
+        # the quiz's key: draft 4 is judged only if drafts 1–3 are kept, with the bins' rates
+        "quiz_key": (abs(n["judged4"] - n["hi_rate"] ** 2 * n["lo_rate"]) < 1e-12
+                     and abs(n["judged4"] - n["hi_rate"]) > 0.2
+                     and abs(n["judged4"] - n["q_product"]) > 0.1),
     }

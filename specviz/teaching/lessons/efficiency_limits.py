@@ -23,6 +23,7 @@ from .runs import (
     short,
     speculative,
 )
+from .stats import Z95, two_proportion_z
 
 FILES = SWEEP
 
@@ -78,6 +79,12 @@ def prompt_alphas(files: Files) -> pd.Series:
 
 def position_rates(traces: Sequence[Trace]) -> np.ndarray:
     """Acceptance rate at each draft position (kept / judged), over the runs. Shape (γ,)."""
+    kept, judged = position_counts(traces)
+    return kept / np.maximum(judged, 1)
+
+
+def position_counts(traces: Sequence[Trace]) -> tuple[np.ndarray, np.ndarray]:
+    """(kept, judged) at each draft position, over the runs. Shapes (γ,), integers."""
     runs = speculative(traces)
     gamma = max(s.gamma for t in runs for s in t.steps)
     kept, judged = np.zeros(gamma), np.zeros(gamma)
@@ -86,7 +93,7 @@ def position_rates(traces: Sequence[Trace]) -> np.ndarray:
             for i in range(s.n_evaluated):
                 judged[i] += 1
                 kept[i] += s.accepted[i]
-    return kept / np.maximum(judged, 1)
+    return kept.astype(int), judged.astype(int)
 
 
 def saturation_frame(alpha: float, gamma_max: int = 16) -> pd.DataFrame:
@@ -103,7 +110,8 @@ def numbers(files: Files) -> dict:
     prompts = prompts_frame(files)
     by_prompt = prompt_alphas(files)
     top = prompts.loc[prompts[TOKENS_PER_STEP].idxmax()]
-    rates = position_rates(files[SWEEP[2]])
+    k4, n4 = position_counts(files[SWEEP[2]])
+    k8, n8 = position_counts(files[SWEEP[3]])
     out = {f"tps{g}": float(r[TOKENS_PER_STEP]) for g, r in sweep.iterrows()}
     a8 = float(sweep.loc[8, theory.ALPHA])
     out.update({
@@ -111,7 +119,12 @@ def numbers(files: Files) -> dict:
         "e8_pooled": theory.expected_tokens(alpha, 8),
         "e16": theory.expected_tokens(alpha, 16),
         "twice8": 2 * out["tps8"], "lin16": 1 + alpha * 16,
-        "pos1": float(rates[0]), "pos4": float(rates[3]),
+        "pos1": float(k4[0] / n4[0]), "pos4": float(k4[3] / n4[3]),
+        "pos1_k": int(k4[0]), "pos1_n": int(n4[0]), "pos4_k": int(k4[3]), "pos4_n": int(n4[3]),
+        "pos_z": two_proportion_z(int(k4[3]), int(n4[3]), int(k4[0]), int(n4[0])),
+        "g8_pos1": float(k8[0] / n8[0]), "g8_pos4": float(k8[3] / n8[3]),
+        "g8_pos1_k": int(k8[0]), "g8_pos1_n": int(n8[0]), "g8_pos4_k": int(k8[3]),
+        "g8_pos4_n": int(n8[3]),
         "alpha_min": float(by_prompt.min()), "prompt_min": by_prompt.idxmin(),
         "alpha_max": float(by_prompt.max()), "prompt_max": by_prompt.idxmax(),
         "tps_max": float(top[TOKENS_PER_STEP]), "tps_max_gamma": int(top[theory.GAMMA]),
@@ -128,7 +141,7 @@ def checks(n: dict) -> dict[str, bool]:
         "tokens_per_step_rise": all(a < b for a, b in zip(tps, tps[1:])),
         "each_gamma_adds_less": all(b - a > c - b for a, b, c in zip(tps, tps[1:], tps[2:])),
         "saturates": n["e16"] - n["e8_pooled"] < 0.3,
-        "acceptance_rises_by_position": n["pos4"] > n["pos1"] + 0.05,
+        "position_rates_unresolved": abs(n["pos_z"]) < Z95,
         "prompts_spread": n["alpha_max"] - n["alpha_min"] > 0.25,
         "prompt_above_ceiling": n["tps_max"] > n["ceiling"],
         "e8_close": abs(n["e8"] - n["tps8"]) / n["tps8"] < 0.1,

@@ -8,6 +8,7 @@ import pandas as pd
 
 from ...traces import frames as F
 from .runs import LESSON_DIR, Files, file_costs, predicted_speedup, speculative
+from .stats import Z95, two_proportion_z
 
 HEAD = f"{LESSON_DIR}/feature-head.jsonl"
 DRAFT = f"{LESSON_DIR}/draft-beside-head.jsonl"
@@ -35,8 +36,25 @@ def numbers(files: Files) -> dict:
     info_d = speculative(files[DRAFT])[0].run.draft or {}
     pos = by_position(files)
     rate = {(r[DRAFTER], r[F.POS]): r[RATE] for _, r in pos.iterrows()}
+    count = {(r[DRAFTER], r[F.POS]): (int(r[F.N_ACCEPTED_AT]), int(r[F.N_JUDGED]))
+             for _, r in pos.iterrows()}
     last = int(pos[F.POS].max())
-    return {
+    out = {}
+    for key, who in (("h", "feature head"), ("d", "draft model")):
+        for p in range(1, last + 1):
+            out[f"{key}_pos{p}_k"], out[f"{key}_pos{p}_n"] = count.get((who, p), (0, 0))
+        later = [count.get((who, p), (0, 0)) for p in range(2, last + 1)]
+        out[f"{key}_later_k"] = sum(k for k, _ in later)
+        out[f"{key}_later_n"] = sum(n for _, n in later)
+        out[f"{key}_later"] = out[f"{key}_later_k"] / out[f"{key}_later_n"]
+        # the largest |z| of any later position against position 1
+        out[f"{key}_pos_zmax"] = max(abs(two_proportion_z(*count[(who, p)], *count[(who, 1)]))
+                                     for p in range(2, last + 1) if (who, p) in count)
+    out["z_first"] = two_proportion_z(out["h_pos1_k"], out["h_pos1_n"], out["d_pos1_k"],
+                                      out["d_pos1_n"])
+    out["z_h_later"] = two_proportion_z(out["h_pos1_k"], out["h_pos1_n"], out["h_later_k"],
+                                        out["h_later_n"])
+    return out | {
         "h_alpha": h.alpha, "d_alpha": d.alpha,
         "h_tps": h.mean_accepted_length, "d_tps": d.mean_accepted_length,
         "h_c": h.c, "d_c": d.c, "h_v": h.v, "d_v": d.v, "h_o": h.overhead, "d_o": d.overhead,
@@ -56,9 +74,9 @@ def numbers(files: Files) -> dict:
 def checks(n: dict) -> dict[str, bool]:
     return {
         "head_smaller": n["h_params_m"] < n["d_params_m"],
-        "head_first_position": n["h_pos1"] > n["d_pos1"] + 0.05,
-        "head_falls_off": n["h_pos3"] < n["h_pos1"] - 0.1,
-        "draft_holds": n["d_pos3"] >= n["d_pos1"],
+        "head_first_unresolved": 0 < n["z_first"] < Z95,
+        "head_fall_unresolved": abs(n["z_h_later"]) < Z95 and n["h_pos_zmax"] < Z95,
+        "draft_flat_unresolved": n["d_pos_zmax"] < Z95,
         "head_cheaper": n["h_c"] < 0.75 * n["d_c"],
         "head_overhead_higher": n["h_o"] > n["d_o"],
         "similar_alpha": abs(n["h_alpha"] - n["d_alpha"]) < 0.1,

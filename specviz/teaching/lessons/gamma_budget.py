@@ -10,6 +10,7 @@ import pandas as pd
 from ...traces import frames as F
 from .. import theory
 from .runs import FILE, SWEEP, Files, baselines, file_costs, later_steps, speculative
+from .stats import relative_spread
 
 FILES = SWEEP
 
@@ -108,6 +109,14 @@ def numbers(files: Files) -> dict:
         out[f"base_ms{g}"] = c.target_step_ms
     others = [c.target_step_ms for g, c in bases.items() if g != 4]
     out["base_ms_others_min"], out["base_ms_others_max"] = min(others), max(others)
+    out["base_spread"] = relative_spread([c.target_step_ms for c in bases.values()])
+    for f in SWEEP:  # whole runs: tokens per target-only step of the file's own baseline
+        g = int(speculative(files[f])[0].run.config["gamma"])
+        used = sum(_step_cost(s, TIME_STEPS, bases[g].target_step_ms)
+                   for t in speculative(files[f]) for s in later_steps(t))
+        emitted = sum(len(s.emitted_ids) for t in speculative(files[f]) for s in later_steps(t))
+        out[f"whole_ts{g}"] = emitted / used
+    out["whole_gap84"] = abs(out["whole_ts8"] / out["whole_ts4"] - 1)
     return out
 
 
@@ -122,4 +131,5 @@ def checks(n: dict) -> dict[str, bool]:
         "ms_gamma8_beats_gamma2": n["ms8"] > n["ms2"],
         "gamma4_file_ran_faster": n["base_ms4"] < n["base_ms_others_min"],
         "target_steps_gamma8_wins": n["ts8"] == max(n[f"ts{g}"] for g in (0, *gs)),
+        "target_steps_top_two_tie": n["whole_gap84"] < n["base_spread"],
     }

@@ -8,6 +8,7 @@ from typing import Sequence
 
 import pandas as pd
 
+from ...traces import frames as F
 from ..diagnosis import Costs
 from .runs import (
     CPU_BUNDLE,
@@ -21,7 +22,9 @@ from .runs import (
     SWEEP,
     Files,
     file_costs,
+    later_steps,
     predicted_speedup,
+    speculative,
 )
 
 FILES = (*CPU_BUNDLE, *H200_BUNDLE, SWAPPED, SWEEP[-1])
@@ -78,7 +81,23 @@ def numbers(files: Files) -> dict:
         "pl_meas": pl.speedup_measured, "pl_v": pl.v,
         "ee_alpha": ee.alpha, "ee_tps": ee.mean_accepted_length,
         "ee_meas": ee.speedup_measured, "o_graphs": graphs.overhead,
+        "cpu_base_ms": dm.target_step_ms, "gpu_base_ms": gpu.target_step_ms,
+        "gpu_pred": predicted_speedup(gpu), "graphs_pred": predicted_speedup(graphs),
+        "graphs_meas": graphs.speedup_measured,
+        "gpu_outside": outside_steps(files[H200_DRAFT]),
+        "graphs_outside": outside_steps(files[H200_GRAPHS]),
+        "cpu_outside": outside_steps(files[CPU_DRAFT]),
     }
+
+
+def outside_steps(traces) -> float:
+    """The share of the speculative runs' wall time that the formula leaves out: the first
+    step of each run (the prompt's prefill, and on a GPU its warm-up) and the host's time
+    between steps, which no step record holds."""
+    specs = [t.with_summary() for t in speculative(traces)]
+    wall = sum(t.summary.wall_s for t in specs) * 1000
+    later = sum(s.total_ms for t in specs for s in later_steps(t))
+    return 1 - later / wall if wall else F.NAN
 
 
 def checks(n: dict) -> dict[str, bool]:
@@ -100,4 +119,8 @@ def checks(n: dict) -> dict[str, bool]:
                             and abs(n["gpu_c"] - n["cpu_c"]) < 0.03
                             and n["gpu_o"] > n["cpu_o"]),
         "graphs_overhead": n["o_graphs"] > 3 * n["cpu_o"],
+        "formula_misses_h200": (n["gpu_pred"] - n["gpu_meas"] > 0.1
+                                and n["graphs_pred"] - n["graphs_meas"] > 0.1),
+        "h200_leaves_out_more": min(n["gpu_outside"], n["graphs_outside"])
+        > 2 * n["cpu_outside"],
     }

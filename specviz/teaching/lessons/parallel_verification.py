@@ -18,11 +18,13 @@ from .runs import (
     HEURISTIC,
     SWEEP,
     Files,
+    baselines,
     file_costs,
     hardware_name,
     later_steps,
     speculative,
 )
+from .stats import relative_spread
 
 FILES = (*SWEEP, HEURISTIC, *CONFIDENCE, H200_DRAFT, H200_GRAPHS)
 POLICY_FILES = (HEURISTIC, *CONFIDENCE)  # draft length changes from step to step
@@ -104,6 +106,10 @@ def numbers(files: Files) -> dict:
     vs = [out[f"v{g}"] for g in sweep.index]
     out["v_min"], out["v_max"] = min(vs), max(vs)
     out["v_proportional"] = out["v1"] * 5 / 2  # v at 5 positions if cost grew per position
+    bases = [out[f"base{g}"] for g in sweep.index]
+    out["base_min"], out["base_max"] = min(bases), max(bases)
+    out["base_spread"] = relative_spread(bases)
+    out["base_n"] = sum(len(later_steps(b)) for f in SWEEP for b in baselines(files[f]))
     return out
 
 
@@ -112,9 +118,11 @@ def checks(n: dict) -> dict[str, bool]:
         "one_pass_per_step": n["passes_sweep"] == n["steps_sweep"],
         "cpu_v_well_above_one": n["v_min"] > 1.5,
         "cpu_v_flat": n["v_max"] / n["v_min"] < 1.15,
-        "jump_within_runs": (n["two_ms"] / n["one_ms"] > 1.3 and n["one_n"] >= 3
-                             and n["two_n"] >= 10),
-        "slow_rise_within_runs": n["many_ms"] / n["two_ms"] < 1.3 and n["many_n"] >= 10,
+        "jump_within_runs": (n["two_ms"] / n["one_ms"] > 1 + n["base_spread"]
+                             and n["one_n"] >= 3 and n["two_n"] >= 10),
+        "jump_beyond_baselines": n["two_ms"] > n["base_max"] * (1 + n["base_spread"]),
+        "slow_rise_within_runs": (n["many_ms"] / n["two_ms"] < 1 + n["base_spread"]
+                                  and n["many_n"] >= 10),
         "gpu_near_one": max(n["v_h200"], n["v_graphs"]) < 1.25 < n["v_min"],
         "prediction_holds": min(n["v1"], n["v8"]) - 0.15 <= n["v4"]
                             <= max(n["v1"], n["v8"]) + 0.15,

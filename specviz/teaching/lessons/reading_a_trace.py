@@ -87,6 +87,7 @@ def numbers(files: Files) -> dict:
         "ee_layers": int(ee_cfg.get("early_exit_layers", 0)),
         "pl_gamma": pl.gamma, "pl_gamma_cfg": pl.gamma_config, "pl_alpha": pl.alpha,
         "pl_c": pl.c, "pl_v": pl.v, "pl_s": pl.speedup_measured,
+        "pl_max_e": pl.gamma + 1,  # tokens per step if every draft were kept
         "c_swap": sw.c, "v_cpu": dm_cpu.v, "o_cpu": dm_cpu.overhead,
         "o_graphs": graphs.overhead,
         # the endpoint-review case study: early exit on the H200

@@ -44,6 +44,8 @@ def numbers(files: Files) -> dict:
             "beta07": s07.mean_beta, "beta10": s10.mean_beta,
             "c_normal": g.c, "s_normal": g.speedup_measured,
             "a_swap": sw.alpha, "c_swap": sw.c, "s_swap": sw.speedup_measured,
+            "v_swap": sw.v, "step_swap": sw.gamma * sw.c + sw.v + sw.overhead,
+            "g_swap": sw.gamma, "gc_swap": sw.gamma * sw.c, "e_swap": sw.mean_accepted_length,
             "swap_draft_m": swap_run.draft["n_params"] / 1e6,
             "swap_target_m": swap_run.target["n_params"] / 1e6}
 
