@@ -292,3 +292,23 @@ def test_theory_curves_differ_by_marker_and_dash_as_well_as_color():
     for fig in (fig_speedup_vs_gamma(curves), fig_expected_tokens(curves)):
         styles = [(t.line.color, t.marker.symbol, t.line.dash) for t in fig.data]
         assert len({(m, d) for _, m, d in styles}) == len(styles) > 4
+
+
+def test_a_tree_runs_timeline_names_the_trees_own_rules():
+    """A tree run's timeline: its correction is drawn from what the walk left of p (not the
+    chain's norm(max(0, p − q))), and a node's acceptance probability is P(accept), not
+    min(1, p/q) of its plain p and q (bundled sampled tree run)."""
+    from specviz import read_traces
+    trace = read_traces("assets/traces/cpu-smollm2-draft-tree-t0.7.jsonl")[0]
+    tokens = F.tokens_frame(trace)
+    assert (tokens[F.KIND] == "resampled").any()
+    fig = G.fig_timeline(tokens, tree=True)
+    names = [t.name for t in fig.data if t.name]
+    from specviz.figures.theme import TREE_CORRECTION
+    assert any(TREE_CORRECTION in n for n in names)
+    assert not any("norm(max(0, p − q))" in n for n in names)
+    hover = " ".join(h for row in fig.data[0].customdata for h in row if h)
+    assert f"{G.TREE_ACCEPT}=" in hover and "min(1,p/q)" not in hover
+    assert "norm(max(0, p − q))" not in hover
+    chain = G.fig_timeline(tokens)  # the chain's names stay the chain's
+    assert any("norm(max(0, p − q))" in (t.name or "") for t in chain.data)

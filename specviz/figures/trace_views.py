@@ -23,6 +23,7 @@ from .theme import (
     RESIDUAL_COLOR,
     SERIES,
     THEORY_COLOR,
+    TREE_CORRECTION,
     accept_label,
     kind_name,
     plotly_text,
@@ -45,7 +46,7 @@ def _legend_keys(kinds, tree: bool = False, q_zero: bool = False) -> list:
     """Legend entries for colors drawn by a heatmap (which has no legend of its own);
     ``q_zero``: one more for a sampled tree's children the draft gave q = 0."""
     def name(k: str) -> str:
-        return TREE_UNJUDGED if tree and k == "unjudged" else kind_name(k)
+        return tree_kind_name(k) if tree else kind_name(k)
 
     keys = [go.Scatter(x=[None], y=[None], mode="markers", name=name(k),
                        marker=dict(color=KIND_COLORS[k], size=13, symbol=KIND_SYMBOLS[k],
@@ -60,6 +61,15 @@ def _legend_keys(kinds, tree: bool = False, q_zero: bool = False) -> list:
     return keys
 
 
+def tree_kind_name(kind: str) -> str:
+    """A token kind's label in a tree run: its correction comes from what the walk left of p
+    (``TREE_CORRECTION``), not from the chain's norm(max(0, p − q)); a node never judged was
+    never reached."""
+    if kind == "resampled":
+        return f"{KIND_MARKS[kind]} {TREE_CORRECTION}"
+    return TREE_UNJUDGED if kind == "unjudged" else kind_name(kind)
+
+
 def _grid(df: pd.DataFrame, col: str, values) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Scatter rows (step, col) into a (n_steps, n_cols) grid; returns grid, steps, row idx."""
     steps = np.sort(df[F.STEP].unique())
@@ -72,14 +82,17 @@ def _grid(df: pd.DataFrame, col: str, values) -> tuple[np.ndarray, np.ndarray, n
 
 
 def fig_timeline(tokens: pd.DataFrame, max_text_steps: int = 80,
-                 title: str | None = "Token timeline") -> go.Figure:
+                 title: str | None = "Token timeline", tree: bool = False) -> go.Figure:
     """Token timeline: one row of ``tokens_frame`` becomes one cell.
 
     Steps run down (from the first step shown), draft positions across, numbered from 1;
     each drafted token is colored by its fate and marked (✓ accepted, ✗ rejected, · not
     judged); the token the target added (◆ correction, ★ bonus) sits right after the step's
-    drafts. Hover shows p, q, min(1, p/q) and u.
+    drafts. Hover shows p, q, min(1, p/q) and u. A tree run (``tree``): its accepted path
+    by depth, the correction named as drawn from what the walk left of p, and a node's
+    acceptance probability as ``TREE_ACCEPT`` (not min(1, p/q) of its plain p and q).
     """
+    accept, name = accept_label(tree), (tree_kind_name if tree else kind_name)
     if tokens.empty:
         return themed([], (title or "Token timeline") + " (no steps yet)", height=200)
     codes = tokens[F.KIND].map(KIND_CODES).to_numpy(dtype=float)
@@ -93,8 +106,8 @@ def fig_timeline(tokens: pd.DataFrame, max_text_steps: int = 80,
         shown = show_token(text)
         mark = KIND_MARKS[kind]
         labels[r, c] = f"{mark} {shown}" if mark else shown
-        hover[r, c] = (f"<b>{shown}</b> · {kind_name(kind)}"
-                       + (f"<br>p={_fmt(p)} q={_fmt(q)} min(1,p/q)={_fmt(a)} u={_fmt(u)}"
+        hover[r, c] = (f"<b>{shown}</b> · {name(kind)}"
+                       + (f"<br>p={_fmt(p)} q={_fmt(q)} {accept}={_fmt(a)} u={_fmt(u)}"
                           if np.isfinite(p) else ""))
     n = len(KIND_CODES)
     scale = []
@@ -109,11 +122,12 @@ def fig_timeline(tokens: pd.DataFrame, max_text_steps: int = 80,
         hovertemplate="step %{y}, column %{x}<br>%{customdata}<extra></extra>")
     present = [k for k in F.KINDS if k in set(tokens[F.KIND])]
     height = int(min(max(260, 26 * len(steps) + 120), 900))
-    return themed([heat, *_legend_keys(present)], title, height=height,
+    across = ("the accepted path by depth, then the token the target added" if tree else
+              "draft position 1…γ, then the token the target added")
+    return themed([heat, *_legend_keys(present, tree)], title, height=height,
                   yaxis=dict(title="step", autorange="reversed", dtick=1 if len(steps) <= 40
                              else None),
-                  xaxis=dict(title="draft position 1…γ, then the token the target added",
-                             dtick=1, showgrid=False, zeroline=False))
+                  xaxis=dict(title=across, dtick=1, showgrid=False, zeroline=False))
 
 
 def _heat_cells(drafts: pd.DataFrame, rows, shape: tuple[int, int], greedy: bool,
