@@ -86,9 +86,11 @@ def _result_ui(result: dict | None) -> None:
     st.html(f'<div class="specviz-last-run" data-run-id="{html.escape(run_id)}" '
             f'data-tokens-per-s="{rate:.4f}" style="color:#666;font-size:0.85em">'
             f"{what}: {made}{html.escape(result['settings'])}</div>")
-    if result["error"]:
+    if result["error"] and spec is None:  # refused before it began: one state, "Not run"
+        st.error(f"Not run: {as_text(result['error'])}")
+    elif result["error"]:
         st.error(f"The run stopped with an error: {as_text(result['error'])}" +
-                 (" The steps that finished are kept below." if spec else ""))
+                 (" The steps that finished are kept below." if spec.steps else ""))
     if spec is None or not spec.steps:
         if spec is not None and spec.summary.stop_reason == "stopped":
             st.info("Stopped before its first step was verified: there are no steps to show.")

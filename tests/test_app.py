@@ -426,8 +426,11 @@ def test_live_engine_choice_runs_or_says_why_not():
     assert any("static KV caches, CUDA graphs off" in c.value for c in at.caption)
     if not torch.cuda.is_available():
         at.selectbox(key="engine").set_value("graphs")
-        _run(at)
-        assert any("CUDA graphs need a CUDA device" in e.value for e in at.error)
+        for _ in range(2):  # refused: one state, "Not run", never "stopped with an error"
+            _run(at)
+            assert any("CUDA graphs need a CUDA device" in e.value for e in at.error)
+            assert all(e.value.startswith("Not run: ") for e in at.error)
+            assert "Not run (refused before it began)" in _html(at)
 
 
 def test_live_bad_model_source_is_a_message(monkeypatch):
