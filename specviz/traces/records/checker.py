@@ -11,6 +11,8 @@ from typing import Any
 from ...limits import MAX_TOKEN_CHARS, TOP_ALTERNATIVES_MAX
 from .model import OverBudget, TraceError
 
+INT64_MAX = 2**63 - 1  # every integer of a trace fits int64 (Parquet's columns, numpy, torch)
+
 
 def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
@@ -48,9 +50,10 @@ class _Checker:
     def fail(self, name: str | None, msg: str) -> TraceError:
         return TraceError(msg, source=self.source, line=self.line, field_name=name)
 
-    def spend(self, name: str, v: list | str) -> None:
+    def spend(self, name: str, v: list | str | int) -> None:
+        """Count ``v`` (a list or a string, or a number of bytes) against the budget."""
         b = self.budget
-        b.used += _cost(v)
+        b.used += v if isinstance(v, int) else _cost(v)
         if b.limit is not None and b.used > b.limit:
             raise OverBudget(f"brings the file past {b.limit / 2**20:,.0f} MB in memory "
                              "(estimated), the most one trace file may take",
@@ -69,8 +72,9 @@ class _Checker:
         if not _is_int(v):
             raise self.fail(name, f"must be an integer, got {_show(v)}")
         if lo is not None and v < lo:
-            raise self.fail(name, f"must be >= {lo}, got {v}")
-        if hi is not None and v > hi:
+            raise self.fail(name, f"must be >= {lo}, got {_show(v)}")
+        hi = INT64_MAX if hi is None else hi
+        if v > hi or v < -INT64_MAX:
             raise self.fail(name, f"must be <= {hi:,}, got {_show(v)}")
         return v
 
@@ -128,7 +132,10 @@ class _Checker:
             if kind == "num" and ((lo is not None and x < lo) or (hi is not None and x > hi)):
                 raise self.fail(name, f"entry {i} must lie in [{lo}, {hi}], got {x}")
             if kind == "int" and lo is not None and x < lo:
-                raise self.fail(name, f"entry {i} must be >= {lo}, got {x}")
+                raise self.fail(name, f"entry {i} must be >= {lo}, got {_show(x)}")
+            if kind == "int" and abs(x) > (hi or INT64_MAX):
+                raise self.fail(name, f"entry {i} must be <= {hi or INT64_MAX:,}, got "
+                                f"{_show(x)}")
             if kind == "str" and len(x) > MAX_TOKEN_CHARS:
                 raise self.fail(name, f"entry {i} has {len(x):,} characters; a token's text "
                                 f"has at most {MAX_TOKEN_CHARS:,}")
@@ -154,7 +161,8 @@ class _Checker:
                                 f"{TOP_ALTERNATIVES_MAX} are recorded")
             for x in row:
                 if not test(x) or (kind == "num" and ((lo is not None and x < lo)
-                                                      or (hi is not None and x > hi))):
+                                                      or (hi is not None and x > hi))) or (
+                        kind == "int" and not 0 <= x <= (hi or INT64_MAX)):
                     raise self.fail(name, f"entry {i} holds an invalid value {_show(x)}")
                 if kind == "str" and len(x) > MAX_TOKEN_CHARS:
                     raise self.fail(name, f"entry {i} holds a text of {len(x):,} characters; "

@@ -13,6 +13,7 @@ from ...limits import (
     MAX_RUNS_PER_FILE,
     MAX_STEPS_PER_RUN,
     MAX_TRACE_MB,
+    TEMPERATURE_MAX,
     TREE_NODES_MAX,
 )
 from .checker import MemoryBudget, _Checker, _is_int, _is_num, _show
@@ -28,6 +29,18 @@ from .model import (
     Trace,
     TraceError,
 )
+from .relations import (
+    CONFIG_KEYS,
+    HARDWARE_KEYS,
+    MAX_TOKEN_ID,
+    MODEL_KEYS,
+    check_config,
+    check_kinds,
+    check_summary,
+    check_timings,
+    check_topk,
+    free_object,
+)
 
 _MODEL_KEYS = ("source",)
 
@@ -40,8 +53,8 @@ def _parse_run(c: _Checker) -> RunRecord:
     mode = c.str_("mode", optional=True, default="speculative")
     if mode not in MODES:
         raise c.fail("mode", f"must be one of {', '.join(MODES)}, got {_show(mode)}")
-    target = c.dict_("target")
-    draft = c.dict_("draft", nullable=True, optional=True)
+    target = free_object(c, "target", MODEL_KEYS)
+    draft = free_object(c, "draft", MODEL_KEYS, nullable=True, optional=True)
     for name, m in (("target", target), ("draft", draft)):
         if m is not None and not isinstance(m.get("source"), str):
             raise c.fail(name, "must name its 'source' as a string")
@@ -49,7 +62,7 @@ def _parse_run(c: _Checker) -> RunRecord:
     if drafter is not None and drafter not in DRAFTER_KINDS:
         raise c.fail("drafter", f"must be one of {', '.join(DRAFTER_KINDS)} or null, got "
                      f"{_show(drafter)}")
-    config = c.dict_("config")
+    config = free_object(c, "config", CONFIG_KEYS)
     gamma = config.get("gamma")
     if gamma is not None and not (_is_int(gamma) and 0 <= gamma <= GAMMA_MAX):
         raise c.fail("config", f"'gamma' must be an integer from 0 to {GAMMA_MAX}, got "
@@ -57,6 +70,7 @@ def _parse_run(c: _Checker) -> RunRecord:
     temp = config.get("temperature")
     if temp is not None and not (_is_num(temp) and temp >= 0):
         raise c.fail("config", f"'temperature' must be >= 0, got {_show(temp)}")
+    check_config(c, config, GAMMA_MAX, TEMPERATURE_MAX)
     return RunRecord(
         run_id=c.str_("run_id", optional=True, default=f"line{c.line}"),
         mode=mode,
@@ -67,8 +81,9 @@ def _parse_run(c: _Checker) -> RunRecord:
         drafter=drafter,
         config=config,
         prompt_text=c.str_("prompt_text", max_chars=MAX_PROMPT_CHARS),
-        prompt_token_ids=c.list_("prompt_token_ids", "int", lo=0, max_len=MAX_CONTEXT_TOKENS),
-        hardware=c.dict_("hardware", optional=True),
+        prompt_token_ids=c.list_("prompt_token_ids", "int", lo=0, hi=MAX_TOKEN_ID,
+                                 max_len=MAX_CONTEXT_TOKENS),
+        hardware=free_object(c, "hardware", HARDWARE_KEYS, optional=True),
         schema_version=version,
         label=c.str_("label", optional=True),
         command=c.str_("command", optional=True),
@@ -80,7 +95,7 @@ def _parse_run(c: _Checker) -> RunRecord:
 def _parse_step(c: _Checker) -> StepRecord:
     tree = c.obj.get("tree_parent") is not None
     g = c.int_("gamma", lo=0, hi=TREE_NODES_MAX if tree else GAMMA_MAX)  # nodes, or drafts
-    drafted_ids = c.list_("drafted_ids", "int", length=g, lo=0)
+    drafted_ids = c.list_("drafted_ids", "int", length=g, lo=0, hi=MAX_TOKEN_ID)
     accepted = c.list_("accepted", "bool", length=g)
     parent = c.list_("tree_parent", "int", length=g, nullable=True, optional=True)
     if parent is None:
@@ -88,7 +103,7 @@ def _parse_step(c: _Checker) -> StepRecord:
         path = [i for i, a in enumerate(accepted) if a]
     else:
         path = _check_tree(c, parent, accepted)
-    emitted_ids = c.list_("emitted_ids", "int", lo=0, max_len=g + 1)
+    emitted_ids = c.list_("emitted_ids", "int", lo=0, hi=MAX_TOKEN_ID, max_len=g + 1)
     kinds = c.list_("emitted_kinds", "str", length=len(emitted_ids))
     for i, k in enumerate(kinds):
         if k not in EMITTED_KINDS:
@@ -103,7 +118,7 @@ def _parse_step(c: _Checker) -> StepRecord:
         raise c.fail("emitted_ids", "must begin with the accepted drafted tokens")
     topn = c.nested
     q = c.list_("q", "num", length=g, nullable=True, lo=0.0, hi=1.0)
-    return StepRecord(
+    step = StepRecord(
         step=c.int_("step", lo=0),
         gamma=g,
         drafted_ids=drafted_ids,
@@ -117,10 +132,10 @@ def _parse_step(c: _Checker) -> StepRecord:
         emitted_ids=emitted_ids,
         emitted_text=c.list_("emitted_text", "str", length=len(emitted_ids)),
         emitted_kinds=kinds,
-        p_top_ids=topn("p_top_ids", "int", length=g),
+        p_top_ids=topn("p_top_ids", "int", length=g, hi=MAX_TOKEN_ID),
         p_top_texts=topn("p_top_texts", "str", length=g),
         p_top_probs=topn("p_top_probs", "num", length=g, lo=0.0, hi=1.0),
-        q_top_ids=topn("q_top_ids", "int", length=g, nullable=True),
+        q_top_ids=topn("q_top_ids", "int", length=g, nullable=True, hi=MAX_TOKEN_ID),
         q_top_texts=topn("q_top_texts", "str", length=g, nullable=True),
         q_top_probs=topn("q_top_probs", "num", length=g, nullable=True, lo=0.0, hi=1.0),
         beta=c.list_("beta", "num", length=g, nullable=True, optional=True, lo=0.0, hi=1.0),
@@ -131,6 +146,9 @@ def _parse_step(c: _Checker) -> StepRecord:
         t_end_s=c.num("t_end_s", optional=True, lo=0.0),
         tree_parent=parent,
     )
+    check_topk(c, step)
+    check_kinds(c, step)
+    return step
 
 
 def _check_prefix(c: _Checker, accepted: list[bool]) -> None:
@@ -163,7 +181,7 @@ MAX_ROUNDS = 100  # measured rounds a summary may list
 
 def _parse_summary(c: _Checker) -> SummaryRecord:
     return SummaryRecord(
-        output_token_ids=c.list_("output_token_ids", "int", lo=0,
+        output_token_ids=c.list_("output_token_ids", "int", lo=0, hi=MAX_TOKEN_ID,
                                  max_len=MAX_STEPS_PER_RUN * (GAMMA_MAX + 1)),
         output_text=c.str_("output_text"),
         n_steps=c.int_("n_steps", lo=0, hi=MAX_STEPS_PER_RUN),
@@ -232,6 +250,7 @@ def parse_records(records: Iterable[tuple[int, dict]], source: str = "<trace>",
                              f"most {MAX_STEPS_PER_RUN:,} steps")
             _check_known(c, StepRecord)
             st = _parse_step(c)
+            check_timings(c, st, steps[-1] if steps else None)
             if st.step != len(steps):
                 raise c.fail("step", f"must be {len(steps)} (steps count up from 0), "
                              f"got {st.step}")
@@ -246,6 +265,7 @@ def parse_records(records: Iterable[tuple[int, dict]], source: str = "<trace>",
             if summary.n_steps != len(steps):
                 raise c.fail("n_steps", f"says {summary.n_steps} but the run has "
                              f"{len(steps)} step records")
+            check_summary(c, run, steps, summary)
         else:
             raise c.fail("record", f"must be 'run', 'step' or 'summary', got {_show(kind)}")
     close()
