@@ -1,5 +1,6 @@
 """The lessons' exercises as Streamlit widgets: put events in order, compute a number from a
-run's measurements, write a case-study answer and compare it with a rubric. Each exercise's
+run's measurements, choose the factor that matters most, write a case-study answer and
+compare it with a rubric. Each exercise's
 content comes from the lesson's data file, its numbers from the lesson's runs."""
 
 from __future__ import annotations
@@ -110,6 +111,25 @@ def case_ui(lesson: L.Lesson, ex: L.CaseStudy) -> None:
             st.markdown(ex.model_answer)
 
 
+def factor_ui(lesson: L.Lesson, ex: L.Factor, numbers: dict) -> None:
+    """Which factor matters most: one choice, graded against the lesson's runs."""
+    key = _key(lesson, ex)
+    st.markdown(f"**Which factor matters most?** {ex.question}")
+    texts = [t for t, _ in ex.choices]
+    choice = st.radio("The factor that matters most", texts, index=None, key=key)
+    if choice is None:
+        st.caption("Choose one; the answer is computed from the lesson's runs.")
+        return
+    if L.grade_factor(ex, numbers, choice):
+        _done(lesson, ex)
+        st.success(f"Correct. {ex.worked}")
+    else:
+        st.warning("Not quite: on these runs another factor weighs more. Try again, or open "
+                   "the computation.")
+        with st.expander("Show the computation"):
+            st.markdown(ex.worked)
+
+
 def exercises_ui(lesson: L.Lesson, numbers: dict) -> None:
     """The lesson's exercises, if it has any."""
     if not lesson.exercises:
@@ -120,5 +140,7 @@ def exercises_ui(lesson: L.Lesson, numbers: dict) -> None:
             ordering_ui(lesson, ex)
         elif isinstance(ex, L.Numeric):
             numeric_ui(lesson, ex, numbers)
+        elif isinstance(ex, L.Factor):
+            factor_ui(lesson, ex, numbers)
         else:
             case_ui(lesson, ex)

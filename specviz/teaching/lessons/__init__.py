@@ -25,6 +25,7 @@ from .content import (
     SNIPPETS,
     CaseStudy,
     Exercise,
+    Factor,
     Lesson,
     LessonFormatError,
     Numeric,
@@ -32,7 +33,9 @@ from .content import (
     Ordering,
     Quiz,
     RubricPoint,
+    factor_answer,
     filled,
+    grade_factor,
     grade_numeric,
     read_lesson,
 )
@@ -101,6 +104,6 @@ def render(item: Lesson, files: Files) -> tuple[Lesson, dict[str, bool]]:
 __all__ = [
     "LESSONS", "LESSON_DIR", "ORDER", "SNIPPETS", "TRACES_ROOT", "CaseStudy", "Exercise",
     "Files", "Lesson", "LessonFormatError", "Numeric", "Option", "Ordering", "Quiz",
-    "RubricPoint", "checks", "code", "files_of", "filled", "grade_numeric", "lesson",
-    "load_files", "numbers", "render",
+    "RubricPoint", "Factor", "checks", "code", "factor_answer", "files_of", "filled",
+    "grade_factor", "grade_numeric", "lesson", "load_files", "numbers", "render",
 ]

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ...traces.records import Trace
-from .runs import CPU_EARLY_EXIT, CPU_LOOKUP, GREEDY, Files, speculative, visible
+from .runs import CPU_EARLY_EXIT, CPU_LOOKUP, GREEDY, Files, short, speculative, visible
 
 FILES = (GREEDY, CPU_EARLY_EXIT, CPU_LOOKUP)
 
@@ -160,7 +160,14 @@ def numbers(files: Files) -> dict:
     ee_runs = speculative(files[CPU_EARLY_EXIT])
     ee = ee_runs[0].run
     ee_judged = sum(s.n_evaluated for t in ee_runs for s in t.steps)
+    one = runs[0]  # the numeric exercise: α̂ of one run from its counts
+    k1 = sum(s.n_accepted for s in one.steps)
+    j1 = sum(s.n_evaluated for s in one.steps)
+    d1 = sum(s.gamma for s in one.steps)
     return {
+        "ex_kept": k1, "ex_judged": j1, "ex_drafted": d1, "ex_steps": len(one.steps),
+        "ex_alpha": k1 / j1, "ex_per_drafted": k1 / d1, "ex_refused": 1 - k1 / j1,
+        "ex_prompt": short(one.run.prompt_text, 50),
         "alpha_recorded": alpha_rec, "shared_accepted": acc, "shared_judged": judged,
         "alpha_shared": acc / judged, "renum_accepted": acc_r, "renum_judged": judged_r,
         "alpha_renum": acc_r / judged_r,

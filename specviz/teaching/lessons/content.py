@@ -125,7 +125,32 @@ class CaseStudy:
     kind = "case"
 
 
-Exercise = Ordering | Numeric | CaseStudy
+@dataclass(frozen=True)
+class Factor:
+    """Which factor matters most: each choice names the number that measures its effect
+    (e.g. the speedup the formula predicts with that factor set to its ideal value); the
+    right choice is the one whose number is largest on the lesson's runs, so the key comes
+    from the data, never typed in."""
+
+    key: str
+    question: str  # markdown
+    choices: tuple[tuple[str, str], ...]  # (plain text shown, name of its number)
+    worked: str  # markdown: every factor's number, shown after an answer
+
+    kind = "factor"
+
+
+def factor_answer(ex: Factor, numbers: Mapping[str, Any]) -> str:
+    """The text of the choice whose number is largest on these runs."""
+    return max(ex.choices, key=lambda c: float(numbers[c[1]]))[0]
+
+
+def grade_factor(ex: Factor, numbers: Mapping[str, Any], choice: str) -> bool:
+    """Is ``choice`` the factor that matters most on these runs?"""
+    return choice == factor_answer(ex, numbers)
+
+
+Exercise = Ordering | Numeric | CaseStudy | Factor
 
 
 @dataclass(frozen=True)
@@ -207,6 +232,17 @@ def _exercise(d: Mapping, where: str, slug: str) -> Exercise:
         return Numeric(key, _need(d, "question", str, where), _need(d, "answer", str, where),
                        tol, _need(d, "worked", str, where),
                        tuple((str(k), str(v).strip()) for k, v in mistakes.items()))
+    if kind == "factor":
+        choices = []
+        for i, c in enumerate(_need(d, "choices", list, where)):
+            w = f"{where}, choice {i + 1}"
+            if not isinstance(c, Mapping):
+                raise LessonFormatError(f"{w}: must be a mapping")
+            choices.append((_need(c, "text", str, w), _need(c, "number", str, w)))
+        if len(choices) < 3:
+            raise LessonFormatError(f"{where}: 'choices' needs at least 3 factors")
+        return Factor(key, _need(d, "question", str, where), tuple(choices),
+                      _need(d, "worked", str, where))
     if kind == "case":
         rubric = []
         for i, r in enumerate(_need(d, "rubric", list, where)):
@@ -218,7 +254,7 @@ def _exercise(d: Mapping, where: str, slug: str) -> Exercise:
                          _need(d, "task", str, where), tuple(rubric),
                          _need(d, "model_answer", str, where))
     raise LessonFormatError(f"{where}: unknown exercise kind {kind!r} "
-                            "(ordering, numeric or case)")
+                            "(ordering, numeric, case or factor)")
 
 
 def read_lesson(path: Path, number: int) -> Lesson:
@@ -288,6 +324,8 @@ def templates(lesson: Lesson) -> list[str]:
             out += [e.prompt, *e.events, e.explanation]
         elif isinstance(e, Numeric):
             out += [e.question, e.worked, *(m for _, m in e.mistakes)]
+        elif isinstance(e, Factor):
+            out += [e.question, e.worked, *(t for t, _ in e.choices)]
         else:
             out += [e.title, e.scenario, e.task, e.model_answer]
             out += [t for r in e.rubric for t in (r.point, r.why)]
@@ -311,6 +349,9 @@ def filled(lesson: Lesson, numbers: Mapping[str, Any]) -> Lesson:
         if isinstance(e, Numeric):
             return replace(e, question=f(e.question), worked=f(e.worked),
                            mistakes=tuple((k, f(m)) for k, m in e.mistakes))
+        if isinstance(e, Factor):
+            return replace(e, question=f(e.question), worked=f(e.worked),
+                           choices=tuple((plain(t), n) for t, n in e.choices))
         return replace(e, title=f(e.title), scenario=f(e.scenario), task=f(e.task),
                        rubric=tuple(RubricPoint(f(r.point), f(r.why)) for r in e.rubric),
                        model_answer=f(e.model_answer))

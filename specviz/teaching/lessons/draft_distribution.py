@@ -73,6 +73,29 @@ def acceptance_by_q(traces: Sequence[Trace]) -> pd.DataFrame:
     return out
 
 
+def exercise_step(traces: Sequence[Trace], by_q: pd.DataFrame) -> dict:
+    """The numeric exercise: the first step of the runs that drafted four tokens with an
+    unsure one (q < the middle bin's lower edge) among the first three; the chance its fourth
+    draft is judged, from the measured keep rates of the bins of drafts 1–3."""
+    rates = by_q[RATE].to_numpy()
+
+    def rate(q: float) -> float:
+        return float(rates[np.searchsorted(Q_BINS[1:-1], q, side="right")])
+
+    for t in traces:
+        for s in t.steps:
+            if s.gamma == 4 and s.q is not None and min(s.q[:3]) < Q_BINS[1]:
+                r = [rate(q) for q in s.q]
+                return {"ex_step": s.step, "ex_prompt": t.run.prompt_text[:40],
+                        **{f"ex_q{i + 1}": float(q) for i, q in enumerate(s.q)},
+                        **{f"ex_r{i + 1}": x for i, x in enumerate(r)},
+                        "ex_judged4": r[0] * r[1] * r[2],
+                        "ex_q_product": float(np.prod(s.q[:3])), "ex_own_bin": r[3],
+                        "ex_kept_real": s.n_accepted,
+                        "ex_judged_real": s.n_evaluated}
+    raise ValueError("no greedy step with four drafts and an unsure one among the first three")
+
+
 def numbers(files: Files) -> dict:
     greedy = speculative(files[GREEDY])
     by_q = acceptance_by_q(greedy)
@@ -87,10 +110,11 @@ def numbers(files: Files) -> dict:
             "hi_n": int(hi[JUDGED]), "hi_rate": float(hi[RATE]), "hi_k": int(hi[KEPT]),
             "z_conf": two_proportion_z(int(hi[KEPT]), int(hi[JUDGED]), int(lo[KEPT]),
                                        int(lo[JUDGED])),
-            "lo_edge": Q_BINS[1], "hi_edge": Q_BINS[2],
+            "lo_edge": Q_BINS[1], "hi_edge": Q_BINS[2], "mid_rate": float(by_q.iloc[1][RATE]),
             # the quiz: drafts 1, 2 and 4 in the confident bin, draft 3 in the unsure one
             "judged4": float(hi[RATE]) ** 2 * float(lo[RATE]),
-            "q_product": float(np.prod(QUIZ_Q)), "cut3": 1 - float(lo[RATE])}
+            "q_product": float(np.prod(QUIZ_Q)), "cut3": 1 - float(lo[RATE]),
+            **exercise_step(greedy, by_q)}
 
 
 def checks(n: dict) -> dict[str, bool]:

@@ -22,6 +22,7 @@ UNITS = {PASSES: "passes", TIME_MS: "ms", TIME_STEPS: "target-only steps",
          POSITIONS: "positions"}
 DEFAULT_BUDGET = {PASSES: 30, TIME_MS: 3500, TIME_STEPS: 40, POSITIONS: 200}
 TARGET_ONLY = "target only"
+EXERCISE_BUDGET = 100  # scored positions
 
 STEPS = "steps"
 TOKENS = "tokens"
@@ -109,6 +110,10 @@ def numbers(files: Files) -> dict:
         out[f"base_ms{g}"] = c.target_step_ms
     others = [c.target_step_ms for g, c in bases.items() if g != 4]
     out["base_ms_others_min"], out["base_ms_others_max"] = min(others), max(others)
+    out["ex_budget"] = EXERCISE_BUDGET  # the numeric exercise: γ = 4 under 100 positions
+    out["ex_tokens"] = EXERCISE_BUDGET * out["e4"] / 5
+    out["ex_per_gamma"] = EXERCISE_BUDGET * out["e4"] / 4
+    out["ex_per_step"] = EXERCISE_BUDGET * out["e4"]
     out["base_spread"] = relative_spread([c.target_step_ms for c in bases.values()])
     for f in SWEEP:  # whole runs: tokens per target-only step of the file's own baseline
         g = int(speculative(files[f])[0].run.config["gamma"])

@@ -106,6 +106,11 @@ def numbers(files: Files) -> dict:
     vs = [out[f"v{g}"] for g in sweep.index]
     out["v_min"], out["v_max"] = min(vs), max(vs)
     out["v_proportional"] = out["v1"] * 5 / 2  # v at 5 positions if cost grew per position
+    g4 = file_costs(files[SWEEP[2]])  # the numeric exercise: a step's break-even E at γ = 4
+    out.update({"be_gamma": g4.gamma, "be_c": g4.c, "be_v": g4.v, "be_o": g4.overhead,
+                "be_e": g4.mean_accepted_length,
+                "be_cost": g4.gamma * g4.c + g4.v + g4.overhead,
+                "be_positions": g4.gamma + 1})
     bases = [out[f"base{g}"] for g in sweep.index]
     out["base_min"], out["base_max"] = min(bases), max(bases)
     out["base_spread"] = relative_spread(bases)
