@@ -595,7 +595,8 @@ def test_claims_that_counts_cannot_carry_say_in_this_run(numbers):
     assert not L.checks(L.lesson(6), {**n6, "pos_z": 2.5})["position_rates_unresolved"]
     assert not L.checks(L.lesson(13), {**n13, "z_first": 2.5})["head_first_unresolved"]
     n2 = numbers[2]
-    assert not L.checks(L.lesson(2), {**n2, "hi_k": 16, "hi_n": 26, "hi_rate": 16 / 26})["confident_kept_more"]
+    weak = {**n2, "hi_k": 16, "hi_n": 26, "hi_rate": 16 / 26}
+    assert not L.checks(L.lesson(2), weak)["confident_kept_more"]
 
 
 def test_formula_fit_is_stated_where_it_stops(numbers):
