@@ -685,6 +685,47 @@ def test_live_settings_survive_a_visit_to_another_page():
     assert at.checkbox(key="with_baseline").value is True
 
 
+def test_live_settings_and_result_survive_a_reload():
+    """A reload is a new session: the settings come back from the address (only those
+    changed from their defaults are written there), the last finished result from the
+    server's per-browser store; a malformed or unknown value in the address is left out;
+    another browser (no id) starts afresh."""
+    at = _live(max_new=16)
+    at.slider(key="gamma").set_value(6)
+    at.selectbox(key="drafter").set_value("early-exit")
+    at.number_input(key="early_exit_layers").set_value(2)
+    at.checkbox(key="with_baseline").uncheck()
+    spec = _run(at)["spec"]
+    assert spec.run.config["early_exit_layers"] == 2 and spec.run.drafter == "early-exit"
+    address = dict(at.query_params)
+    assert address["live-gamma"] == "6" and address["live-early_exit_layers"] == "2"
+    assert address["live-with_baseline"] == "0" and "live-top_p" not in address  # a default
+    for _ in range(2):  # the reload, twice
+        again = AppTest.from_file(APP, default_timeout=TIMEOUT)
+        for k, v in address.items():
+            again.query_params[k] = v
+        again.run()
+        again.switch_page("app_pages/live.py")
+        again.run()
+        _no_failure(again)
+        assert again.slider(key="gamma").value == 6
+        assert again.number_input(key="early_exit_layers").value == 2
+        assert again.selectbox(key="drafter").value == "early-exit"
+        assert again.slider(key="max_new_tokens").value == 16
+        assert again.checkbox(key="with_baseline").value is False
+        assert again.session_state["live_store"]["result"]["spec"].run.run_id == spec.run.run_id
+        assert f'data-run-id="{spec.run.run_id}"' in _html(again)
+    bad = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    bad.query_params.update({"live-gamma": "999", "live-engine": "warp", "live-top_p": "x",
+                             "b": "../../etc"})
+    bad.run()
+    bad.switch_page("app_pages/live.py")
+    bad.run()
+    _no_failure(bad)
+    assert bad.slider(key="gamma").value == 4 and bad.selectbox(key="engine").value == "auto"
+    assert bad.session_state["live_store"]["result"] is None  # a new browser id, no result
+
+
 def test_theory_offers_only_runs_whose_costs_were_measured():
     """A live run without a baseline is plotted, but its c, v and o (which would assume
     v = 1) are not offered to the sliders; with a baseline it is."""

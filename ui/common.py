@@ -15,6 +15,7 @@ from specviz.limits import APP_MAX_NEW_TOKENS, GAMMA_MAX, GAMMA_MIN, TOP_K_MAX
 from specviz.measure import ROUNDS
 from specviz.models import custom_sources_allowed, embedded_names, fetch_smollm2
 from specviz.paths import TRACES
+from ui import browser
 from ui.plain import as_text
 
 TRACES_DIR = TRACES
@@ -52,7 +53,13 @@ SAMPLING = {
 BASE = DecodeConfig()  # every default the settings start from
 # the DecodeConfig fields the page sets (widget key = field name); the rest keep BASE's value
 FIELDS = ("gamma", "policy", "temperature", "top_k", "top_p", "seed", "max_new_tokens", "chat",
-          "engine", "tree")
+          "engine", "tree", "early_exit_layers")
+EARLY_EXIT_MAX = 64  # layers the page lets early exit keep (the load checks the target's own)
+EARLY_EXIT_HELP = ("Used by the early-exit drafter only (Drafter: early-exit): the target's "
+                   "first N layers draft, with the target's own output layer. Few layers "
+                   "draft fast but rarely agree with the target (4 of SmolLM2-135M's 30: "
+                   "α̂ ≈ 0.03, about 0.36× the target alone); more layers agree more but cost "
+                   "more per draft.")
 # the draft shapes the Live page offers: DecodeConfig.tree -> label
 TREES = {"": "chain of γ drafts",
          "2,2,1": "static tree 2-2-1 (10 nodes)",
@@ -67,10 +74,50 @@ KEPT = ("prompt", "preset", "sampling_preset", "with_baseline", "rounds", "targe
 
 
 def keep_settings() -> None:
-    """Hold on to the Live page's inputs across pages (run before any page draws)."""
+    """Hold on to the Live page's inputs across pages and across a reload of the browser
+    (run before any page draws): a fresh session takes them from the address, and the
+    address follows the session's (ui.browser)."""
+    defaults, checks = _address_defaults(), _address_checks()
+    browser.restore(defaults, checks)
     for key in KEPT:
         if key in st.session_state:
             st.session_state[key] = st.session_state[key]
+    browser.remember(defaults)
+
+
+def _address_defaults() -> dict:
+    """The settings the address may hold, with their defaults (custom model sources are
+    never put there: a link must not choose which files the server loads)."""
+    targets = _targets()
+    return {"prompt": PRESETS["story"], "preset": next(iter(PRESETS)),
+            "sampling_preset": next(iter(SAMPLING)), "with_baseline": True, "rounds": ROUNDS,
+            "target": DEFAULT_TARGET if DEFAULT_TARGET in targets else targets[0],
+            "draft": DEFAULT_DRAFT, "drafter": AUTO,
+            **{name: getattr(BASE, name) for name in FIELDS}}
+
+
+def _address_checks() -> dict:
+    """What a setting read back from the address must satisfy (the widgets' options and
+    ranges), so an edited link cannot break the page."""
+    from specviz.core.policies import POLICIES
+    from specviz.decoding import DRAFTERS, ENGINES
+    from ui.live import MAX_ROUNDS
+
+    def within(lo, hi):
+        return lambda v: lo <= v <= hi
+
+    return {"prompt": lambda v: 0 < len(v) <= browser.MAX_PROMPT_CHARS,
+            "preset": PRESETS.__contains__, "sampling_preset": SAMPLING.__contains__,
+            "rounds": within(1, MAX_ROUNDS),
+            "target": lambda v: v in _targets() and v != CUSTOM,
+            "draft": lambda v: v in _drafts() and v != CUSTOM,
+            "drafter": lambda v: v in (AUTO, *DRAFTERS), "engine": lambda v: v in ENGINES,
+            "policy": lambda v: v in POLICIES, "tree": TREES.__contains__,
+            "gamma": within(GAMMA_MIN, GAMMA_MAX), "temperature": within(0.0, 2.0),
+            "top_k": within(0, TOP_K_MAX), "top_p": within(0.05, 1.0),
+            "seed": within(0, 2**31 - 1),
+            "max_new_tokens": lambda v: 8 <= v <= APP_MAX_NEW_TOKENS and v % 8 == 0,
+            "early_exit_layers": within(1, EARLY_EXIT_MAX)}
 
 
 @dataclass(frozen=True)
@@ -138,9 +185,28 @@ def settings_ui() -> Settings:
     """The settings of a Run, drawn inside the Live page's form (so a Run reads them all at
     the click, exactly as shown): model pair, drafter, engine, and the DecodeConfig fields
     a user sets. Widget defaults come from DecodeConfig; limits from specviz.limits."""
-    from specviz.core.policies import POLICIES
-    from specviz.decoding import DRAFTERS, ENGINES
     init_settings()
+    target, draft_choice = _pair_ui()
+    t_custom, d_custom = _custom_sources_ui()
+    _drafting_ui()
+    _length_ui()
+    ss = st.session_state
+    decode = replace(BASE, drafter=ss.drafter, **{name: ss[name] for name in FIELDS})
+    if draft_choice == DEFAULT_DRAFT:
+        draft: str | None = "default"
+    elif draft_choice == NO_DRAFT:
+        draft = None
+    elif draft_choice == CUSTOM:
+        draft = d_custom or None
+    else:
+        draft = draft_choice
+    return Settings(target=t_custom if target == CUSTOM else target, draft=draft,
+                    decode=decode)
+
+
+def _pair_ui() -> tuple[str, str]:
+    """Target, draft, drafter and engine; returns the target's and the draft's choice."""
+    from specviz.decoding import DRAFTERS, ENGINES
     c = st.columns([3, 3, 2, 2])
     target = c[0].selectbox("Target (p)", _targets(), key="target",
                             help="embedded:smollm2-135m-instruct is a real 135M chat model "
@@ -156,27 +222,43 @@ def settings_ui() -> Settings:
                    help="auto: CUDA graphs on a GPU, else transformers' eager forward. "
                         "static: static KV caches without graphs. graphs needs a CUDA "
                         "device and a Llama-family pair.")
-    if custom_sources_allowed():
-        with st.expander("Custom model sources (used when Target or Draft is custom…)"):
-            t_custom = st.text_input("Target source", key="target_custom",
-                                     placeholder="hf:ORG/NAME or /path/to/model").strip()
-            d_custom = st.text_input("Draft source", key="draft_custom",
-                                     placeholder="hf:ORG/NAME or /path/to/model").strip()
-    else:
-        t_custom = d_custom = ""
+    return target, draft_choice
+
+
+def _custom_sources_ui() -> tuple[str, str]:
+    """The custom target and draft sources, where this deployment allows them."""
+    if not custom_sources_allowed():
         st.caption("Custom model sources are turned off on this deployment.")
+        return "", ""
+    with st.expander("Custom model sources (used when Target or Draft is custom…)"):
+        t_custom = st.text_input("Target source", key="target_custom",
+                                 placeholder="hf:ORG/NAME or /path/to/model").strip()
+        d_custom = st.text_input("Draft source", key="draft_custom",
+                                 placeholder="hf:ORG/NAME or /path/to/model").strip()
+    return t_custom, d_custom
+
+
+def _drafting_ui() -> None:
+    """γ and its policy, the sampling (τ, top-k, top-p)."""
+    from specviz.core.policies import POLICIES
     c = st.columns(5)
     c[0].slider("γ (drafted tokens per step)", GAMMA_MIN, GAMMA_MAX, key="gamma")
     c[1].selectbox("γ policy", list(POLICIES), key="policy")
     c[2].slider("τ (temperature; 0 = greedy)", 0.0, 2.0, step=0.05, key="temperature")
     c[3].number_input("top-k (0 = off)", 0, TOP_K_MAX, key="top_k")
     c[4].slider("top-p", 0.05, 1.0, step=0.05, key="top_p")
-    c = st.columns([2, 1, 1, 2])
+
+
+def _length_ui() -> None:
+    """Length, seed, chat template, early exit's layer count, the draft's shape."""
+    c = st.columns([2, 1, 1, 1, 2])
     c[0].slider("max new tokens", 8, APP_MAX_NEW_TOKENS, step=8, key="max_new_tokens")
     c[1].number_input("seed", 0, 2**31 - 1, key="seed")
     c[2].checkbox("chat template", key="chat",
                   help="Wrap the prompt in the target's chat template.")
-    c[3].selectbox("Draft shape", list(TREES), format_func=TREES.__getitem__, key="tree",
+    c[3].number_input("early-exit layers", 1, EARLY_EXIT_MAX, key="early_exit_layers",
+                      help=EARLY_EXIT_HELP)
+    c[4].selectbox("Draft shape", list(TREES), format_func=TREES.__getitem__, key="tree",
                    help="A chain drafts γ tokens in a row. A token tree drafts several "
                         "continuations and the target checks them all in one pass (a tree "
                         "mask): a static tree has a fixed number of children per depth; a "
@@ -184,18 +266,6 @@ def settings_ui() -> Settings:
                         "by the draft model or the feature head (not by prompt lookup) and "
                         "run on the static engine (graphed on a GPU); γ and its policy apply "
                         "to chains.")
-    ss = st.session_state
-    decode = replace(BASE, drafter=ss.drafter, **{name: ss[name] for name in FIELDS})
-    if draft_choice == DEFAULT_DRAFT:
-        draft: str | None = "default"
-    elif draft_choice == NO_DRAFT:
-        draft = None
-    elif draft_choice == CUSTOM:
-        draft = d_custom or None
-    else:
-        draft = draft_choice
-    return Settings(target=t_custom if target == CUSTOM else target, draft=draft,
-                    decode=decode)
 
 
 @st.cache_resource(show_spinner="Loading the models …", max_entries=4)

@@ -35,6 +35,7 @@ from specviz import figures as G
 from specviz.errors import one_line
 from specviz.measure import ROUNDS, measure_speedup
 from specviz.traces import frames as F
+from ui.browser import browser_store
 from ui.common import TORCH_THREAD
 
 FRAME_S = 0.5  # the live view repaints this often
@@ -97,8 +98,9 @@ def live_store() -> dict:
     """This session's live results, in a plain dict kept in session_state (the decoding
     thread writes its result here, without touching Streamlit). Keys: run (the LiveRun in
     progress, or None), result, history."""
-    if "live_store" not in st.session_state:
-        st.session_state.live_store = {"run": None, "result": None, "history": []}
+    if "live_store" not in st.session_state:  # per browser: a reload finds the last result
+        st.session_state.live_store = browser_store(
+            lambda: {"run": None, "result": None, "history": []})
     return st.session_state.live_store
 
 
