@@ -4,11 +4,14 @@ Routes over the page files in app_pages/; each page draws its own widgets (the L
 model pair and decoding settings sit in its Run form).
 """
 
+from pathlib import Path
+
 import streamlit as st
 
 from ui.common import keep_settings
 
-st.set_page_config(page_title="specviz", page_icon=":material/fast_forward:", layout="wide")
+FAVICON = Path(__file__).resolve().parent / "assets" / "favicon.png"  # served locally (offline)
+st.set_page_config(page_title="specviz", page_icon=str(FAVICON), layout="wide")
 
 pages = [
     st.Page("app_pages/home.py", title="Overview", icon=":material/home:", default=True),

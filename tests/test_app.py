@@ -154,6 +154,21 @@ def test_home_says_why_a_run_is_below_1x():
                for w in at.warning), [w.value for w in at.warning]
 
 
+def test_the_favicon_is_served_from_a_local_file():
+    """No favicon fetched from fonts.gstatic.com (a :material/…: page icon is): a file in
+    assets/, which the app serves itself, offline too."""
+    import ast
+
+    app = Path(APP).read_text()
+    call = next(n for n in ast.walk(ast.parse(app)) if isinstance(n, ast.Call)
+                and getattr(n.func, "attr", "") == "set_page_config")
+    icon = next(k.value for k in call.keywords if k.arg == "page_icon")
+    assert ":material/" not in ast.unparse(icon)
+    from PIL import Image
+    favicon = Path(APP).parent / "assets" / "favicon.png"
+    assert Image.open(favicon).size == (64, 64)
+
+
 def test_home_without_bundled_traces(tmp_path, monkeypatch):
     monkeypatch.setenv("SPECVIZ_TRACES_DIR", str(tmp_path))
     at = _app()
