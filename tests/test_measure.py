@@ -142,3 +142,23 @@ def test_each_run_paired_with_its_own_baseline(pair):
     assert F.baseline_for(old[0], old) is None and F.baseline_for(old[2], old) is None
     one = [old[0], old[1], old[2]]
     assert F.baseline_for(old[0], one) is old[1] and F.baseline_for(old[2], one) is old[1]
+
+
+def test_cli_baseline_measures_over_rounds(tmp_path, capsys):
+    """`specviz run --baseline --rounds 2`: the file holds the median round's pair, linked,
+    each listing both rounds' tokens/s; the summary prints the median, range and verdict."""
+    from specviz.cli import main
+    out = tmp_path / "t.jsonl"
+    rc = main(["run", "--target", "embedded:tiny-random-target", "--no-chat", "--prompt",
+               PROMPT, "--max-new-tokens", "8", "--baseline", "--rounds", "2", "--out",
+               str(out)])
+    assert rc == 0
+    spec, base = read_traces(out)
+    assert (spec.run.mode, base.run.mode) == ("speculative", "target-only")
+    assert base.run.baseline_of == spec.run.run_id
+    assert len(spec.summary.round_tokens_per_s) == 2 == len(base.summary.round_tokens_per_s)
+    printed = capsys.readouterr().out
+    assert "speed-up" in printed and "over 2 rounds" in printed and "median tok/s" in printed
+    assert main(["run", "--target", "embedded:tiny-random-target", "--prompt", "hi",
+                 "--baseline", "--rounds", "0", "--out", str(tmp_path / "u.jsonl")]) == 2
+    assert "--rounds must be at least 1" in capsys.readouterr().err
