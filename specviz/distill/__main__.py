@@ -1,4 +1,4 @@
-"""python -m specviz.distill {data,train,pack,all,head,pack-head,eval,speed} ...
+"""python -m specviz.distill {data,train,pack,all,head,pack-head,eval,speed,qwen-head} ...
 (see specviz/distill/__init__.py)"""
 
 from __future__ import annotations
@@ -320,6 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
     _draft_parsers(sub)
     _head_parsers(sub)
     _measure_parsers(sub)
+    from .qwen_head import add_parser
+    add_parser(sub)
     return ap
 
 

@@ -120,3 +120,48 @@ def head_card(folder: str | Path) -> str:
         vocab_coverage=final.get("vocab_coverage", "?"),
         **_some(tm, "depth", "lr", "steps", "max_tokens", "max_len", "epochs", "train_tokens"))
     return _fill("head.md", fields)
+
+
+QWEN_HEAD_KEEP = HEAD_KEEP + ("eval-meta.json",)
+
+
+def pack_qwen_head(head_dir: str | Path, dest: str | Path) -> Path:
+    """Copy a trained head of the Qwen2.5-Coder-1.5B target into ``dest`` with its README.md."""
+    return _pack(head_dir, dest, QWEN_HEAD_KEEP, qwen_head_card)
+
+
+def eval_table(rows: list[dict]) -> str:
+    """The held-out evaluation's rows (``specviz.distill.qwen_head``) as a Markdown table."""
+    if not rows:
+        return "(not evaluated)"
+    lines = ["| category | texts | drafter | α̂ | tokens per verification | first position |",
+             "|---|---:|---|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['category']} | {r['texts']} | {r['drafter']} | "
+                     f"{r['alpha_hat']:.3f} | {r['tokens_per_verification']:.2f} | "
+                     f"{r['first_position']:.3f} |")
+    return "\n".join(lines)
+
+
+def qwen_head_card(folder: str | Path) -> str:
+    """The Qwen head's card (cards/qwen-head.md), from its config and measured metadata."""
+    cfg, tm, dm, fields = _measured(folder)
+    em = _load(Path(folder) / "eval-meta.json")
+    final = tm.get("final", {})
+    agree = ", ".join(f"{final[k]:.3f}" for k in sorted(final) if k.startswith("agree_"))
+    layers = cfg.get("feature_layers")
+    features = (f"hidden states {', '.join(map(str, layers))} of the target's "
+                f"{tm.get('target_layers', '?')} (0 the embeddings, the last after the final "
+                f"norm), each RMS-normalised and fused to width {cfg['hidden']}"
+                if layers else "the target's last hidden state (after the final norm)")
+    fields.update(
+        {k: cfg[k] for k in ("hidden", "n_heads", "n_kv", "head_dim", "intermediate",
+                             "vocab_size")},
+        width_in=2 * cfg["hidden"], agree=agree or "?", features=features,
+        packing=("int8 matrices with a bfloat16 scale per row" if cfg.get("packing") == "int8"
+                 else "bfloat16"),
+        vocab=len(cfg["vocab_ids"]) if cfg.get("vocab_ids") else cfg["vocab_size"],
+        vocab_coverage=final.get("vocab_coverage", "?"), gamma=em.get("gamma", "?"),
+        eval_table=eval_table(em.get("rows", [])),
+        **_some(tm, "depth", "lr", "steps", "max_tokens", "max_len", "epochs", "train_tokens"))
+    return _fill("qwen-head.md", fields)

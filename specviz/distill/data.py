@@ -24,6 +24,7 @@ import torch
 from .prompts import (
     CATEGORIES,
     chat_text,
+    code_prompts,
     load_heldout,
     seed_prompts,
     self_prompt_prefix,
@@ -68,10 +69,11 @@ def _batches(items: list, size: int):
 
 
 def self_written_prompts(model, tokenizer, n: int, *, batch_size: int, max_new_tokens: int,
-                         eos_id: int, seed: int, log=print) -> list[dict]:
+                         eos_id: int, seed: int, log=print, code_share: float | None = None
+                         ) -> list[dict]:
     """n user messages written by the target from its own chat template (finished ones
     only, de-duplicated): [{"prompt", "category", "source": "self"}]."""
-    starters = starter_list(n, seed)
+    starters = starter_list(n, seed, code_share)
     out, seen = [], set()
     for b, chunk in enumerate(_batches(starters, batch_size)):
         texts = [self_prompt_prefix(tokenizer, s["starter"]) for s in chunk]
@@ -127,21 +129,27 @@ def _save_sequences(out_dir: Path, seqs: list, rows: list[dict], tokenizer) -> n
 def make_data(model, tokenizer, out_dir: str | Path, *, n_self: int = 8192,
               n_seed: int | None = None, batch_size: int = 512, max_new_tokens: int = 192,
               prompt_max_new_tokens: int = 64, max_seconds: float | None = None,
-              answer_batches: int | None = None, seed: int = 0, log=print) -> dict:
+              answer_batches: int | None = None, seed: int = 0, log=print,
+              code_share: float | None = None, eos_token: str = "<|im_end|>") -> dict:
     """Write data.npz and data-meta.json into out_dir; returns the meta dict.
 
     Answering stops after ``answer_batches`` batches (a fixed cut, reproducible) or once
-    ``max_seconds`` have passed since the start (a time cap, recorded in the meta)."""
+    ``max_seconds`` have passed since the start (a time cap, recorded in the meta). With
+    ``code_share`` (a coder target) that share of the self-written prompts asks for code,
+    and the seed prompts gain ``prompts.code_prompts``."""
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    eos_id = int(tokenizer.convert_tokens_to_ids("<|im_end|>"))
+    eos_id = int(tokenizer.convert_tokens_to_ids(eos_token))
     heldout = {r["prompt"] for r in load_heldout()}
     prompts = self_written_prompts(model, tokenizer, n_self, batch_size=batch_size,
                                    max_new_tokens=prompt_max_new_tokens, eos_id=eos_id,
-                                   seed=seed, log=log) if n_self else []
+                                   seed=seed, log=log, code_share=code_share) if n_self else []
     t_prompts = time.perf_counter() - t0
     seeds = seed_prompts(seed)
+    if code_share is not None:
+        seeds = seeds + code_prompts(seed)
+        random.Random(seed).shuffle(seeds)
     prompts += seeds[:n_seed] if n_seed is not None else seeds
     prompts = [p for p in prompts if p["prompt"] not in heldout]
     groups = _answer_groups(prompts, batch_size, random.Random(seed))
@@ -150,7 +158,7 @@ def make_data(model, tokenizer, out_dir: str | Path, *, n_self: int = 8192,
         if answer_batches is not None and b >= answer_batches:
             log(f"stopping after {b} of {len(groups)} answer batches (answer_batches)")
             break
-        if max_seconds is not None and time.perf_counter() - t0 > max_seconds:
+        if max_seconds is not None and b and time.perf_counter() - t0 > max_seconds:
             stopped_early = True
             log(f"time budget reached after {b} of {len(groups)} answer batches")
             break
@@ -177,7 +185,8 @@ def make_data(model, tokenizer, out_dir: str | Path, *, n_self: int = 8192,
                      "max_new_tokens": max_new_tokens,
                      "prompt_max_new_tokens": prompt_max_new_tokens,
                      "max_seconds": max_seconds, "answer_batches": answer_batches,
-                     "seed": seed},
+                     "seed": seed, **({"code_share": code_share} if code_share is not None
+                                      else {})},
         "answer_batches_done": n_done, "answer_batches_planned": len(groups),
         "stopped_early": stopped_early,
         "seconds_self_prompts": round(t_prompts, 1),

@@ -34,21 +34,50 @@ def head_vocabulary(seqs: list[np.ndarray], size: int | None, vocab: int,
     return sorted(top)
 
 
-def _batch_targets(target, ids: torch.Tensor, subset: torch.Tensor | None):
-    """The target's features (B, T, H) and its p over the head's vocabulary (B, T, V_head)."""
-    out = target(input_ids=ids, output_hidden_states=True)
-    logits = out.logits.float()
-    p = torch.softmax(logits, dim=-1)
-    p_argmax = logits.argmax(-1)
-    if subset is not None:
-        p = p.index_select(-1, subset)
-    return out.hidden_states[-1].float(), p, p_argmax
+def target_features(target, ids: torch.Tensor, layers: tuple[int, ...] | None
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The target's features (B, T, n H) at hidden states ``layers`` (None: the last) and
+    its last hidden states (B, T, H), after the final norm."""
+    hs = target.model(input_ids=ids, output_hidden_states=True).hidden_states
+    feats = hs[-1] if layers is None else torch.cat([hs[j] for j in layers], dim=-1)
+    return feats, hs[-1]
 
 
-def _losses(head, target, ids, mask, subset, depth: int, out_w: torch.Tensor):
-    """Per-step soft cross-entropy and agreement (argmax q == argmax p) over the valid rows."""
-    with torch.no_grad():
-        f, p, p_arg = _batch_targets(target, ids, subset)
+def target_labels(final: torch.Tensor, lm_head: torch.Tensor, subset: torch.Tensor | None,
+                  chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+    """From the last hidden states (..., H): p over the head's vocabulary (..., V_head),
+    float32, normalised over the whole vocabulary, and the target's argmax (...,). Rows go
+    through the output layer ``chunk`` at a time (a 151,936-token vocabulary is large)."""
+    flat = final.reshape(-1, final.shape[-1])
+    ps, args = [], []
+    for rows in flat.split(chunk):
+        logits = torch.nn.functional.linear(rows, lm_head.to(rows.dtype)).float()  # (n, V)
+        args.append(logits.argmax(-1))
+        if subset is None:
+            ps.append(torch.softmax(logits, dim=-1))
+        else:
+            lse = torch.logsumexp(logits, dim=-1, keepdim=True)
+            ps.append((logits.index_select(-1, subset) - lse).exp())
+    shape = final.shape[:-1]
+    return torch.cat(ps).view(*shape, -1), torch.cat(args).view(shape)
+
+
+def _batch_targets(target, ids: torch.Tensor, subset: torch.Tensor | None,
+                   layers: tuple[int, ...] | None = None):
+    """The target's features (B, T, n H), its p over the head's vocabulary (B, T, V_head)
+    and its argmax (B, T)."""
+    feats, final = target_features(target, ids, layers)
+    p, p_argmax = target_labels(final, target.lm_head.weight, subset)
+    return feats.float(), p, p_argmax
+
+
+def _losses(head, target, ids, mask, subset, depth: int, out_w: torch.Tensor, given=None):
+    """Per-step soft cross-entropy and agreement (argmax q == argmax p) over the valid rows.
+    ``given``: the target's (features, p, argmax) for the batch, if already at hand."""
+    if given is None:
+        with torch.no_grad():
+            given = _batch_targets(target, ids, subset, head.cfg.feature_layers)
+    f, p, p_arg = given
     emb = target.model.embed_tokens.weight
     T = ids.shape[1] - 1
     cos, sin = rotary_tables(target, T)
@@ -76,10 +105,13 @@ def train_head(target, seqs: list[np.ndarray], *, vocab_size: int | None = 16384
                weight_decay: float = 0.0, seed: int = 0, val_fraction: float = 0.02,
                eval_every: int = 250, eos_ids: tuple[int, ...] = (), pad_id: int = 2,
                source: str = "", init: FeatureHead | None = None,
-               log=print) -> tuple[FeatureHead, dict]:
+               intermediate: int | None = None, feature_layers: tuple[int, ...] | None = None,
+               cache: bool = False, log=print) -> tuple[FeatureHead, dict]:
     """Train a head for ``target`` on ``seqs`` (token arrays) for ``max_seconds``; from
     ``init`` (a trained head of this target, its vocabulary kept) if given, so that training
-    can go on over several sessions and new data."""
+    can go on over several sessions and new data. A new head may have a smaller MLP
+    (``intermediate``) and read several layers (``feature_layers``); ``cache`` computes the
+    target's features once (``specviz.distill.features``) instead of in every batch."""
     device = target.model.embed_tokens.weight.device
     rng = random.Random(seed)
     torch.manual_seed(seed)
@@ -93,18 +125,63 @@ def train_head(target, seqs: list[np.ndarray], *, vocab_size: int | None = 16384
         head = _continued(init, target, device)
     else:
         head = _new_head(target, head_vocabulary(train, vocab_size, vocab, eos_ids), source,
-                         device)
+                         device, intermediate, feature_layers)
     ids_kept = head.cfg.vocab_ids
     subset = head.vocab_ids.to(device) if ids_kept is not None else None
     out_w = head.out_weight(target.lm_head.weight).detach().float()
-    val_batches = make_batches(val, max_tokens, max_len, pad_id, rng)
+    autocast = autocast_for(device)
+    t0 = time.perf_counter()
+    batches, val_batches = _sources(target, head, train, val, cache, max_tokens, max_len,
+                                    pad_id, rng, subset, autocast, log)
+    step, epoch, history = _train_loop(head, target, batches, val_batches, subset, out_w,
+                                       autocast, t0, max_seconds=max_seconds, lr=lr,
+                                       warmup=warmup, weight_decay=weight_decay, depth=depth,
+                                       eval_every=eval_every, log=log)
+    train_tokens = int(sum(len(s) for s in train))
+    info = {"steps": step, "seconds": round(time.perf_counter() - t0, 1), "epochs": epoch,
+            "depth": depth, "lr": lr, "max_tokens": max_tokens, "max_len": max_len,
+            "train_sequences": len(train), "train_tokens": train_tokens,
+            "val_sequences": len(val), "vocab": len(ids_kept) if ids_kept else vocab,
+            "final": history[-1] if history else {}, "history": history}
+    if cache:
+        info["feature_cache"] = True
+    head.cfg.info.update({k: v for k, v in info.items() if k != "history"})
+    return head.eval(), info
+
+
+def _sources(target, head, train, val, cache: bool, max_tokens: int, max_len: int,
+             pad_id: int, rng: random.Random, subset, autocast, log):
+    """The training batches (an endless iterator of (epoch, (ids, mask, given))) and the
+    validation batches; ``given`` is None where the target reads each batch itself."""
+    if not cache:
+        val_batches = [(ids, mask, None)
+                       for ids, mask in make_batches(val, max_tokens, max_len, pad_id, rng)]
+        batches = ((e, (ids, mask, None))
+                   for e, (ids, mask) in _epochs(train, max_tokens, max_len, pad_id, rng))
+        return batches, val_batches
+    from .features import FeatureStore, fits_on_device
+    layers, lm_head = head.cfg.feature_layers, target.lm_head.weight
+    if not fits_on_device(target, train + val, layers, max_len, log):
+        return _sources(target, head, train, val, False, max_tokens, max_len, pad_id, rng,
+                        subset, autocast, log)
+    store = FeatureStore(target, train, layers, max_tokens=max_tokens, max_len=max_len,
+                         autocast=autocast, log=log)
+    val_store = FeatureStore(target, val, layers, max_tokens=max_tokens, max_len=max_len,
+                             autocast=autocast, log=log)
+    return store.epochs(rng, subset, lm_head), val_store.all_batches(subset, lm_head)
+
+
+def _train_loop(head, target, batches, val_batches, subset, out_w, autocast, t0: float, *,
+                max_seconds: float, lr: float, warmup: int, weight_decay: float, depth: int,
+                eval_every: int, log) -> tuple[int, int, list[dict]]:
+    """Steps until ``max_seconds`` (since ``t0``) have passed; the learning rate warms up,
+    then follows a cosine over the clock. Returns (steps, epochs, validation history)."""
+    device = out_w.device
     opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=weight_decay,
                             betas=(0.9, 0.95))
-    autocast = autocast_for(device)
     weights = [0.8 ** k for k in range(depth)]
-    t0 = time.perf_counter()
     step, epoch, history = 0, 0, []
-    for epoch, (ids, mask) in _epochs(train, max_tokens, max_len, pad_id, rng):
+    for epoch, (ids, mask, given) in batches:
         frac = (time.perf_counter() - t0) / max_seconds  # the schedule follows the clock
         if frac >= 1.0:
             break
@@ -112,7 +189,7 @@ def train_head(target, seqs: list[np.ndarray], *, vocab_size: int | None = 16384
                 lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac))))
         ids, mask = ids.to(device), mask.to(device)
         with autocast():
-            losses, _ = _losses(head, target, ids, mask, subset, depth, out_w)
+            losses, _ = _losses(head, target, ids, mask, subset, depth, out_w, given)
         loss = sum(w * x for w, x in zip(weights, losses))
         optimizer_step(opt, loss, head.parameters(), rate)
         step += 1
@@ -127,14 +204,7 @@ def train_head(target, seqs: list[np.ndarray], *, vocab_size: int | None = 16384
     ev.update(step=step, seconds=round(time.perf_counter() - t0, 1), epoch=epoch)
     history.append(ev)
     log(f"final, step {step}: " + ", ".join(f"{k} {v}" for k, v in ev.items() if k != "step"))
-    train_tokens = int(sum(len(s) for s in train))
-    info = {"steps": step, "seconds": round(time.perf_counter() - t0, 1), "epochs": epoch,
-            "depth": depth, "lr": lr, "max_tokens": max_tokens, "max_len": max_len,
-            "train_sequences": len(train), "train_tokens": train_tokens,
-            "val_sequences": len(val), "vocab": len(ids_kept) if ids_kept else vocab,
-            "final": history[-1] if history else {}, "history": history}
-    head.cfg.info.update({k: v for k, v in info.items() if k != "history"})
-    return head.eval(), info
+    return step, epoch, history
 
 
 def _epochs(train: list[np.ndarray], max_tokens: int, max_len: int, pad_id: int,
@@ -148,24 +218,33 @@ def _epochs(train: list[np.ndarray], max_tokens: int, max_len: int, pad_id: int,
             yield epoch, batch
 
 
-def _new_head(target, ids_kept, source: str, device) -> FeatureHead:
+def _new_head(target, ids_kept, source: str, device, intermediate: int | None = None,
+              feature_layers: tuple[int, ...] | None = None) -> FeatureHead:
     """A fresh head over the vocabulary ``ids_kept``, starting as "the next feature is like
-    this one" under the target's norm."""
-    cfg = HeadConfig.for_target(target, ids_kept, source)
+    this one" under the target's norm (with several layers: like the last one read)."""
+    cfg = HeadConfig.for_target(target, ids_kept, source, intermediate=intermediate,
+                                feature_layers=feature_layers)
     head = FeatureHead(cfg).to(device)
+    H = cfg.hidden
     with torch.no_grad():
         head.fc.weight.zero_()
-        head.fc.weight[:, :cfg.hidden] = torch.eye(cfg.hidden)
+        head.fc.weight[:, :H] = torch.eye(H)
         head.fc.bias.zero_()
         head.norm.copy_(target.model.norm.weight.float())
+        if cfg.n_features > 1:
+            torch.nn.init.normal_(head.fuse.weight, std=0.01)
+            head.fuse.weight[:, -H:] += torch.eye(H, device=head.fuse.weight.device)
     return head
 
 
 def _continued(init: FeatureHead, target, device) -> FeatureHead:
     """``init`` as a float32 head to train on, checked against the target's shape."""
     want = HeadConfig.for_target(target)
-    fields = ("hidden", "n_heads", "n_kv", "head_dim", "intermediate", "vocab_size")
+    fields = ("hidden", "n_heads", "n_kv", "head_dim", "vocab_size")
     bad = [f for f in fields if getattr(init.cfg, f) != getattr(want, f)]
+    layers = init.cfg.feature_layers or ()
+    if layers and layers[-1] > target.config.num_hidden_layers:
+        bad.append("feature_layers")
     if bad:
         raise ValueError(f"the head to continue from was made for another target (its "
                          f"{', '.join(bad)} differ)")
@@ -180,14 +259,16 @@ def evaluate_head(head, target, batches, subset, depth, out_w, autocast) -> dict
     sums = np.zeros(depth)
     n_b = 0
     covered = total = 0
-    for ids, mask in batches:
+    for ids, mask, given in batches:
         ids, mask = ids.to(out_w.device), mask.to(out_w.device)
         with autocast():
-            _, agree = _losses(head, target, ids, mask, subset, depth, out_w)
+            if given is None:
+                given = _batch_targets(target, ids, subset, head.cfg.feature_layers)
+            _, agree = _losses(head, target, ids, mask, subset, depth, out_w, given)
         sums += np.array([float(a) for a in agree])
         n_b += 1
         if subset is not None:
-            arg = target(input_ids=ids).logits.argmax(-1)[mask]
+            arg = given[2][mask]
             covered += int(torch.isin(arg, subset).sum())
             total += int(arg.numel())
     head.train()

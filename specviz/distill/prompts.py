@@ -125,11 +125,67 @@ def seed_prompts(seed: int = 0) -> list[dict]:
     return out
 
 
-def starter_list(n: int, seed: int = 0) -> list[dict]:
-    """n starters for self-written prompts, categories in turn: [{"starter", "category"}]."""
+def starter_list(n: int, seed: int = 0, code_share: float | None = None) -> list[dict]:
+    """n starters for self-written prompts, categories in turn: [{"starter", "category"}];
+    with ``code_share``, that share of them code and the rest the other categories in turn."""
     rng = random.Random(seed + 1)
-    return [{"starter": rng.choice(STARTERS[CATEGORIES[i % 4]]),
-             "category": CATEGORIES[i % 4]} for i in range(n)]
+    if code_share is None:
+        cats = [CATEGORIES[i % 4] for i in range(n)]
+    else:
+        n_code = round(n * code_share)
+        cats = ["code"] * n_code + [CATEGORIES[i % 3] for i in range(n - n_code)]
+        rng.shuffle(cats)
+    return [{"starter": rng.choice(STARTERS[c] + (MORE_CODE_STARTERS if c == "code" and
+                                                 code_share is not None else [])),
+             "category": c} for c in cats]
+
+
+# more code, for a target that is a coder (Qwen2.5-Coder): tasks, languages and requests
+MORE_CODE_TASKS = [
+    "parses a CSV line into fields", "checks whether brackets in a string are balanced",
+    "returns the n-th row of Pascal's triangle", "converts a Roman numeral to an integer",
+    "counts the islands in a grid of 0s and 1s", "finds the most common element in a list",
+    "implements a linked list with insert and delete", "computes the edit distance of two "
+    "strings", "groups a list of words by their first letter", "chunks a list into pieces of "
+    "size k", "computes a running total of a list", "checks whether a year is a leap year",
+    "returns the indices of two numbers that add up to a target", "memoizes a slow function",
+    "reads a JSON file and prints one of its keys", "implements quicksort",
+    "implements merge sort", "computes the power set of a string's characters",
+    "validates a date string in the form YYYY-MM-DD", "finds all primes below n with a sieve",
+    "compresses a string by counting repeated characters", "implements a binary tree with "
+    "an in-order traversal", "finds the maximum sum of a contiguous subarray",
+    "computes the dot product of two vectors", "implements an LRU cache",
+    "retries a function call up to three times", "formats a number with thousands separators",
+    "converts a string to snake_case", "deep-copies a nested dictionary",
+    "finds the intersection of two sorted arrays",
+]
+MORE_CODE_LANGUAGES = ["Python", "Python", "TypeScript", "C++", "C#", "Kotlin", "Ruby", "PHP"]
+MORE_CODE_TEMPLATES = [
+    "Write a {lang} function that {task}.", "Implement a {lang} function that {task}.",
+    "Write unit tests for a {lang} function that {task}.",
+    "Write a {lang} function that {task}, with type hints and a docstring.",
+    "What is the time complexity of a {lang} function that {task}? Show the code.",
+    "Refactor this idea into clean {lang}: a function that {task}.",
+    "Give me an efficient {lang} solution: a function that {task}.",
+]
+MORE_CODE_STARTERS = ["Write a Python script", "Write a SQL query", "Write a C++ function",
+                      "Explain this code", "Write a unit test", "Optimize", "Debug",
+                      "Write a class", "Convert this", "Write a bash script"]
+
+
+def code_prompts(seed: int = 0) -> list[dict]:
+    """Further code prompts (``MORE_CODE_*``, every task and template in two languages),
+    shuffled: [{"prompt", "category": "code", "source": "seed"}]."""
+    rng = random.Random(seed + 2)
+    langs = sorted(set(LANGUAGES) | set(MORE_CODE_LANGUAGES))
+    out = []
+    for task in MORE_CODE_TASKS + CODE_TASKS:
+        for tpl in MORE_CODE_TEMPLATES:
+            for lang in rng.sample(langs, 2):
+                out.append({"prompt": tpl.format(lang=lang, task=task), "category": "code",
+                            "source": "seed"})
+    rng.shuffle(out)
+    return out
 
 
 def self_prompt_prefix(tokenizer, starter: str) -> str:

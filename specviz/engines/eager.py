@@ -31,6 +31,7 @@ class CachedLM:
         self.embed = model.get_input_embeddings().weight
         self.key_pos = torch.arange(max_len, device=self.embed.device)
         self.shape = _OneGroup()
+        self.feature_layers = None  # hidden states written as features (None: the last)
 
     def forward(self, ids: torch.Tensor, pos: torch.Tensor, logits: str = "all",
                 features: torch.Tensor | None = None, slots: torch.Tensor | None = None,
@@ -58,8 +59,10 @@ class CachedLM:
                          use_cache=True, past_key_values=self.cache,
                          logits_to_keep=0 if logits == "all" else 1,
                          output_hidden_states=features is not None)
-        if features is not None:
-            features.copy_(out.hidden_states[-1][0])  # (T, H), after the final norm
+        if features is not None:  # (T, H) after the final norm, or the layers a head reads
+            hs, taps = out.hidden_states, self.feature_layers
+            features.copy_(hs[-1][0] if taps is None else
+                           torch.cat([hs[j][0] for j in taps], dim=-1))
         return None if logits == "none" else out.logits[0]
 
     def move_kv(self, src: torch.Tensor, dst: torch.Tensor) -> None:
