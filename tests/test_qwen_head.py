@@ -226,3 +226,14 @@ def test_gpu_script_runs_end_to_end_in_its_tiny_mode(tmp_path):
     card = (tmp_path / "head" / "README.md").read_text()
     assert "Qwen" in card and "Apache" in card and "{" not in card.split("---")[2]
     assert "Feature head for Qwen2.5-Coder" in (out / "summary.md").read_text()
+
+
+def test_data_keeps_token_ids_of_a_large_vocabulary(tmp_path):
+    """Qwen's 151,936 tokens do not fit uint16: the data file keeps them whole."""
+    from specviz.distill.data import _save_sequences, load_data
+    from specviz.models.tiny import tiny_tokenizer
+    seqs = [([5, 151_935], [70_000, 2]), ([1], [3])]
+    rows = [{"temperature": 0.0, "category": "code", "source": "seed", "prompt": "a"}] * 2
+    _save_sequences(tmp_path, seqs, rows, tiny_tokenizer())
+    back, _ = load_data(tmp_path / "data.npz")
+    assert [b.tolist() for b in back] == [[5, 151_935, 70_000, 2], [1, 3]]

@@ -6,7 +6,8 @@ Two stages, both batched ``generate`` calls of the target (left padding):
 2. answers: every prompt (self-written ones and the seed prompts of ``prompts.py``) is put
    through the chat template and answered at one of the temperatures 0, 0.7 or 1.0.
 
-Saved as ``data.npz``: ``tokens`` (uint16, all sequences back to back), ``offsets`` (n+1,),
+Saved as ``data.npz``: ``tokens`` (uint16, or uint32 for a vocabulary over 65,536; all
+sequences back to back), ``offsets`` (n+1,),
 ``n_prompt`` (n,) prompt tokens per sequence, ``temperature`` (n,), ``category`` (n,) and
 ``source`` (n,); and ``data-meta.json`` with counts, settings, hardware and time.
 """
@@ -111,7 +112,10 @@ def _answer_groups(prompts: list[dict], batch_size: int, rng: random.Random) -> 
 def _save_sequences(out_dir: Path, seqs: list, rows: list[dict], tokenizer) -> np.ndarray:
     """data.npz (the token sequences, their prompt lengths and each prompt's settings) and
     samples.jsonl (the first 200 answers as text); returns all tokens."""
-    tokens = np.array([t for e, n in seqs for t in e + n], dtype=np.uint16)
+    tokens = np.array([t for e, n in seqs for t in e + n], dtype=np.int64)
+    # uint16 holds a 49,152-token vocabulary; a larger one (Qwen's 151,936) needs uint32
+    tokens = tokens.astype(np.uint16 if tokens.size == 0 or tokens.max() < 1 << 16
+                           else np.uint32)
     lengths = np.array([len(e) + len(n) for e, n in seqs], dtype=np.int64)
     np.savez_compressed(out_dir / "data.npz", tokens=tokens,
                         offsets=np.concatenate([[0], np.cumsum(lengths)]),
