@@ -178,7 +178,7 @@ def dataset_views(root: Path) -> list[str]:
         kind, target = ("VIEW", name) if name == "steps" else \
             ("TABLE", "runs_base" if name == "runs" else name)
         out.append(f"CREATE {kind} {target} AS SELECT * FROM read_parquet('{glob}', "
-                   f"hive_partitioning = true, hive_types = {hive}, union_by_name = true)")
+                   f"hive_partitioning = true, hive_types = {hive})")
     return out
 
 

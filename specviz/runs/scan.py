@@ -1,10 +1,10 @@
 """Trace files and folders read into the runs and steps tables, bounded, never failing whole.
 
-A folder is listed entry by entry (never all at once) up to MAX_ENTRIES_LISTED entries, and
-up to MAX_FILES_READ trace files are read; each file is held to the trace loaders' memory
-budget (MAX_TRACE_MB) and the whole to MAX_STEPS_LOADED steps. Whatever is left out says so
-in one plain line (a file that is not a trace, one too large, what was not listed), and the
-rest is read.
+A folder is listed entry by entry (names only; never all at once) up to MAX_ENTRIES_LISTED
+entries, and up to MAX_FILES_READ trace files are read; each file is held to the trace
+loaders' memory budget (MAX_TRACE_MB) and the whole to MAX_STEPS_LOADED steps. Whatever is
+left out says so in one plain line (a file that is not a trace, one too large, what was not
+listed or read), and the rest is read.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from ..limits import MAX_TRACE_MB
 from ..traces.records import MemoryBudget, Trace, TraceError, loads_strict, read_traces
 from .tables import TableBuilder
 
-MAX_ENTRIES_LISTED = 20_000  # directory entries looked at, in all
+MAX_ENTRIES_LISTED = 1_000_000  # directory entries looked at (names only), in all
 MAX_FILES_READ = 500  # trace files read
+MAX_CANDIDATES = 5_000  # trace files' names kept per folder
 MAX_STEPS_LOADED = 2_000_000  # steps held (a larger set: write a dataset, docs/runs.md)
 MAX_PROBLEM_LINES = 50
 TRACE_SUFFIXES = (".jsonl", ".json", ".parquet")
@@ -75,38 +76,42 @@ def read_trace_file(path: str | os.PathLike, source: str | None = None) -> list[
         raise TraceError("does not fit in memory", source=src) from None
 
 
-def _walk(root: Path, lines: Lines) -> Iterator[Path]:
-    """Files under ``root`` (depth first, sorted within each folder), at most
-    MAX_ENTRIES_LISTED entries looked at."""
+def _walk(root: Path, lines: Lines, counts: dict[str, int]) -> Iterator[Path]:
+    """Trace files under ``root`` (depth first, sorted within each folder). Names are
+    listed entry by entry, at most MAX_ENTRIES_LISTED in all; only trace files' names and
+    folders are kept (others counted in ``counts['other']``), and of those at most
+    ``MAX_CANDIDATES`` a folder."""
     seen = 0
     stack = [root]
     while stack:
         folder = stack.pop()
+        files, subdirs = [], []
         try:
             with os.scandir(folder) as it:
-                entries = []
                 for e in it:
                     seen += 1
                     if seen > MAX_ENTRIES_LISTED:
-                        lines.add(f"{root}: stopped listing after {MAX_ENTRIES_LISTED:,} entries; "
-                                  "the rest of the folder was not read")
+                        lines.add(f"{root}: stopped listing after {MAX_ENTRIES_LISTED:,} "
+                                  "entries; the rest of the folder was not looked at")
+                        stack = []
                         break
-                    entries.append(e)
+                    try:
+                        if e.is_dir(follow_symlinks=False):
+                            subdirs.append(e.name)
+                        elif not e.name.lower().endswith(TRACE_SUFFIXES):
+                            counts["other"] += 1
+                        elif len(files) < MAX_CANDIDATES and e.is_file():
+                            files.append(e.name)
+                        else:
+                            counts["unlisted"] += 1
+                    except OSError:
+                        continue
         except OSError as e:
             lines.add(f"{folder}: cannot be listed ({e.strerror or e})")
             continue
-        subdirs = []
-        for e in sorted(entries, key=lambda e: e.name):
-            try:
-                if e.is_dir(follow_symlinks=False):
-                    subdirs.append(Path(e.path))
-                elif e.is_file():
-                    yield Path(e.path)
-            except OSError:
-                continue
-        if seen > MAX_ENTRIES_LISTED:
-            return
-        stack.extend(reversed(subdirs))
+        for name in sorted(files):
+            yield Path(folder) / name
+        stack.extend(Path(folder) / d for d in sorted(subdirs, reverse=True))
 
 
 def read_categories(path: str | os.PathLike) -> dict[str, str]:
@@ -130,30 +135,34 @@ def read_categories(path: str | os.PathLike) -> dict[str, str]:
 
 
 def trace_files(paths: Iterable[str | os.PathLike], lines: Lines,
-                max_files: int = MAX_FILES_READ) -> Iterator[tuple[Path, str]]:
+                max_files: int | None = None) -> Iterator[tuple[Path, str]]:
     """(file, its name below the folder given) of each trace file among ``paths``, folders
-    searched below (bounded); what is left out goes to ``lines``."""
-    files = skipped = 0
+    searched below (bounded); what is left out is said in ``lines``, one line each."""
+    max_files = MAX_FILES_READ if max_files is None else max_files
+    counts = {"other": 0, "unlisted": 0, "over": 0}
+    files = 0
     for p in paths:
         root = Path(p)
         if root.is_dir():
-            candidates: Iterable[Path] = _walk(root, lines)
+            candidates: Iterable[Path] = _walk(root, lines, counts)
         elif root.exists():
             candidates = [root]
         else:
             lines.add(f"{root}: no such file or folder")
             continue
         for f in candidates:
-            if f.suffix.lower() not in TRACE_SUFFIXES:
-                skipped += 1
-            elif files >= max_files:
-                lines.add(f"{f}: not read: at most {max_files:,} trace files are read at once "
-                          "(write a dataset for more: specviz runs --write-dataset)")
+            if files >= max_files:
+                counts["over"] += 1
             else:
                 files += 1
                 yield f, _name(root, f)
-    if skipped:
-        lines.add(f"{skipped:,} files that are not .jsonl, .json or .parquet were skipped")
+    if counts["other"]:
+        lines.add(f"{counts['other']:,} files that are not .jsonl, .json or .parquet were "
+                  "skipped")
+    if counts["over"] or counts["unlisted"]:
+        lines.add(f"{counts['over'] + counts['unlisted']:,} more trace files were not read: at "
+                  f"most {max_files:,} are read at once (write a runs dataset for more: "
+                  "specviz runs PATH --write-dataset DIR)")
 
 
 def load_paths(paths: Iterable[str | os.PathLike], categories: dict[str, str] | None = None
