@@ -139,7 +139,9 @@ def test_ordering_exercise_grades_the_order(at):
 
 @pytest.mark.parametrize("number, key, answer", [(6, "expected_tokens", "e8"),
                                                  (11, "speedup", "cpu_pred"),
-                                                 (11, "speedup-v1", "cpu_pred_v1")])
+                                                 (11, "speedup-v1", "cpu_pred_v1"),
+                                                 (1, "alpha-from-counts", "ex_alpha"),
+                                                 (8, "position-budget", "ex_tokens")])
 def test_numeric_exercise_checks_the_answer_against_the_run(at, number, key, answer):
     _open(at, number)
     lesson = L.lesson(number)
@@ -149,6 +151,38 @@ def test_numeric_exercise_checks_the_answer_against_the_run(at, number, key, ans
     assert any(w.value.startswith("Not quite") for w in at.warning)
     at.number_input(key=f"ex_{number}_{key}").set_value(round(value, 3)).run()
     assert any(s.value.startswith(f"Correct: {value:.3f}") for s in at.success)
+
+
+def test_a_usual_mistake_gets_its_own_feedback(at):
+    _open(at, 4)
+    lesson = _filled(at, 4)
+    nums = L.numbers(lesson, R.load_files(L.files_of(lesson)))
+    ex = next(e for e in lesson.exercises if e.key == "accept-prob")
+    name, feedback = ex.mistakes[0]
+    at.number_input(key="ex_4_accept-prob").set_value(round(nums[name], 3)).run()
+    assert any(feedback in w.value for w in at.warning)
+    _, done = _progress(at)
+    at.number_input(key="ex_4_accept-prob").set_value(round(nums[ex.answer], 3)).run()
+    assert any(s.value.startswith("Correct:") for s in at.success)
+    assert _progress(at)[1] == done + 1
+
+
+def test_which_factor_matters_most(at):
+    _open(at, 7)
+    lesson = _filled(at, 7)
+    ex = next(e for e in lesson.exercises if isinstance(e, L.Factor))
+    nums = L.numbers(lesson, R.load_files(L.files_of(lesson)))
+    right = L.factor_answer(ex, nums)
+    wrong = next(t for t, _ in ex.choices if t != right)
+    box = at.radio(key="ex_7_swap-factor")
+    assert list(box.options) == [t for t, _ in ex.choices]
+    box.set_value(wrong).run()
+    _ok(at)
+    assert any(w.value.startswith("Not quite: on these runs") for w in at.warning)
+    _, done = _progress(at)
+    at.radio(key="ex_7_swap-factor").set_value(right).run()
+    assert any(s.value.startswith("Correct.") for s in at.success)
+    assert _progress(at)[1] == done + 1
 
 
 @pytest.mark.parametrize("number, key", [(9, "endpoint-review"), (10, "custom-stack"),
@@ -164,9 +198,16 @@ def test_case_study_reveals_its_rubric_after_an_answer(at, number, key):
     at.button(key=f"{base}_reveal").click().run()
     points = [c for c in at.checkbox if c.key.startswith(f"{base}_point")]
     assert [c.label for c in points] == [r.point for r in ex.rubric]
+    _, done = _progress(at)
     points[0].check().run()
-    assert any(i.value.startswith(f"Your answer covers 1 of {len(ex.rubric)}")
-               for i in at.info)
+    n = len(ex.rubric)
+    assert any(i.value.startswith(f"Your answer covers 1 of {n}") for i in at.info)
+    if n > 2:  # one point of several is not enough to count it done
+        assert _progress(at)[1] == done
+    for point in [c for c in at.checkbox if c.key.startswith(f"{base}_point")][1:(n + 1) // 2]:
+        point.check().run()
+    assert any("counted as done" in i.value for i in at.info)
+    assert _progress(at)[1] == done + 1
     assert any(ex.model_answer[:40] in m.value for m in at.markdown)
 
 
@@ -228,3 +269,29 @@ def test_query_parameter_opens_a_lesson(param, header):
     app.run()
     _ok(app)
     assert app.header[0].value.startswith(header)
+
+
+def test_progress_survives_a_reload_through_the_address():
+    """A reload starts a new session: the progress comes back from the query parameters."""
+    app = AppTest.from_file(APP, default_timeout=180)
+    app.run()
+    app.switch_page("app_pages/lessons.py")
+    app.run()
+    app.selectbox(key="lesson_pick").set_value(5).run()
+    right = next(o for o in L.lesson(5).quiz.options if o.correct)
+    app.radio(key="quiz_5").set_value(right.text).run()
+    ex = _filled(app, 5).exercises[0]
+    app.multiselect(key="ex_5_cycle").set_value(list(ex.events)).run()
+    _ok(app)
+    assert _progress(app) == (1, 1)
+    params = dict(app.query_params)
+    assert params["quizzes"] == "5" and params["exercises"] == "5.cycle"
+    again = AppTest.from_file(APP, default_timeout=180)  # the reload
+    again.run()
+    again.switch_page("app_pages/lessons.py")
+    for k, v in {**params, "exercises": "5.cycle,9.no-such,x"}.items():
+        again.query_params[k] = v
+    again.run()
+    _ok(again)
+    assert again.header[0].value.startswith("5. ")
+    assert _progress(again) == (1, 1)  # unknown exercises left out

@@ -66,6 +66,12 @@ def test_one_lesson_end_to_end(page, app_url):
     page.locator(".st-key-l2_q .js-plotly-plot").wait_for()
     page.screenshot(path=str(SHOTS / "lesson-2.png"), full_page=True)
 
+    # a reload keeps the lesson and the progress (held in the address)
+    assert "quizzes=1" in page.url
+    page.reload()
+    page.get_by_text("Lesson 2 of 14").wait_for()
+    page.get_by_text("quizzes answered correctly: 1 of 14").wait_for()
+
 
 def _pick(page, box, text: str, tries: int = 4) -> None:
     """Choose one option of a multiselect: open its list (the chevron) unless it is open,
