@@ -206,7 +206,8 @@ def measure_speedup(pair, prompt: str, config: DecodeConfig, *, rounds: int = RO
                                    label="baseline", command=command,
                                    baseline_of=spec.run.run_id if spec is not None else "")
             done += 1
-            if stop():
+            cut = (spec if part == "speculative" else base).summary.stop_reason == "stopped"
+            if stop() or cut:  # a decode cut short measures nothing comparable
                 kept = spec if spec is not None else (pairs[-1][0] if pairs else None)
                 return Measured(kept, None, None, base_cfg.max_new_tokens)
         pairs.append((spec, base))

@@ -657,21 +657,22 @@ def test_live_failure_mid_run_is_a_message_and_keeps_the_steps(monkeypatch):
 
 
 def test_a_stopped_baseline_gives_no_speedup_and_no_identity_check(monkeypatch):
-    """Stop pressed while the target alone runs: the baseline is cut short, so the page
+    """Stop pressed while the target alone runs: the measurement is cut short, so the page
     shows no speedup, no identical-output check and no costs from it, and says why."""
-    import ui.live
+    import specviz.measure
     from specviz import decoding
 
     def stopped_baseline(pair, prompt, cfg, *, should_stop, **kw):
         return decoding.target_only_decode(pair, prompt, cfg, should_stop=lambda: True, **kw)
 
-    monkeypatch.setattr(ui.live, "target_only_decode", stopped_baseline)
+    monkeypatch.setattr(specviz.measure, "_decoders",
+                        lambda: (decoding.speculative_decode, stopped_baseline))
     at = _live(max_new=16)
     at.checkbox(key="with_baseline").check()
     r = _run(at)
     assert r["spec"].summary.n_emitted == 16 and r["base"] is None
-    assert "baseline was stopped after" in r["note"]
-    assert any("no speedup" in w.value for w in at.warning)
+    assert "Stopped during the measurement" in r["note"]
+    assert any("no speed-up" in w.value for w in at.warning)
     assert not any("Identical output" in s.value for s in at.success)
 
 

@@ -110,11 +110,15 @@ def busy(store: dict) -> LiveRun | None:
     return run if run is not None and not run.done.is_set() else None
 
 
-def _guarded(fn) -> tuple[object, str | None]:
-    """(what ``fn()`` returns, None), or (None, its error as one line): never a traceback."""
+def _guarded(fn, failed: list) -> tuple[object, str | None]:
+    """(what ``fn()`` returns, None), or (None, its error as one line): never a traceback.
+    A DecodeError's partial trace goes into ``failed``."""
     try:
         return fn(), None
-    except (DecodeError, ValueError) as e:
+    except DecodeError as e:
+        failed.append(e.partial)
+        return None, str(e)
+    except ValueError as e:
         return None, str(e)
     except MemoryError:
         return None, "out of memory; try fewer tokens or a smaller pair"
@@ -145,15 +149,20 @@ def _measure(pair, run: LiveRun) -> dict:
         run.parts.append(("speculative", box))
         out, error = _guarded(lambda: speculative_decode(
             pair, run.prompt, run.cfg, should_stop=run.stop.is_set, writer=box,
-            label="speculative"))
+            label="speculative"), [])
         spec = out if out is not None else box.trace()
         return {"spec": spec, "base": None, "speedup": None, "error": error, "note": None}
+    failed: list = []
     m, error = _guarded(lambda: measure_speedup(
         pair, run.prompt, run.cfg, rounds=run.rounds, writer_for=_writer_for(run),
-        should_stop=run.stop.is_set, on_progress=_set_progress(run), label="speculative"))
-    if m is None:  # failed part way: the speculative run's steps so far, no speed-up
+        should_stop=run.stop.is_set, on_progress=_set_progress(run), label="speculative"),
+        failed)
+    if m is None:  # failed part way: the speculative steps so far, no speed-up
         spec = next((box.trace() for label, box in run.parts
                      if label.startswith("speculative")), None)
+        if spec is None and failed and failed[0] is not None and \
+                failed[0].run.mode == "speculative":
+            spec = failed[0]  # it failed while warming up: those steps
         return {"spec": spec, "base": None, "speedup": None, "error": error, "note": None}
     note = None
     if m.base is None and m.spec is not None:
