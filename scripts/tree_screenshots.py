@@ -28,8 +28,7 @@ def main() -> None:
         choose(page, "tree", args.tree)
         if args.drafter:
             choose(page, "drafter", args.drafter)
-        page.locator(".st-key-with_baseline label").click()
-        page.locator(".st-key-run button").click()
+        page.locator(".st-key-run button").click()  # the baseline is on by default
         page.locator(".st-key-live_dl_trace").wait_for(state="attached")
         page.wait_for_timeout(2000)
         page.get_by_role("tab", name="Token tree").first.click()
