@@ -26,7 +26,13 @@ def register(sub) -> None:
     run = sub.add_parser("run", help="decode prompts and write a trace (JSON Lines)")
     _common_model_args(run)
     run.add_argument("--baseline", action="store_true",
-                     help="also run the target alone, into the same file as its own run")
+                     help="measure the speed-up: both paths warmed up, then the speculative "
+                          "and the target-only decode alternated for --rounds rounds; the "
+                          "median round's pair goes into the file, linked, with every "
+                          "round's tokens/s")
+    run.add_argument("--rounds", type=int, default=3, metavar="N",
+                     help="rounds of a --baseline measurement (default 3; 1: one sample, "
+                          "no spread and no verdict)")
     run.add_argument("--top-alternatives", type=int, default=5, metavar="K",
                      help="top-k of p and q recorded per drafted position (default 5)")
     run.add_argument("--out", default=None, help="trace file (default traces/run-TIME.jsonl)")
@@ -119,15 +125,16 @@ def _decode_all(args, pair, prompts, writer, out: Path, rows: list,
                 stop: _Interrupt) -> None:
     from tqdm import tqdm
 
-    from ..decoding import DecodeError, speculative_decode, target_only_decode
+    from ..decoding import DecodeError, speculative_decode
     _warm_up_graphs(args, pair, prompts[0], stop)
     with writer:
         for i, prompt in enumerate(prompts):
             cfg = _config(args, pair, args.seed + i)
-            modes = [("speculative", speculative_decode)]
             if args.baseline:
-                modes.append(("target-only", target_only_decode))
-            for mode, fn in modes:
+                _measure_one(args, pair, prompt, cfg, i, len(prompts), writer, out, rows,
+                             stop)
+                continue
+            for mode, fn in (("speculative", speculative_decode),):
                 if stop.asked:
                     return
                 desc = f"prompt {i + 1}/{len(prompts)} {mode}"
@@ -145,6 +152,42 @@ def _decode_all(args, pair, prompts, writer, out: Path, rows: list,
                             raise e.__cause__ from None  # said as "cannot write OUT"
                         raise CliError(f"{e} (the finished steps are kept in {out})") from None
                 rows.append((i, mode, trace))
+
+
+def _measure_one(args, pair, prompt: str, cfg, i: int, n: int, writer, out: Path,
+                 rows: list, stop: _Interrupt) -> None:
+    """A --baseline measurement of one prompt (specviz.measure): the kept pair is written
+    when it is done (a stopped measurement writes the speculative run it had)."""
+    from ..decoding import DecodeError
+    from ..measure import measure_speedup
+    if args.rounds < 1:
+        raise CliError(f"--rounds must be at least 1, got {args.rounds}")
+
+    def progress(what: str, fraction: float) -> None:
+        print(f"prompt {i + 1}/{n}: {what} ({fraction:.0%})", file=sys.stderr, flush=True)
+    try:
+        m = measure_speedup(pair, prompt, cfg, rounds=args.rounds, should_stop=stop,
+                            on_progress=progress, label=args.label,
+                            command=_command_line())
+    except ValueError as e:
+        raise CliError(str(e)) from None
+    except DecodeError as e:
+        if e.partial is not None:
+            _write(writer, e.partial)
+        raise CliError(f"{e} (the failed run's finished steps are kept in {out})") from None
+    for mode, t in (("speculative", m.spec), ("target-only", m.base)):
+        if t is not None:
+            _write(writer, t)
+            rows.append((i, mode, t))
+
+
+def _write(writer, trace) -> None:
+    """Every record of ``trace`` into ``writer``."""
+    writer.write(trace.run)
+    for s in trace.steps:
+        writer.write(s)
+    if trace.summary is not None:
+        writer.write(trace.summary)
 
 
 def _warm_up_graphs(args, pair, prompt: str, stop: _Interrupt) -> None:
@@ -172,6 +215,7 @@ def _comparable(a, b) -> bool:
 
 
 def _print_summary(rows, out: Path) -> None:
+    from ..measure import speedup_of
     base = {i: t for i, m, t in rows if m == "target-only"}
     print(f"{'prompt':>6} {'mode':<12} {'tokens':>6} {'steps':>5} {'alpha_hat':>9} "
           f"{'tok/step':>8} {'tok/s':>8} {'speedup':>7}  stop")
@@ -179,12 +223,17 @@ def _print_summary(rows, out: Path) -> None:
         s = t.summary
         a = "-" if s.alpha_hat is None else f"{s.alpha_hat:.3f}"
         m = "-" if s.mean_accepted_length is None else f"{s.mean_accepted_length:.2f}"
-        sp = "-"
+        sp, measured = "-", None
         if (mode == "speculative" and i in base and base[i].summary.tokens_per_s > 0
                 and _comparable(t, base[i])):
-            sp = f"{s.tokens_per_s / base[i].summary.tokens_per_s:.2f}x"
+            measured = speedup_of(t, base[i])
+            sp = f"{measured.median:.2f}x"
         print(f"{i + 1:>6} {mode:<12} {s.n_emitted:>6} {s.n_steps:>5} {a:>9} {m:>8} "
               f"{s.tokens_per_s:>8.2f} {sp:>7}  {s.stop_reason}")
+        if measured is not None:
+            print(f"{'':>6} speed-up {measured.describe().replace('×', 'x')}; median tok/s: "
+                  f"speculative {measured.spec_tokens_per_s:.2f}, target alone "
+                  f"{measured.base_tokens_per_s:.2f}")
     print(f"trace written to {out}")
 
 
