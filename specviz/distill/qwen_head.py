@@ -215,74 +215,101 @@ def _train(target, tok, seqs, args, seconds: float):
 
 
 def run(args) -> dict:
-    """The whole run; returns the summary (also written to OUT/summary.json and .md)."""
+    """The whole run; returns the summary (also written to OUT/summary.json and .md). A
+    failure in the evaluation or the decoding check is recorded, and the head still packed."""
     from ..models import hardware_info
-    from ..models.feature_head import save_head
-    from .card import pack_qwen_head
     from .data import load_data
-    clock = Clock(args.seconds)
-    device = torch.device(args.device if args.device != "auto" else
-                          ("cuda" if torch.cuda.is_available() else "cpu"))
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
+    clock, device = Clock(args.seconds), _device(args.device)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     work = Path(args.work) if args.work else out / "work"
     stages: dict[str, float] = {}
     load0 = os.getloadavg()
+
+    def mark(stage: str) -> None:
+        stages[stage] = round(clock.elapsed() - sum(stages.values()), 1)
+
     _log(f"start on {device}, budget {args.seconds:.0f} s")
     target, draft, tok = load_models(args.gguf_dir, device, args.tiny)
     target.requires_grad_(False)
-    stages["load"] = round(clock.elapsed(), 1)
-    _log(f"models loaded in {stages['load']} s")
-    data_s = max(1.0, args.data_share * (clock.left() - args.reserve))
-    meta = make_qwen_data(target, tok, work / "data", args, data_s, device)
+    mark("load")
+    meta = make_qwen_data(target, tok, work / "data", args,
+                          max(1.0, args.data_share * (clock.left() - args.reserve)), device)
     seqs, _ = load_data(work / "data" / "data.npz")
-    stages["data"] = round(clock.elapsed() - sum(stages.values()), 1)
-    train_s = max(1.0, clock.left() - args.reserve)
-    _log(f"training for {train_s:.0f} s")
-    head, info = _train(target, tok, seqs, args, train_s)
-    stages["train"] = round(clock.elapsed() - sum(stages.values()), 1)
+    mark("data")
+    head, info = _train(target, tok, seqs, args, max(1.0, clock.left() - args.reserve))
     info.update(n_params=sum(p.numel() for p in head.parameters()),
                 hardware=hardware_info(device), data=str(work / "data" / "data.npz"))
-    texts = heldout_texts(target, tok, args.n_per_category, args.eval_tokens, device)
-    rows = evaluate(target, draft, head_variants(head, work / "variants", device), texts,
-                    args.gamma)
-    stages["evaluate"] = round(clock.elapsed() - sum(stages.values()), 1)
+    mark("train")
+    errors, rows, texts = {}, [], []
+    try:
+        texts = heldout_texts(target, tok, args.n_per_category, args.eval_tokens, device)
+        rows = evaluate(target, draft, head_variants(head, work / "variants", device), texts,
+                        args.gamma)
+    except Exception as e:  # recorded: the head is packed all the same
+        errors["evaluate"] = f"{type(e).__name__}: {e}"
+        _log(f"evaluation failed: {errors['evaluate']}")
+    mark("evaluate")
+    packed = _pack(head, info, meta, rows, args, work, out)
+    mark("pack")
+    checks = []
+    if args.check_prompts and texts:
+        try:
+            from ..models.feature_head import load_head
+            checks = lossless_check(target, tok, load_head(packed, device, torch.float32),
+                                    texts, args.check_prompts, args.check_tokens, device)
+        except Exception as e:
+            errors["check"] = f"{type(e).__name__}: {e}"
+            _log(f"decoding check failed: {errors['check']}")
+    mark("check")
+    summary = _summary(args, clock, stages, device, load0, meta, info, packed, rows, checks,
+                       errors)
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    (out / "summary.md").write_text(summary_markdown(summary))
+    _log(f"done in {summary['total_s']} s: {out}")
+    return summary
+
+
+def _device(name: str) -> torch.device:
+    device = torch.device(name if name != "auto" else
+                          ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+    return device
+
+
+def _pack(head, info: dict, meta: dict, rows: list[dict], args, work: Path, out: Path
+          ) -> Path:
+    """The trained head saved with its metadata, then packed with its card into OUT/head."""
+    from ..models.feature_head import save_head
+    from .card import pack_qwen_head
     trained = save_head(head, work / "head", args.packing)
     (trained / "train-meta.json").write_text(json.dumps(info, indent=1))
     (trained / "data-meta.json").write_text(json.dumps(meta, indent=1))
     (trained / "eval-meta.json").write_text(json.dumps(
         {"gamma": args.gamma, "eval_tokens": args.eval_tokens, "rows": rows,
          "how": "teacher-forced replay of greedy steps (specviz.distill.agreement)"}, indent=1))
-    packed = pack_qwen_head(trained, out / "head")
+    return pack_qwen_head(trained, out / "head")
+
+
+def _summary(args, clock, stages, device, load0, meta, info, packed: Path, rows, checks,
+             errors) -> dict:
+    from ..models import hardware_info
     sizes = {p.name: p.stat().st_size for p in sorted(packed.iterdir())}
-    stages["pack"] = round(clock.elapsed() - sum(stages.values()), 1)
-    checks = []
-    if args.check_prompts:
-        from ..models.feature_head import load_head
-        shipped = load_head(packed, device, torch.float32)
-        checks = lossless_check(target, tok, shipped, texts, args.check_prompts,
-                                args.check_tokens, device)
-    stages["check"] = round(clock.elapsed() - sum(stages.values()), 1)
-    summary = {"stages_s": stages, "total_s": round(clock.elapsed(), 1),
-               "budget_s": args.seconds, "device": hardware_info(device),
-               "load_average_start": load0, "load_average_end": os.getloadavg(),
-               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-               "tiny": args.tiny, "data": {k: meta.get(k) for k in (
-                   "n_sequences", "n_tokens", "n_answer_tokens", "per_category",
-                   "stopped_early")},
-               "train": {k: v for k, v in info.items() if k != "history"},
-               "head": {"config": {k: v for k, v in json.loads(
-                   (packed / "config.json").read_text()).items() if k not in (
-                   "vocab_ids", "info")}, "files": sizes,
-                   "largest_file_ok": max(sizes.values()) <= MAX_FILE_BYTES},
-               "gamma": args.gamma, "eval": rows, "lossless_check": checks,
-               "command": "python -m specviz.distill qwen-head " + " ".join(args.argv)}
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    (out / "summary.md").write_text(summary_markdown(summary))
-    _log(f"done in {summary['total_s']} s: {out}")
-    return summary
+    config = json.loads((packed / "config.json").read_text())
+    return {"stages_s": stages, "total_s": round(clock.elapsed(), 1), "budget_s": args.seconds,
+            "device": hardware_info(device), "load_average_start": load0,
+            "load_average_end": os.getloadavg(),
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "tiny": args.tiny,
+            "data": {k: meta.get(k) for k in ("n_sequences", "n_tokens", "n_answer_tokens",
+                                              "per_category", "stopped_early")},
+            "train": {k: v for k, v in info.items() if k != "history"},
+            "head": {"config": {k: v for k, v in config.items() if k not in ("vocab_ids",
+                                                                            "info")},
+                     "files": sizes, "largest_file_ok": max(sizes.values()) <= MAX_FILE_BYTES,
+                     "total_bytes": sum(sizes.values())},
+            "gamma": args.gamma, "eval": rows, "lossless_check": checks, "errors": errors,
+            "command": "python -m specviz.distill qwen-head " + " ".join(args.argv)}
 
 
 def summary_markdown(s: dict) -> str:
@@ -308,6 +335,8 @@ def summary_markdown(s: dict) -> str:
         lines += [f"| {c['category']} | {c['identical']} | {c['alpha_hat'] or 0:.3f} | "
                   f"{c['engine']} | {c['tokens_per_s']:.1f} | "
                   f"{c['target_only_tokens_per_s']:.1f} |" for c in s["lossless_check"]]
+    if s["errors"]:
+        lines += ["", "Errors: " + "; ".join(f"{k}: {v}" for k, v in s["errors"].items())]
     lines += ["", f"Command: `{s['command']}`", ""]
     return "\n".join(lines)
 
