@@ -17,7 +17,8 @@ from specviz import figures as G
 from specviz.figures.text import kind_style
 from specviz.figures.theme import KIND_LABELS, KIND_MARKS
 from specviz.measure import Speedup
-from specviz.teaching.race import race_data
+from specviz.teaching.diagnosis import diagnose, measure
+from specviz.teaching.race import race_data, why_line
 from specviz.traces import frames as F
 
 RACE_HEIGHT = 470  # px of the player
@@ -42,7 +43,8 @@ def _legend(tree: bool) -> str:
 
 _CSS = """
 body{margin:0;font-family:"Source Sans Pro",Arial,sans-serif;color:#1f1f1f}
-#head{font-size:22px;font-weight:700;margin:2px 0 8px 0}
+#head{font-size:22px;font-weight:700;margin:2px 0 2px 0}
+#why{font-size:17px;margin:0 0 8px 0;color:#333}
 #bar{display:flex;gap:10px;align-items:center;margin-bottom:8px;font-size:20px}
 button,select{font-size:20px;padding:4px 14px;border-radius:6px;border:2px solid #555;
  background:#fff;cursor:pointer}
@@ -138,7 +140,7 @@ def _lane(i: int, side: dict) -> str:
     note = (f'<div class="note">{html.escape(side["note"])}</div>' if side.get("note")
             else "")
     return (f'<div class="lane{" base" if i else ""}"><div class="top">'
-            f'<span>{"◀ " if i == 0 else ""}{html.escape(side["name"])}</span>'
+            f'<span>{html.escape(side["name"])}</span>'
             f'<span class="rate">{html.escape(rate_txt)}</span></div>{note}'
             f'<div class="top" style="font-size:18px;font-weight:400">'
             f'<span id="cnt{i}">0 tokens</span><span class="done" id="done{i}"></span></div>'
@@ -151,6 +153,7 @@ def race_html(data: dict, tree: bool = False) -> str:
     kinds = "".join(f".k-{k}{{{kind_style(k)}}}" for k in (*SPEC_KINDS, "target"))
     return (f"<!doctype html><html><head><meta charset='utf-8'><style>{_CSS}{kinds}</style>"
             f"</head><body><div id='head'>{html.escape(data['headline'])}</div>"
+            f"<div id='why'>{html.escape(data.get('why', ''))}</div>"
             "<div id='bar'><button id='play'>▶ Play</button>"
             "<button id='end'>Show the end</button>"
             "<label>speed <select id='speed' aria-label='replay speed'></select></label>"
@@ -167,9 +170,18 @@ def race_steps(spec: Trace, base: Trace) -> pd.DataFrame:
                       F.tag(F.steps_frame(base), "target alone")], ignore_index=True)
 
 
+def _why(spec: Trace, base: Trace, speedup: Speedup | None) -> str:
+    """The line under the race's headline, from the run's measured costs."""
+    costs = measure(spec, base)
+    tree = F.is_tree(spec)
+    slower = speedup is not None and speedup.verdict == "slower"
+    limiter = diagnose(costs).headline if slower and not tree else ""
+    return why_line(speedup, costs.tokens_per_target_pass, costs.alpha, limiter, tree)
+
+
 def race_ui(spec: Trace, base: Trace, speedup: Speedup | None, key: str) -> None:
     """The race player and, under it, the tokens-versus-wall-time chart of both runs."""
-    data = race_data(spec, base, speedup)
+    data = race_data(spec, base, speedup, _why(spec, base, speedup))
     st.html(f'<div class="specviz-race" data-speed="{data["speed"]}" '
             f'data-tokens="{data["sides"][0]["tokens"]},{data["sides"][1]["tokens"]}"></div>')
     components.html(race_html(data, tree=F.is_tree(spec)), height=RACE_HEIGHT)

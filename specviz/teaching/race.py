@@ -62,12 +62,32 @@ def headline(speedup: Speedup | None) -> str:
     return f"Speculative decoding is slower here: {m:.2f}× ({spread})."
 
 
-def race_data(spec: Trace, base: Trace, speedup: Speedup | None) -> dict:
-    """Both sides of the race, the replay speeds, the default one and the headline."""
+def why_line(speedup: Speedup | None, tokens_per_pass: float | None, alpha: float | None,
+             limiter: str = "", tree: bool = False) -> str:
+    """One line under the headline: what the rounds say about the reason, in few words.
+    ``limiter``: the bottleneck diagnosis' headline (chains, when the run is slower)."""
+    if speedup is None or speedup.median is None or not speedup.repeated:
+        return ""
+    if speedup.verdict == NO_DIFFERENCE:
+        return "The rounds disagree: on this machine the noise is larger than the effect."
+    per = (f"{tokens_per_pass:.2f} tokens per target pass"
+           + (f" (α̂ = {alpha:.2f})" if alpha is not None else "")) if tokens_per_pass else ""
+    if speedup.verdict == "faster":
+        return f"Why: {per}, each pass about as cheap as one token of the target alone." \
+            if per else ""
+    if tree:
+        return (f"Why: {per}, but each tree step costs more than that many steps of the "
+                "target alone.") if per else ""
+    return f"Why: {limiter}" if limiter else ""
+
+
+def race_data(spec: Trace, base: Trace, speedup: Speedup | None, why: str = "") -> dict:
+    """Both sides of the race, the replay speeds, the default one, the headline and ``why``
+    (one line under it: what made the difference, or why there is none)."""
     left = _side(spec, "speculative", target_only=False)
     right = _side(base, "target alone", target_only=True)
     if right["tokens"] < left["tokens"]:
         right["note"] = f"a measured sample of {right['tokens']} of {left['tokens']} tokens"
     longest = max(left["wall_s"], right["wall_s"])
     return {"sides": [left, right], "speeds": list(SPEEDS),
-            "speed": default_speed(longest), "headline": headline(speedup)}
+            "speed": default_speed(longest), "headline": headline(speedup), "why": why}
