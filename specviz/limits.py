@@ -19,6 +19,9 @@ TREE_HELP = ("a token tree instead of a chain: branching per depth, e.g. 3,2,1 (
 MAX_NEW_TOKENS_MAX = 4096  # tokens one run may emit
 TOP_ALTERNATIVES_MAX = 50  # top-k of p and q recorded per drafted position
 TOP_K_MAX = 1000
+# The smallest top-p: below it float32 rounds p's cut to 0 and sampling turns p and q into NaN;
+# any top-p this small keeps only the most probable token anyway (no vocabulary reaches 10^6).
+TOP_P_MIN = 1e-6
 # Sampling temperature: 0 is greedy; a positive one must lie in [MIN, MAX]. Below MIN,
 # logits / temperature overflow float32 for ordinary logits and the probabilities turn NaN;
 # above MAX every distribution is practically uniform.
@@ -28,6 +31,7 @@ TEMPERATURE_MAX = 100.0
 # (tokenizing 1 M characters takes about 1 s and 120 MB); a shorter one is refused without
 # tokenizing when it cannot fit the context (see models.check_prompt_size).
 MAX_PROMPT_CHARS = 1_000_000
+MAX_PROMPTS_FILE_MB = 64  # a --prompts file (JSON Lines); read no further than this
 MAX_CONTEXT_TOKENS = 131_072  # prompt tokens a trace may record (the largest contexts)
 
 # ---------------------------------------------------------------- trace files

@@ -15,7 +15,7 @@ import sys
 from ..errors import one_line
 from .common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, CliError
 from .parser import COMMANDS, build_parser
-from .prompts import read_prompts
+from .prompts import check_text_args, read_prompts
 from .run import _print_summary, cmd_run
 
 __all__ = ["COMMANDS", "CliError", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_USAGE",
@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return EXIT_USAGE
+        check_text_args(args)
         import transformers
         transformers.logging.set_verbosity_error()
         return args.func(args)

@@ -11,6 +11,7 @@ from ..limits import (
     MAX_PROMPT_CHARS,
     TEMPERATURE_MAX,
     TEMPERATURE_MIN,
+    TOP_P_MIN,
     TREE_HELP,
 )
 
@@ -61,7 +62,8 @@ def _common_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--temperature", type=float, default=0.0,
                    help=f"0 = greedy (default), else {TEMPERATURE_MIN} to {TEMPERATURE_MAX:g}")
     p.add_argument("--top-k", type=int, default=0)
-    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--top-p", type=float, default=1.0,
+                   help=f"nucleus sampling: {TOP_P_MIN:g} to 1 (default 1 = off)")
     p.add_argument("--seed", type=int, default=0, help="run i of a prompts file uses seed + i")
 
 
@@ -100,6 +102,10 @@ def _config(args, pair, seed: int):
 def _precheck(args) -> None:
     """Range checks that need no model, so bad input fails before a slow load."""
     from ..decoding import DecodeConfig
+    if 0 < args.top_p < TOP_P_MIN:
+        raise CliError(f"top-p {args.top_p:g} is too small: float32 cannot hold the cut and "
+                       f"sampling turns p and q into NaN; use at least {TOP_P_MIN:g} (any "
+                       "top-p that small keeps only the most probable token)")
     try:
         DecodeConfig(gamma=args.gamma, temperature=args.temperature, top_k=args.top_k,
                      top_p=args.top_p, max_new_tokens=args.max_new_tokens,

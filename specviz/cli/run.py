@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
-from datetime import datetime
 from pathlib import Path
 
 from ..errors import one_line
@@ -19,6 +19,7 @@ from .common import (
     _load,
     _precheck,
 )
+from .output import Output
 from .prompts import _prompts
 
 
@@ -35,7 +36,11 @@ def register(sub) -> None:
                           "no spread and no verdict)")
     run.add_argument("--top-alternatives", type=int, default=5, metavar="K",
                      help="top-k of p and q recorded per drafted position (default 5)")
-    run.add_argument("--out", default=None, help="trace file (default traces/run-TIME.jsonl)")
+    run.add_argument("--out", default=None,
+                     help="trace file: .jsonl (JSON Lines) or .parquet (default "
+                          "traces/run-TIME.jsonl); an existing file needs --force")
+    run.add_argument("--force", action="store_true",
+                     help="replace an existing trace file named by --out")
     run.add_argument("--label", default="", help="a label stored in each run record")
     run.add_argument("--engine", choices=["auto", "eager", "static", "graphs"], default="auto",
                      help="auto (default): CUDA graphs on a GPU, else transformers' eager "
@@ -47,42 +52,28 @@ def register(sub) -> None:
     run.set_defaults(func=cmd_run)
 
 
-def _out_path(args) -> Path:
-    if args.out is None:
-        return Path(f"traces/run-{datetime.now().strftime('%Y%m%d-%H%M%S')}.jsonl")
-    if not args.out.strip():
-        raise CliError("--out is empty; give a file name (or leave --out out for "
-                       "traces/run-TIME.jsonl)")
-    out = Path(args.out)
-    if out.is_dir():
-        raise CliError(f"--out {out} is a directory; give a file name")
-    return out
-
-
 def cmd_run(args) -> int:
-    from ..traces.records import TraceWriter
     prompts = _prompts(args)
     _precheck(args)
-    out = _out_path(args)
+    output = Output(args.out, force=args.force,
+                    inputs=(args.prompts, args.gguf or os.environ.get("SPECVIZ_GGUF")))
+    out = output.shown
     pair = _load(args)
     _check_prompt_sizes(pair, prompts)
-    created = not out.exists()
-    try:
-        writer = TraceWriter(out)
-    except OSError as e:
-        raise CliError(f"cannot write {out}: {e.strerror or e}") from None
+    writer = output.open()
     rows: list = []
     stop = _Interrupt()
     try:
-        with stop:
-            _decode_all(args, pair, prompts, writer, out, rows, stop)
+        try:
+            with stop:
+                _decode_all(args, pair, prompts, writer, out, rows, stop)
+        finally:
+            writer.close()
+            output.finish()  # the finished work is put in place, whatever stopped the run
     except OSError as e:  # the disk is full, the file went away, ...
         raise CliError(f"cannot write {out}: {e.strerror or one_line(e)}"
                        + (f" ({len(rows)} finished runs were written before)" if rows else "")
                        ) from None
-    finally:
-        if created and out.is_file() and out.stat().st_size == 0:
-            out.unlink()  # nothing was written: leave no empty trace file behind
     if rows:
         _print_summary(rows, out)
     if stop.asked:

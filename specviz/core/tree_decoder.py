@@ -116,6 +116,10 @@ def parse_tree(text: str) -> TreeShape | None:
                                                               shape.top_k)
     if min(numbers) < 1:
         raise ValueError(f"every number of the tree {text!r} must be at least 1")
+    if shape.kind == "dynamic" and shape.top_k > shape.budget:
+        raise ValueError(f"the tree {text!r} asks for the top {shape.top_k} children of each "
+                         f"node, more than its budget of {shape.budget} nodes can keep; at "
+                         f"most {shape.budget}")
     if shape.nodes > TREE_NODES_MAX:
         raise ValueError(f"the tree {text!r} has {shape.nodes} nodes; at most "
                          f"{TREE_NODES_MAX}")
