@@ -101,12 +101,12 @@ gammas = np.arange(GAMMA_MIN, GAMMA_MAX + 1)
 alphas = sorted({0.5, 0.6, 0.7, 0.8, 0.9, round(alpha, 2)})
 curves = T.curves_frame(alphas, gammas, c, v, o)
 with_speed = measured.dropna(subset=[T.SPEEDUP])
-left, right = st.columns(2)
-left.plotly_chart(G.fig_speedup_vs_gamma(curves, with_speed, highlight=picked,
-                                         title=f"Speedup vs γ (c = {c:g}, v = {v:g}, "
-                                               f"o = {o:g})"), key="th_speedup")
+# one figure per row: two side by side leave each ~350 px at 1024 px (ticks collide)
+st.plotly_chart(G.fig_speedup_vs_gamma(curves, with_speed, highlight=picked,
+                                       title=f"Speedup vs γ (c = {c:g}, v = {v:g}, "
+                                             f"o = {o:g})"), key="th_speedup")
 grid = T.curves_frame(np.linspace(0, 1, 101), [1, 2, 3, 4, 6, 8, 12, 16], c, v, o)
-right.plotly_chart(G.fig_expected_tokens(grid, measured), key="th_e")
+st.plotly_chart(G.fig_expected_tokens(grid, measured), key="th_e")
 surface_alphas = np.linspace(0.0, 0.98, 50)
 surface = T.curves_frame(surface_alphas, gammas, c, v, o)
 st.plotly_chart(G.fig_speedup_surface(surface, T.best_gamma_frame(surface_alphas, c, v, o)),

@@ -230,6 +230,27 @@ def test_theory_figures():
     assert len(G.fig_expected_tokens(curves, measured).data) == 32 + 1  # one line per γ
 
 
+def test_theory_figures_read_on_a_small_screen():
+    """1024×768: the curves' legends sit under the plots (never in a column that leaves the
+    plot ~70 px wide, nor in rows over the title), and "this run" is an arrow's label off to
+    the side, not text drawn over the measured markers."""
+    curves = T.curves_frame([0.5, 0.6, 0.7, 0.8, 0.9], range(1, 33), 0.05)
+    measured = pd.DataFrame({T.ALPHA: [0.7, 0.5], T.GAMMA: [4, 3.9], T.E: [2.5, 1.9],
+                             T.SPEEDUP: [1.8, 0.9], "label": ["run a", "run b"]})
+    for fig in (G.fig_speedup_vs_gamma(curves, measured, highlight="run b"),
+                G.fig_expected_tokens(curves, measured)):
+        legend = fig.layout.legend
+        assert legend.orientation == "h" and legend.y < 0 and legend.yanchor == "top"
+    fig = G.fig_speedup_vs_gamma(curves, measured, highlight="run b")
+    picked = next(t for t in fig.data if t.name == "the run the sliders come from")
+    assert picked.mode == "markers" and picked.text is None
+    note = [a for a in fig.layout.annotations if a.text == "this run"]
+    assert len(note) == 1 and note[0].showarrow and (note[0].ax, note[0].ay) != (0, 0)
+    assert (note[0].x, note[0].y) == (3.9, 0.9)
+    assert not [a for a in G.fig_speedup_vs_gamma(curves, measured).layout.annotations
+                if a.text == "this run"]
+
+
 def test_speedup_surface_is_log_scaled_around_1x():
     alphas = np.linspace(0, 0.95, 20)
     surf = G.fig_speedup_surface(T.curves_frame(alphas, range(1, 33), 0.3),

@@ -24,6 +24,10 @@ def _curve_style(i: int) -> dict:
                 marker=dict(color=color, symbol=CURVE_MARKERS[i % len(CURVE_MARKERS)],
                             size=7, maxdisplayed=14))
 GAMMA_TICKS = [1, 4, 8, 12, 16, 20, 24, 28, 32]
+# many curves: their legend in rows under the plot (Plotly makes room for it), never in
+# rows over the title on a narrow screen, nor in a column that squeezes the plot
+LEGEND_BELOW = dict(legend=dict(orientation="h", x=0.0, xanchor="left", y=-0.17,
+                                yanchor="top"), margin=dict(l=50, r=20, t=50, b=40))
 LOG_TICKS = [0.125, 0.25, 0.5, 1, 2, 4, 8]
 
 
@@ -46,13 +50,11 @@ def fig_speedup_vs_gamma(curves: pd.DataFrame, measured: pd.DataFrame | None = N
                        hovertemplate="γ=%{x}: %{y:.2f}×<extra>α=" + f"{a:.2f}</extra>")
             for i, (a, df) in enumerate(curves.groupby(T.ALPHA))]
     data += _measured(measured, T.GAMMA, T.SPEEDUP, highlight)
-    fig = themed(data, title, height=420, shapes=[hline(1.0)],
-                 xaxis=_gamma_axis(curves[T.GAMMA]),
-                 yaxis=dict(title="speedup over the target alone (×)", rangemode="tozero"))
-    # many entries: a column on the right rather than rows over the title
-    fig.update_layout(legend=dict(orientation="v", x=1.02, xanchor="left", y=1.0,
-                                  yanchor="top"), margin=dict(t=55))
-    return fig
+    return themed(data, title, height=470, shapes=[hline(1.0)],
+                  annotations=_highlight_note(measured, T.GAMMA, T.SPEEDUP, highlight),
+                  xaxis=_gamma_axis(curves[T.GAMMA]),
+                  yaxis=dict(title="speedup over the target alone (×)", rangemode="tozero")
+                  ).update_layout(LEGEND_BELOW)
 
 
 def fig_expected_tokens(curves: pd.DataFrame, measured: pd.DataFrame | None = None
@@ -64,9 +66,10 @@ def fig_expected_tokens(curves: pd.DataFrame, measured: pd.DataFrame | None = No
                        hovertemplate="α=%{x:.2f}: E=%{y:.2f}<extra>γ=" + str(g) + "</extra>")
             for i, (g, df) in enumerate(curves.groupby(T.GAMMA))]
     data += _measured(measured, T.ALPHA, T.E)
-    return themed(data, "Expected tokens per verification step", height=420,
+    return themed(data, "Expected tokens per verification step", height=470,
                   xaxis=dict(title="α (acceptance rate)", range=[0, 1]),
-                  yaxis=dict(title="E: tokens per verification step"))
+                  yaxis=dict(title="E: tokens per verification step")
+                  ).update_layout(LEGEND_BELOW)
 
 
 def fig_speedup_surface(curves: pd.DataFrame, best: pd.DataFrame | None = None
@@ -130,13 +133,25 @@ def _measured(measured: pd.DataFrame | None, x: str, y: str,
                                    opacity=0.35 if highlight else 0.9),
                        hovertemplate="%{text}<br>(%{x:.2f}, %{y:.2f})<extra></extra>")]
     picked = measured[measured[MEASURED_LABEL] == highlight] if highlight else measured[:0]
-    if not picked.empty:
-        data.append(go.Scatter(x=picked[x], y=picked[y], mode="markers+text",
+    if not picked.empty:  # named by an arrow from the side (_highlight_note), not over them
+        data.append(go.Scatter(x=picked[x], y=picked[y], mode="markers",
                                name="the run the sliders come from",
-                               text=["this run"] * len(picked), textposition="top center",
                                customdata=[plotly_text(s) for s in picked[MEASURED_LABEL]],
                                marker=dict(size=16, symbol="x", color=SERIES[1],
                                            line=dict(width=1, color="black")),
                                hovertemplate="%{customdata}<br>(%{x:.2f}, %{y:.2f})"
                                              "<extra></extra>"))
     return data
+
+
+def _highlight_note(measured: pd.DataFrame | None, x: str, y: str,
+                    highlight: str | None) -> list[dict]:
+    """An arrow naming the run the sliders come from, its label off to the upper right on a
+    white box, so it covers none of the measured markers around the point."""
+    if measured is None or measured.empty or not highlight:
+        return []
+    picked = measured[measured[MEASURED_LABEL] == highlight]
+    return [dict(x=float(px), y=float(py), text="this run", showarrow=True, arrowhead=2,
+                 ax=46, ay=-38, bgcolor="white", bordercolor=SERIES[1], borderpad=3,
+                 font=dict(color=SERIES[1], size=14))
+            for px, py in zip(picked[x], picked[y])]
