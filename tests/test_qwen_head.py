@@ -237,3 +237,15 @@ def test_data_keeps_token_ids_of_a_large_vocabulary(tmp_path):
     _save_sequences(tmp_path, seqs, rows, tiny_tokenizer())
     back, _ = load_data(tmp_path / "data.npz")
     assert [b.tolist() for b in back] == [[5, 151_935, 70_000, 2], [1, 3]]
+
+
+def test_shipped_qwen_head_card_is_what_its_metadata_renders():
+    """Once the head is shipped (assets/models/qwen2.5-coder-1.5b-feature-head): its card is
+    the template filled from its metadata, and its files fit the limits."""
+    from specviz.distill.card import qwen_head_card
+    asset = ROOT / "assets" / "models" / "qwen2.5-coder-1.5b-feature-head"
+    if not (asset / "config.json").exists():
+        pytest.skip("the Qwen head is not shipped yet")
+    assert qwen_head_card(asset) == (asset / "README.md").read_text()
+    sizes = [p.stat().st_size for p in asset.iterdir()]
+    assert max(sizes) <= 50_000_000 and sum(sizes) <= 64_000_000
