@@ -45,11 +45,14 @@ _CSS = """
 body{margin:0;font-family:"Source Sans Pro",Arial,sans-serif;color:#1f1f1f}
 #head{font-size:22px;font-weight:700;margin:2px 0 2px 0}
 #why{font-size:17px;margin:0 0 8px 0;color:#333}
-#bar{display:flex;gap:10px;align-items:center;margin-bottom:8px;font-size:20px}
-button,select{font-size:20px;padding:4px 14px;border-radius:6px;border:2px solid #555;
+#bar{display:flex;gap:8px;align-items:center;margin-bottom:8px;font-size:19px;
+ white-space:nowrap}
+button,select{font-size:19px;padding:3px 10px;border-radius:6px;border:2px solid #555;
  background:#fff;cursor:pointer}
-button#play{background:#0072B2;color:#fff;border-color:#0072B2;font-weight:700}
-#clock{font-variant-numeric:tabular-nums;margin-left:auto;font-weight:700}
+button#play{background:#0072B2;color:#fff;border-color:#0072B2;font-weight:700;
+ min-width:6em}
+#clock{font-variant-numeric:tabular-nums;margin-left:auto;font-weight:700;min-width:6.5em;
+ text-align:right}
 #lanes{display:flex;gap:12px}
 .lane{flex:1;min-width:0;border:4px solid #009E73;border-radius:8px;padding:6px 10px}
 .lane.base{border:4px dashed #555555}
@@ -72,7 +75,8 @@ const END = Math.max(...D.sides.map(s => s.wall_s), 1e-6);
 const speedSel = document.getElementById('speed');
 for (const v of D.speeds) {
   const o = document.createElement('option');
-  o.value = v; o.textContent = (v === 1 ? 'real time' : v < 1 ? 'slow motion ×' + v : '×' + v);
+  o.value = v;
+  o.textContent = v === 1 ? 'real time' : v < 1 ? 'slow motion ×' + v : 'fast ×' + v;
   if (v === D.speed) o.selected = true;
   speedSel.appendChild(o);
 }
@@ -155,8 +159,8 @@ def race_html(data: dict, tree: bool = False) -> str:
             f"</head><body><div id='head'>{html.escape(data['headline'])}</div>"
             f"<div id='why'>{html.escape(data.get('why', ''))}</div>"
             "<div id='bar'><button id='play'>▶ Play</button>"
-            "<button id='end'>Show the end</button>"
-            "<label>speed <select id='speed' aria-label='replay speed'></select></label>"
+            "<button id='end'>End</button>"
+            "<select id='speed' aria-label='replay speed'></select>"
             "<span id='clock'>t = 0.00 s</span></div>"
             f"<div id='lanes'>{''.join(_lane(i, s) for i, s in enumerate(data['sides']))}"
             f"</div><div id='legend'>{_legend(tree)}</div>"

@@ -19,22 +19,18 @@ BIG = 20  # projector type size
 
 def fig_race(steps: pd.DataFrame) -> go.Figure:
     """Tokens emitted vs wall time, large: one row of a ``steps_frame`` with a ``run`` column
-    ("speculative" or "target alone") becomes one point; one stepped line per run, its last
-    point labelled with its tokens and seconds."""
+    ("speculative" or "target alone") becomes one point; one stepped line per run, named
+    with its tokens and seconds."""
     data = []
     for name, df in steps.groupby(F.RUN_NAME, sort=False):
         color, dash, symbol = RACE_STYLES.get(str(name), (INK, "dot", "diamond"))
         x, y = [0.0, *df[F.T_END_S]], [0, *df[F.TOKENS_CUM]]
         data.append(go.Scatter(
-            x=x, y=y, name=str(name), mode="lines+markers" if len(df) <= 80 else "lines",
+            x=x, y=y, name=f"{name}: {y[-1]} tokens in {x[-1]:.2f} s",
+            mode="lines+markers" if len(df) <= 80 else "lines",
             line=dict(color=color, dash=dash, width=4, shape="hv"),
             marker=dict(symbol=symbol, size=8, color=color),
             hovertemplate="%{x:.2f} s: %{y} tokens<extra>" + str(name) + "</extra>"))
-        if len(df):
-            data.append(go.Scatter(
-                x=[x[-1]], y=[y[-1]], mode="text", showlegend=False, hoverinfo="skip",
-                text=[f"{y[-1]} tokens · {x[-1]:.2f} s"], textposition="top left",
-                textfont=dict(size=BIG - 4, color=color)))
     fig = themed(data, "Tokens emitted vs wall time", height=400,
                  xaxis=dict(title="wall time (s)", rangemode="tozero",
                             tickfont=dict(size=BIG - 4, color=INK),

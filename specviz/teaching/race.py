@@ -69,7 +69,7 @@ def why_line(speedup: Speedup | None, tokens_per_pass: float | None, alpha: floa
     if speedup is None or speedup.median is None or not speedup.repeated:
         return ""
     if speedup.verdict == NO_DIFFERENCE:
-        return "The rounds disagree: on this machine the noise is larger than the effect."
+        return "The rounds vary more than the two speeds differ: here the difference is noise."
     per = (f"{tokens_per_pass:.2f} tokens per target pass"
            + (f" (α̂ = {alpha:.2f})" if alpha is not None else "")) if tokens_per_pass else ""
     if speedup.verdict == "faster":
