@@ -1,10 +1,11 @@
-"""Command line: ``specviz run | fetch | bench`` (also ``python -m specviz ...``).
+"""Command line: ``specviz run | fetch | bench | app`` (also ``python -m specviz ...``).
 
 Bad input ends with a one-line error on stderr and exit code 2, never a traceback. Ctrl-C
 ends a command with exit code 130; during ``run`` it stops the run after its current step
 (the finished steps and the run's summary are written) and starts nothing new.
 
-One module per subcommand (run.py, fetch.py, bench_command.py), registered in parser.py;
+One module per subcommand (run.py, fetch.py, bench_command.py, app.py), registered in
+parser.COMMANDS;
 common.py holds what they share and prompts.py reads prompts.
 """
 
@@ -25,13 +26,18 @@ __all__ = ["COMMANDS", "CliError", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_USAG
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra and not hasattr(args, "passthrough"):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        if extra:
+            args.passthrough = extra  # options for the program a command starts (app)
         if args.command is None:
             parser.print_help()
             return EXIT_USAGE
         check_text_args(args)
-        import transformers
-        transformers.logging.set_verbosity_error()
+        if getattr(args, "models", True):
+            import transformers
+            transformers.logging.set_verbosity_error()
         return args.func(args)
     except CliError as e:
         print(f"specviz: error: {e}", file=sys.stderr)

@@ -8,12 +8,14 @@ import importlib
 from .common import _Parser
 
 # A subcommand is a module of this package with ``register(sub)``, which adds its parser to
-# the subparsers ``sub`` and sets ``func`` (the function that runs it) as a default. Adding a
+# the subparsers ``sub`` and sets ``func`` (the function that runs it) as a default, and
+# ``models=False`` when it loads no model (transformers is then not imported). Adding a
 # subcommand is adding its line here.
 COMMANDS = [
     "run",
     "fetch",
     "bench_command",
+    "app",
     "runs",
 ]
 
