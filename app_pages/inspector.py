@@ -8,6 +8,7 @@ from specviz import figures as G
 from specviz.teaching.diagnosis import diagnose, measure
 from specviz.traces import frames as F
 from ui.common import bundled_files, load_bundled
+from ui.inspector import compare_table_ui
 from ui.plain import as_text
 from ui.runs import opened_runs
 from ui.uploads import MAX_UPLOAD_MB, UPLOAD_TYPES, read_uploads, upload_label
@@ -79,7 +80,8 @@ if compare:
                         key="insp_cmp_pos")
     if any(F.is_tree(traces[i]) for i in idx):
         c1.caption("Token-tree runs are left out of acceptance by position (a chain's "
-                   "figure); a tree run's own views below have a Token tree tab with its accepted depth per step.")
+                   "figure); a tree run's own views below have a Token tree tab with its "
+                   "accepted depth per step.")
     c2.plotly_chart(G.fig_compare_speed(speed), key="insp_cmp_speed")
     st.plotly_chart(G.fig_wall_clock(pd.concat([F.tag(fr["steps"], name)
                                                 for name, fr in tagged], ignore_index=True)),
@@ -96,10 +98,7 @@ if compare:
                       "diagnosis does not model a tree)" if F.is_tree(traces[i]) else
                       diagnose(c).headline) if slow else ""))
     if rows:
-        st.dataframe(pd.DataFrame(rows, columns=["run", "α̂", "mean accepted length",
-                                                 "tokens/s", "speedup (measured)", "c", "v",
-                                                 "overhead", "why below 1×"]),
-                     hide_index=True)
+        compare_table_ui(rows)
 
 st.subheader("One run in detail")
 pick = st.selectbox("Run", labels, index=spec_idx[0] if spec_idx else 0, key="insp_pick")

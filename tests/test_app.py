@@ -470,6 +470,15 @@ def test_inspector_bundled_uploads_and_diagnosis(traces_dir, monkeypatch):
     at = _app("app_pages/inspector.py")
     assert len(at.dataframe) >= 1  # the runs table
     assert any("Bottleneck diagnosis" in m.value for m in at.markdown)
+    # the compare table: short headers, each number rounded to what it carries
+    table = next(d for d in at.dataframe if "speed-up" in d.value.columns)
+    assert list(table.value.columns)[:5] == ["run", "α̂", "accepted length", "tokens/s",
+                                             "speed-up"]
+    config = json.loads(table.proto.columns)
+    assert config["speed-up"]["type_config"]["format"] == "%.2f×"
+    assert config["α̂"]["type_config"]["format"] == "%.2f"
+    assert config["c"]["type_config"]["format"] == "%.3f"
+    assert config["why below 1×"]["width"] == "large"
     assert _charts(at) >= 8  # comparison + what-if + the run's views
     runs = tiny_runs()
     good = traces_to_jsonl([runs["greedy"], runs["greedy-base"]]).encode()
