@@ -68,7 +68,7 @@ def test_unsupported_models_are_named(pair):
     old = cfg.model_type
     try:
         cfg.model_type = "gpt2"
-        with pytest.raises(Unsupported, match="runs Llama models; this one is 'gpt2'"):
+        with pytest.raises(Unsupported, match="runs Llama and Qwen2 models; this one is .gpt2."):
             check_supported(pair.target)
     finally:
         cfg.model_type = old

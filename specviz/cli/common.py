@@ -33,7 +33,8 @@ class _Parser(argparse.ArgumentParser):
 def _common_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", default=None,
                    help="target model: embedded:NAME, hf:ORG/NAME or a local directory "
-                        "(default: embedded:smollm2-135m-instruct)")
+                        "(default: embedded:smollm2-135m-instruct; the larger pair: "
+                        "embedded:qwen2.5-coder-1.5b-instruct, whose draft is the 0.5B)")
     p.add_argument("--draft", default="default",
                    help="draft model source (default: the shipped draft of an embedded target, "
                         "if any); 'none' for no draft model")
@@ -42,8 +43,9 @@ def _common_model_args(p: argparse.ArgumentParser) -> None:
                    help="who drafts (default: the draft model if loaded, else prompt lookup)")
     p.add_argument("--early-exit-layers", type=int, default=4, metavar="N")
     p.add_argument("--gguf", default=None,
-                   help="path to SmolLM2-135M-Instruct.Q4_1.gguf, for offline machines "
-                        "(also $SPECVIZ_GGUF)")
+                   help="path to the embedded target's GGUF, for offline machines "
+                        "(SmolLM2: also $SPECVIZ_GGUF; the Qwen2.5-Coder pair: "
+                        "$SPECVIZ_GGUF_QWEN_1_5B and $SPECVIZ_GGUF_QWEN_0_5B)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     p.add_argument("--dtype", default="auto",
                    help="auto (float32), float32, bfloat16, float16 (bench: several, "
@@ -118,8 +120,22 @@ def _precheck(args) -> None:
 
 
 def _progress_printer():
+    """Progress on stderr: on a terminal one line redrawn in place; otherwise a line when the
+    stage changes or every 10 %, so a conversion's hundreds of tensors stay a few lines."""
+    tty = sys.stderr.isatty()
+    last = {"stage": None, "tenth": -1}
+
     def progress(message: str, fraction: float | None) -> None:
-        print(f"  {message}", file=sys.stderr, flush=True)
+        pct = "" if fraction is None else f"{100 * fraction:3.0f} % "
+        if tty:
+            print(f"\r\033[K  {pct}{message}", end="", file=sys.stderr, flush=True)
+            if fraction is None or fraction >= 1.0:
+                print(file=sys.stderr)
+            return
+        stage, tenth = message.split(":")[0], -1 if fraction is None else int(fraction * 10)
+        if stage != last["stage"] or tenth != last["tenth"]:
+            print(f"  {pct}{message}", file=sys.stderr, flush=True)
+        last.update(stage=stage, tenth=tenth)
     return progress
 
 

@@ -1,4 +1,5 @@
-"""The static engine: Llama-family forward passes over preallocated KV caches.
+"""The static engine: Llama-family forward passes over preallocated KV caches (Llama, and
+Qwen2: a Llama with biases on its q, k and v projections).
 
 Why: transformers' eager forward launches its many small kernels one by one from Python. On a
 fast GPU those launches, not the arithmetic, set the pace (the 135M target takes about the
@@ -18,9 +19,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from . import skinny
+from . import cpu_rows, skinny
 
 ENGINES = ("auto", "eager", "static", "graphs")
+FAMILIES = ("llama", "qwen2")  # model types it runs (Qwen2: q/k/v biases)
 _ROPE_TYPES = ("default", "linear", "llama3")  # position tables that do not change with length
 
 
@@ -32,8 +34,11 @@ def check_supported(model: torch.nn.Module) -> None:
     """Raise Unsupported unless ``model`` is a Llama-family causal LM this engine can run."""
     cfg = model.config
     kind = getattr(cfg, "model_type", None)
-    if kind != "llama":
-        raise Unsupported(f"the static engine runs Llama models; this one is {kind!r}")
+    if kind not in FAMILIES:
+        raise Unsupported(f"the static engine runs Llama and Qwen2 models; this one is "
+                          f"{kind!r}")
+    if getattr(cfg, "use_sliding_window", False) and getattr(cfg, "sliding_window", None):
+        raise Unsupported("the static engine does not run sliding-window attention")
     if getattr(cfg, "hidden_act", "silu") != "silu":
         raise Unsupported(f"the static engine needs SiLU MLPs, not {cfg.hidden_act!r}")
     if getattr(cfg, "mlp_bias", False):
@@ -100,6 +105,8 @@ def _linear(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> 
     rows: see specviz.engines.skinny and _rows_as_gemv)."""
     if skinny.usable(h, w):
         return skinny.linear(h, w, b)
+    if cpu_rows.usable(h, w):  # a few float32 rows on the CPU: the weight read once
+        return cpu_rows.linear(h, w, b)
     if _rows_as_gemv(h, w):
         y = torch.bmm(w.expand(h.shape[0], *w.shape), h.unsqueeze(-1)).squeeze(-1)
         return y if b is None else y + b
@@ -111,7 +118,7 @@ def _add_linear(x: torch.Tensor, h: torch.Tensor, w: torch.Tensor,
     """x + h @ w.T (+ b); as one GEMM the add rides on its epilogue (one kernel, not two)."""
     if skinny.usable(h, w):
         return skinny.linear(h, w, b, residual=x)
-    if b is not None or _rows_as_gemv(h, w):
+    if b is not None or _rows_as_gemv(h, w) or cpu_rows.usable(h, w):
         return x + _linear(h, w, b)
     return torch.addmm(x, h, w.t())
 

@@ -27,28 +27,46 @@ def tiny_tokenizer():
     return tok
 
 
-def tiny_model(role: str = "target", seed: int | None = None, vocab_size: int | None = None,
-               n_layers: int | None = None) -> torch.nn.Module:
-    """A small random Llama: 'target' (4 layers) or 'draft' (1 layer), fixed seeds."""
-    from transformers import LlamaConfig, LlamaForCausalLM
+def tiny_config(role: str = "target", vocab_size: int | None = None,
+                n_layers: int | None = None, family: str = "llama"):
+    """The config of a tiny model: a Llama, or a Qwen2 (q/k/v biases, rope θ 1e6)."""
+    from transformers import LlamaConfig, Qwen2Config
     vocab = vocab_size or len(SPECIALS) + len(TINY_CHARS)
     layers = n_layers or (4 if role == "target" else 1)
-    cfg = LlamaConfig(vocab_size=vocab, hidden_size=64, intermediate_size=128,
-                      num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
-                      max_position_embeddings=512, bos_token_id=1, eos_token_id=2,
-                      pad_token_id=2, tie_word_embeddings=False)
+    common = dict(vocab_size=vocab, hidden_size=64, intermediate_size=128,
+                  num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
+                  max_position_embeddings=512, bos_token_id=1, eos_token_id=2,
+                  pad_token_id=2, tie_word_embeddings=False)
+    if family == "qwen2":
+        return Qwen2Config(**common, rope_theta=1_000_000.0, rms_norm_eps=1e-6,
+                           use_sliding_window=False)
+    if family != "llama":
+        raise ValueError(f"unknown tiny model family {family!r}")
+    return LlamaConfig(**common)
+
+
+def tiny_model(role: str = "target", seed: int | None = None, vocab_size: int | None = None,
+               n_layers: int | None = None, family: str = "llama") -> torch.nn.Module:
+    """A small random model, fixed seeds: 'target' (4 layers) or 'draft' (1 layer), a Llama
+    or (``family="qwen2"``) a Qwen2, whose q/k/v biases are random too (not zero as
+    initialised), so that a forward pass that dropped them would show."""
+    from transformers import AutoModelForCausalLM
+    cfg = tiny_config(role, vocab_size, n_layers, family)
     gen_state = torch.random.get_rng_state()
     torch.manual_seed(seed if seed is not None else 1234)
-    model = LlamaForCausalLM(cfg)
+    model = AutoModelForCausalLM.from_config(cfg)
     with torch.no_grad():
         # sharper logits than the default init, so greedy choices are not near-ties, and
         # special tokens (end of sequence) scored 0, so runs are not cut short at once
         model.lm_head.weight.mul_(8.0)
         model.lm_head.weight[: len(SPECIALS)] = 0.0
+        for name, w in model.named_parameters():
+            if name.endswith("_proj.bias"):
+                w.copy_(0.5 * torch.randn_like(w))
         if role == "draft":
             # the draft starts from the target's own first layers, embeddings and head
             # (an early exit of it), then drifts a little: it agrees often, not always
-            target = tiny_model("target", seed=seed, vocab_size=vocab_size)
+            target = tiny_model("target", seed=seed, vocab_size=vocab_size, family=family)
             model.load_state_dict(target.state_dict(), strict=False)
             for w in model.parameters():
                 w.add_(0.003 * torch.randn_like(w))
