@@ -21,7 +21,7 @@ from specviz.teaching.diagnosis import diagnose, measure
 from specviz.teaching.race import race_data, why_line
 from specviz.traces import frames as F
 
-RACE_HEIGHT = 470  # px of the player
+RACE_HEIGHT = 540  # px of the player (a two-line headline and the key fit at 1024 px)
 SPEC_KINDS = ("accepted", "resampled", "bonus")
 
 

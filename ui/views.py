@@ -89,12 +89,14 @@ def metrics_ui(trace: Trace, baseline: Trace | None = None) -> Costs:
 
 
 def _spread(sp: Speedup | None) -> str | None:
-    """The speed-up's spread under its metric: the range over rounds, or 'one sample'."""
+    """The speed-up's spread under its metric (short: it fits at 1024 px): the range over
+    the rounds (their number is in the line above the race and the metrics table), or 'one
+    sample'."""
     if sp is None or sp.median is None:
         return None
     if not sp.repeated:
-        return "one sample, no spread"
-    return f"range {sp.low:.2f}–{sp.high:.2f}× · {sp.n} rounds"
+        return "one sample"
+    return f"{sp.low:.2f}–{sp.high:.2f}×"
 
 
 def _speedup_text(costs: Costs) -> str:
