@@ -36,9 +36,13 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+CPU: list[float] = []  # CPU seconds of this process (all its threads) per measurement
+
+
 def _timed(fn) -> float:
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     fn()
+    CPU.append(time.process_time() - c)
     return time.perf_counter() - t
 
 
@@ -80,10 +84,15 @@ def bench(dataset: str, repeat: int) -> list[str]:
                                               failures)))
     lines.append(f"speculative runs shown at first: {runs}; after two filters (drafter = "
                  f"model, τ = 0.7): {filtered}")
+    rows = list(zip(*[iter(CPU[-6 * repeat:])] * 6))
+    cpu_of = {"first view": [r[0] for r in rows], "new session": [r[1] for r in rows],
+              "filter change": [x for r in rows for x in r[2:4]],
+              "group change": [r[4] for r in rows], "order change": [r[5] for r in rows]}
     for name, xs in (("first view", first), ("new session", session), ("filter change", filt),
                      ("group change", group), ("order change", order)):
         lines.append(f"{name:14s} median {statistics.median(xs):.2f} s, max {max(xs):.2f} s "
-                     f"(n={len(xs)}: {', '.join(f'{x:.2f}' for x in xs)})")
+                     f"(n={len(xs)}: {', '.join(f'{x:.2f}' for x in xs)}); CPU time median "
+                     f"{statistics.median(cpu_of[name]):.2f} s")
     lines.append(f"peak resident memory of this process: {_rss_mb():.0f} MB")
     if failures:
         lines.append(f"FAILURES: {failures[:3]}")

@@ -316,3 +316,22 @@ def test_cli_summary_sql_and_dataset(tmp_path, capsys):
     assert "added 8 runs" in capsys.readouterr().out
     assert cli(["runs", str(ds), "--where", "drafter=model"]) == 0
     assert "4 speculative runs" in capsys.readouterr().out
+
+
+def test_figures_have_their_traces_and_escape_names(bundled_db):
+    from specviz.figures import runs_views as RV
+    db, _ = bundled_db
+    by = ("drafter", "temperature")
+    groups = Q.group_table(db, Q.Filters(), by)
+    groups[RV.GROUP] = Q.group_label(groups, by).str.replace("model", "<b>model</b>")
+    fig = RV.fig_group_speedup(groups)
+    assert len(fig.data) == 1 and all("<b>" not in y for y in fig.data[0].y)
+    assert "τ=" in fig.data[0].y[0]  # the short parts first
+    pos = Q.position_table(db, Q.Filters(), by)
+    pos[RV.GROUP] = Q.group_label(pos, by)
+    fig = RV.fig_position_acceptance(pos)
+    assert 1 <= len(fig.data) <= RV.MAX_LINES
+    runs = Q.run_table(db, Q.Filters())
+    assert len(RV.fig_runs_scatter(runs).data[0].x) == runs["speedup"].notna().sum()
+    vpos = pd.DataFrame({"position": [1, 2], "alpha": [0.8, 0.7], "rate": [0.8, 0.56]})
+    assert [t.type for t in RV.fig_vllm_positions(vpos).data] == ["bar", "scatter"]

@@ -190,15 +190,14 @@ def aggregates_ui(db: RunsDB, key: str, f: Q.Filters, by: tuple[str, ...]) -> No
                "positions as independent, so read it with the runs' quartiles beside it. "
                "Speed-up: geometric mean of the runs with a baseline, 95 % t-interval, "
                "range. Slowest groups first.")
-    left, right = st.columns(2)
     if groups["speedup"].notna().any():
-        left.plotly_chart(RV.fig_group_speedup(groups), key="runs_fig_speed")
+        st.plotly_chart(RV.fig_group_speedup(groups), key="runs_fig_speed")
     else:
-        left.info("No run here has a target-only baseline: no speed-up to show.")
+        st.info("No run here has a target-only baseline: no speed-up to show.")
     if not agg["positions"].empty:
-        right.plotly_chart(RV.fig_position_acceptance(agg["positions"]), key="runs_fig_pos")
-        right.caption("Chains only (a tree's positions are nodes). Up to "
-                      f"{RV.MAX_LINES} groups, those with the most judged positions.")
+        st.plotly_chart(RV.fig_position_acceptance(agg["positions"]), key="runs_fig_pos")
+        st.caption("Chains only (a tree's positions are nodes). Up to "
+                   f"{RV.MAX_LINES} groups, those with the most judged positions.")
 
 
 def _groups_shown(groups: pd.DataFrame, by) -> pd.DataFrame:

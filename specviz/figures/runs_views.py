@@ -13,6 +13,7 @@ from .theme import SERIES, themed, vline
 
 GROUP = "group"  # the column holding a row's group name (queries.group_label)
 MAX_LINES = 8  # groups drawn as lines; the rest are in the table
+LOG_TICKS = [0.125, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 4, 8]
 
 
 def _esc(s: object, limit: int = 80) -> str:
@@ -30,7 +31,7 @@ def fig_position_acceptance(pos: pd.DataFrame) -> go.Figure:
     for i, g in enumerate(top):
         d = pos[(pos[GROUP] == g) & (pos["judged"] > 0)]
         traces.append(go.Scatter(
-            x=d["position"], y=d["alpha_hat"], mode="lines+markers", name=_esc(g, 60),
+            x=d["position"], y=d["alpha_hat"], mode="lines+markers", name=_esc(g, 90),
             line=dict(color=SERIES[i % len(SERIES)]),
             error_y=dict(type="data", symmetric=False, array=d["alpha_hi"] - d["alpha_hat"],
                          arrayminus=d["alpha_hat"] - d["alpha_lo"], thickness=1.2),
@@ -38,27 +39,35 @@ def fig_position_acceptance(pos: pd.DataFrame) -> go.Figure:
             hovertemplate=("position %{x}: α̂ %{y:.3f} (95 % %{customdata[2]:.3f}–"
                            "%{customdata[3]:.3f}), %{customdata[1]:,} of %{customdata[0]:,} "
                            "judged<extra>" + _esc(g, 60) + "</extra>")))
-    return themed(traces, title="Acceptance by draft position (α̂, Wilson 95 %)",
-                  height=420, xaxis=dict(title="draft position", dtick=1),
-                  yaxis=dict(title="α̂ = accepted / judged", range=[0, 1.02]))
+    fig = themed(traces, title="Acceptance by draft position (α̂, Wilson 95 %)",
+                 height=460 + 22 * len(top), xaxis=dict(title="draft position", dtick=1),
+                 yaxis=dict(title="α̂ = accepted / judged", range=[0, 1.02]))
+    # the legend under the plot: group names are long
+    fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.18, x=0.0),
+                      margin=dict(t=60, b=40 + 22 * len(top)))
+    return fig
 
 
 def fig_group_speedup(groups: pd.DataFrame) -> go.Figure:
     """One row (group, speedup, speedup_lo, speedup_hi, with_baseline) becomes one point
     with its 95 % interval, slowest at the top; groups without a baseline are left out."""
     d = groups.dropna(subset=["speedup"]).iloc[:40]
-    names = [f"{_esc(g, 70)} (n={int(n)})" for g, n in zip(d[GROUP], d["with_baseline"])]
+    names = [f"{_esc(g, 48)} (n={int(n)})" for g, n in zip(d[GROUP], d["with_baseline"])]
     lo = (d["speedup"] - d["speedup_lo"]).fillna(0)
     hi = (d["speedup_hi"] - d["speedup"]).fillna(0)
     point = go.Scatter(
         x=d["speedup"], y=names, mode="markers", marker=dict(size=10, color=SERIES[0]),
         error_x=dict(type="data", symmetric=False, array=hi, arrayminus=lo, thickness=1.5),
-        customdata=d[["speedup_min", "speedup_max"]].to_numpy(),
-        hovertemplate=("%{y}: %{x:.2f}× (geometric mean; runs from %{customdata[0]:.2f}× to "
-                       "%{customdata[1]:.2f}×)<extra></extra>"), showlegend=False)
-    return themed([point], title="Speed-up against the target-only runs (95 % interval)",
+        customdata=list(zip(d["speedup_min"], d["speedup_max"], [_esc(g, 300) for g in d[GROUP]])),
+        hovertemplate=("%{customdata[2]}: %{x:.2f}× (geometric mean; runs from "
+                       "%{customdata[0]:.2f}× to %{customdata[1]:.2f}×)<extra></extra>"),
+        showlegend=False)
+    more = f" — the {len(d)} slowest of {groups['speedup'].notna().sum()} groups" \
+        if groups["speedup"].notna().sum() > len(d) else ""
+    return themed([point], title=f"Speed-up against the target-only runs (95 % interval){more}",
                   height=max(260, 90 + 26 * len(d)), legend=False,
-                  xaxis=dict(title="speed-up (×)", type="log"),
+                  xaxis=dict(title="speed-up (×)", type="log", tickvals=LOG_TICKS,
+                             ticktext=[f"{t:g}×" for t in LOG_TICKS]),
                   yaxis=dict(autorange="reversed"), shapes=[vline(1.0)])
 
 

@@ -1,7 +1,7 @@
 """The runs data on DuckDB: three tables, derived in SQL, behind a locked-down connection.
 
 ``runs_base`` (a row per run: setup and totals), ``positions`` (a row per run and draft
-position of a chain: judged, accepted) and ``steps`` (a row per step). The view ``runs``
+position of a chain: judged, accepted) and ``steps`` (a row per step). The table ``runs``
 adds α̂, tokens per step, tokens/s and the speed-up against the run's target-only baseline.
 Whatever comes in (traces read into Arrow tables, or a Parquet dataset on disk), the
 connection is then locked: external access off (no other file is read, no extension is
@@ -41,9 +41,10 @@ WHERE NOT s.tree AND s.gamma > 0
 GROUP BY ALL
 """
 # a speculative run's baseline: the target-only runs that name it (baseline_of, schema 5),
-# else the one target-only run of the same file and set-up (none if there are several)
+# else the one target-only run of the same file and set-up (none if there are several);
+# computed once, when the data are opened (a table: every query reads it)
 RUNS_VIEW_SQL = """
-CREATE OR REPLACE VIEW runs AS
+CREATE OR REPLACE TABLE runs AS
 WITH base AS (
     SELECT *, n_emitted / nullif(wall_s, 0) AS tps FROM runs_base WHERE mode = 'target-only'),
 linked AS (
@@ -86,8 +87,8 @@ CREATE MACRO wilson_hi(k, n) AS CASE WHEN n > 0 THEN
 
 
 class RunsDB:
-    """A DuckDB database holding ``runs_base``, ``positions``, ``steps`` and the ``runs``
-    view, locked after they exist. Queries go through ``query`` (a cursor each, so that
+    """A DuckDB database holding ``runs_base``, ``positions``, ``steps`` and ``runs``,
+    locked after they exist. Queries go through ``query`` (a cursor each, so that
     threads may share one RunsDB)."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, description: str):

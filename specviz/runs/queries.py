@@ -162,12 +162,19 @@ def position_table(db: RunsDB, f: Filters, by=DEFAULT_GROUP) -> pd.DataFrame:
         WHERE {where} GROUP BY ALL ORDER BY ALL LIMIT {MAX_GROUPS * 64}""", params)
 
 
+_LONG = ("pair", "prompt", "source")  # named last in a label: the short parts read first
+
+
 def group_label(df: pd.DataFrame, by) -> pd.Series:
-    """One readable name per row from its group columns ('all runs' without groups)."""
-    cols = _by(by)
+    """One readable name per row from its group columns, the short ones first (τ as 'τ=0.7');
+    'all runs' without groups."""
+    cols = sorted(_by(by), key=lambda c: c in _LONG)
     if not cols:
         return pd.Series(["all runs"] * len(df), index=df.index)
-    return df[cols].astype(str).replace({"None": NONE, "nan": NONE}).agg(" · ".join, axis=1)
+    parts = df[cols].astype(str).replace({"None": NONE, "nan": NONE, "<NA>": NONE})
+    if "temperature" in parts:
+        parts["temperature"] = "τ=" + parts["temperature"]
+    return parts.agg(" · ".join, axis=1)
 
 
 def run_row(db: RunsDB, run_key: str) -> dict | None:
