@@ -79,9 +79,9 @@ def _result_ui(result: dict | None) -> None:
     rate = spec.summary.tokens_per_s if spec is not None and spec.steps else 0.0
     made = f"{spec.summary.n_emitted} tokens at {rate:.1f} tokens/s · " if rate else ""
     if speedup is not None and speedup.median is not None:
-        made = (f"speculative {speedup.spec_tokens_per_s:.1f} tokens/s, target alone "
-                f"{speedup.base_tokens_per_s:.1f} tokens/s (medians) · speed-up "
-                f"{html.escape(speedup.describe())} · ")
+        made = (f"{spec.summary.n_emitted} tokens at {speedup.spec_tokens_per_s:.1f} "
+                f"tokens/s, the target alone {speedup.base_tokens_per_s:.1f} (medians) · "
+                f"speed-up {html.escape(speedup.describe())} · ")
     what = f"Last run {html.escape(run_id)}" if run_id else "Not run (refused before it began)"
     st.html(f'<div class="specviz-last-run" data-run-id="{html.escape(run_id)}" '
             f'data-tokens-per-s="{rate:.4f}" style="color:#666;font-size:0.85em">'

@@ -115,6 +115,11 @@ def test_lead_run_is_typical_not_the_fastest():
     assert lead_run(runs).speedup == 1.0
     assert lead_run([Example("a", 0, None), Example("b", 1, 2.0)]).file == "b"
     assert lead_run([Example("a", 0, None)]).file == "a" and lead_run([]) is None
+    # a run that does not show the method (prompt lookup accepting nothing) never leads
+    # while a draft model's run is there, even nearer the median
+    mixed = runs + [Example("lookup", 9, 1.0, shows_method=False)]
+    assert lead_run([Example("lookup", 9, 1.0, False), *runs]).file == "f2"
+    assert lead_run(mixed).shows_method
     told = spread_text(runs)
     assert "5 bundled runs" in told and "median 1.00×" in told and "0.30–2.40×" in told
     assert "middle half 0.90–1.10×" in told and "2 of them below 1×" in told
@@ -125,8 +130,9 @@ def test_lead_run_is_typical_not_the_fastest():
     speeds = sorted(r.speedup for r in shipped if r.speedup)
     if len(speeds) > 4:
         mid = statistics.median(speeds)
-        assert shipped[0].speedup != speeds[-1]
-        assert abs(shipped[0].speedup - mid) == min(abs(x - mid) for x in speeds)
+        assert shipped[0].speedup != speeds[-1] and shipped[0].shows_method
+        shown = [r.speedup for r in shipped if r.speedup and r.shows_method]
+        assert abs(shipped[0].speedup - mid) == min(abs(x - mid) for x in shown)
 
 
 def test_home_opens_on_a_typical_shipped_run():
@@ -193,8 +199,8 @@ def test_live_run_with_tiny_models_and_baseline(monkeypatch):
     # greedy: the identical-output check
     assert any("Identical output" in s.value for s in at.success)
     assert "specviz-text" in _html(at)
-    assert f"Last run {spec.run.run_id}: speculative " in _html(at)
-    assert "tokens/s (medians) · speed-up" in _html(at)
+    assert f"Last run {spec.run.run_id}: 16 tokens at " in _html(at)
+    assert "the target alone" in _html(at) and "(medians) · speed-up" in _html(at)
     assert base.run.baseline_of == spec.run.run_id  # linked to its own run
     assert len(spec.summary.round_tokens_per_s) == 3 == len(base.summary.round_tokens_per_s)
     assert _charts(at) >= 6
