@@ -762,3 +762,15 @@ def test_factor_exercise_key_comes_from_the_runs(numbers):
     assert len(wrong) >= 2 and not any(L.grade_factor(ex, n7, w) for w in wrong[:2])
     # other runs, other key: the answer is computed, not typed
     assert L.factor_answer(ex, {**n7, "swap_fix_e": 99.0}) == "its tokens per step E"
+
+
+def test_kept_by_position_shows_each_rates_interval(files):
+    from specviz.teaching.lessons import feature_head as L13
+    from specviz.teaching.lessons.stats import wilson
+    by_pos = L13.by_position({f: files[f] for f in L13.FILES})
+    row = by_pos.iloc[0]
+    assert (row[L13.LOW], row[L13.HIGH]) == wilson(row[F.N_ACCEPTED_AT], row[F.N_JUDGED])
+    assert (by_pos[L13.LOW] <= by_pos[L13.RATE]).all()
+    assert (by_pos[L13.RATE] <= by_pos[L13.HIGH]).all()
+    fig = LV.fig_kept_by_position(by_pos)
+    assert len(fig.data) == 2 and all(bar.error_y.array is not None for bar in fig.data)

@@ -435,6 +435,9 @@ def exp_policy(files: Files, nums: dict) -> None:
 
 def exp_feature_head(files: Files, nums: dict) -> None:
     st.plotly_chart(LV.fig_kept_by_position(L13.by_position(files)), key="l13_pos")
+    st.caption("Each bar: kept / judged at that position, with its 95 % interval (Wilson). "
+               "With tens of drafts per position the intervals are wide: where they overlap, "
+               "these runs do not tell the two rates apart.")
     head, draft = R.speculative(files[L13.HEAD]), R.speculative(files[L13.DRAFT])
     prompts = [t.run.prompt_text for t in head]
     i = st.selectbox("Prompt", range(len(prompts)), key="l13_prompt",

@@ -239,18 +239,25 @@ def fig_latency_percentiles(latency: pd.DataFrame) -> go.Figure:
 
 def fig_kept_by_position(by_pos: pd.DataFrame) -> go.Figure:
     """Drafts kept at each draft position, per drafter: one row of
-    ``feature_head.by_position`` becomes one bar (kept / judged, the counts on it)."""
+    ``feature_head.by_position`` becomes one bar (kept / judged, the counts on it, its 95 %
+    interval as an error bar: overlapping bars are not told apart by these counts); the counts
+    sit at the bars' feet, clear of the error bars."""
     data = []
     for i, (who, df) in enumerate(by_pos.groupby(L13.DRAFTER, sort=False)):
         data.append(go.Bar(x=df[F.POS], y=df[L13.RATE], name=str(who),
                            marker_color=SERIES[i % len(SERIES)],
                            marker_pattern_shape=["", "/"][i % 2],
+                           error_y=dict(type="data", symmetric=False,
+                                        array=df[L13.HIGH] - df[L13.RATE],
+                                        arrayminus=df[L13.RATE] - df[L13.LOW],
+                                        color="#555", thickness=1.2),
                            text=[f"{k}/{j}" for k, j in zip(df[F.N_ACCEPTED_AT],
                                                             df[F.N_JUDGED])],
-                           textposition="outside",
+                           textposition="inside", insidetextanchor="start",
+                           textfont=dict(color=["white", "#222"][i % 2]),
                            hovertemplate="position %{x}: %{y:.0%} kept (%{text})"
                                          "<extra>" + str(who) + "</extra>"))
-    return themed(data, "Drafts kept at each position: feature head and draft model",
+    return themed(data, "Drafts kept at each position (bars: 95 % interval)",
                   height=380, barmode="group",
                   xaxis=dict(title="draft position", dtick=1),
                   yaxis=dict(title="kept / judged", range=[0, 1.15], tickformat=".0%"))

@@ -8,26 +8,30 @@ import pandas as pd
 
 from ...traces import frames as F
 from .runs import LESSON_DIR, Files, file_costs, predicted_speedup, speculative
-from .stats import Z95, two_proportion_z
+from .stats import Z95, two_proportion_z, wilson
 
 HEAD = f"{LESSON_DIR}/feature-head.jsonl"
 DRAFT = f"{LESSON_DIR}/draft-beside-head.jsonl"
 FILES = (HEAD, DRAFT)
 DRAFTER = "drafter"
 RATE = "kept / judged"
+LOW, HIGH = "95% low", "95% high"  # Wilson interval of the rate
 
 
 def by_position(files: Files) -> pd.DataFrame:
     """Acceptance by draft position for each drafter, pooled over the prompts: drafter,
-    position (1-based), judged, kept, kept / judged."""
+    position (1-based), judged, kept, kept / judged, and its Wilson 95 % interval."""
     rows = []
     for name, who in ((HEAD, "feature head"), (DRAFT, "draft model")):
         pos = pd.concat([F.position_frame(t) for t in speculative(files[name])])
         g = pos.groupby(F.POS)[[F.N_JUDGED, F.N_ACCEPTED_AT]].sum()
         for p, r in g.iterrows():
             judged, kept = int(r[F.N_JUDGED]), int(r[F.N_ACCEPTED_AT])
-            rows.append((who, int(p) + 1, judged, kept, kept / judged if judged else F.NAN))
-    return pd.DataFrame(rows, columns=[DRAFTER, F.POS, F.N_JUDGED, F.N_ACCEPTED_AT, RATE])
+            lo, hi = wilson(kept, judged)
+            rows.append((who, int(p) + 1, judged, kept, kept / judged if judged else F.NAN,
+                         lo, hi))
+    return pd.DataFrame(rows, columns=[DRAFTER, F.POS, F.N_JUDGED, F.N_ACCEPTED_AT, RATE,
+                                       LOW, HIGH])
 
 
 def numbers(files: Files) -> dict:
