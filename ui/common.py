@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -14,6 +15,7 @@ from specviz.errors import one_line
 from specviz.limits import APP_MAX_NEW_TOKENS, GAMMA_MAX, GAMMA_MIN, TOP_K_MAX
 from specviz.measure import ROUNDS
 from specviz.models import (
+    ALLOW_CUSTOM_ENV,
     GGUF_SOURCES,
     custom_sources_allowed,
     default_draft_for,
@@ -153,13 +155,24 @@ class Settings:
                 f"engine {d.engine}" + ("" if d.chat else " · no chat template"))
 
 
+def app_custom_sources() -> bool:
+    """Custom model sources (hf: ids, folders on the server) in the app only where the
+    deployment turns them on: SPECVIZ_ALLOW_CUSTOM_MODELS=1 (true, yes, on). Unset, they are
+    off here (fail closed); the CLI, run by the machine's own user, allows them when unset."""
+    return os.environ.get(ALLOW_CUSTOM_ENV) is not None and custom_sources_allowed()
+
+
+def _is_custom(source: str | None) -> bool:
+    return source not in (None, "default") and not str(source).startswith("embedded:")
+
+
 def _targets() -> list[str]:
-    return embedded_targets() + ([CUSTOM] if custom_sources_allowed() else [])
+    return embedded_targets() + ([CUSTOM] if app_custom_sources() else [])
 
 
 def _drafts() -> list[str]:
     return [DEFAULT_DRAFT, NO_DRAFT, *embedded_drafts()] + (
-        [CUSTOM] if custom_sources_allowed() else [])
+        [CUSTOM] if app_custom_sources() else [])
 
 
 def _default(key: str, value) -> None:
@@ -238,7 +251,7 @@ def _pair_ui() -> tuple[str, str]:
 
 def _custom_sources_ui() -> tuple[str, str]:
     """The custom target and draft sources, where this deployment allows them."""
-    if not custom_sources_allowed():
+    if not app_custom_sources():
         st.caption("Custom model sources are turned off on this deployment.")
         return "", ""
     with st.expander("Custom model sources (used when Target or Draft is custom…)"):
@@ -342,10 +355,21 @@ def load_pair_ui(s: Settings):
     if not s.target:
         st.error("Give a target model source (Custom model sources).")
         return None
+    custom = [x for x in (s.target, s.draft) if _is_custom(x)]
+    if custom and not app_custom_sources():  # whatever the session state holds
+        st.error("Custom model sources are turned off on this deployment; choose an "
+                 "embedded model.")
+        return None
     try:
         _prepare_embedded(s.target, s.draft)
         return get_pair(s.target, s.draft)
     except ModelSourceError as e:
+        if custom:  # one message whatever the reason: no word on which server folders exist
+            print(f"specviz: custom model source refused: {one_line(e)}", file=sys.stderr)
+            st.error(f"Cannot load the models: {as_text(', '.join(custom))} cannot be loaded "
+                     "here. Give a model folder with config.json and safetensors weights, or "
+                     "hf:ORG/NAME.")
+            return None
         st.error(f"Cannot load the models: {as_text(e)}")
     except MemoryError:
         st.error("Out of memory while loading the models; choose a smaller pair.")

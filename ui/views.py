@@ -243,11 +243,17 @@ def run_figures(fr: dict[str, pd.DataFrame], trace: Trace, name: str,
 
 
 def downloads_ui(traces: list[Trace], figs: dict, key: str) -> None:
-    """Download the trace (JSON Lines) and any figure (self-contained HTML)."""
-    c1, c2, c3 = st.columns([1, 1, 1])
+    """Download the trace (JSON Lines or Parquet) and any figure (self-contained HTML)."""
+    c1, c4, c2, c3 = st.columns([1, 1, 1, 1])
     c1.download_button("Download trace (JSONL)", data=lambda: traces_to_jsonl(traces),
                        file_name=f"specviz-{traces[0].run.run_id}.jsonl",
                        mime="application/jsonl", on_click="ignore", key=f"{key}_dl_trace")
+    c4.download_button("Download trace (Parquet)", data=lambda: _parquet_bytes(traces),
+                       file_name=f"specviz-{traces[0].run.run_id}.parquet",
+                       mime="application/vnd.apache.parquet", on_click="ignore",
+                       key=f"{key}_dl_parquet",
+                       help="One row per drafted position; pandas and DuckDB read it "
+                            "directly, and the Trace inspector opens it.")
     which = c2.selectbox("figure", list(figs), key=f"{key}_dl_which",
                          label_visibility="collapsed")
     fig = figs[which]
@@ -258,6 +264,17 @@ def downloads_ui(traces: list[Trace], figs: dict, key: str) -> None:
     c3.download_button("Download figure (HTML)", data=html,
                        file_name=f"specviz-{which.replace(' ', '-')}.html", mime="text/html",
                        on_click="ignore", key=f"{key}_dl_fig")
+
+
+def _parquet_bytes(traces: list[Trace]) -> bytes:
+    """The traces as a Parquet file (specviz.traces.parquet), as `specviz run --out x.parquet`
+    writes them."""
+    import io
+
+    from specviz.traces.parquet import traces_to_parquet
+    buf = io.BytesIO()
+    traces_to_parquet(traces, buf)
+    return buf.getvalue()
 
 
 def render_trace(trace: Trace, key: str, baseline: Trace | None = None, source: str = "",
