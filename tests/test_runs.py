@@ -335,3 +335,20 @@ def test_figures_have_their_traces_and_escape_names(bundled_db):
     assert len(RV.fig_runs_scatter(runs).data[0].x) == runs["speedup"].notna().sum()
     vpos = pd.DataFrame({"position": [1, 2], "alpha": [0.8, 0.7], "rate": [0.8, 0.56]})
     assert [t.type for t in RV.fig_vllm_positions(vpos).data] == ["bar", "scatter"]
+
+
+def test_a_tiny_synthetic_dataset_gives_back_what_it_was_made_with(tmp_path):
+    """The benchmark's generator, small (CI's version of the 10,000-run set)."""
+    import sys
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+    from make_runs_dataset import DRAFTERS, make
+    runs, steps = make(400, 40_000, 1)
+    write_tables(tmp_path / "syn", runs, steps)
+    db = RunsDB.from_dataset(tmp_path / "syn")
+    o = Q.overview(db, Q.Filters())
+    assert (o["all_runs"], o["steps"] + db.df("SELECT sum(n_steps) AS n FROM runs WHERE "
+                                              "mode = 'target-only'")["n"][0]) == (400, 40_000)
+    assert o["with_baseline"] == 160  # every target-only run names one speculative run
+    g = Q.group_table(db, Q.Filters(), by=("drafter",)).set_index("drafter")
+    order = sorted(DRAFTERS, key=DRAFTERS.get)
+    assert list(g.loc[order, "alpha_hat"]) == sorted(g["alpha_hat"])

@@ -382,11 +382,15 @@ def _stats_ui(s: V.SpecStats, c: float | None, v: float | None, o: float) -> Non
             st.warning("No drafts counted here: nothing to show.")
             return
         m = st.columns(5)
-        m[0].metric("α̂ (accepted / judged)", _fmt(s.alpha_hat))
-        m[1].metric("tokens / step (1 + accepted / drafts)", _fmt(s.mean_accepted_length, "{:.2f}"))
+        m[0].metric("α̂", _fmt(s.alpha_hat), help="accepted / judged positions (the accepted "
+                    "ones and each draft's first rejection), as a specviz trace's α̂")
+        m[1].metric("tokens / step", _fmt(s.mean_accepted_length, "{:.2f}"),
+                    help="1 + accepted / drafts: vLLM's mean acceptance length")
         m[2].metric("drafts", f"{s.drafts:,.0f}")
         m[3].metric("drafts / s", _fmt(s.drafts_per_s, "{:.1f}"))
-        m[4].metric("accepted / drafted (vLLM's rate)", _fmt(s.acceptance_rate))
+        m[4].metric("accepted / drafted", _fmt(s.acceptance_rate),
+                    help="vLLM's acceptance rate: counts the positions after a rejection, never "
+                         "judged, as rejected, so it is not α")
         for note in s.notes:
             st.warning(as_text(note))
         st.caption("Missing from a scrape, and so not shown: per-step data (no step or "
