@@ -118,8 +118,8 @@ def test_packed_head_loads_back_and_drafts_alike(qwen, tmp_path, monkeypatch, pa
     monkeypatch.setattr(fh, "_INT8_MIN_NUMEL", 1024)  # the tiny head's matrices go int8 too
     pair = _pair(qwen, (1, 2, 4))
     folder = save_head(pair.head, tmp_path / packing, packing)
-    assert (folder / "model.safetensors").stat().st_size <= \
-        packed_nbytes(pair.head.cfg, packing) < (folder / "model.safetensors").stat().st_size + 64
+    size = (folder / "model.safetensors").stat().st_size
+    assert size <= packed_nbytes(pair.head.cfg, packing) <= size + 128
     back = load_head(folder, torch.device("cpu"), torch.float32)
     assert back.cfg == pair.head.cfg
     for k, v in pair.head.state_dict().items():  # bfloat16: 3 digits; int8: 1 / 254 of a row

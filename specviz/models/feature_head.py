@@ -287,9 +287,9 @@ def _unpacked(stored: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def packed_nbytes(cfg: HeadConfig, packing: str = "bfloat16") -> int:
-    """Bytes of the weights file ``save_head`` writes for a head of config ``cfg``: its
-    tensors' bytes plus the safetensors header, computed from the shapes alone (no weights
-    are made: the head is built on the meta device)."""
+    """Bytes of the weights file ``save_head`` writes for a head of config ``cfg`` (an upper
+    bound, exact to ~72 bytes): its tensors' bytes plus the safetensors header, computed from
+    the shapes alone (no weights are made: the head is built on the meta device)."""
     with torch.device("meta"):
         head = FeatureHead(cfg)
     total, header = 0, {}
@@ -304,7 +304,9 @@ def packed_nbytes(cfg: HeadConfig, packing: str = "bfloat16") -> int:
                             "data_offsets": [total, total + n]}
             total += n
     text = json.dumps(header, separators=(",", ":"))
-    return 8 + len(text) + 8 + total  # length prefix, header (padded to 8 bytes), data
+    # length prefix, header (its JSON as safetensors writes it may differ by a few bytes, and
+    # is padded to 8), data: an upper bound, at most ~72 bytes over
+    return 8 + len(text) + 64 + total
 
 
 def save_head(head: FeatureHead, folder: str | Path, packing: str = "bfloat16") -> Path:
