@@ -246,6 +246,9 @@ class StaticLlama:
         self.v = torch.zeros(shape, dtype=dtype, device=dev)
         self.key_pos = torch.arange(max_len, device=dev)  # (max_len,)
         self.fused = _fused_layer  # as switched when this forward was built
+        # hidden states written as features (indices as transformers' hidden_states: 0 the
+        # embeddings, l after layer l, L after the final norm); None: the last one
+        self.feature_layers: tuple[int, ...] | None = None
 
     def positions(self, pos: torch.Tensor, dtype: torch.dtype):
         """Rotary tables (1, T, D) at ``pos`` (T,) and the attention bias (g*T, max_len)."""
@@ -256,7 +259,8 @@ class StaticLlama:
                 features: torch.Tensor | None = None, slots: torch.Tensor | None = None,
                 bias: torch.Tensor | None = None) -> torch.Tensor | None:
         """ids (T,), pos (T,) -> logits (T, V); ``logits`` "last" gives (1, V), "none" None.
-        ``features`` (T, H) receives the last hidden states (after the final norm).
+        ``features`` (T, H) receives the last hidden states (after the final norm), or
+        (T, n H) those of the ``feature_layers`` side by side.
 
         A token tree's pass (specviz.core.tree) gives ``slots`` (T,), the cache slots its keys
         and values go to (rotary positions are ``pos``, by depth), and ``bias``
@@ -275,10 +279,16 @@ class StaticLlama:
         fused = self.fused is not None and (ids.shape[0] <= _FUSED_MAX_TOKENS or
                                             bias is not None)
         step = self.fused if fused else layer_step
+        taps = self.feature_layers if features is not None else None
+        tapped = {0: x} if taps else {}
         for i, w in enumerate(self.layers):
             x = step(x, w, self.k[i], self.v[i], write, cos, sin, bias, self.shape)
+            if taps and i + 1 in taps:
+                tapped[i + 1] = x
         if features is not None:
-            features.copy_(_rms(x, self.norm, self.eps))
+            last = _rms(x, self.norm, self.eps)
+            tapped[len(self.layers)] = last
+            features.copy_(torch.cat([tapped[j] for j in taps], dim=-1) if taps else last)
         if logits == "none":
             return None
         if logits == "last":
