@@ -280,3 +280,23 @@ def test_the_smallest_top_p_runs(tmp_path):
                  "--out", str(out)]) == 0
     (trace,) = read_traces(out)
     assert trace.summary.n_steps >= 1
+
+
+# ------------------------------------------------------------- bench's result files
+
+@pytest.mark.parametrize("flag", ["--json", "--markdown"])
+def test_bench_results_never_overwrite_its_prompts_and_are_checked_first(tmp_path, capsys,
+                                                                         flag):
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text('{"prompt": "hi"}\n')
+    line = _refused(capsys, "bench", *TINY, "--prompts", str(prompts), flag, str(prompts))
+    assert f"{flag} {prompts} is the --prompts file the bench reads" in line
+    assert prompts.read_text() == '{"prompt": "hi"}\n'
+    assert "is a directory" in _refused(capsys, "bench", *TINY, flag, str(tmp_path))
+    assert "is empty" in _refused(capsys, "bench", *TINY, flag, " ")
+
+
+def test_bench_json_and_markdown_not_the_same_file(tmp_path, capsys):
+    out = str(tmp_path / "r.txt")
+    assert "name the same file" in _refused(capsys, "bench", *TINY, "--json", out,
+                                            "--markdown", out)

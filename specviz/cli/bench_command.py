@@ -47,6 +47,7 @@ def cmd_bench(args) -> int:
     from .bench import by_dtype, run_bench
     prompts = _prompts(args) if (args.prompt or args.prompts) else None
     _precheck(args)
+    _check_result_files(args)
     if args.repeats < 1:
         raise CliError("--repeats must be >= 1")
     engines = None
@@ -86,9 +87,9 @@ def cmd_bench(args) -> int:
     if args.json:
         out = results[0] if len(results) == 1 else {"by_dtype": results,
                                                      "markdown": text}
-        Path(args.json).write_text(json.dumps(out, indent=1))
+        _write(args.json, json.dumps(out, indent=1))
     if args.markdown:
-        Path(args.markdown).write_text(text + "\n")
+        _write(args.markdown, text + "\n")
     return 0
 
 
@@ -120,7 +121,51 @@ def _bench_trees(args, prompts, engines: list[str] | None) -> int:
                                                      flush=True))
     print(result["markdown"])
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1))
+        _write(args.json, json.dumps(result, indent=1))
     if args.markdown:
-        Path(args.markdown).write_text(result["markdown"] + "\n")
+        _write(args.markdown, result["markdown"] + "\n")
     return 0
+
+
+def _check_result_files(args) -> None:
+    """--json and --markdown, checked before the (long) measurement: a file name, not a
+    directory, not a file the bench reads, not both the same file."""
+    import os
+
+    from .output import _same_file
+    inputs = {"--prompts": args.prompts, "--gguf": args.gguf or os.environ.get("SPECVIZ_GGUF")}
+    names = [(flag, value) for flag, value in (("--json", args.json),
+                                               ("--markdown", args.markdown)) if value is not None]
+    for flag, value in names:
+        if not value.strip():
+            raise CliError(f"{flag} is empty; give a file name")
+        path = Path(value)
+        if path.is_dir():
+            raise CliError(f"{flag} {value} is a directory; give a file name")
+        for name, source in inputs.items():
+            if _same_file(path, source):
+                raise CliError(f"{flag} {value} is the {name} file the bench reads; give "
+                               "another file name")
+    if len(names) == 2 and os.path.realpath(names[0][1]) == os.path.realpath(names[1][1]):
+        raise CliError("--json and --markdown name the same file")
+
+
+def _write(path: str, text: str) -> None:
+    """A results file, written beside its place and moved in (never half written)."""
+    import os
+    target = Path(os.path.realpath(path))
+    if target.exists() and not target.is_file():  # /dev/null, /dev/stdout, a pipe
+        try:
+            with open(target, "w", encoding="utf-8") as f:
+                f.write(text)
+            return
+        except OSError as e:
+            raise CliError(f"cannot write {path}: {e.strerror or e}") from None
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, target)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise CliError(f"cannot write {path}: {e.strerror or e} (the results are printed "
+                       "above)") from None
