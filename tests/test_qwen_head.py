@@ -82,10 +82,12 @@ def test_head_drafter_on_a_qwen2_target_is_lossless(qwen, layers):
         assert all(t in VOCAB_IDS for s in trace.steps for t in s.drafted_ids)
 
 
-def test_static_engine_reads_the_same_layers_as_transformers():
-    """Several layers' features on the static engine (a Llama with Qwen2's biases): the
-    static pass writes what transformers' hidden states hold, so both engines draft alike."""
-    pair = _pair(_llama_with_biases(), (0, 2, 4))
+@pytest.mark.parametrize("kind", ["qwen2", "llama with biases"])
+def test_static_engine_reads_the_same_layers_as_transformers(kind):
+    """Several layers' features on the static engine (a qwen2 model, and a Llama with Qwen2's
+    biases): the static pass writes what transformers' hidden states hold, so both engines
+    draft alike, chains and trees."""
+    pair = _pair(tiny_qwen2(0) if kind == "qwen2" else _llama_with_biases(), (0, 2, 4))
     cfg = DecodeConfig(drafter="feature-head", gamma=3, max_new_tokens=30, chat=False)
     runs = {e: speculative_decode(pair, PROMPT, dataclasses.replace(cfg, engine=e))
             for e in ("eager", "static")}

@@ -203,6 +203,8 @@ def _train(target, tok, seqs, args, seconds: float):
     layers = (None if args.layers == "last" else default_feature_layers(L)
               if args.layers == "default" else tuple(int(x) for x in args.layers.split(",")))
     eos = int(tok.convert_tokens_to_ids(_eos_token(tok)))
+    _log(f"training for {seconds:.0f} s on {len(seqs)} sequences (layers {layers}, MLP "
+         f"{args.intermediate}, vocabulary {args.vocab or 'all'})")
     head, info = train_head(
         target, seqs, vocab_size=args.vocab or None, depth=args.depth, max_seconds=seconds,
         max_tokens=args.max_tokens, max_len=args.max_len, lr=args.lr, warmup=args.warmup,
