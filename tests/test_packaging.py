@@ -172,3 +172,26 @@ def test_specviz_app_serves_the_installed_app(installed):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_every_third_party_import_is_declared():
+    """What specviz and the app import is in pyproject's dependencies (or the app extra), so
+    that an installed tool does not fail on an import the checkout happened to have."""
+    from packaging.requirements import Requirement
+    dist = {"yaml": "pyyaml"}  # import name -> distribution name, where they differ
+    optional = {"triton"}  # the GPU kernels' compiler: comes with CUDA builds of torch
+    declared = {Requirement(r).name.lower().replace("-", "_") for r in
+                PYPROJECT["project"]["dependencies"]
+                + PYPROJECT["project"]["optional-dependencies"]["app"]}
+    imported = set()
+    for folder in ("specviz", "ui", "app_pages"):
+        for path in (ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Import):
+                    imported |= {a.name.split(".")[0] for a in node.names}
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    imported.add(node.module.split(".")[0])
+    third = {m for m in imported if m not in sys.stdlib_module_names} - {"specviz", "ui",
+                                                                          "app_pages"}
+    missing = {dist.get(m, m) for m in third - optional} - declared
+    assert not missing, f"declare in pyproject.toml: {sorted(missing)}"
