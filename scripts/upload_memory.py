@@ -18,7 +18,9 @@ The worst accepted files fill the memory budget (specviz.limits.MAX_TRACE_MB) wi
 expensive values: steps of gamma 32 with top-50 lists of 2-character texts, or of 1-character
 emoji texts, or with 1000-character texts; the first two as Parquet too. The bombs are
 Parquet files that expand: rows that repeat, one text repeated on every row, one row holding
-10^8 list entries (tests/data/bad-input).
+10^8 list entries (tests/data/bad-input); a page that decompresses to 110 MB while the footer
+says 1 KB (each codec), 1000 row groups; and JSON Lines of run records whose hardware holds
+millions of empty objects, or 49 MB of blank lines.
 """
 
 from __future__ import annotations
@@ -36,12 +38,20 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from specviz.limits import MAX_TRACE_MB, MAX_UPLOAD_MB  # noqa: E402
-from tests._bad_files import CORPUS, to_parquet, worst_jsonl  # noqa: E402
+from tests._bad_files import (  # noqa: E402
+    CORPUS,
+    blank_lines,
+    many_row_groups,
+    nested_hardware,
+    to_parquet,
+    understated_parquet,
+    worst_jsonl,
+)
 
 CHILD = r"""
 import gc, sys, time
 sys.path.insert(0, sys.argv[2])
-from specviz import frames as F
+from specviz.traces import frames as F
 from specviz.traces.records import read_traces, TraceError
 data = open(sys.argv[1], "rb").read()
 def rss():  # the peak since this program started (ru_maxrss would count the parent's)
@@ -71,6 +81,13 @@ def make_files(out: Path) -> list[Path]:
         "worst-long-text.jsonl": lambda: worst_jsonl("x" * 1000, k=5),
         "worst-ascii.parquet": lambda: to_parquet(worst_jsonl("ab")),
         "worst-emoji.parquet": lambda: to_parquet(worst_jsonl("\U0001F600")),
+        # refused: objects in run records, blank lines, pages that decompress to more than
+        # their footer says, many row groups
+        "hardware-objects.jsonl": lambda: nested_hardware(lines=6, mb=7.5),
+        "blank-lines.jsonl": lambda: blank_lines(49),
+        **{f"understated-{codec}.parquet": (lambda c=codec: understated_parquet(c))
+           for codec in ("brotli", "zstd", "gzip", "lz4", "snappy")},
+        "row-groups-1000.parquet": lambda: many_row_groups(1000),
     }
     paths = []
     for name, make in cases.items():
@@ -157,6 +174,15 @@ def measure_app(paths: list[Path], out: Path) -> list[str]:
                 rows.append(f"| {name} | {_vm(server.pid, 'VmHWM'):.0f} | "
                             f"{_vm(server.pid, 'VmRSS'):.0f} | {what} |")
                 print(rows[-1], flush=True)
+            remove = page.locator(".st-key-insp_uploads [data-testid='stFileChipDeleteBtn']")
+            while remove.count():
+                remove.first.click()
+                page.wait_for_timeout(500)
+            page.get_by_text("Choose a bundled trace or upload one").wait_for()
+            page.wait_for_timeout(5000)
+            rows.append(f"| (every upload removed) | {_vm(server.pid, 'VmHWM'):.0f} | "
+                        f"{_vm(server.pid, 'VmRSS'):.0f} | |")
+            print(rows[-1], flush=True)
             browser.close()
     finally:
         server.terminate()

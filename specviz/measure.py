@@ -42,8 +42,8 @@ class Round:
 
     @property
     def speedup(self) -> float | None:
-        if self.base_tokens_per_s <= 0:
-            return None
+        if self.base_tokens_per_s <= 0 or self.spec_tokens_per_s <= 0:
+            return None  # a decode with no tokens/s (no tokens, or no time) has no speed-up
         return self.spec_tokens_per_s / self.base_tokens_per_s
 
 

@@ -166,3 +166,125 @@ def test_an_oversized_upload_is_refused_in_plain_words(page, app_url, tmp_path):
     page.get_by_text(f"{MAX_UPLOAD_MB}.0MB or smaller").wait_for()
     page.screenshot(path=str(SHOTS / "upload-too-large.png"))
     assert page.locator("[data-testid='stException']").count() == 0
+
+
+# ---------------------------------------------------------------- Plotly's HTML, bidi controls
+# Plotly draws a subset of HTML in every label, legend, axis and hover text: a trace whose
+# strings hold <span style="background-image:url(...)"> or <a href> made the browser fetch
+# from a host of the trace's choosing and showed links. Here the host is a listener on
+# 127.0.0.1 (the app's own address, which the route above lets through): it must hear
+# nothing, no link may point at it, and no U+202E may reach the page's text.
+
+@pytest.fixture(scope="module")
+def listener():
+    """A tiny HTTP server on 127.0.0.1 that records every path asked of it."""
+    import http.server
+    import threading
+    heard: list[str] = []
+
+    class Ear(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the server's own name
+            heard.append(self.path)
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Ear)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server.heard = heard
+    yield server
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def hostile_file(tmp_path_factory, listener):
+    from tests._hostile import hostile
+    host = f"http://127.0.0.1:{listener.server_address[1]}"
+    folder = tmp_path_factory.mktemp("hostile-plotly")
+    runs = tiny_runs()
+    path = folder / "hostile.jsonl"
+    write_traces(path, [hostile(runs["sampled"], host), hostile(runs["sampled-base"], host)])
+    return path
+
+
+@pytest.fixture(scope="module")
+def hostile_url(tmp_path_factory, hostile_file):
+    yield from serve_app(tmp_path_factory, SPECVIZ_TRACES_DIR=str(hostile_file.parent))
+
+
+@pytest.fixture(scope="module")
+def open_page(hostile_url):
+    for pg in browser_page(sync_api):
+        def only_app(route) -> None:  # the app, and the listener (127.0.0.1 too) let through
+            u = urlparse(route.request.url)
+            if route.request.url.startswith(("data:", "blob:")) or u.hostname == "127.0.0.1":
+                route.continue_()
+            else:
+                route.abort()
+        pg.route("**/*", only_app)
+        yield pg
+
+
+def _nothing_fetched_or_linked(page, listener) -> None:
+    from tests._hostile import RLO
+    page.wait_for_timeout(2000)  # CSS images load after the SVG is drawn
+    main = page.locator("[data-testid='stMain']")
+    hrefs = main.locator("a").evaluate_all(
+        "els => els.map(e => e.href || e.getAttribute('xlink:href') || '')")
+    port = str(listener.server_address[1])
+    assert not [h for h in hrefs if port in h], hrefs
+    styled = main.locator(f"[style*='127.0.0.1:{port}']").count()  # Plotly's own: url(#clip)
+    assert styled == 0
+    assert RLO not in main.inner_text()
+    assert listener.heard == [], listener.heard
+
+
+def _hover_every_plot(page) -> None:
+    """Move the mouse over each chart, so that hover labels are drawn too."""
+    for plot in page.locator(".js-plotly-plot").all()[:12]:
+        box = plot.bounding_box()
+        if box:
+            for fx in (0.3, 0.5, 0.7):
+                page.mouse.move(box["x"] + box["width"] * fx, box["y"] + box["height"] * 0.5)
+                page.wait_for_timeout(150)
+
+
+def test_plotly_draws_a_hostile_trace_as_text_on_the_home_page(open_page, hostile_url,
+                                                                 listener):
+    page = open_page
+    page.goto(hostile_url)
+    page.get_by_text("Ran on").first.wait_for()
+    page.locator(".js-plotly-plot").first.wait_for(state="attached")
+    page.locator(".specviz-text").first.wait_for()
+    _hover_every_plot(page)
+    text = page.locator(".specviz-text").first.inner_text()
+    assert "\\u202e12345" in text  # shown as an escape, the digits in their order
+    _nothing_fetched_or_linked(page, listener)
+    page.screenshot(path=str(SHOTS / "injection-plotly-home.png"), full_page=True)
+
+
+def test_plotly_draws_a_hostile_trace_as_text_in_the_inspector(open_page, hostile_url,
+                                                                 listener):
+    page = open_page
+    page.goto(f"{hostile_url}/inspector")
+    page.get_by_text("One run in detail").wait_for()
+    page.get_by_text("Bottleneck diagnosis").wait_for()
+    page.locator(".js-plotly-plot").first.wait_for(state="attached")
+    for tab in page.get_by_role("tab").all():
+        tab.click()
+        page.wait_for_timeout(500)
+        _hover_every_plot(page)
+    _nothing_fetched_or_linked(page, listener)
+
+
+def test_plotly_draws_a_hostile_trace_as_text_in_the_walkthrough(open_page, hostile_url,
+                                                                   listener):
+    page = open_page
+    page.goto(f"{hostile_url}/walkthrough")
+    page.get_by_text("micro-step 1 of").wait_for()
+    for _ in range(6):
+        page.keyboard.press("ArrowRight")
+        page.wait_for_timeout(400)
+    _hover_every_plot(page)
+    _nothing_fetched_or_linked(page, listener)

@@ -137,3 +137,21 @@ def test_odd_but_valid_values_load_and_write_back():
     buf = io.BytesIO()
     traces_to_parquet(traces, buf)
     assert read_parquet_traces(buf.getvalue()) == traces
+
+
+def test_steps_of_zero_ms_give_no_speedup():
+    """Speculative steps of 0 ms beside a baseline with real times: the diagnosis says it
+    cannot predict a speed-up (it divided by zero), and no measured one is made up."""
+    import dataclasses
+
+    from specviz.measure import speedup_of
+    from specviz.teaching.diagnosis import diagnose, measure
+    spec = handmade_trace()
+    zero = [dataclasses.replace(s, draft_ms=0.0, verify_ms=0.0, accept_ms=0.0, total_ms=0.0,
+                                t_end_s=0.0) for s in spec.steps]
+    spec = spec.__class__(spec.run, tuple(zero), dataclasses.replace(
+        spec.summary, wall_s=0.0, tokens_per_s=0.0))
+    base = handmade_trace()
+    dg = diagnose(measure(spec, base))
+    assert dg.limiter == "unknown" and "0 ms" in dg.headline
+    assert speedup_of(spec, base).median is None

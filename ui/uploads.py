@@ -7,7 +7,10 @@ the files of one upload expand to in memory, together.
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import hashlib
+import sys
 import threading
 from collections import OrderedDict
 
@@ -31,10 +34,17 @@ class _ParsedUploads:
     least recently used dropped first. (st.cache_data would keep a pickle per entry and
     unpickle a new copy at each rerun; st.cache_resource bounds entries, not memory: four
     uploads at the budget would hold 4 x MAX_TRACE_MB for the server's lifetime.) Nothing
-    changes a Trace once made, so one copy serves everyone."""
+    changes a Trace once made, so one copy serves everyone.
+
+    Each uploader (a session's call site) holds the files it showed last; a file no
+    uploader holds any more (removed by its user) is dropped at once and its memory handed
+    back to the system. Refusals are remembered too (by content, a few hundred): a refused
+    file is not read again at every rerun."""
 
     def __init__(self):
         self._items: OrderedDict[tuple, tuple[list[Trace], int]] = OrderedDict()
+        self._holds: dict[tuple, set[tuple]] = {}  # (session, call site) -> keys
+        self.refused: OrderedDict[tuple, str] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, key: tuple) -> tuple[list[Trace], int] | None:
@@ -50,9 +60,58 @@ class _ParsedUploads:
             while sum(u for _, u in self._items.values()) > MAX_TRACE_MB * 2**20:
                 self._items.popitem(last=False)
 
+    def hold(self, holder: tuple, keys: set[tuple]) -> None:
+        """``holder`` now shows the files ``keys``; drop the files nobody holds any more."""
+        with self._lock:
+            self._holds[holder] = keys
+            held = set().union(*self._holds.values())
+            gone = [k for k in self._items if k not in held]
+            for k in gone:
+                del self._items[k]
+        if gone:
+            _give_back_memory()
+
+    def refuse(self, key: tuple, message: str) -> None:
+        with self._lock:
+            self.refused[key] = message
+            while len(self.refused) > _REFUSALS_KEPT:
+                self.refused.popitem(last=False)
+
+    def used(self) -> int:
+        """Bytes the parsed uploads take, estimated."""
+        with self._lock:
+            return sum(u for _, u in self._items.values())
+
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+            self._holds.clear()
+            self.refused.clear()
+
+
+_REFUSALS_KEPT = 256
+
+
+def _give_back_memory() -> None:
+    """Collect what dropped uploads held and return the freed heap to the system (glibc's
+    malloc_trim; elsewhere only the collection)."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _holder() -> tuple:
+    """This session and the call site of read_upload(s) in the app's code: an uploader."""
+    try:
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
+        ctx = get_script_run_ctx(suppress_warning=True)
+        session = ctx.session_id if ctx is not None else ""
+    except Exception:  # noqa: BLE001 - outside a Streamlit run
+        session = ""
+    caller = sys._getframe(3)  # _holder <- _held <- read_upload(s) <- the app's code
+    return session, caller.f_code.co_filename, caller.f_lineno
 
 
 PARSED = _ParsedUploads()
@@ -63,7 +122,7 @@ def parse_trace_bytes(name: str, data: bytes, room: int | None = None
     """JSON Lines or Parquet bytes -> (traces, bytes they take, estimated), parsed once while
     the shared cache keeps them; raises TraceError with a plain message (OverBudget past
     ``room`` bytes, by default MAX_TRACE_MB)."""
-    key = (name, hashlib.sha256(data).hexdigest())
+    key = _key(name, data)
     hit = PARSED.get(key)
     if hit is None:
         with st.spinner("Reading the trace …"):
@@ -92,9 +151,18 @@ def _parse(name: str, data: bytes, max_mb: float) -> tuple[list[Trace], int]:
     return read_traces(data, source=name, budget=budget), budget.used
 
 
+def _key(name: str, data: bytes) -> tuple:
+    return name, hashlib.sha256(data).hexdigest()
+
+
+def _held(keys: set[tuple]) -> None:
+    PARSED.hold(_holder(), keys)
+
+
 def read_upload(name: str, data: bytes) -> tuple[list[Trace], str | None]:
     """(traces, error message): never raises for a bad file."""
     traces, error, _ = _read(name, data)
+    _held({_key(name, data)})
     return traces, error
 
 
@@ -103,11 +171,14 @@ def read_uploads(files) -> list[tuple[str, list[Trace], str | None]]:
     memory: (name, traces, error message) for each, in order. A file is read with the room
     the files before it left, so one that does not fit stops as soon as it passes."""
     room = MAX_TRACE_MB * 2**20
-    out = []
+    out, keys = [], set()
     for f in files:
-        traces, error, used = _read(f.name, f.getvalue(), room)
+        data = f.getvalue()
+        traces, error, used = _read(f.name, data, room)
         room -= used
         out.append((f.name, traces, error))
+        keys.add(_key(f.name, data))
+    _held(keys)
     return out
 
 
@@ -117,17 +188,26 @@ def _read(name: str, data: bytes, room: int | None = None
     the budget left by the other files of the upload (None: all of it)."""
     if len(data) > MAX_UPLOAD_BYTES:
         return [], f"{name}: is {len(data) / 1e6:.1f} MB; the limit is {MAX_UPLOAD_MB} MB", 0
+    key = _key(name, data)
+    if key in PARSED.refused:  # refused before: not read again
+        return [], PARSED.refused[key], 0
+    whole = room is None or room >= MAX_TRACE_MB * 2**20
     try:
         traces, used = parse_trace_bytes(name, data, room)
     except OverBudget as e:
-        if room is None or room >= MAX_TRACE_MB * 2**20:
-            return [], str(e), 0
+        if whole:
+            return [], _refused(key, str(e)), 0
         return [], (f"{name}: not opened: with the files before it, this upload would take "
                     f"more than {MAX_TRACE_MB} MB in memory (upload fewer files at once)"), 0
     except TraceError as e:
-        return [], str(e), 0
+        return [], _refused(key, str(e)), 0
     except MemoryError:
         return [], f"{name}: does not fit in this server's memory", 0
     except Exception as e:  # anything else, still one plain line
-        return [], f"{name}: cannot be read ({one_line(e, 200)})", 0
+        return [], _refused(key, f"{name}: cannot be read ({one_line(e, 200)})"), 0
     return traces, None, used
+
+
+def _refused(key: tuple, message: str) -> str:
+    PARSED.refuse(key, message)
+    return message

@@ -103,7 +103,7 @@ def measure(trace: Trace, baseline: Trace | None = None) -> Costs:
         base_ms = _mean([s.verify_ms for s in steps])
         source = "verify pass (v = 1 assumed)" if base_ms is not None else "unknown"
     c = v = overhead = None
-    if base_ms:
+    if base_ms and steps:  # a baseline's time, and steps of this run to set against it
         n_drafted = sum(s.gamma for s in drafting)
         c = (sum(s.draft_ms for s in drafting) / n_drafted / base_ms) if n_drafted else 0.0
         v = _mean([s.verify_ms for s in steps]) / base_ms
@@ -179,6 +179,9 @@ def diagnose(costs: Costs, gamma_max: int = GAMMA_MAX) -> Diagnosis:
     g_asked = costs.gamma_config or max(int(round(g)), 1)
     g_ref = max(g_asked, g)
     total = g * c + v + o
+    if not total > 0:  # steps of 0 ms: no clock measured them
+        return Diagnosis("unknown", "The run's steps record no time (0 ms), so no speed-up "
+                         "can be predicted from them.")
     now = e / total
     ideal = g_ref + 1
     shares = gap_shares(e, g, g_asked, c, v, o)

@@ -12,6 +12,7 @@ format is documented in docs/trace-format.md.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -32,7 +33,14 @@ from ..limits import (
     MAX_TRACE_MB,
     TOP_ALTERNATIVES_MAX,
 )
-from .parquet_footer import FooterError, footer_bytes, row_groups
+from .parquet_footer import (
+    MAX_PAGES,
+    MAX_ROW_GROUPS,
+    FooterError,
+    chunk_pages,
+    footer_bytes,
+    row_groups,
+)
 from .records import (
     MemoryBudget,
     OverBudget,
@@ -224,6 +232,13 @@ def read_parquet_traces(path_or_bytes: str | os.PathLike | bytes | IO[bytes],
         src = source or getattr(path_or_bytes, "name", "<parquet>")
     if isinstance(path_or_bytes, (bytes, bytearray)):
         path_or_bytes = io.BytesIO(path_or_bytes)
+    try:  # its size first: pyarrow would decode a footer of any size
+        footer = footer_bytes(path_or_bytes)
+    except FooterError as e:
+        raise TraceError(f"is not a readable Parquet file ({e})", source=src) from None
+    except OSError as e:
+        raise TraceError(f"is not a readable Parquet file ({e.strerror or e})",
+                         source=src) from None
     try:
         pf = pq.ParquetFile(path_or_bytes)
     except (OSError, pa.ArrowException) as e:
@@ -235,7 +250,7 @@ def read_parquet_traces(path_or_bytes: str | os.PathLike | bytes | IO[bytes],
     with pf:
         try:
             _check_schema(pf.schema_arrow, src)
-            leaves = _check_footer(pf.metadata, footer_bytes(path_or_bytes), src)
+            leaves = _check_footer(pf.metadata, footer, src, path_or_bytes)
             table = _read_bounded(pf, path_or_bytes, leaves, src)
         except (OSError, pa.ArrowException) as e:
             raise TraceError(f"cannot be read ({_first_line(e)})", source=src) from None
@@ -280,15 +295,20 @@ _PER_ROW = {"emitted_ids": GAMMA_MAX + 1, "emitted_text": GAMMA_MAX + 1,
             "empty_fields": len(_TOP_FIELDS), **dict.fromkeys(_TOP_FIELDS, TOP_ALTERNATIVES_MAX)}
 
 
-def _check_footer(meta: pq.FileMetaData, footer: bytes, src: str
+def _check_footer(meta: pq.FileMetaData, footer: bytes, src: str, source: Any
                   ) -> list[tuple[int, str, str]]:
-    """Rows, values per row and decoded size, from the footer, before any page is read.
-    Returns the leaf columns to read: (index, top-level name, path). Row groups and column
-    chunks come from ``footer`` as decoded by parquet_footer: pyarrow's own objects for them
-    can end the process on a corrupt footer. Raises FooterError for a footer it refuses."""
+    """Rows, values per row and decoded size, from the footer and the page headers, before
+    any page is read. Returns the leaf columns to read: (index, top-level name, path). Row
+    groups and column chunks come from ``footer`` as decoded by parquet_footer: pyarrow's own
+    objects for them can end the process on a corrupt footer. The size each page
+    decompresses to comes from its header (what pyarrow allocates; a footer may understate
+    it). Raises FooterError for a footer or page header it refuses."""
     if meta.num_rows > MAX_PARQUET_ROWS:
         raise TraceError(f"has {meta.num_rows:,} rows; at most {MAX_PARQUET_ROWS:,} are read "
                          "(one per drafted position)", source=src)
+    if meta.num_row_groups > MAX_ROW_GROUPS:
+        raise TraceError(f"has {meta.num_row_groups:,} row groups; at most {MAX_ROW_GROUPS} "
+                         "are read (an export has one per 2^20 rows)", source=src)
     schema = meta.schema
     columns = [schema.column(j) for j in range(meta.num_columns)]
     leaves = [(j, c.path.split(".")[0], c.path) for j, c in enumerate(columns)
@@ -299,7 +319,7 @@ def _check_footer(meta: pq.FileMetaData, footer: bytes, src: str
     if len(groups) != meta.num_row_groups:
         raise FooterError(f"the footer lists {len(groups)} row groups, its header "
                           f"{meta.num_row_groups}")
-    decoded = 0
+    decoded, pages_left = 0, [MAX_PAGES]
     for i, (rows, chunks) in enumerate(groups):
         for j, top, _ in leaves:
             col = chunks[j]
@@ -308,12 +328,38 @@ def _check_footer(meta: pq.FileMetaData, footer: bytes, src: str
                 raise TraceError(f"holds {col.num_values:,} values in the {rows:,} rows "
                                  f"of row group {i}; an export holds at most "
                                  f"{_PER_ROW.get(top, 1)} a row", source=src, field_name=top)
-            # the pages as read, and the values they decode to (8 bytes each, plus offsets)
-            decoded += col.total_uncompressed_size + 12 * col.num_values
-    if decoded > MAX_PARQUET_DECODED_MB * 2**20:
-        raise TraceError(f"decodes to {decoded / 2**20:,.0f} MB; at most "
-                         f"{MAX_PARQUET_DECODED_MB} MB are read", source=src)
+            # the values they decode to (8 bytes each, plus offsets)
+            decoded += 12 * col.num_values
+    _check_decoded(decoded, src)
+    with _binary(source) as f:
+        for i, (_, chunks) in enumerate(groups):
+            for j, top, _ in leaves:
+                col = chunks[j]
+                pages = chunk_pages(f, col, f"row group {i}, column '{top}'", pages_left)
+                # the pages as decompressed, by the footer's word or their headers' if larger
+                decoded += max(col.total_uncompressed_size, pages.uncompressed)
+                _check_decoded(decoded, src)
     return leaves
+
+
+def _check_decoded(decoded: int, src: str) -> None:
+    if decoded > MAX_PARQUET_DECODED_MB * 2**20:
+        raise TraceError(f"decodes to {decoded / 2**20:,.0f} MB or more; at most "
+                         f"{MAX_PARQUET_DECODED_MB} MB are read", source=src)
+
+
+@contextlib.contextmanager
+def _binary(source: Any):
+    """A seekable binary file of ``source`` (a path, or a file whose position is kept)."""
+    if isinstance(source, (str, os.PathLike)):
+        with open(source, "rb") as f:
+            yield f
+        return
+    where = source.tell()
+    try:
+        yield source
+    finally:
+        source.seek(where)
 
 
 def _read_bounded(pf: pq.ParquetFile, source: Any, leaves: list[tuple[int, str, str]],

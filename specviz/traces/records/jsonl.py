@@ -85,14 +85,16 @@ def parse_lines(lines: Iterable[str], source: str = "<trace>", *,
     ``max_mb`` of memory, estimated (None: no such limit), or to ``budget``, which several
     files may share.
     """
-    return parse_records(_json_objects(lines, source), source,
+    return parse_records(_json_objects(enumerate(lines, start=1), source), source,
                          budget or MemoryBudget(max_mb))
 
 
-def _json_objects(lines: Iterable[str], source: str) -> Iterator[tuple[int, dict]]:
-    """(line number, record) for each non-blank line; a last line cut mid-write is dropped."""
+def _json_objects(lines: Iterable[tuple[int, str]], source: str
+                  ) -> Iterator[tuple[int, dict]]:
+    """(line number, record) for each non-blank (line number, line); a last line cut
+    mid-write is dropped."""
     it = iter(lines)
-    for n, raw in enumerate(it, start=1):
+    for n, raw in it:
         if not raw.strip():
             continue
         try:
@@ -119,10 +121,27 @@ def record_from_json(raw: str, source: str = "<trace>", line: int | None = None)
         raise cut.trace_error from None
 
 
+# Objects and lists one record may hold, counted before it is parsed: json.loads made 2.5
+# million Python objects (530 MB) of one 7.5 MB line of [{}, {}, ...]. A step holds a few
+# hundred; a run record's target, draft, config and hardware at most 10 000 values each.
+MAX_CONTAINERS = 50_000
+_SCAN_FROM = 100_000  # characters: a shorter line cannot hold that many
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+
+
+def _containers(raw: str) -> int:
+    """Objects and lists in a line of JSON: its '{' and '[' outside strings."""
+    bare = _JSON_STRING.sub("", raw)
+    return bare.count("{") + bare.count("[")
+
+
 def _record(raw: str, source: str, line: int | None) -> dict:
     if len(raw) > MAX_LINE_CHARS:
         raise TraceError(f"is longer than {MAX_LINE_CHARS:,} characters, the most one "
                          "record may have", source=source, line=line)
+    if len(raw) > _SCAN_FROM and _containers(raw) > MAX_CONTAINERS:
+        raise TraceError(f"holds more than {MAX_CONTAINERS:,} objects and lists; a record "
+                         "holds far fewer", source=source, line=line)
     try:
         obj = loads_strict(raw)
     except _DuplicateKey as e:
@@ -152,29 +171,45 @@ def read_traces(path_or_file: str | os.PathLike | IO[str] | IO[bytes] | bytes,
     """
     if isinstance(path_or_file, (bytes, bytearray)):
         src = source or "<upload>"
-        return parse_lines(_lines_of(bytes(path_or_file), src), src, max_mb=max_mb,
-                           budget=budget)
+        return _parse_numbered(_lines_of(bytes(path_or_file), src), src, max_mb, budget)
     if isinstance(path_or_file, (str, os.PathLike)):
         src = source or str(path_or_file)
         try:
             data = Path(path_or_file).read_bytes()
         except OSError as e:
             raise TraceError(f"cannot be read ({e.strerror or e})", source=src) from None
-        return parse_lines(_lines_of(data, src), src, max_mb=max_mb, budget=budget)
+        return _parse_numbered(_lines_of(data, src), src, max_mb, budget)
     src = source or str(getattr(path_or_file, "name", "<trace>"))
     try:
         data = path_or_file.read()
     except UnicodeDecodeError:  # a text-mode file of something else
         raise TraceError("is not UTF-8 text", source=src) from None
-    return parse_lines(_lines_of(data, src), src, max_mb=max_mb, budget=budget)
+    return _parse_numbered(_lines_of(data, src), src, max_mb, budget)
 
 
-def _lines_of(data: bytes | str, source: str) -> Iterator[str]:
-    """The lines of a file, each with its newline, split on \\n only. Bytes are decoded
-    (UTF-8) one line at a time; a last line cut inside a character loses that character."""
+def _parse_numbered(lines: Iterable[tuple[int, str]], source: str, max_mb: float | None,
+                    budget: MemoryBudget | None) -> list[Trace]:
+    return parse_records(_json_objects(lines, source), source, budget or MemoryBudget(max_mb))
+
+
+# a run of blank lines (ASCII whitespace), skipped at once: 49 MB of them, a line at a time,
+# took 30 s
+_BLANKS = (re.compile(rb"[ \t\r\f\v\n]*\n"), re.compile(r"[ \t\r\f\v\n]*\n"))
+
+
+def _lines_of(data: bytes | str, source: str) -> Iterator[tuple[int, str]]:
+    """(line number, line with its newline) for the lines of a file, split on \\n only; runs
+    of blank lines are left out. Bytes are decoded (UTF-8) one line at a time; a last line cut
+    inside a character loses that character."""
     nl = b"\n" if isinstance(data, bytes) else "\n"
+    blanks = _BLANKS[0 if isinstance(data, bytes) else 1]
     start, n, size = 0, 0, len(data)
     while start < size:
+        run = blanks.match(data, start)
+        if run is not None:
+            n += data.count(nl, start, run.end())
+            start = run.end()
+            continue
         end = data.find(nl, start)  # type: ignore[arg-type]
         end = size if end < 0 else end + 1
         n += 1
@@ -184,7 +219,7 @@ def _lines_of(data: bytes | str, source: str) -> Iterator[str]:
                 raise TraceError(f"is longer than {MAX_LINE_CHARS:,} characters, the most "
                                  "one record may have", source=source, line=n)
             chunk = _decode_line(chunk, source, n, last=end == size)
-        yield chunk
+        yield n, chunk
         start = end
 
 

@@ -158,6 +158,10 @@ def check_kinds(c: _Checker, step: StepRecord) -> None:
     """A step emits its accepted drafts ('accepted'), then one token of the target: in a
     chain, 'bonus' after every draft was accepted, else 'resampled' (a tree may end in either)."""
     n_acc, kinds = step.n_accepted, step.emitted_kinds
+    for i, (a, prob) in enumerate(zip(step.accepted, step.accept_prob)):
+        if a and prob is None:
+            raise c.fail("accept_prob", f"entry {i} is null but the node was accepted (an "
+                         "accepted node was judged)")
     for i, k in enumerate(kinds[:n_acc]):
         if k != "accepted":
             raise c.fail("emitted_kinds", f"entry {i} is '{k}' but the step accepted "

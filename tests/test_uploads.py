@@ -1,0 +1,110 @@
+"""Uploads: what a record becomes is counted in full (its run record's objects too), a
+refused file is remembered by its content and not read again at every rerun, a removed
+upload is dropped from the shared cache, and blank lines, many row groups and pages that
+decompress to more than their footer says cost little."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from specviz.traces.parquet import read_parquet_traces
+from specviz.traces.records import TraceError, read_traces
+from tests._bad_files import (
+    blank_lines,
+    jsonl,
+    many_row_groups,
+    nested_hardware,
+    run_record,
+    step_record,
+    understated_parquet,
+)
+from ui import uploads
+
+
+class Upload:
+    def __init__(self, name: str, data: bytes):
+        self.name, self._data = name, data
+
+    def getvalue(self) -> bytes:
+        return self._data
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    uploads.PARSED.clear()
+    yield
+    uploads.PARSED.clear()
+
+
+def test_a_refusal_is_remembered_by_content(monkeypatch):
+    calls = []
+    parse = uploads._parse
+    monkeypatch.setattr(uploads, "_parse", lambda *a: calls.append(a) or parse(*a))
+    bad = jsonl([run_record(config={"gamma": 99})])
+    for _ in range(3):  # three reruns
+        traces, error = uploads.read_upload("bad.jsonl", bad)
+        assert traces == [] and "'gamma' must be an integer" in error
+    assert len(calls) == 1
+    uploads.read_upload("bad.jsonl", bad + b"\n")  # other content: read again
+    assert len(calls) == 2
+
+
+def test_a_removed_upload_is_dropped_from_the_cache():
+    one = jsonl([run_record(run_id="a")] + [step_record(i, k=5) for i in range(3)])
+    two = jsonl([run_record(run_id="b")] + [step_record(i, k=5) for i in range(3)])
+    files = [Upload("a.jsonl", one), Upload("b.jsonl", two)]
+
+    def page(shown):  # one uploader: one call site, rerun with what it holds
+        return uploads.read_uploads(shown)
+    assert [e for _, _, e in page(files)] == [None, None]
+    both = uploads.PARSED.used()
+    page(files[:1])  # the user removed b.jsonl
+    assert 0 < uploads.PARSED.used() < both
+    page([])
+    assert uploads.PARSED.used() == 0
+
+
+def test_a_run_records_objects_count_in_the_budget():
+    """hardware, target, draft and config are what a record becomes too: a few MB of
+    [{}, {}, ...] used to count as nothing while taking a gigabyte."""
+    with pytest.raises(TraceError, match=r"field 'hardware' holds more than 10,000 values"):
+        read_traces(jsonl([run_record(hardware={"x": [{}] * 10_001})]))
+    with pytest.raises(TraceError, match=r"field 'hardware' is nested more than 16 deep"):
+        read_traces(jsonl([run_record(hardware={"x": [[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]})]))
+    big = {"x": [{"k": "v" * 9000} for _ in range(50)]}
+    with pytest.raises(TraceError, match=r"brings the file past 1 MB in memory"):
+        read_traces(jsonl([run_record(hardware=big)] * 3), max_mb=1)
+
+
+def test_a_line_of_many_objects_is_refused_before_it_is_parsed():
+    """Counted in the text (outside strings) before json.loads makes them: a 7.5 MB line of
+    [{}, {}, ...] took 530 MB; a prompt made of braces is text and still loads."""
+    t = time.process_time()
+    with pytest.raises(TraceError, match=r"line 1: holds more than 50,000 objects and lists"):
+        read_traces(nested_hardware(lines=2, mb=1.0))
+    assert time.process_time() - t < 2
+    braces = run_record(prompt_text="{[" * 200_000)
+    assert read_traces(jsonl([braces]))[0].run.prompt_text == "{[" * 200_000
+
+
+def test_blank_lines_cost_little():
+    t = time.process_time()
+    with pytest.raises(TraceError, match="holds no run record"):
+        read_traces(blank_lines(20))
+    assert time.process_time() - t < 3  # was 12 s a rerun on this machine
+
+
+@pytest.mark.parametrize("codec", ["zstd", "brotli", "gzip", "lz4", "snappy"])
+def test_pages_that_decompress_past_the_limit_are_refused_before_reading(codec):
+    data = understated_parquet(codec, mb=101)
+    t = time.process_time()
+    with pytest.raises(TraceError, match=r"decodes to 101 MB or more; at most 100 MB"):
+        read_parquet_traces(data)
+    assert time.process_time() - t < 1
+
+
+def test_many_row_groups_are_refused_before_their_footer_is_decoded():
+    with pytest.raises(TraceError, match=r"has 65 row groups; at most 64 are read"):
+        read_parquet_traces(many_row_groups(65))
