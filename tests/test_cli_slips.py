@@ -300,3 +300,30 @@ def test_bench_json_and_markdown_not_the_same_file(tmp_path, capsys):
     out = str(tmp_path / "r.txt")
     assert "name the same file" in _refused(capsys, "bench", *TINY, "--json", out,
                                             "--markdown", out)
+
+
+def test_runs_started_in_the_same_second_get_their_own_default_file(tmp_path, monkeypatch):
+    import datetime as dt
+
+    from specviz.cli import output
+
+    class Frozen(dt.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return dt.datetime(2026, 1, 2, 3, 4, 5)
+
+    monkeypatch.setattr(output, "datetime", Frozen)
+    monkeypatch.chdir(tmp_path)
+    names = []
+    for _ in range(3):
+        o = Output(None)
+        names.append(str(o.shown))
+        o.open().close()  # reserves the name (the file is created exclusively)
+    assert names == ["traces/run-20260102-030405.jsonl", "traces/run-20260102-030405-2.jsonl",
+                     "traces/run-20260102-030405-3.jsonl"]
+
+
+def test_python_dash_m_specviz_cli_exists():
+    out = subprocess.run([sys.executable, "-m", "specviz.cli", "--help"], capture_output=True,
+                         text=True, timeout=120, cwd=Path(__file__).parent.parent)
+    assert out.returncode == 0 and "run" in out.stdout

@@ -30,6 +30,16 @@ PARQUET_SUFFIXES = (".parquet",)
 _PARTIAL = ".partial"
 
 
+def _default_name() -> str:
+    """traces/run-TIME.jsonl, or run-TIME-2.jsonl and on when runs start in the same second."""
+    stem = f"traces/run-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    name, n = f"{stem}.jsonl", 1
+    while os.path.lexists(name):
+        n += 1
+        name = f"{stem}-{n}.jsonl"
+    return name
+
+
 def _same_file(a: Path, b: str | None) -> bool:
     if not b:
         return False
@@ -64,7 +74,7 @@ class Output:
     def __init__(self, spec: str | None, *, force: bool = False,
                  inputs: tuple[str | None, ...] = ()):
         if spec is None:
-            spec = f"traces/run-{datetime.now().strftime('%Y%m%d-%H%M%S')}.jsonl"
+            spec = _default_name()
         elif not spec.strip():
             raise CliError("--out is empty; give a file name (or leave --out out for "
                            "traces/run-TIME.jsonl)")
