@@ -38,12 +38,13 @@ pick = st.selectbox("Example run (recorded; a typical one first)", range(len(run
                     format_func=lambda i: _label(runs[i]), key="home_run")
 spread = spread_text(runs)
 if spread and pick == 0:
-    st.caption(f"A typical run, not the fastest: its speed-up is the nearest to the median. "
+    st.caption(f"A typical run, not the fastest: a draft model's run whose speed-up is the "
+               f"nearest to the median of all. "
                f"{spread} (by pair, drafter, engine, device and prompt). The others are in "
                "the list; a run below 1× comes with the reason.")
 elif spread:
     st.caption(f"{spread}.")
-name, index, _ = runs[pick]
+name, index = runs[pick].file, runs[pick].index
 traces, error = load_bundled(files[name])
 if error:
     st.error(f"The bundled example cannot be read: {as_text(error)}")

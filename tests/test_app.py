@@ -277,8 +277,10 @@ def test_live_real_pair_twice_and_from_a_second_session():
     a second session, each loads the cached pair and decodes (a cached loader that drew a
     progress bar failed from the second Run on)."""
     first = _live(REAL)
+    first.checkbox(key="with_baseline").uncheck()  # loading is what this test checks
     runs = [_run(first) for _ in range(2)]
     second = _live(REAL)
+    second.checkbox(key="with_baseline").uncheck()
     runs.append(_run(second))
     for at in (first, second):
         assert not at.error, [e.value for e in at.error]
@@ -302,6 +304,7 @@ def test_live_token_tree_on_the_real_pair_twice():
     at = _live(REAL)
     at.selectbox(key="tree").set_value("dynamic:16:6")
     at.checkbox(key="with_baseline").check()
+    at.number_input(key="rounds").set_value(1)  # one round: what this test checks, sooner
     for drafter in (None, None, "feature-head"):
         if drafter:
             at.selectbox(key="drafter").set_value(drafter)

@@ -15,22 +15,26 @@ from ui.common import bundled_files, load_bundled
 
 class Example(NamedTuple):
     """A bundled speculative run: its file, its index in the file, its measured speed-up
-    against its own target-only baseline (None without one)."""
+    against its own target-only baseline (None without one), and whether it shows the
+    method as the page explains it (a draft model proposing a chain of drafts)."""
 
     file: str
     index: int
     speedup: float | None
+    shows_method: bool = True
 
 
 def lead_run(runs: list[Example]) -> Example | None:
-    """The run the Overview opens on: one typical of the bundled runs, the one whose speed-up
-    is nearest their median (the first such in file order), not the fastest; without any
-    speed-up, the first run."""
+    """The run the Overview opens on: typical, not the fastest. Among the runs that show the
+    method (a draft model's chain; else among all), the one whose speed-up is nearest the
+    median of every bundled run's (the first such in file order); without any speed-up,
+    the first run."""
     timed = [r for r in runs if r.speedup]
     if not timed:
         return runs[0] if runs else None
     mid = statistics.median(r.speedup for r in timed)
-    return min(timed, key=lambda r: abs(r.speedup - mid))
+    shown = [r for r in timed if r.shows_method] or timed
+    return min(shown, key=lambda r: abs(r.speedup - mid))
 
 
 def spread_text(runs: list[Example]) -> str:
@@ -57,6 +61,7 @@ def examples(versions: tuple[tuple[str, float], ...]) -> list[Example]:
             if error or F.is_target_only(t):
                 continue
             base = F.baseline_for(t, traces)
-            rows.append(Example(f.name, i, measure(t, base).speedup_measured if base else None))
+            rows.append(Example(f.name, i, measure(t, base).speedup_measured if base else None,
+                                t.run.drafter == "model" and not F.is_tree(t)))
     lead = lead_run(rows)
     return [lead] + [r for r in rows if r is not lead] if lead else []
