@@ -1,5 +1,6 @@
 """The race at the top of a finished run: the speculative text and the target-only text
-filling side by side at their measured speeds (a self-contained HTML player: no network, token
+filling side by side at their measured speeds (a self-contained HTML player in an iframe of
+its own, st.iframe: no network, token
 texts embedded as JSON and written with textContent, never as HTML), the tokens-versus-wall-
 time chart under it. Built to be read on a projector at 1024x768: large type, few words."""
 
@@ -10,7 +11,6 @@ import json
 
 import pandas as pd
 import streamlit as st
-import streamlit.components.v1 as components
 
 from specviz import Trace
 from specviz import figures as G
@@ -188,6 +188,6 @@ def race_ui(spec: Trace, base: Trace, speedup: Speedup | None, key: str) -> None
     data = race_data(spec, base, speedup, _why(spec, base, speedup))
     st.html(f'<div class="specviz-race" data-speed="{data["speed"]}" '
             f'data-tokens="{data["sides"][0]["tokens"]},{data["sides"][1]["tokens"]}"></div>')
-    components.html(race_html(data, tree=F.is_tree(spec)), height=RACE_HEIGHT)
+    st.iframe(race_html(data, tree=F.is_tree(spec)), height=RACE_HEIGHT)  # its own document
     st.plotly_chart(G.fig_race(race_steps(spec, base)), key=f"{key}_race_chart")
 
