@@ -167,6 +167,22 @@ def test_a_usual_mistake_gets_its_own_feedback(at):
     assert _progress(at)[1] == done + 1
 
 
+def test_a_second_question_answers_with_its_own_feedback(at):
+    _open(at, 4)
+    ex = next(e for e in _filled(at, 4).exercises if isinstance(e, L.Choice))
+    box = at.radio(key="ex_4_after-refusal")
+    assert box.label == ex.quiz.question
+    wrong = next(o for o in ex.quiz.options if not o.correct)
+    box.set_value(wrong.text).run()
+    _ok(at)
+    assert f"Not quite. {wrong.feedback}" in [w.value for w in at.warning]
+    _, done = _progress(at)
+    right = next(o for o in ex.quiz.options if o.correct)
+    at.radio(key="ex_4_after-refusal").set_value(right.text).run()
+    assert f"Correct. {right.feedback}" in [s.value for s in at.success]
+    assert _progress(at)[1] == done + 1
+
+
 def test_which_factor_matters_most(at):
     _open(at, 7)
     lesson = _filled(at, 7)

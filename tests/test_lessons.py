@@ -680,17 +680,40 @@ def _blind_rules(question: str, options: list[str]) -> dict[str, list[float]]:
             "quotes the stem's numbers": [len(set(_NUM.findall(o)) & stem) for o in options]}
 
 
+def _all_questions(numbers):
+    """Every quiz and every second question (choice exercise), filled with its numbers."""
+    for lesson in L.LESSONS:
+        filled = C.filled(lesson, numbers[lesson.number])
+        yield lesson.number, filled.quiz
+        for e in filled.exercises:
+            if isinstance(e, L.Choice):
+                yield lesson.number, e.quiz
+
+
 def test_no_blind_rule_beats_chance_by_more_than_one_lesson(numbers):
     hits: dict[str, float] = {}
-    for lesson in L.LESSONS:
-        quiz = C.filled(lesson, numbers[lesson.number]).quiz
+    questions = list(_all_questions(numbers))
+    assert len(questions) > len(L.LESSONS)  # some lessons ask a second question
+    for _, quiz in questions:
         texts = [o.text for o in quiz.options]
         key = [o.correct for o in quiz.options].index(True)
         for rule, scores in _blind_rules(quiz.question, texts).items():
             best = [i for i, s in enumerate(scores) if s == max(scores)]
             hits[rule] = hits.get(rule, 0.0) + (key in best) / len(best)  # ties: a guess
-    chance = sum(1 / len(x.quiz.options) for x in L.LESSONS)
+    chance = sum(1 / len(q.options) for _, q in questions)
     assert all(h <= chance + 1 for h in hits.values()), (hits, chance)
+
+
+def test_second_questions_grade_and_place_their_answers(numbers):
+    for number, quiz in _all_questions(numbers):
+        right = [o for o in quiz.options if o.correct]
+        assert len(right) == 1 and len(quiz.options) == 4, number
+        lengths = [len(o.text) for o in quiz.options]
+        assert max(lengths) <= 1.35 * min(lengths), (number, lengths)
+        assert len({o.feedback for o in quiz.options}) == 4
+    places = [next(i for i, o in enumerate(e.quiz.options) if o.correct)
+              for x in L.LESSONS for e in x.exercises if isinstance(e, L.Choice)]
+    assert len(set(places)) == len(places)  # not the same place twice
 
 
 def test_the_blind_rules_catch_a_quiz_that_gives_itself_away():
@@ -709,7 +732,7 @@ def test_every_lesson_has_an_exercise():
     for lesson in L.LESSONS:
         assert lesson.exercises, lesson.slug
     kinds = {e.kind for x in L.LESSONS for e in x.exercises}
-    assert kinds == {"ordering", "numeric", "case", "factor"}
+    assert kinds == {"ordering", "numeric", "case", "factor", "choice"}
 
 
 def _new_numeric():

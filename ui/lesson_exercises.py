@@ -130,6 +130,22 @@ def factor_ui(lesson: L.Lesson, ex: L.Factor, numbers: dict) -> None:
             st.markdown(ex.worked)
 
 
+def choice_ui(lesson: L.Lesson, ex: L.Choice) -> None:
+    """A second question: one answer, with that option's own feedback."""
+    key = _key(lesson, ex)
+    texts = [o.text for o in ex.quiz.options]
+    st.markdown("**A second question.**")
+    choice = st.radio(ex.quiz.question, texts, index=None, key=key)
+    if choice is None:
+        return
+    option = ex.quiz.options[texts.index(choice)]
+    _done(lesson, ex, option.correct)
+    if option.correct:
+        st.success(f"Correct. {option.feedback}")
+    else:
+        st.warning(f"Not quite. {option.feedback}")
+
+
 def exercises_ui(lesson: L.Lesson, numbers: dict) -> None:
     """The lesson's exercises, if it has any."""
     if not lesson.exercises:
@@ -142,5 +158,7 @@ def exercises_ui(lesson: L.Lesson, numbers: dict) -> None:
             numeric_ui(lesson, ex, numbers)
         elif isinstance(ex, L.Factor):
             factor_ui(lesson, ex, numbers)
+        elif isinstance(ex, L.Choice):
+            choice_ui(lesson, ex)
         else:
             case_ui(lesson, ex)

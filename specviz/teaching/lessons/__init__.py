@@ -24,6 +24,7 @@ from typing import Any, Mapping
 from .content import (
     SNIPPETS,
     CaseStudy,
+    Choice,
     Exercise,
     Factor,
     Lesson,
@@ -102,7 +103,7 @@ def render(item: Lesson, files: Files) -> tuple[Lesson, dict[str, bool]]:
 
 
 __all__ = [
-    "LESSONS", "LESSON_DIR", "ORDER", "SNIPPETS", "TRACES_ROOT", "CaseStudy", "Exercise",
+    "LESSONS", "LESSON_DIR", "ORDER", "SNIPPETS", "TRACES_ROOT", "CaseStudy", "Choice", "Exercise",
     "Files", "Lesson", "LessonFormatError", "Numeric", "Option", "Ordering", "Quiz",
     "RubricPoint", "Factor", "checks", "code", "factor_answer", "files_of", "filled",
     "grade_factor", "grade_numeric", "lesson", "load_files", "numbers", "render",

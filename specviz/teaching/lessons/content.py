@@ -150,7 +150,18 @@ def grade_factor(ex: Factor, numbers: Mapping[str, Any], choice: str) -> bool:
     return choice == factor_answer(ex, numbers)
 
 
-Exercise = Ordering | Numeric | CaseStudy | Factor
+@dataclass(frozen=True)
+class Choice:
+    """A second question where one quiz cannot test the idea: options with feedback on each,
+    placed like a quiz's (the right one at a place set per lesson, not by a shuffle)."""
+
+    key: str
+    quiz: Quiz
+
+    kind = "choice"
+
+
+Exercise = Ordering | Numeric | CaseStudy | Factor | Choice
 
 
 @dataclass(frozen=True)
@@ -194,7 +205,7 @@ def shuffled(items: list, *seed: str) -> list:
 ANSWER_PLACES = (2, 0, 3, 1, 1, 3, 0, 2, 3, 2, 1, 0, 0, 3, 2, 1)
 
 
-def _quiz(d: Mapping, where: str, slug: str, number: int = 1) -> Quiz:
+def _quiz(d: Mapping, where: str, slug: str, number: int = 1, offset: int = 0) -> Quiz:
     options = []
     for i, o in enumerate(_need(d, "options", list, where)):
         w = f"{where}, option {i + 1}"
@@ -205,14 +216,16 @@ def _quiz(d: Mapping, where: str, slug: str, number: int = 1) -> Quiz:
     if sum(o.correct for o in options) != 1:
         raise LessonFormatError(f"{where}: exactly one option must be correct")
     wrong = [o for o in shuffled(options, slug, "quiz") if not o.correct]
-    at = ANSWER_PLACES[(number - 1) % len(ANSWER_PLACES)] % len(options)
+    at = ANSWER_PLACES[(number - 1 + offset) % len(ANSWER_PLACES)] % len(options)
     right = next(o for o in options if o.correct)
     return Quiz(_need(d, "question", str, where), tuple(wrong[:at] + [right] + wrong[at:]))
 
 
-def _exercise(d: Mapping, where: str, slug: str) -> Exercise:
+def _exercise(d: Mapping, where: str, slug: str, number: int = 1) -> Exercise:
     kind = _need(d, "kind", str, where)
     key = _need(d, "key", str, where)
+    if kind == "choice":  # a second question: its right answer placed as a later lesson's
+        return Choice(key, _quiz(d, where, f"{slug}/{key}", number, offset=7))
     if kind == "ordering":
         events = [str(e).strip() for e in _need(d, "events", list, where)]
         if len(events) < 3 or len(set(events)) != len(events):
@@ -254,7 +267,7 @@ def _exercise(d: Mapping, where: str, slug: str) -> Exercise:
                          _need(d, "task", str, where), tuple(rubric),
                          _need(d, "model_answer", str, where))
     raise LessonFormatError(f"{where}: unknown exercise kind {kind!r} "
-                            "(ordering, numeric, case or factor)")
+                            "(ordering, numeric, case, factor or choice)")
 
 
 def read_lesson(path: Path, number: int) -> Lesson:
@@ -269,7 +282,7 @@ def read_lesson(path: Path, number: int) -> Lesson:
     slug = _need(d, "slug", str, where)
     if slug != path.stem:
         raise LessonFormatError(f"{where}: slug '{slug}' must match the file name")
-    exercises = tuple(_exercise(e, f"{where}, exercise {i + 1}", slug)
+    exercises = tuple(_exercise(e, f"{where}, exercise {i + 1}", slug, number)
                       for i, e in enumerate(d.get("exercises") or []))
     if len({e.key for e in exercises}) != len(exercises):
         raise LessonFormatError(f"{where}: exercise keys must differ")
@@ -326,6 +339,8 @@ def templates(lesson: Lesson) -> list[str]:
             out += [e.question, e.worked, *(m for _, m in e.mistakes)]
         elif isinstance(e, Factor):
             out += [e.question, e.worked, *(t for t, _ in e.choices)]
+        elif isinstance(e, Choice):
+            out += [e.quiz.question, *(t for o in e.quiz.options for t in (o.text, o.feedback))]
         else:
             out += [e.title, e.scenario, e.task, e.model_answer]
             out += [t for r in e.rubric for t in (r.point, r.why)]
@@ -352,12 +367,17 @@ def filled(lesson: Lesson, numbers: Mapping[str, Any]) -> Lesson:
         if isinstance(e, Factor):
             return replace(e, question=f(e.question), worked=f(e.worked),
                            choices=tuple((plain(t), n) for t, n in e.choices))
+        if isinstance(e, Choice):
+            return replace(e, quiz=quiz_filled(e.quiz))
         return replace(e, title=f(e.title), scenario=f(e.scenario), task=f(e.task),
                        rubric=tuple(RubricPoint(f(r.point), f(r.why)) for r in e.rubric),
                        model_answer=f(e.model_answer))
 
-    quiz = Quiz(f(lesson.quiz.question),
-                tuple(Option(f(o.text), o.correct, f(o.feedback)) for o in lesson.quiz.options))
+    def quiz_filled(q: Quiz) -> Quiz:
+        return Quiz(f(q.question), tuple(Option(f(o.text), o.correct, f(o.feedback))
+                                         for o in q.options))
+
     return replace(lesson, explanation=f(lesson.explanation), experiment=f(lesson.experiment),
-                   quiz=quiz, exercises=tuple(ex(e) for e in lesson.exercises),
+                   quiz=quiz_filled(lesson.quiz),
+                   exercises=tuple(ex(e) for e in lesson.exercises),
                    claims=tuple((k, f(s)) for k, s in lesson.claims))
