@@ -142,3 +142,13 @@ def test_every_page_draws_hostile_traces_as_text(page, hostile_dir, monkeypatch)
         for s in sent:
             assert raw_markup(s) == [], (page, raw_markup(s), s[:300])
         assert any("&lt;a href" in s for s in sent), "the hostile strings were not drawn"
+
+
+def test_tables_show_bidi_characters_as_escapes():
+    import pandas as pd
+
+    from ui.plain import visible_frame
+    df = pd.DataFrame({"token": ["x" + RLO + "12", None], "n": [1, 2]})
+    shown = visible_frame(df)
+    assert shown["token"][0] == "x\\u202e12" and shown["n"].tolist() == [1, 2]
+    assert df["token"][0] == "x" + RLO + "12"  # a copy

@@ -24,3 +24,14 @@ def as_text(value: object) -> str:
     text = re.sub(r"(?i)\b(www)\.", r"\1\\.", text)
     text = _BARE_LINK.sub(lambda m: (m[1] or "") + WORD_JOINER, text)
     return _LINE_START.sub(lambda m: f"{m[1]}\\{m[2]}" if m[1] else f"\\{m[3]}", text)
+
+
+def visible_frame(df):
+    """A copy of a table whose text cells show control and bidirectional characters as
+    escapes (specviz.figures.theme.visible): a token holding U+202E cannot reverse a cell."""
+    from pandas.api.types import is_object_dtype, is_string_dtype
+
+    from specviz.figures.theme import visible
+    text = [c for c in df.columns if is_object_dtype(df[c]) or is_string_dtype(df[c])]
+    return df.assign(**{c: df[c].map(lambda v: visible(v) if isinstance(v, str) else v)
+                        for c in text})

@@ -15,7 +15,7 @@ from specviz.teaching import walkthrough as W
 from specviz.traces import frames as F
 from ui.common import bundled_files, load_bundled
 from ui.live import live_store
-from ui.plain import as_text
+from ui.plain import as_text, visible_frame
 from ui.uploads import MAX_UPLOAD_MB, UPLOAD_TYPES, read_upload, upload_label
 
 LIVE = "Last live run (this session)"
@@ -214,7 +214,7 @@ def _player(trace: Trace, interval: float | None, presenter: bool) -> None:
         st.html(V.token_strip_html(W.strip_tokens(walk, m.index)))
         st.html(V.narration_html(m.title, m.narration))
         if m.phase == "verify" and walk.positions:
-            st.dataframe(W.verify_table(trace, walk), hide_index=True)
+            st.dataframe(visible_frame(W.verify_table(trace, walk)), hide_index=True)
         _figures_ui(trace, walk, m, presenter)
 
 
