@@ -638,8 +638,8 @@ def test_no_quiz_key_is_contradicted_by_its_stems_numbers(numbers, number):
         assert checks[claim], (number, claim)
 
 
-def test_lesson_seven_states_drafting_per_step():
-    n7 = L.numbers(L.lesson(7), R.load_files(L.files_of(L.lesson(7))))
+def test_lesson_seven_states_drafting_per_step(numbers):
+    n7 = numbers[7]
     assert n7["gc_swap"] == pytest.approx(n7["g_swap"] * n7["c_swap"]) and n7["gc_swap"] > 20
     key = next(o for o in C.filled(L.lesson(7), n7).quiz.options if o.correct)
     assert f"γ̄·c = {n7['gc_swap']:.0f} target steps per step" in key.feedback
