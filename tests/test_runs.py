@@ -352,3 +352,14 @@ def test_a_tiny_synthetic_dataset_gives_back_what_it_was_made_with(tmp_path):
     g = Q.group_table(db, Q.Filters(), by=("drafter",)).set_index("drafter")
     order = sorted(DRAFTERS, key=DRAFTERS.get)
     assert list(g.loc[order, "alpha_hat"]) == sorted(g["alpha_hat"])
+
+
+def test_the_runs_library_leaves_streamlit_out():
+    import subprocess
+    import sys
+    code = ("import sys, specviz.runs.db, specviz.runs.queries, specviz.runs.sandbox, "
+            "specviz.runs.dataset, specviz.runs.scan, specviz.runs.vllm, specviz.cli.runs, "
+            "specviz.figures.runs_views; print('streamlit' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parent.parent, check=True)
+    assert out.stdout.strip() == "False"

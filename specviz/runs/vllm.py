@@ -132,55 +132,55 @@ def parse_scrape(text: str, source: str = "scrape") -> Scrape:
             if PREFIX in line:
                 problems.add(f"{source}, line {n}: not a Prometheus sample; left out")
             continue
-        name, label_text, value_text, ts = m[1], m[2], m[3], m[4]
-        family = _family(name)
-        if not name.startswith(PREFIX):
-            others.add(name.split("_bucket")[0])
+        family = _family(m[1])
+        if not m[1].startswith(PREFIX):
+            others.add(m[1].split("_bucket")[0])
+        elif family is None or family in KNOWN_UNUSED:
             continue
-        if family is None or family in KNOWN_UNUSED:
-            continue
-        if family not in COUNTERS:
+        elif family not in COUNTERS:
             if family not in unknown:
                 unknown.add(family)
                 problems.add(f"{source}: unknown metric {family} (not a vLLM spec-decode "
                              "counter this specviz knows); left out")
-            continue
-        labels = _labels(label_text) if label_text else {}
-        if labels is None:
-            problems.add(f"{source}, line {n}: labels of {family} cannot be read; left out")
-            continue
-        where = _where(labels)
-        try:
-            value = float(value_text)
-        except ValueError:
-            problems.add(f"{source}: {family}{where} has the value {value_text[:20]!r}, not a "
-                         "number; left out")
-            continue
-        if math.isnan(value) or math.isinf(value):
-            problems.add(f"{source}: {family}{where} is {value_text[:20]}; left out")
-            continue
-        if value < 0:
-            problems.add(f"{source}: {family}{where} is negative ({value:g}); a counter "
-                         "never is; left out")
-            continue
-        if ts is not None:
-            out.timestamp_s = int(ts) / 1000.0
-        model = labels.get("model_name", "")
-        out.engines.setdefault(model, set()).add(labels.get("engine", ""))
-        if family == PER_POS:
-            pos = labels.get("position", "")
-            if not pos.isdigit() or int(pos) > 1023:
-                problems.add(f"{source}: {family}{where} has no position 0 .. 1023; left out")
-                continue
-            slot = out.positions.setdefault(model, {})
-            slot[int(pos)] = slot.get(int(pos), 0.0) + value
         else:
-            slot = out.counters.setdefault(model, {})
-            slot[family] = slot.get(family, 0.0) + value
+            why = _take(out, family, m[2], m[3], m[4])
+            if why:
+                problems.add(f"{source}, line {n}: {why}")
     if problems.more:
         out.problems.append(f"{source}: {problems.more:,} more lines left out")
     out.other_metrics = len(others)
     return out
+
+
+def _take(out: Scrape, family: str, label_text: str | None, value_text: str,
+          ts: str | None) -> str | None:
+    """Add one sample of a known counter to ``out``; or why it is left out (one line)."""
+    labels = _labels(label_text) if label_text else {}
+    if labels is None:
+        return f"labels of {family} cannot be read; left out"
+    where = _where(labels)
+    try:
+        value = float(value_text)
+    except ValueError:
+        return f"{family}{where} has the value {value_text[:20]!r}, not a number; left out"
+    if math.isnan(value) or math.isinf(value):
+        return f"{family}{where} is {value_text[:20]}; left out"
+    if value < 0:
+        return f"{family}{where} is negative ({value:g}); a counter never is; left out"
+    model = labels.get("model_name", "")
+    if family == PER_POS:
+        pos = labels.get("position", "")
+        if not pos.isdigit() or int(pos) > 1023:
+            return f"{family}{where} has no position 0 .. 1023; left out"
+        slot = out.positions.setdefault(model, {})
+        slot[int(pos)] = slot.get(int(pos), 0.0) + value
+    else:
+        slot = out.counters.setdefault(model, {})
+        slot[family] = slot.get(family, 0.0) + value
+    out.engines.setdefault(model, set()).add(labels.get("engine", ""))
+    if ts is not None:
+        out.timestamp_s = int(ts) / 1000.0
+    return None
 
 
 def _where(labels: dict[str, str]) -> str:
