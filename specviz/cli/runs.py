@@ -15,6 +15,7 @@ import math
 import sys
 from pathlib import Path
 
+from ..errors import one_line
 from .common import CliError
 
 
@@ -95,7 +96,7 @@ def _write(args) -> int:
         try:
             named.append((name, read_trace_file(f, name)))
         except Exception as e:  # one line each; the other files are written
-            lines.add(str(e) if isinstance(e, ValueError) else f"{name}: {e!r}"[:300])
+            lines.add(str(e) if isinstance(e, ValueError) else f"{name}: {one_line(e)}")
         if len(named) >= 200:  # a part file per partition and 200 trace files
             flush()
     flush()
