@@ -124,10 +124,17 @@ def _gb(n: float) -> str:
 
 def check_allocation(folder: str | os.PathLike, dtype: torch.dtype,
                      device: torch.device | str = "cpu") -> None:
-    """Refuse (ModelSourceError, one line) a local model folder whose config would allocate
-    far more than its safetensors weights hold, or more than this machine can hold, before
-    anything is allocated. A folder without config.json or weights is left to the loader."""
-    folder = Path(folder)
+    """Refuse (ModelSourceError, one line: "cannot load FOLDER: why") a local model folder
+    whose config would allocate far more than its safetensors weights hold, or more than
+    this machine can hold, before anything is allocated. A folder without config.json or
+    weights is left to the loader."""
+    try:
+        _check(Path(folder), dtype, device)
+    except ModelSourceError as e:
+        raise ModelSourceError(f"cannot load {folder}: {e}") from None
+
+
+def _check(folder: Path, dtype: torch.dtype, device: torch.device | str) -> None:
     if not (folder / "config.json").is_file():
         return
     stored, files = safetensors_params(folder)
