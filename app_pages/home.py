@@ -5,7 +5,7 @@ import streamlit as st
 from specviz.traces import frames as F
 from ui.common import bundled_files, load_bundled
 from ui.overview import Example, examples, spread_text
-from ui.plain import as_text
+from ui.plain import as_text, visible
 from ui.views import render_trace
 
 st.title("specviz: speculative decoding, step by step")
@@ -56,5 +56,5 @@ st.caption(as_text(f"Example: {name} · {F.run_name(spec)} · target "
                    f"{spec.run.target.get('source')} · recorded on "
                    f"{hw.get('gpu') or hw.get('cpu') or hw.get('device', '?')}"))
 with st.expander("Prompt", expanded=False):
-    st.text(spec.run.prompt_text)
+    st.text(visible(spec.run.prompt_text))
 render_trace(spec, key="home", baseline=base, source=name)

@@ -8,6 +8,8 @@ import re
 import numpy as np
 import plotly.graph_objects as go
 
+from ..traces.visible import visible
+
 # Every token kind has its own hue (Okabe-Ito, chosen to stay apart for colour-blind
 # readers: tests/test_figures.py checks them under simulated protanopia, deuteranopia and
 # tritanopia) AND a second channel that needs no colour: a mark in the figures and a line
@@ -168,22 +170,6 @@ def show_token(text: str) -> str:
     control and bidirectional characters written as escapes (see ``visible``)."""
     shown = visible(text.replace(" ", "␣").replace("\n", "↵").replace("\t", "⇥"))
     return html.escape(shown if shown else "∅", quote=False)
-
-
-# Characters that would act instead of show: C0/C1 controls (\n and \t have their own
-# marks where token text is drawn), the bidirectional embeddings, overrides, isolates and
-# marks (U+202E draws what follows reversed), line and paragraph separators, and invisible
-# format characters that could hide text. U+200D (the joiner of emoji sequences) stays.
-_INVISIBLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b\u200e\u200f"
-                        "\u202a-\u202e\u2028\u2029\u2060-\u2064\u2066-\u2069\ufeff"
-                        "\ufff9-\ufffb]")
-
-
-def visible(text: str) -> str:
-    """``text`` with every control, bidirectional and invisible format character written as
-    an escape (U+202E as ``\\u202e``), so it shows instead of acting: a token holding
-    U+202E cannot draw the text after it reversed. Other characters are kept."""
-    return _INVISIBLE.sub(lambda m: f"\\u{ord(m[0]):04x}", text)
 
 
 # ---------------------------------------------------------------- Plotly strings as text

@@ -26,6 +26,7 @@ import pandas as pd
 
 from ..teaching.theory import accepted_length_pmf
 from .records import StepRecord, Trace
+from .visible import visible
 
 # ---------------------------------------------------------------- column names
 STEP = "step"
@@ -305,7 +306,7 @@ def run_name(trace: Trace, source: str = "") -> str:
         f"{r.drafter or 'draft'} " + (f"tree {tree}" if tree else
                                       f"γ={r.config.get('gamma', '?')}")
     head = r.label or r.run_id
-    return f"{head} · {what}" + (f" · {source}" if source else "")
+    return visible(f"{head} · {what}" + (f" · {source}" if source else ""))
 
 
 def engine_summary(trace: Trace) -> str:
@@ -334,7 +335,7 @@ def run_label(i: int, trace: Trace, prompt_chars: int = 32) -> str:
     of one setup on several prompts read apart."""
     cut = "" if trace.complete else " (incomplete)"
     return (f"{i + 1}. {run_name(trace)}{cut} · "
-            f"“{_short(trace.run.prompt_text, prompt_chars)}”")
+            f"“{visible(_short(trace.run.prompt_text, prompt_chars))}”")
 
 
 def runs_frame(traces: Sequence[Trace], sources: Iterable[str] | None = None) -> pd.DataFrame:
