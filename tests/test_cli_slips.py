@@ -327,3 +327,16 @@ def test_python_dash_m_specviz_cli_exists():
     out = subprocess.run([sys.executable, "-m", "specviz.cli", "--help"], capture_output=True,
                          text=True, timeout=120, cwd=Path(__file__).parent.parent)
     assert out.returncode == 0 and "run" in out.stdout
+
+
+def test_prompts_from_standard_input_bounded(monkeypatch, capsys):
+    import io
+
+    from specviz.cli import prompts as P
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(
+        b'{"prompt": "one"}\n{"prompt": "two"}\n')))
+    assert read_prompts("-") == ["one", "two"]
+    monkeypatch.setattr(P, "MAX_PROMPTS_FILE_BYTES", 10)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b'{"prompt": "x"}\n' * 4)))
+    line = _refused(capsys, *RUN, "--prompts", "-")
+    assert "cannot read prompts from standard input: more than" in line

@@ -53,7 +53,7 @@ def _common_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prompt", default=None, help="the prompt text")
     p.add_argument("--prompts", default=None, metavar="FILE",
                    help="JSON Lines file, one object with a 'prompt' field per line (at most "
-                        f"{MAX_PROMPT_CHARS:,} characters a prompt)")
+                        f"{MAX_PROMPT_CHARS:,} characters a prompt); - reads standard input")
     p.add_argument("--no-chat", action="store_true", help="do not apply the chat template")
     p.add_argument("--max-new-tokens", type=int, default=64)
     p.add_argument("--gamma", type=int, default=4,

@@ -62,16 +62,27 @@ def _read_bounded(path: str) -> bytes:
     return data
 
 
+def _read_stdin() -> bytes:
+    """``--prompts -``: standard input (a pipe or a file), read to its end or the limit."""
+    import sys
+    data = sys.stdin.buffer.read(MAX_PROMPTS_FILE_BYTES + 1)
+    if len(data) > MAX_PROMPTS_FILE_BYTES:
+        raise CliError(f"cannot read prompts from standard input: more than "
+                       f"{MAX_PROMPTS_FILE_MB} MB")
+    return data
+
+
 def read_prompts(path: str) -> list[str]:
     """Prompts from a JSON Lines file with a 'prompt' field per line.
 
     Lines are split on \\n only (a \\r before it is dropped), as in trace files: a prompt
     may hold U+2028 and the like. The file must be a regular file of at most
-    MAX_PROMPTS_FILE_MB (limits.py), in UTF-8; a prompt may not hold a lone surrogate.
+    MAX_PROMPTS_FILE_MB (limits.py), in UTF-8 ("-": standard input, to the same limit); a
+    prompt may not hold a lone surrogate.
     """
     from ..traces.records import loads_strict
     try:
-        text = _read_bounded(path).decode("utf-8")
+        text = (_read_stdin() if path == "-" else _read_bounded(path)).decode("utf-8")
     except UnicodeDecodeError as e:
         raise CliError(f"cannot read prompts file {path}: not UTF-8 text (byte {e.start:,})"
                        ) from None
