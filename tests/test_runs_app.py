@@ -95,6 +95,11 @@ def test_a_dataset_from_the_server_and_a_run_without_a_trace(tmp_path, monkeypat
     at = _runs_page()
     assert at.radio(key="runs_source").value.startswith("Logged runs")
     assert _metric(at, "speculative runs") == "4"
+    # runs added to the dataset appear when it is read again
+    write_traces_dataset(root, [(FILES[1], read_traces(TRACES / FILES[1]))])
+    at.button(key="runs_reload").click().run()
+    _ok(at)
+    assert _metric(at, "speculative runs") == "8"
     # a synthetic dataset: rows only, no traces to open
     import sys
     sys.path.insert(0, str(ROOT / "scripts"))

@@ -83,9 +83,13 @@ def source_ui() -> tuple[RunsDB | None, str]:
     options = [BUNDLED, UPLOADED] + ([f"Logged runs: {dataset}"] if dataset else [])
     if "runs_source" not in st.session_state:
         st.session_state.runs_source = options[-1] if dataset else BUNDLED
-    choice = st.radio("Runs from", options, key="runs_source", horizontal=True)
+    left, right = st.columns([5, 1])
+    choice = left.radio("Runs from", options, key="runs_source", horizontal=True)
     if choice == UPLOADED:
         return _uploads_ui()
+    if right.button("Read again", key="runs_reload", help="Read the folder or dataset again "
+                    "(runs added since it was opened)"):
+        _folder_db.clear()
     path = Path(dataset if choice != BUNDLED else os.environ.get(TRACES_ENV) or TRACES_DIR)
     if not path.is_dir():
         st.error(f"{as_text(path)} is not a folder.")
@@ -99,7 +103,7 @@ def source_ui() -> tuple[RunsDB | None, str]:
         st.error(f"Cannot read the runs: {as_text(one_line(e))}")
         return None, ""
     _problems_ui(problems)
-    return db, f"{path}|{_stamp(path)}"
+    return db, db.token
 
 
 def _problems_ui(problems: list[str]) -> None:

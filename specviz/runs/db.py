@@ -11,7 +11,7 @@ locked, two threads and a memory limit. User SQL goes through ``sandbox.run_user
 
 from __future__ import annotations
 
-import threading
+import uuid
 from pathlib import Path
 
 import duckdb
@@ -94,7 +94,8 @@ class RunsDB:
     def __init__(self, con: duckdb.DuckDBPyConnection, description: str):
         self.con = con
         self.description = description
-        self._lock = threading.Lock()
+        self.token = uuid.uuid4().hex  # names this database's data in caches
+
 
     @classmethod
     def from_tables(cls, runs: pa.Table, steps: pa.Table, description: str = "traces"
