@@ -29,7 +29,9 @@ _CI = dict(derandomize=True, database=None, phases=[Phase.explicit, Phase.genera
 _RUN = {} if N else _CI
 FAST = settings(max_examples=N or 10, deadline=None, suppress_health_check=list(HealthCheck),
                 **_RUN)
-PAGES = settings(max_examples=max(N // 10, 2), deadline=None,
+VIEWS = settings(max_examples=N or 5, deadline=None, suppress_health_check=list(HealthCheck),
+                 **_RUN)
+PAGES = settings(max_examples=max(N // 10, 1), deadline=None,
                  suppress_health_check=list(HealthCheck), **_RUN)
 
 
@@ -82,7 +84,7 @@ def _every_view(traces) -> None:
             pio.to_json(f, validate=False)
 
 
-@FAST
+@VIEWS
 @given(trace_files())
 def test_odd_traces_draw_every_view(traces):
     _every_view(read_traces(traces_to_jsonl(traces).encode()))
