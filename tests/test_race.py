@@ -124,7 +124,7 @@ def test_live_race_renders_on_two_identical_runs():
     page = _html(at)
     assert 'class="specviz-race"' in page and 'data-tokens="12,12"' in page
     assert any(c.proto.spec and "Tokens emitted vs wall time" in c.proto.spec
-               and '"target alone"' in c.proto.spec for c in at.get("plotly_chart"))
+               and '"target alone: 12 tokens in' in c.proto.spec for c in at.get("plotly_chart"))
     assert any(m.label == "speedup" for m in at.metric)
 
 
