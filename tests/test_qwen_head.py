@@ -208,8 +208,9 @@ def test_gpu_script_runs_end_to_end_in_its_tiny_mode(tmp_path):
             "--vocab", "40", "--intermediate", "96", "--n-per-category", "1",
             "--eval-tokens", "12", "--check-prompts", "1", "--check-tokens", "8",
             "--eval-every", "1000000"]
-    subprocess.run(["bash", "scripts/gpu/qwen_head.sh", "", "3", *args], cwd=ROOT, env=env,
-                   check=True, capture_output=True, timeout=300)
+    done = subprocess.run(["bash", "scripts/gpu/qwen_head.sh", "", "3", *args], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     files = sorted(p.name for p in out.iterdir())
     assert {"log.txt", "summary.json", "summary.md", "head.tar.part00"} <= set(files)
     assert len(files) <= 8 and all((out / f).stat().st_size <= 16 << 20 for f in files)
@@ -251,3 +252,14 @@ def test_shipped_qwen_head_card_is_what_its_metadata_renders():
     assert qwen_head_card(asset) == (asset / "README.md").read_text()
     sizes = [p.stat().st_size for p in asset.iterdir()]
     assert max(sizes) <= 50_000_000 and sum(sizes) <= 64_000_000
+
+
+def test_qwen_head_command_refuses_a_folder_without_the_ggufs(tmp_path, capsys):
+    from specviz.distill.__main__ import main
+    for argv in (["qwen-head", str(tmp_path), str(tmp_path / "out")],
+                 ["qwen-head", str(tmp_path / "out")]):
+        with pytest.raises(SystemExit) as stop:
+            main(argv)
+        assert stop.value.code == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: ") and "\n" not in err

@@ -39,7 +39,8 @@ fi
   echo "+ python3 -m specviz.distill qwen-head $gguf $work/result --seconds $secs --work $work/scratch $*"
   python3 -m specviz.distill qwen-head "$gguf" "$work/result" --seconds "$secs" \
     --work "$work/scratch" "$@"
-  echo "exit $?"
+  echo $? > "$work/status"
+  echo "exit $(cat "$work/status")"
   date -u
 } 2>&1 | tee "$out/log.txt"
 cp "$work"/result/summary.json "$work"/result/summary.md "$out"/ 2>/dev/null
@@ -47,3 +48,4 @@ if [[ -d $work/result/head ]]; then
   tar -C "$work/result" -cf - head | split -b 15m -d - "$out/head.tar.part"
 fi
 ls -l "$out"
+exit "$(cat "$work/status" 2>/dev/null || echo 1)"
