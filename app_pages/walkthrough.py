@@ -2,13 +2,16 @@
 
 import streamlit as st
 
+from ui.plain import as_text
 from ui.walkthrough import autoplay_ui, player_ui, presenter_ui, run_picker_ui, trace_source_ui
 
 st.title("Walkthrough")
 top = st.columns([1, 2])
 with top[0]:
     presenter = presenter_ui()
-with st.expander("Trace and run", expanded=not presenter):
+# collapsed, and naming what is open: the player comes above the fold
+chosen = st.session_state.get("wt_source")
+with st.expander("Trace and run" + (f": {as_text(chosen)}" if chosen else ""), expanded=False):
     picked = trace_source_ui()
     trace = run_picker_ui(*picked) if picked else None
 if trace is None:

@@ -16,7 +16,7 @@ from tests._traces import tiny_runs
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from ui.walkthrough import LIVE, PRESENTER_CSS, UPLOAD  # noqa: E402
+from ui.walkthrough import LIVE, PRESENTER_CSS, PRESENTER_HEIGHT, UPLOAD  # noqa: E402
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 PAGE = "app_pages/walkthrough.py"
@@ -121,6 +121,15 @@ def test_presenter_mode_toggles(traces_dir, monkeypatch):
     assert PRESENTER_CSS in _html(at) and 'data-testid="stSidebar"' in PRESENTER_CSS
     assert not any("Step with ◀ / ▶" in c.value for c in at.caption)
     assert _shows(at, tiny_runs()["sampled"], 0, 0)  # the player stays
+    # 1024×768: a chain step's figures beside the narration, no taller than a projector's
+    # screen leaves them, their legends under the plots (never over the titles)
+    for _ in range(2):
+        figs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+        assert figs and all(f["layout"]["height"] <= PRESENTER_HEIGHT for f in figs)
+        assert all(f["layout"]["legend"]["y"] < 0 for f in figs)
+        assert 'h1 { font-size: 1.8rem' in PRESENTER_CSS
+        at.button(key="wt_next").click().run()
+        _ok(at)
     at.toggle(key="wt_presenter").set_value(False).run()
     assert PRESENTER_CSS not in _html(at)
 

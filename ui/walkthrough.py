@@ -24,15 +24,19 @@ SPEEDS = {"slow (4 s)": 4.0, "normal (2 s)": 2.0, "fast (1 s)": 1.0, "very fast 
 PRESENTER_CSS = """<style>
 section[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"],
 [data-testid="stExpandSidebarButton"] { display: none !important; }
-.stMainBlockContainer, .block-container { max-width: 100% !important; padding-top: 2rem; }
-.st-key-wt_stage .wt-narration { font-size: 1.9rem !important; }
-.st-key-wt_stage .wt-strip { font-size: 2.1rem !important; }
-.st-key-wt_stage .wt-phases span { font-size: 1.25rem !important; }
-.st-key-wt_stage button p, .st-key-wt_stage label p { font-size: 1.3rem !important; }
-.st-key-wt_stage [data-testid="stCaptionContainer"] { font-size: 1.15rem !important; }
-h1 { font-size: 3rem !important; }
+.stMainBlockContainer, .block-container { max-width: 100% !important; padding-top: 1rem; }
+.st-key-wt_stage .wt-narration { font-size: 1.45rem !important; line-height: 1.4 !important; }
+.st-key-wt_stage .wt-strip { font-size: 1.7rem !important; line-height: 1.8 !important; }
+.st-key-wt_stage .wt-phases span { font-size: 1.15rem !important; }
+.st-key-wt_stage button p, .st-key-wt_stage label p { font-size: 1.2rem !important; }
+.st-key-wt_stage [data-testid="stCaptionContainer"] { font-size: 1.05rem !important; }
+h1 { font-size: 1.8rem !important; padding: 0 !important; }
 </style>"""
 PRESENTER_FONT = 20  # figure font size in presenter mode
+# presenter mode, a chain step: the narration beside the figures (1024×768 keeps the main
+# figure above the fold), each figure at most this tall
+PRESENTER_COLUMNS = [5, 6]
+PRESENTER_HEIGHT = 360
 
 
 def _reset_position() -> None:
@@ -211,19 +215,25 @@ def _player(trace: Trace, interval: float | None, presenter: bool) -> None:
                    + f" · drafter {as_text(walk.drafter)}"
                    + (" · autoplay on" if ss.wt_playing else ""))
         st.html(V.phase_bar_html(m.phase))
-        st.html(V.token_strip_html(W.strip_tokens(walk, m.index)))
-        st.html(V.narration_html(m.title, m.narration))
-        if m.phase == "verify" and walk.positions:
-            st.dataframe(visible_frame(W.verify_table(trace, walk)), hide_index=True)
-        _figures_ui(trace, walk, m, presenter)
+        beside = presenter and walk.parents is None  # a tree's figure needs the full width
+        text, figures = st.columns(PRESENTER_COLUMNS) if beside else (st.container(),) * 2
+        with text:
+            st.html(V.token_strip_html(W.strip_tokens(walk, m.index)))
+            st.html(V.narration_html(m.title, m.narration))
+            if m.phase == "verify" and walk.positions:
+                st.dataframe(visible_frame(W.verify_table(trace, walk)), hide_index=True)
+        with figures:
+            _figures_ui(trace, walk, m, presenter)
 
 
 def _chart(slot, fig, key: str, presenter: bool) -> None:
     """Draw a figure; in presenter mode with large type (Streamlit's own chart theme would
     reset the font sizes, so it is left out there)."""
-    if presenter:
+    if presenter:  # the legend under the plot: rows of large type never cover the title
         fig.update_layout(font_size=PRESENTER_FONT, title_font_size=PRESENTER_FONT + 4,
-                          legend_font_size=PRESENTER_FONT - 4)
+                          legend_font_size=PRESENTER_FONT - 4,
+                          legend=dict(orientation="h", x=0, xanchor="left", y=-0.12,
+                                      yanchor="top"), margin_t=50)
         fig.update_xaxes(tickfont_size=PRESENTER_FONT)
         fig.update_yaxes(tickfont_size=PRESENTER_FONT)
         fig.update_annotations(font_size=PRESENTER_FONT)  # a tree's node labels
@@ -241,24 +251,43 @@ def _figures_ui(trace: Trace, walk: W.StepWalk, m: W.MicroStep, presenter: bool)
                               title=None, greedy=walk.greedy)
         _chart(st, fig, "wt_fig_tree", presenter)
         return
-    left, right = st.columns([3, 2])
     probs = V.fig_step_probabilities(W.positions_frame(walk, m.index), walk.greedy,
                                      walk.has_q)
-    _chart(left, probs, "wt_fig_probs", presenter)
-    if m.phase in ("verify", "commit"):
-        _chart(right, V.fig_cache_lengths(W.cache_frame(walk.cache)), "wt_fig_cache",
-               presenter)
+    other, note = _second_figure(trace, walk, m)
+    if not presenter:  # the acceptance test on the left, the position's detail beside it
+        left, right = st.columns([3, 2])
+        _chart(left, probs, "wt_fig_probs", presenter)
+        if other is not None:
+            _chart(right, other[0], other[1], presenter)
+        if note:
+            right.caption(note)
         return
+    # presenter mode: stacked beside the narration, the one this phase is about first
+    first = m.phase in ("verify", "accept") or other is None
+    order = [(probs, "wt_fig_probs"), other] if first else [other, (probs, "wt_fig_probs")]
+    for fig, key in filter(None, order):
+        fig.update_layout(height=min(fig.layout.height or PRESENTER_HEIGHT,
+                                     PRESENTER_HEIGHT) * 14 // PRESENTER_FONT)
+        _chart(st, fig, key, presenter)
+    if note:
+        st.caption(note)
+
+
+def _second_figure(trace: Trace, walk: W.StepWalk, m: W.MicroStep
+                   ) -> tuple[tuple | None, str | None]:
+    """The figure beside the drafted positions, (figure, key) or None, and a note: the
+    caches at verify and commit, else the recorded top-k at the micro-step's position."""
+    if m.phase in ("verify", "commit"):
+        return (V.fig_cache_lengths(W.cache_frame(walk.cache)), "wt_fig_cache"), None
     topk = W.topk_view(trace, walk, m.index)
     if topk is None or topk.empty:
-        right.caption("The figure on the right shows the recorded top-k alternatives at the "
+        return None, ("The figure on the right shows the recorded top-k alternatives at the "
                       "position being drafted or judged.")
-        return
     x = walk.positions[m.position]
     what = {"draft": "q's top-k", "accept": "top-k of q and p", "add": "top-k and residual"}
     title = f"Position {x.pos + 1} ({show_token(x.text)}): {what.get(m.phase, 'top-k')}"
     added = walk.added.kind if walk.added is not None else "resampled"
-    _chart(right, V.fig_topk_alternatives(topk, title, added), "wt_fig_topk", presenter)
-    if m.phase == "add" and not walk.greedy:
-        right.caption("Residual over the recorded top-k only: an approximation of "
-                      "norm(max(0, p − q)); the decoder drew from the full distributions.")
+    note = ("Residual over the recorded top-k only: an approximation of "
+            "norm(max(0, p − q)); the decoder drew from the full distributions."
+            if m.phase == "add" and not walk.greedy else None)
+    return (V.fig_topk_alternatives(topk, title, added), "wt_fig_topk"), note
