@@ -121,8 +121,10 @@ class RunsDB:
         from .dataset import dataset_views
         root = Path(root).resolve()
         con = _connect()
+        con.execute(f"SET threads = {2 * THREADS}")  # many small files: reads overlap
         for sql in dataset_views(root):
             con.execute(sql)
+        con.execute(f"SET threads = {THREADS}")
         con.execute(RUNS_VIEW_SQL)
         con.execute(MACROS_SQL)
         lock_down(con, allowed=[str(root) + "/"])
