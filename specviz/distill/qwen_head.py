@@ -66,9 +66,11 @@ def tiny_qwen2(seed: int, vocab: int = 300, layers: int = 4, drift: float = 0.0)
     return model.eval()
 
 
-def load_models(gguf_dir: str | None, device: torch.device, tiny: bool):
+def load_models(gguf_dir: str | None, device: torch.device, tiny: bool,
+                scratch: Path | None = None):
     """(target, draft, tokenizer): tiny random qwen2 models, or the two GGUFs of
-    ``gguf_dir`` de-quantised to float32 by transformers."""
+    ``gguf_dir`` de-quantised to float32: converted tensor by tensor into ``scratch`` by the
+    project's converter (``specviz.models.gguf``), or, without it, by transformers."""
     if tiny:
         from ..models.tiny import tiny_tokenizer
         tok = tiny_tokenizer()
@@ -79,16 +81,41 @@ def load_models(gguf_dir: str | None, device: torch.device, tiny: bool):
     for name in (TARGET_GGUF, DRAFT_GGUF):
         if not (folder / name).is_file():
             raise ValueError(f"{folder / name} is missing")
-    tok = AutoTokenizer.from_pretrained(str(folder), gguf_file=TARGET_GGUF)
+    try:
+        from ..models.gguf import convert_gguf
+    except ImportError:
+        convert_gguf = None
+    if convert_gguf is not None and scratch is not None:
+        sources = []
+        for name in (TARGET_GGUF, DRAFT_GGUF):
+            dest = Path(scratch) / name.removesuffix(".gguf")
+            if not (dest / "config.json").exists():
+                convert_gguf(folder / name, dest, progress=_every_tenth(name))
+            sources.append((str(dest), {}))
+    else:
+        sources = [(str(folder), {"gguf_file": name}) for name in (TARGET_GGUF, DRAFT_GGUF)]
+    tok = AutoTokenizer.from_pretrained(sources[0][0], **sources[0][1])
     if "<|im_end|>" in tok.get_vocab():  # the chat's turns end there
         tok.eos_token = tok.pad_token = "<|im_end|>"
-    models = [AutoModelForCausalLM.from_pretrained(str(folder), gguf_file=name,
-                                                   dtype=torch.float32).to(device).eval()
-              for name in (TARGET_GGUF, DRAFT_GGUF)]
+    models = [AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32,
+                                                   **kw).to(device).eval()
+              for src, kw in sources]
     for m in models:
         m.requires_grad_(False)
         m.generation_config.pad_token_id = tok.pad_token_id
     return models[0], models[1], tok
+
+
+def _every_tenth(name: str):
+    """A converter's progress callback that logs at every tenth of the way."""
+    seen = set()
+
+    def progress(message: str, fraction: float | None = None) -> None:
+        tenth = int((fraction or 0.0) * 10)
+        if tenth not in seen:
+            seen.add(tenth)
+            _log(f"converting {name}: {tenth * 10} %")
+    return progress
 
 
 def make_qwen_data(target, tok, out: Path, args, seconds: float, device) -> dict:
@@ -232,7 +259,7 @@ def run(args) -> dict:
         stages[stage] = round(clock.elapsed() - sum(stages.values()), 1)
 
     _log(f"start on {device}, budget {args.seconds:.0f} s")
-    target, draft, tok = load_models(args.gguf_dir, device, args.tiny)
+    target, draft, tok = load_models(args.gguf_dir, device, args.tiny, work / "models")
     target.requires_grad_(False)
     mark("load")
     meta = make_qwen_data(target, tok, work / "data", args,
