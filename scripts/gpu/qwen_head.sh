@@ -9,6 +9,8 @@
 # qwen2.5-coder-0.5b-instruct-q4_k_m.gguf; SECONDS (default 470) is the Python run's budget
 # (loading included; the whole script stays under ~9 minutes on an H100 with the default).
 # `--tiny` among the extra args runs tiny random models on the CPU instead (a test).
+# The machine has no `gguf` package: carry its wheel (.carry/whl, from
+# ../shared/tools/gpu-carry-prep) or put it in GGUF_DIR; the script installs it.
 #
 # Results go to $OUT (the device tool's folder; default /tmp/qwen-head/out), in at most 8
 # files of at most 15 MiB: log.txt, summary.json, summary.md and head.tar.partNN (the packed
