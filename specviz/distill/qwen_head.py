@@ -270,6 +270,7 @@ def run(args) -> dict:
     info.update(n_params=sum(p.numel() for p in head.parameters()),
                 hardware=hardware_info(device), data=str(work / "data" / "data.npz"))
     mark("train")
+    torch.backends.cuda.matmul.allow_tf32 = False  # evaluation and check in full float32
     errors, rows, texts = {}, [], []
     try:
         texts = heldout_texts(target, tok, args.n_per_category, args.eval_tokens, device)
