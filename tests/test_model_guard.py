@@ -110,3 +110,17 @@ def test_the_guard_runs_in_a_fresh_process_within_bounded_memory(tiny_folder, tm
                          cwd=ROOT, timeout=300)
     assert out.returncode == 2, out.stderr
     assert int(out.stdout.split()[-1]) < 2_000_000  # KB: the 32 GB were never allocated
+
+
+def test_a_cached_hub_model_is_checked_as_its_snapshot(tiny_folder, tmp_path, monkeypatch):
+    import huggingface_hub
+    folder = _variant(tiny_folder, tmp_path / "snap", num_hidden_layers=10**6)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download",
+                        lambda repo, local_files_only: str(folder))
+    with pytest.raises(ModelSourceError, match="cannot load org/model: config.json declares"):
+        guard.check_allocation("org/model", torch.float32)
+
+    def not_cached(repo, local_files_only):
+        raise FileNotFoundError(repo)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", not_cached)
+    guard.check_allocation("org/model", torch.float32)  # left to the loader, no request

@@ -6,7 +6,8 @@ declares 8 billion parameters beside a safetensors file of a few kilobytes takes
 memory, and a public app would let any visitor do that. Before a load:
 
 1. the safetensors headers are read (no tensor data; a header over 100 MB is refused) and
-   their parameters counted;
+   their parameters counted (a Hub model: its snapshot in the local cache; one not cached
+   yet is not checked, since the guard makes no request);
 2. the config's size is estimated from its numbers (layers, widths, vocabulary) without
    building anything: far more than the weights hold is refused at once;
 3. otherwise the model is built on the ``meta`` device (no memory) and its parameters
@@ -129,9 +130,24 @@ def check_allocation(folder: str | os.PathLike, dtype: torch.dtype,
     this machine can hold, before anything is allocated. A folder without config.json or
     weights is left to the loader."""
     try:
-        _check(Path(folder), dtype, device)
+        if Path(folder).is_dir():
+            _check(Path(folder), dtype, device)
+        else:
+            _check_hub(str(folder), dtype, device)
     except ModelSourceError as e:
         raise ModelSourceError(f"cannot load {folder}: {e}") from None
+
+
+def _check_hub(repo: str, dtype: torch.dtype, device: torch.device | str) -> None:
+    """A Hub model in the local cache: its snapshot, checked as a folder. One not cached yet is
+    left to the loader (the guard makes no request: the loader first tries the cache alone,
+    and an unreachable Hub must fail fast)."""
+    from huggingface_hub import snapshot_download
+    try:
+        cached = Path(snapshot_download(repo, local_files_only=True))
+    except Exception:  # not (completely) in the cache, or not a Hub id
+        return
+    _check(cached, dtype, device)
 
 
 def _check(folder: Path, dtype: torch.dtype, device: torch.device | str) -> None:
@@ -146,6 +162,11 @@ def _check(folder: Path, dtype: torch.dtype, device: torch.device | str) -> None
                                             local_files_only=True)
     except Exception:
         return  # the loader reports a broken config in its own words
+    _judge(config, stored, dtype, device)
+
+
+def _judge(config, stored: int, dtype: torch.dtype, device: torch.device | str) -> None:
+    """The config against ``stored`` parameters of weights and the memory available."""
     estimate = estimate_params(config)
     if estimate is not None and estimate > stored / MIN_COVERED + 1_000_000:
         raise ModelSourceError(
