@@ -42,10 +42,14 @@ def convert_gguf(gguf_path: Path, out: Path, progress: Progress = _quiet,
 
     lo, hi = span
     folder, name = str(gguf_path.parent), gguf_path.name
-    progress(f"{label}: reading the GGUF's configuration and tokenizer", lo)
+    progress(f"{label}: reading the GGUF's configuration", lo)
     meta = load_gguf_checkpoint(str(gguf_path), return_tensors=False)
     config = AutoConfig.from_pretrained(folder, gguf_file=name)
+    n_vocab = int(getattr(config, "vocab_size", 0) or 0)
+    progress(f"{label}: building the tokenizer from the GGUF's {n_vocab:,} tokens (up to a "
+             "minute or two for a large vocabulary)", lo + 0.01 * (hi - lo))
     tok = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    progress(f"{label}: tokenizer ready; de-quantising the tensors", lo + 0.02 * (hi - lo))
     # the GGUF's tokenizer may name <|im_start|> as end of sequence; the chat ends with <|im_end|>
     vocab = tok.get_vocab()
     if "<|im_end|>" in vocab:
@@ -94,7 +98,8 @@ def convert_gguf(gguf_path: Path, out: Path, progress: Progress = _quiet,
             if shard_bytes >= SHARD_BYTES:
                 flush()
         progress(f"{label}: tensor {i + 1}/{len(tensors)} ({tensor.name}, "
-                 f"{tensor.tensor_type.name})", lo + (hi - lo) * (i + 1) / len(tensors))
+                 f"{tensor.tensor_type.name})",
+                 lo + (hi - lo) * (0.02 + 0.98 * (i + 1) / len(tensors)))
     flush()
     missing = [k for k in wanted if k not in weight_map
                and not (k == "lm_head.weight" and config.tie_word_embeddings)]
