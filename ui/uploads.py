@@ -125,8 +125,11 @@ def parse_trace_bytes(name: str, data: bytes, room: int | None = None
     key = _key(name, data)
     hit = PARSED.get(key)
     if hit is None:
-        with st.spinner("Reading the trace …"):
-            hit = _parse(name, data, MAX_TRACE_MB if room is None else room / 2**20)
+        try:
+            with st.spinner("Reading the trace …"):
+                hit = _parse(name, data, MAX_TRACE_MB if room is None else room / 2**20)
+        finally:  # what the reading made and dropped (all of it, for a refusal) goes back
+            _give_back_memory()
         PARSED.put(key, *hit)
     if room is not None and hit[1] > room:
         raise OverBudget("does not fit the room the upload's other files left", source=name)

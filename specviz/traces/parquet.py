@@ -232,6 +232,14 @@ def read_parquet_traces(path_or_bytes: str | os.PathLike | bytes | IO[bytes],
         src = source or getattr(path_or_bytes, "name", "<parquet>")
     if isinstance(path_or_bytes, (bytes, bytearray)):
         path_or_bytes = io.BytesIO(path_or_bytes)
+    try:
+        return _read_parquet(path_or_bytes, src, max_mb, budget)
+    finally:  # Arrow's buffers of a refused (or read) file, back to the system
+        pa.default_memory_pool().release_unused()
+
+
+def _read_parquet(path_or_bytes: Any, src: str, max_mb: float | None,
+                  budget: MemoryBudget | None) -> list[Trace]:
     try:  # its size first: pyarrow would decode a footer of any size
         footer = footer_bytes(path_or_bytes)
     except FooterError as e:
