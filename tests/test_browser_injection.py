@@ -242,8 +242,12 @@ def _nothing_fetched_or_linked(page, listener) -> None:
 
 def _hover_every_plot(page) -> None:
     """Move the mouse over each chart, so that hover labels are drawn too."""
+    page.wait_for_timeout(1500)  # the page settled after its last rerun
     for plot in page.locator(".js-plotly-plot").all()[:12]:
-        box = plot.bounding_box()
+        try:
+            box = plot.bounding_box(timeout=5000)
+        except sync_api.Error:  # redrawn meanwhile
+            continue
         if box:
             for fx in (0.3, 0.5, 0.7):
                 page.mouse.move(box["x"] + box["width"] * fx, box["y"] + box["height"] * 0.5)
