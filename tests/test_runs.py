@@ -218,6 +218,14 @@ def test_dataset_is_hive_partitioned_and_gives_the_same_answers(tmp_path):
         RunsDB.from_dataset(root)
 
 
+def test_a_dataset_of_target_only_runs_opens(tmp_path):
+    base = [t for t in read_traces(GREEDY) if t.run.mode == "target-only"]
+    write_traces_dataset(tmp_path / "ds", [(GREEDY.name, base)])  # no positions at all
+    db = RunsDB.from_dataset(tmp_path / "ds")
+    assert Q.overview(db, Q.Filters())["target_only"] == len(base)
+    assert Q.position_table(db, Q.Filters()).empty
+
+
 def test_the_sandbox_reads_no_file_outside_the_dataset(tmp_path):
     root = tmp_path / "ds"
     write_traces_dataset(root, [(GREEDY.name, read_traces(GREEDY))])

@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 from ..limits import MAX_RUNS_PER_FILE
 from ..traces.records import Trace, TraceError
 from .db import POSITIONS_SQL, TOTALS_SQL
-from .tables import TableBuilder
+from .tables import STEP_COLUMNS, TableBuilder
 
 FORMAT = "specviz-runs-dataset"
 VERSION = 1
@@ -164,6 +164,16 @@ def write_traces_dataset(root: str | Path, named: Iterable[tuple[str, list[Trace
     return written
 
 
+_SQL_TYPE = {pa.string(): "VARCHAR", pa.bool_(): "BOOLEAN", pa.float64(): "DOUBLE",
+             pa.int32(): "INTEGER", pa.int64(): "BIGINT"}
+_EMPTY = {  # a table no write has had rows for (e.g. no chain step anywhere: no positions)
+    "positions": "CREATE TABLE positions (pair VARCHAR, drafter VARCHAR, date VARCHAR, "
+                 "run_key VARCHAR, position INTEGER, judged BIGINT, accepted BIGINT)",
+    "steps": "CREATE TABLE steps (pair VARCHAR, drafter VARCHAR, date VARCHAR, "
+             + ", ".join(f"{k} {_SQL_TYPE[t]}" for k, (t, _) in STEP_COLUMNS.items()) + ")",
+}
+
+
 def dataset_views(root: Path) -> list[str]:
     """The statements that make a dataset's tables (read in place, Hive partitions)."""
     _check_marker(root)
@@ -171,7 +181,10 @@ def dataset_views(root: Path) -> list[str]:
     hive = "{'pair': 'VARCHAR', 'drafter': 'VARCHAR', 'date': 'VARCHAR'}"
     for name in TABLES:
         if not any((root / name).glob("**/*.parquet")):
-            raise TraceError(f"has no {name} files", source=str(root))
+            if name == "runs":
+                raise TraceError("has no runs files", source=str(root))
+            out.append(_EMPTY[name])
+            continue
         glob = (root / name).as_posix().replace("'", "''") + "/**/*.parquet"
         # runs and positions are small (a row per run, per run and position): held in
         # memory; steps (a row per step) stay on disk, read when a query needs them
