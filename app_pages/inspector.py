@@ -71,7 +71,7 @@ if compare:
     idx = [labels.index(c) for c in compare]
     tagged = [(labels[i], frames_of(trace_key(traces[i], sources[i]), traces[i])) for i in idx]
     speed = runs.iloc[idx]
-    c1, c2 = st.columns(2)
+    c1 = c2 = st.container()  # one figure per row: side by side they are cut at 1024 px
     # by draft position: a chain's idea (a tree's positions are nodes, not depths)
     pos = [F.tag(fr["position"], name) for (name, fr), i in zip(tagged, idx)
            if not fr["position"].empty and not F.is_tree(traces[i])]

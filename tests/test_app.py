@@ -488,7 +488,8 @@ def test_inspector_bundled_uploads_and_diagnosis(traces_dir, monkeypatch):
     assert config["speed-up"]["type_config"]["format"] == "%.2f×"
     assert config["α̂"]["type_config"]["format"] == "%.2f"
     assert config["c"]["type_config"]["format"] == "%.3f"
-    assert config["why below 1×"]["width"] == "large"
+    assert config["why below 1×"]["width"] == "large" and config["run"]["pinned"]
+    assert config["speed-up"]["width"] == "small"
     assert _charts(at) >= 8  # comparison + what-if + the run's views
     runs = tiny_runs()
     good = traces_to_jsonl([runs["greedy"], runs["greedy-base"]]).encode()
@@ -759,6 +760,24 @@ def test_live_settings_and_result_survive_a_reload():
     _no_failure(bad)
     assert bad.slider(key="gamma").value == 4 and bad.selectbox(key="engine").value == "auto"
     assert bad.session_state["live_store"]["result"] is None  # a new browser id, no result
+
+
+def test_live_settings_read_at_1024_px():
+    """At 1024×768 the main area is ~560 px: the target and the draft (long names) get half
+    a row each, no row holds more than four settings, and the labels are short enough for
+    a quarter row (they were cut: "embedded:smollm", "feature-h", "c…")."""
+    at = _app("app_pages/live.py")
+    width = {}
+    for col in at.columns:
+        for w in col.children.values():
+            if getattr(w, "key", None):
+                width[w.key] = col.weight
+    assert width["target"] == width["draft"] == 0.5
+    assert width["drafter"] == width["engine"] == width["tree"] == 1 / 3
+    assert all(width[k] >= 0.25 for k in ("gamma", "policy", "temperature", "top_k", "top_p",
+                                          "seed", "max_new_tokens", "early_exit_layers"))
+    assert "chat" not in width  # a row of its own
+    assert max(len(at.slider(key=k).label) for k in ("gamma", "temperature")) <= 20
 
 
 def test_theory_offers_only_runs_whose_costs_were_measured():

@@ -214,7 +214,7 @@ def settings_ui() -> Settings:
     target, draft_choice = _pair_ui()
     t_custom, d_custom = _custom_sources_ui()
     _drafting_ui()
-    _length_ui()
+    _sampling_ui()
     ss = st.session_state
     decode = replace(BASE, drafter=ss.drafter, **{name: ss[name] for name in FIELDS})
     if draft_choice == DEFAULT_DRAFT:
@@ -230,9 +230,10 @@ def settings_ui() -> Settings:
 
 
 def _pair_ui() -> tuple[str, str]:
-    """Target, draft, drafter and engine; returns the target's and the draft's choice."""
+    """Target and draft (a row of their own: their names are long), then drafter, engine
+    and the draft's shape; returns the target's and the draft's choice."""
     from specviz.decoding import DRAFTERS, ENGINES
-    c = st.columns([3, 3, 2, 2])
+    c = st.columns(2)
     target = c[0].selectbox("Target (p)", _targets(), key="target",
                             help="embedded:smollm2-135m-instruct is a real 135M chat model "
                                  "(the first load converts it, about a minute). "
@@ -243,14 +244,23 @@ def _pair_ui() -> tuple[str, str]:
                                  "embedded:tiny-random-target needs no download; its text is "
                                  "gibberish but shows the mechanics at once.")
     draft_choice = c[1].selectbox("Draft (q)", _drafts(), key="draft")
-    c[2].selectbox("Drafter", [AUTO, *DRAFTERS], key="drafter",
+    c = st.columns(3)
+    c[0].selectbox("Drafter", [AUTO, *DRAFTERS], key="drafter",
                    help="auto: the drafter measured fastest for the pair and device: the "
                         "feature head on a GPU or in half precision, the draft model on a "
                         "CPU in float32 (whichever the pair has), else prompt lookup.")
-    c[3].selectbox("Engine", list(ENGINES), key="engine",
+    c[1].selectbox("Engine", list(ENGINES), key="engine",
                    help="auto: CUDA graphs on a GPU, else transformers' eager forward. "
                         "static: static KV caches without graphs. graphs needs a CUDA "
                         "device and a Llama-family pair.")
+    c[2].selectbox("Draft shape", list(TREES), format_func=TREES.__getitem__, key="tree",
+                   help="A chain drafts γ tokens in a row. A token tree drafts several "
+                        "continuations and the target checks them all in one pass (a tree "
+                        "mask): a static tree has a fixed number of children per depth; a "
+                        "dynamic tree grows where the draft is confident. Trees are drafted "
+                        "by the draft model or the feature head (not by prompt lookup) and "
+                        "run on the static engine (graphed on a GPU); γ and its policy apply "
+                        "to chains.")
     return target, draft_choice
 
 
@@ -268,33 +278,27 @@ def _custom_sources_ui() -> tuple[str, str]:
 
 
 def _drafting_ui() -> None:
-    """γ and its policy, the sampling (τ, top-k, top-p)."""
+    """γ, its policy, the length and early exit's layer count (four to a row, short labels:
+    they read at 1024 px)."""
     from specviz.core.policies import POLICIES
-    c = st.columns(5)
-    c[0].slider("γ (drafted tokens per step)", GAMMA_MIN, GAMMA_MAX, key="gamma")
+    c = st.columns(4)
+    c[0].slider("γ (drafts per step)", GAMMA_MIN, GAMMA_MAX, key="gamma")
     c[1].selectbox("γ policy", list(POLICIES), key="policy")
-    c[2].slider("τ (temperature; 0 = greedy)", 0.0, 2.0, step=0.05, key="temperature")
-    c[3].number_input("top-k (0 = off)", 0, TOP_K_MAX, key="top_k")
-    c[4].slider("top-p", 0.05, 1.0, step=0.05, key="top_p")
-
-
-def _length_ui() -> None:
-    """Length, seed, chat template, early exit's layer count, the draft's shape."""
-    c = st.columns([2, 1, 1, 1, 2])
-    c[0].slider("max new tokens", 8, APP_MAX_NEW_TOKENS, step=8, key="max_new_tokens")
-    c[1].number_input("seed", 0, 2**31 - 1, key="seed")
-    c[2].checkbox("chat template", key="chat",
-                  help="Wrap the prompt in the target's chat template.")
+    c[2].slider("max new tokens", 8, APP_MAX_NEW_TOKENS, step=8, key="max_new_tokens")
     c[3].number_input("early-exit layers", 1, EARLY_EXIT_MAX, key="early_exit_layers",
                       help=EARLY_EXIT_HELP)
-    c[4].selectbox("Draft shape", list(TREES), format_func=TREES.__getitem__, key="tree",
-                   help="A chain drafts γ tokens in a row. A token tree drafts several "
-                        "continuations and the target checks them all in one pass (a tree "
-                        "mask): a static tree has a fixed number of children per depth; a "
-                        "dynamic tree grows where the draft is confident. Trees are drafted "
-                        "by the draft model or the feature head (not by prompt lookup) and "
-                        "run on the static engine (graphed on a GPU); γ and its policy apply "
-                        "to chains.")
+
+
+def _sampling_ui() -> None:
+    """τ, top-k, top-p, the seed, the chat template."""
+    c = st.columns(4)
+    c[0].slider("τ (0 = greedy)", 0.0, 2.0, step=0.05, key="temperature",
+                help="The temperature: 0 decodes greedily (the top token).")
+    c[1].number_input("top-k (0 = off)", 0, TOP_K_MAX, key="top_k")
+    c[2].slider("top-p", 0.05, 1.0, step=0.05, key="top_p")
+    c[3].number_input("seed", 0, 2**31 - 1, key="seed")
+    st.checkbox("chat template", key="chat",
+                help="Wrap the prompt in the target's chat template.")
 
 
 @st.cache_resource(show_spinner="Loading the models …", max_entries=4)

@@ -20,17 +20,18 @@ def compare_table_ui(rows: list[tuple]) -> None:
 
 
 def _config() -> dict:
-    num = st.column_config.NumberColumn
+    def num(label: str, fmt: str, help: str | None):  # narrow: the row fits 1024 px
+        return st.column_config.NumberColumn(label, format=fmt, help=help, width="small")
+
     defs = METRIC_DEFINITIONS
-    return {
-        "run": st.column_config.TextColumn("run", width="medium"),
-        "α̂": num("α̂", format="%.2f", help=defs.get("alpha_hat")),
-        "accepted length": num("accepted length", format="%.2f",
-                               help=defs.get("mean_accepted_length")),
-        "tokens/s": num("tokens/s", format="%.1f", help="Emitted tokens / wall time."),
-        "speed-up": num("speed-up", format="%.2f×", help=defs.get("speedup")),
-        "c": num("c", format="%.3f", help=defs.get("c")),
-        "v": num("v", format="%.2f", help=defs.get("v")),
-        "overhead": num("overhead", format="%.2f", help=defs.get("overhead")),
+    return {  # the run's name stays in view while the row scrolls sideways
+        "run": st.column_config.TextColumn("run", width="medium", pinned=True),
+        "α̂": num("α̂", "%.2f", defs.get("alpha_hat")),
+        "accepted length": num("accepted length", "%.2f", defs.get("mean_accepted_length")),
+        "tokens/s": num("tokens/s", "%.1f", "Emitted tokens / wall time."),
+        "speed-up": num("speed-up", "%.2f×", defs.get("speedup")),
+        "c": num("c", "%.3f", defs.get("c")),
+        "v": num("v", "%.2f", defs.get("v")),
+        "overhead": num("overhead", "%.2f", defs.get("overhead")),
         "why below 1×": st.column_config.TextColumn("why below 1×", width="large"),
     }
