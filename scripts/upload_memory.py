@@ -195,10 +195,14 @@ def main() -> None:
     ap.add_argument("--out", default="artifacts/upload-memory", help="where the files go")
     ap.add_argument("--markdown", default=None, help="also write the tables here")
     ap.add_argument("--app", action="store_true", help="also measure a Streamlit server")
+    ap.add_argument("--only", nargs="*", default=None,
+                    help="measure only the files whose names start with these")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     paths = make_files(out)
+    if args.only:
+        paths = [p for p in paths if p.name.startswith(tuple(args.only))]
     tables = measure_loader(paths)
     if args.app:
         tables += [""] + measure_app(paths, out)
