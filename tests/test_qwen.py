@@ -165,6 +165,31 @@ def test_cli_fetch_names_the_pair(tmp_path, monkeypatch, capsys):
     assert "shipped, not fetched" in capsys.readouterr().err
 
 
+def test_the_live_page_offers_the_pair_and_says_in_one_line_why_it_cannot_load(
+        tmp_path, monkeypatch):
+    """The pair is a choice on the Live page; a missing local GGUF is a message, twice."""
+    pytest.importorskip("streamlit")
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+    monkeypatch.setenv("SPECVIZ_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("SPECVIZ_GGUF_QWEN_1_5B", str(tmp_path / "missing.gguf"))
+    app = str(Path(__file__).resolve().parent.parent / "app.py")
+    at = AppTest.from_file(app, default_timeout=240)
+    at.run()
+    at.switch_page("app_pages/live.py")
+    at.run()
+    assert QWEN_TARGET in at.selectbox(key="target").options
+    assert QWEN_DRAFT in at.selectbox(key="draft").options
+    assert QWEN_DRAFT not in at.selectbox(key="target").options
+    at.selectbox(key="target").set_value(QWEN_TARGET)
+    for _ in range(2):
+        at.button(key="run").click()
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert any("GGUF file not found" in e.value for e in at.error)
+
+
 # ------------------------------------------------------------- the real pair (opt-in)
 
 REAL = os.environ.get("SPECVIZ_TEST_QWEN") == "1"
