@@ -126,7 +126,8 @@ def test_presenter_mode_toggles(traces_dir, monkeypatch):
     for _ in range(2):
         figs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
         assert figs and all(f["layout"]["height"] <= PRESENTER_HEIGHT for f in figs)
-        assert all(f["layout"]["legend"]["y"] < 0 for f in figs)
+        assert all(f["layout"]["legend"]["yref"] == "container"
+                   and f["layout"]["legend"]["y"] == 0 for f in figs)
         assert 'h1 { font-size: 1.8rem' in PRESENTER_CSS
         at.button(key="wt_next").click().run()
         _ok(at)

@@ -36,7 +36,8 @@ PRESENTER_FONT = 20  # figure font size in presenter mode
 # presenter mode, a chain step: the narration beside the figures (1024×768 keeps the main
 # figure above the fold), each figure at most this tall
 PRESENTER_COLUMNS = [5, 6]
-PRESENTER_HEIGHT = 360
+PRESENTER_HEIGHT = 380
+PRESENTER_FOOT = 130  # px under a presenter figure's plot: tick labels, axis title, legend
 
 
 def _reset_position() -> None:
@@ -229,18 +230,20 @@ def _player(trace: Trace, interval: float | None, presenter: bool) -> None:
 def _chart(slot, fig, key: str, presenter: bool) -> None:
     """Draw a figure; in presenter mode with large type (Streamlit's own chart theme would
     reset the font sizes, so it is left out there)."""
-    if presenter:  # the legend under the plot: rows of large type never cover the title
+    if presenter:  # the legend at the figure's foot, under the axis title: rows of large
+        # type never cover the title or the tick labels
         fig.update_layout(font_size=PRESENTER_FONT, title_font_size=PRESENTER_FONT + 4,
                           legend_font_size=PRESENTER_FONT - 4,
-                          legend=dict(orientation="h", x=0, xanchor="left", y=-0.12,
-                                      yanchor="top"), margin_t=50)
+                          legend=dict(orientation="h", x=0, xanchor="left", yref="container",
+                                      y=0, yanchor="bottom"), margin_t=50)
         fig.update_xaxes(tickfont_size=PRESENTER_FONT)
         fig.update_yaxes(tickfont_size=PRESENTER_FONT)
         fig.update_annotations(font_size=PRESENTER_FONT)  # a tree's node labels
         if fig.layout.height:  # room for the larger type (a tree's rows of labels, legend)
             grow = PRESENTER_FONT / 14
             fig.update_layout(height=int(fig.layout.height * grow),
-                              margin_b=int((fig.layout.margin.b or 40) * grow))
+                              margin_b=max(int((fig.layout.margin.b or 40) * grow),
+                                           PRESENTER_FOOT))
     slot.plotly_chart(fig, key=key, theme=None if presenter else "streamlit")
 
 
