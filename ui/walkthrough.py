@@ -268,9 +268,10 @@ def _figures_ui(trace: Trace, walk: W.StepWalk, m: W.MicroStep, presenter: bool)
     # presenter mode: stacked beside the narration, the one this phase is about first
     first = m.phase in ("verify", "accept") or other is None
     order = [(probs, "wt_fig_probs"), other] if first else [other, (probs, "wt_fig_probs")]
-    for fig, key in filter(None, order):
-        fig.update_layout(height=min(fig.layout.height or PRESENTER_HEIGHT,
-                                     PRESENTER_HEIGHT) * 14 // PRESENTER_FONT)
+    for i, (fig, key) in enumerate(filter(None, order)):
+        if not i:  # the first one above the fold; the next keeps its height (its labels)
+            fig.update_layout(height=min(fig.layout.height or PRESENTER_HEIGHT,
+                                         PRESENTER_HEIGHT) * 14 // PRESENTER_FONT)
         _chart(st, fig, key, presenter)
     if note:
         st.caption(note)
