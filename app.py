@@ -23,6 +23,11 @@ pages = [
     st.Page("app_pages/theory.py", title="Theory", icon=":material/functions:"),
     st.Page("app_pages/toy_lab.py", title="Toy lab", icon=":material/science:"),
 ]
+# labels wrap instead of ending in "…" where a column is narrow (a metric's label at 1024 px:
+# "α̂ per judg…", "mean accepted…")
+st.html("<style>[data-testid='stMetricLabel'], [data-testid='stMetricLabel'] * "
+        "{ white-space: normal !important; overflow: visible !important; "
+        "text-overflow: clip !important; height: auto !important; }</style>")
 page = st.navigation(pages)
 keep_settings()
 page.run()

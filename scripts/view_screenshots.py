@@ -24,6 +24,9 @@ def overview(page, url, shot):
     page.locator(".st-key-home_timeline .js-plotly-plot").wait_for()
     page.wait_for_timeout(2500)
     shot("overview")
+    page.locator("[data-testid='stMetric']").first.scroll_into_view_if_needed()
+    page.wait_for_timeout(1500)
+    shot("overview-metrics")
 
 
 def theory(page, url, shot):

@@ -173,6 +173,8 @@ def test_the_favicon_is_served_from_a_local_file():
     from PIL import Image
     favicon = Path(APP).parent / "assets" / "favicon.png"
     assert Image.open(favicon).size == (64, 64)
+    # and a metric's label wraps where a column is narrow, never cut to "α̂ per judg…"
+    assert "[data-testid='stMetricLabel']" in app and "white-space: normal" in app
 
 
 def test_home_without_bundled_traces(tmp_path, monkeypatch):
