@@ -20,12 +20,18 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from specviz import DEFAULT_TARGET, DecodeConfig, load_pair  # noqa: E402
 from specviz.measure import measure_speedup  # noqa: E402
 from specviz.models import hardware_info  # noqa: E402
-from ui.common import PRESETS  # noqa: E402
+
+PRESETS = {  # the Live page's prompt presets (ui.common.PRESETS) without loading Streamlit
+    "story": "Write a short story about a lighthouse keeper who finds a message in a bottle.",
+    "explanation": "Explain in simple words how a refrigerator keeps food cold.",
+}
 
 
 def _load() -> str:
@@ -37,18 +43,26 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--target", default=DEFAULT_TARGET)
     ap.add_argument("--preset", default="story", choices=list(PRESETS))
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads (default: torch's own, the cores)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--json", default=None, metavar="FILE", help="write the results as JSON")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     pair = load_pair(args.target)
     cfg = DecodeConfig(drafter=pair.default_drafter, max_new_tokens=args.max_new_tokens)
     load_before = os.getloadavg()
-    print(f"load before: {_load()}")
+    print(f"load before: {_load()}; torch threads {torch.get_num_threads()}")
     found = []
     for k in range(2):
         t0 = time.perf_counter()
-        m = measure_speedup(pair, PRESETS[args.preset], cfg, rounds=args.rounds)
+        m = measure_speedup(pair, PRESETS[args.preset], cfg, rounds=args.rounds,
+                            on_progress=lambda what, f, k=k, t0=t0: print(
+                                f"  measurement {k + 1}: {what} ({f:.0%}, "
+                                f"{time.perf_counter() - t0:.0f} s)", file=sys.stderr,
+                                flush=True))
         sp = m.speedup
         found.append({"median": sp.median, "low": sp.low, "high": sp.high,
                       "ratios": sp.ratios, "verdict": sp.verdict,
