@@ -155,6 +155,9 @@ def _cases():
          2, None, r"is not valid JSON \(Exceeds the limit"),
         ("nested too deep", lambda L, s: L[:1] + ['{"record":"step","p":' + "[" * 100_000
                                                   + "]" * 100_000 + "}"] + L[1:],
+         2, None, r"holds more than 50,000 objects and lists"),  # counted before parsing
+        ("nested too deep to parse", lambda L, s: L[:1] + ['{"record":"step","p":' + "[" * 5000
+                                                          + "]" * 5000 + "}"] + L[1:],
          2, None, r"is not valid JSON \(nesting too deep\)"),
         ("lone surrogate", lambda L, s: L[:1] + [L[1].replace('"emitted_text":[',
                                                               '"emitted_text":["\\ud800",')]
