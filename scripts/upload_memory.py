@@ -120,7 +120,7 @@ def _vm(pid: int, key: str) -> float:
     raise KeyError(key)
 
 
-def measure_app(paths: list[Path], out: Path) -> list[str]:
+def measure_app(paths: list[Path], out: Path, malloc: bool = False) -> list[str]:
     from playwright.sync_api import sync_playwright
 
     from tests._browser import ARGS, CHROMIUM
@@ -128,6 +128,8 @@ def measure_app(paths: list[Path], out: Path) -> list[str]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = dict(os.environ, PYTHONPATH=str(ROOT), SPECVIZ_TRACES_DIR=str(ROOT / "no-traces"))
+    if malloc:  # every allocation through glibc, whose freed pages malloc_trim hands back
+        env["PYTHONMALLOC"] = "malloc"
     log = open(out / "server.log", "w")
     server = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port",
@@ -195,6 +197,9 @@ def main() -> None:
     ap.add_argument("--out", default="artifacts/upload-memory", help="where the files go")
     ap.add_argument("--markdown", default=None, help="also write the tables here")
     ap.add_argument("--app", action="store_true", help="also measure a Streamlit server")
+    ap.add_argument("--malloc", action="store_true",
+                    help="run the server with PYTHONMALLOC=malloc (memory of removed uploads "
+                         "goes back to the system)")
     ap.add_argument("--only", nargs="*", default=None,
                     help="measure only the files whose names start with these")
     args = ap.parse_args()
@@ -205,7 +210,7 @@ def main() -> None:
         paths = [p for p in paths if p.name.startswith(tuple(args.only))]
     tables = measure_loader(paths)
     if args.app:
-        tables += [""] + measure_app(paths, out)
+        tables += [""] + measure_app(paths, out, args.malloc)
     note = (f"Limits: upload {MAX_UPLOAD_MB} MB, memory budget {MAX_TRACE_MB} MB. "
             f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
             f"Python {platform.python_version()}; load average "
