@@ -76,6 +76,8 @@ def walkthrough(page, url, shot):
     shot("walkthrough-presenter")
     page.locator(".st-key-wt_presenter label").click()
     page.wait_for_timeout(2000)
+    page.get_by_text("Trace and run").first.click()  # the expander starts collapsed
+    page.wait_for_timeout(1000)
     page.locator(".st-key-wt_source [role='combobox']").click()
     page.get_by_role("option", name="cpu-smollm2-draft-tree-greedy.jsonl").click()
     page.wait_for_timeout(2500)
@@ -109,7 +111,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     offsite: set[str] = set()
-    with app_page(900_000) as (url, page):
+    with app_page(120_000) as (url, page):  # a view that hangs fails after 2 minutes
         page.on("request", lambda r: offsite.add(r.url) if not r.url.startswith(url)
                 and not r.url.startswith("data:") else None)
         for size in args.sizes:

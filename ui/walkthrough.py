@@ -193,7 +193,7 @@ def _player(trace: Trace, interval: float | None, presenter: bool) -> None:
     ss.wt_micro = min(max(ss.wt_micro, 0), len(walk.micro) - 1)
     m = walk.micro[ss.wt_micro]
     with st.container(key="wt_stage"):
-        c1, c2, c3, c4, c5 = st.columns([1.4, 1.1, 1.2, 0.6, 2.1], vertical_alignment="bottom")
+        c1, c2, c3, c4, c5 = st.columns([1.3, 1.0, 1.3, 0.8, 1.9], vertical_alignment="bottom")
         c1.button("◀ Previous", key="wt_prev", shortcut="Left", on_click=_move,
                   args=(trace, -1), disabled=ss.wt_step == 0 and ss.wt_micro == 0)
         c2.button("Next ▶", key="wt_next", shortcut="Right", on_click=_move, args=(trace, 1),
@@ -232,7 +232,7 @@ def _chart(slot, fig, key: str, presenter: bool) -> None:
     reset the font sizes, so it is left out there)."""
     if presenter:  # the legend at the figure's foot, under the axis title: rows of large
         # type never cover the title or the tick labels
-        fig.update_layout(font_size=PRESENTER_FONT, title_font_size=PRESENTER_FONT + 4,
+        fig.update_layout(font_size=PRESENTER_FONT, title_font_size=PRESENTER_FONT + 2,
                           legend_font_size=PRESENTER_FONT - 4,
                           legend=dict(orientation="h", x=0, xanchor="left", yref="container",
                                       y=0, yanchor="bottom"), margin_t=50)
