@@ -786,6 +786,7 @@ def test_theory_offers_only_runs_whose_costs_were_measured():
     """A live run without a baseline is plotted, but its c, v and o (which would assume
     v = 1) are not offered to the sliders; with a baseline it is."""
     at = _live(max_new=16)
+    at.checkbox(key="with_baseline").uncheck()  # on by default
     _run(at)
     at.checkbox(key="with_baseline").check()
     _run(at)
