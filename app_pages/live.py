@@ -100,6 +100,10 @@ def _result_ui(result: dict | None) -> None:
     if spec.summary.stop_reason == "stopped":
         st.warning(f"Stopped after {len(spec.steps)} steps; the partial trace is kept.")
     if base is not None:
+        if base.summary.n_emitted < spec.summary.n_emitted:
+            st.caption(f"A long run: the target alone was measured on its first "
+                       f"{base.summary.n_emitted} tokens in each round, and its tokens/s "
+                       "compared (the identical-output check covers those tokens).")
         race_ui(spec, base, speedup, key="live")
     highlight = baseline_check_ui(spec, base)
     render_trace(spec, key="live", baseline=base, highlight=highlight)

@@ -154,3 +154,17 @@ def test_why_line_names_a_reason_only_when_the_rounds_agree():
     assert why_line(slow, 1.2, 0.1, "Limited by acceptance.") == "Why: Limited by acceptance."
     assert "tree step costs more" in why_line(slow, 1.2, 0.1, tree=True)
     assert why_line(_sp((8, 10)), 1.2, 0.1, "Limited by x") == ""  # one sample: no reason
+
+
+def test_a_long_live_run_measures_a_shorter_baseline_and_says_so(monkeypatch):
+    import ui.live
+    from tests.test_app import _html, _no_failure, _run
+    monkeypatch.setattr(ui.live, "BASE_SAMPLE", 8)  # "long": more than 8 tokens
+    at = _live_app()
+    at.number_input(key="rounds").set_value(2)
+    r = _run(at)
+    _no_failure(at)
+    assert r["spec"].summary.n_emitted == 12 and r["base"].summary.n_emitted == 8
+    assert r["speedup"].n == 2
+    assert any("measured on its first 8 tokens" in c.value for c in at.caption)
+    assert 'data-tokens="12,8"' in _html(at)

@@ -43,6 +43,7 @@ LIVE_TOKENS = 300  # text pieces the live text shows (the whole text once the ru
 LIVE_STEPS = 12  # steps the live timeline shows
 HISTORY = 8  # runs kept per session (the Theory page plots them)
 MAX_ROUNDS = 9  # rounds a Live measurement may take
+BASE_SAMPLE = 256  # a longer run's target-only rounds decode this many tokens (said so)
 
 
 class Collector:
@@ -154,7 +155,8 @@ def _measure(pair, run: LiveRun) -> dict:
         return {"spec": spec, "base": None, "speedup": None, "error": error, "note": None}
     failed: list = []
     m, error = _guarded(lambda: measure_speedup(
-        pair, run.prompt, run.cfg, rounds=run.rounds, writer_for=_writer_for(run),
+        pair, run.prompt, run.cfg, rounds=run.rounds, base_tokens=BASE_SAMPLE,
+        writer_for=_writer_for(run),
         should_stop=run.stop.is_set, on_progress=_set_progress(run), label="speculative"),
         failed)
     if m is None:  # failed part way: the speculative steps so far, no speed-up
