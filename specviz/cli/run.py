@@ -121,13 +121,13 @@ def _decode_all(args, pair, prompts, writer, out: Path, rows: list,
     with writer:
         for i, prompt in enumerate(prompts):
             cfg = _config(args, pair, args.seed + i)
+            if stop.asked:
+                return
             if args.baseline:
                 _measure_one(args, pair, prompt, cfg, i, len(prompts), writer, out, rows,
                              stop)
                 continue
             for mode, fn in (("speculative", speculative_decode),):
-                if stop.asked:
-                    return
                 desc = f"prompt {i + 1}/{len(prompts)} {mode}"
                 with tqdm(total=cfg.max_new_tokens, desc=desc, unit="tok", file=sys.stderr,
                           leave=False, disable=None) as bar:
