@@ -145,6 +145,7 @@ def _pick_second_run(page) -> None:
 
 def test_walkthrough_upload_shows_the_crafted_trace_as_text(page, app_url, trace_file):
     page.goto(f"{app_url}/walkthrough")
+    page.get_by_text("Trace and run").first.click()  # the expander starts closed
     page.locator(".st-key-wt_source [role='combobox']").click()
     page.get_by_role("option", name="Upload a trace file…", exact=True).click()
     page.locator(".st-key-wt_upload input[type='file']").set_input_files(str(trace_file))
@@ -214,16 +215,20 @@ def hostile_url(tmp_path_factory, hostile_file):
 
 
 @pytest.fixture(scope="module")
-def open_page(hostile_url):
-    for pg in browser_page(sync_api):
-        def only_app(route) -> None:  # the app, and the listener (127.0.0.1 too) let through
-            u = urlparse(route.request.url)
-            if route.request.url.startswith(("data:", "blob:")) or u.hostname == "127.0.0.1":
-                route.continue_()
-            else:
-                route.abort()
-        pg.route("**/*", only_app)
-        yield pg
+def open_page(page, hostile_url):
+    """A second page of the same browser (one Playwright per process)."""
+    pg = page.context.browser.new_page(viewport={"width": 1400, "height": 1000})
+    pg.set_default_timeout(120_000)
+
+    def only_app(route) -> None:  # the app, and the listener (127.0.0.1 too) let through
+        u = urlparse(route.request.url)
+        if route.request.url.startswith(("data:", "blob:")) or u.hostname == "127.0.0.1":
+            route.continue_()
+        else:
+            route.abort()
+    pg.route("**/*", only_app)
+    yield pg
+    pg.close()
 
 
 def _nothing_fetched_or_linked(page, listener) -> None:
