@@ -30,6 +30,8 @@ from specviz.teaching.lessons import step_structure as L5
 from specviz.teaching.lessons import temperature_and_roles as L7
 from specviz.teaching.lessons import token_trees as L14
 from specviz.traces import frames as F
+from specviz.traces.visible import visible
+from ui.plain import visible_frame
 
 ROOT = Path(__file__).resolve().parent.parent
 WALKTHROUGH = ROOT / "app_pages" / "walkthrough.py"
@@ -50,7 +52,7 @@ def _first_spec(traces: list[Trace]) -> Trace:
 def _run_picker(traces: list[Trace], key: str) -> Trace:
     specs = R.speculative(traces)
     i = st.selectbox("Prompt", range(len(specs)), key=key,
-                     format_func=lambda j: R.short(specs[j].run.prompt_text, 70))
+                     format_func=lambda j: visible(R.short(specs[j].run.prompt_text, 70)))
     return specs[int(i)]
 
 
@@ -71,9 +73,9 @@ def exp_architecture(files: Files, nums: dict) -> None:
                     key="l1_drafter")
     roles = L1.roles_frame(_first_spec(files[name]))
     c1, c2 = st.columns([3, 2])
-    c1.dataframe(roles.round(1).rename(columns={
+    c1.dataframe(visible_frame(roles.round(1).rename(columns={
         L1.N_PARAMS: "parameters", L1.N_LAYERS: "layers", L1.PASSES: "forward passes",
-        L1.TIME_MS: "time (ms)"}), hide_index=True)
+        L1.TIME_MS: "time (ms)"})), hide_index=True)
     c2.plotly_chart(LV.fig_role_time(roles), key="l1_roles")
 
     st.markdown("**Handing the draft's ids to the target** (the greedy run, first prompt)")
@@ -84,14 +86,14 @@ def exp_architecture(files: Files, nums: dict) -> None:
                      horizontal=True, key="l1_vocab")
     mapping = None if vocab.startswith("shared") else L1.renumbering(runs)
     step = L1.demo_step(trace)
-    st.dataframe(L1.mismatch_frame(trace, step, mapping), hide_index=True)
+    st.dataframe(visible_frame(L1.mismatch_frame(trace, step, mapping)), hide_index=True)
     acc, judged = L1.replay_greedy(runs, mapping)
     msg = (f"Replayed over every step of the greedy runs: {acc} of {judged} judged drafts "
            f"kept (α̂ = {acc / judged:.3f}; recorded: {nums['alpha_recorded']:.3f}).")
     (st.success if mapping is None else st.error)(msg)
     st.markdown(f"**Another vocabulary.** Step {step}'s drafts in the "
                 f"{nums['char_vocab']}-id character vocabulary of specviz's tiny test models:")
-    st.dataframe(L1.char_view(trace, step), hide_index=True)
+    st.dataframe(visible_frame(L1.char_view(trace, step)), hide_index=True)
 
 
 def exp_draft_distribution(files: Files, nums: dict) -> None:
@@ -129,7 +131,7 @@ def exp_verification(files: Files, nums: dict) -> None:
                 f"them (and the position after them) in **one** forward pass of "
                 f"{rec.verify_ms:.1f} ms:")
     df = L3.step_frame(trace, step)[[F.POS, F.TEXT, F.Q, F.P, F.ACCEPT_PROB, F.STATUS]]
-    st.dataframe(df.assign(**{F.POS: df[F.POS] + 1}), hide_index=True)
+    st.dataframe(visible_frame(df.assign(**{F.POS: df[F.POS] + 1})), hide_index=True)
     sm = trace.summary
     c1, c2, c3 = st.columns(3)
     c1.metric("target forward passes (this run)", sm.target_forward_passes)
@@ -212,7 +214,7 @@ def exp_efficiency(files: Files, nums: dict) -> None:
                 "above the dotted line are prompts that accept more than the pooled α̂.")
     show = sweep[["gamma", "alpha", "tokens_per_step", "expected_tokens", "drafted_per_step",
                   "c", "v", "overhead", L6.PREDICTED, L6.MEASURED]]
-    st.dataframe(show.round(3), hide_index=True)
+    st.dataframe(visible_frame(show.round(3)), hide_index=True)
     st.caption("Speedup predicted = E / (γ̄·c + v + o) with each run's measured tokens per "
                "step E, drafted tokens per step γ̄, c, v and o; measured = tokens/s over the "
                "target-only baseline of the same file.")
@@ -244,7 +246,7 @@ def exp_roles(files: Files, nums: dict) -> None:
     m[2].metric("c (draft cost)", _fmt(row["c"], "{:.3f}"))
     m[3].metric("tokens / s", _fmt(row[F.TOKENS_PER_S], "{:.1f}"))
     m[4].metric("speedup (measured)", _fmt(row[L7.SPEEDUP], "{:.2f}×"))
-    st.dataframe(table.drop(columns=[R.TARGET, R.DRAFT]).round(3), hide_index=True)
+    st.dataframe(visible_frame(table.drop(columns=[R.TARGET, R.DRAFT]).round(3)), hide_index=True)
     st.caption("α̂ greedy: the draft is the target's top token. α̂ sampled: kept with "
                "probability min(1, p/q); its average is the mean overlap Σ min(p, q).")
     trace = R.speculative(setups[chosen])[0]
@@ -269,7 +271,7 @@ def exp_budget(files: Files, nums: dict) -> None:
     who = "the target alone" if best["gamma"] == 0 else f"γ = {int(best['gamma'])}"
     st.markdown(f"With {budget:g} {unit}, **{who}** delivers the most tokens "
                 f"({int(best[L8.TOKENS])}).")
-    st.dataframe(table.round(3), hide_index=True)
+    st.dataframe(visible_frame(table.round(3)), hide_index=True)
     st.caption("Steps are replayed in recorded order (all prompts of each file, one after "
                "another, each run's first step left out since it also processes the prompt); "
                "a step counts only if it fits the budget whole. The target alone: one token "
@@ -326,7 +328,7 @@ def exp_wrong_verifier(files: Files, nums: dict) -> None:
                f"{nums['base_ms_max']:.0f} ms depending on when each was recorded: speedups "
                f"that differ by less than {nums['base_spread']:.0%} are not told apart.")
     rules = L10.rule_check_frame(traces)
-    st.dataframe(rules, hide_index=True)
+    st.dataframe(visible_frame(rules), hide_index=True)
     st.caption(f"The exact rule replayed on the recorded p and q: {rules[L10.DISAGREE].sum()} "
                f"of {rules['judged'].sum()} judged drafts were decided differently, "
                f"{rules[L10.KEPT_AGAINST_RULE].sum()} of them kept although the exact rule "
@@ -337,8 +339,8 @@ def exp_wrong_verifier(files: Files, nums: dict) -> None:
     rows = [(R.short(spec.run.prompt_text, 50), spec.summary.n_emitted,
              "identical" if div is None else f"differs from token {div}")
             for spec, div in checked]
-    st.dataframe(pd.DataFrame(rows, columns=["prompt", "tokens", "identical-output check"]),
-                 hide_index=True)
+    st.dataframe(visible_frame(pd.DataFrame(
+        rows, columns=["prompt", "tokens", "identical-output check"])), hide_index=True)
     spec, div = next((c for c in checked if c[1] is not None), checked[0])
     if div is None:
         st.success("Identical output on every prompt: speculative decoding returned the "
@@ -425,7 +427,7 @@ def exp_policy(files: Files, nums: dict) -> None:
         return
     shown = table[table[L12.POLICY].isin(chosen)]
     st.plotly_chart(LV.fig_latency_percentiles(shown), key="l12_fig")
-    st.dataframe(shown.round(2), hide_index=True)
+    st.dataframe(visible_frame(shown.round(2)), hide_index=True)
     best = shown.loc[shown["p99_ms"].idxmin()]
     st.markdown(f"Lowest p99 among these: **{best[L12.POLICY]}** ({best['p99_ms']:.1f} ms per "
                 "token).")
@@ -447,7 +449,7 @@ def exp_feature_head(files: Files, nums: dict) -> None:
     head, draft = R.speculative(files[L13.HEAD]), R.speculative(files[L13.DRAFT])
     prompts = [t.run.prompt_text for t in head]
     i = st.selectbox("Prompt", range(len(prompts)), key="l13_prompt",
-                     format_func=lambda k: R.short(prompts[k], 70))
+                     format_func=lambda k: visible(R.short(prompts[k], 70)))
     cols = st.columns(2)
     for col, (who, runs) in zip(cols, (("feature head", head), ("draft model", draft))):
         t = next((r for r in runs if r.run.prompt_text == prompts[i]), None)
@@ -469,7 +471,7 @@ def exp_token_trees(files: Files, nums: dict) -> None:
     prompts = [t.run.prompt_text for t in runs]
     c1, c2 = st.columns([2, 3])
     i = c1.selectbox("Prompt", range(len(prompts)), key="l14_prompt",
-                     format_func=lambda k: R.short(prompts[k], 60))
+                     format_func=lambda k: visible(R.short(prompts[k], 60)))
     trace = runs[i]
     steps = [s.step for s in trace.steps if s.gamma]
     step = c2.select_slider("Step of the dynamic tree's run", steps, value=steps[0],

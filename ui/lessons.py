@@ -14,6 +14,7 @@ from specviz.teaching.lessons import runs as R
 from ui.common import load_bundled
 from ui.lesson_exercises import DONE
 from ui.lesson_experiments import experiment_ui  # noqa: F401  (the page imports it from here)
+from ui.plain import visible_frame
 
 PICK = "lesson_pick"
 CORRECT = "lessons_correct"  # lesson numbers whose quiz was answered correctly
@@ -158,7 +159,7 @@ def claims_ui(lesson: L.Lesson, checks: dict[str, bool]) -> None:
 def provenance_ui(files: Files) -> None:
     """The prepared runs the lesson shows: model pair, hardware and command of each."""
     with st.expander("The prepared runs behind this lesson (model pair, hardware, command)"):
-        st.dataframe(R.provenance_frame(files), hide_index=True)
+        st.dataframe(visible_frame(R.provenance_frame(files)), hide_index=True)
         st.caption("Every number on this page is computed from these recorded runs. CPU "
                    "timings vary from run to run by tens of percent on the 2-core machine, "
                    "so read small timing differences between files as noise.")

@@ -29,8 +29,9 @@ from specviz.runs.db import RunsDB
 from specviz.runs.sandbox import MAX_ROWS, SqlRefused, run_user_sql
 from specviz.runs.scan import load_paths, load_traces, read_categories, read_trace_file
 from specviz.teaching import theory as T
+from specviz.traces.visible import visible
 from ui.common import TRACES_DIR, TRACES_ENV
-from ui.plain import as_text
+from ui.plain import as_text, visible_frame
 from ui.uploads import MAX_UPLOAD_MB, UPLOAD_TYPES, read_uploads, upload_label
 
 DATASET_ENV = "SPECVIZ_RUNS_DIR"  # a runs dataset (or folder of traces) this server offers
@@ -153,7 +154,7 @@ def filters_ui(db: RunsDB, key: str) -> tuple[Q.Filters, tuple[str, ...]]:
             counts = dict(options.get(col, []))
             chosen[col] = tuple(cols[i % 4].multiselect(
                 names[col], values, key=f"runs_f_{col}", placeholder="all",
-                format_func=lambda v, c=counts: f"{v} ({c.get(v, 0):,})"))
+                format_func=lambda v, c=counts: f"{visible(str(v))} ({c.get(v, 0):,})"))
         prompt = st.text_input("Prompt contains", key="runs_f_prompt", max_chars=200)
     by = st.multiselect("Group by", Q.GROUP_COLUMNS, default=list(Q.DEFAULT_GROUP),
                         key="runs_by")
@@ -189,7 +190,7 @@ def aggregates_ui(db: RunsDB, key: str, f: Q.Filters, by: tuple[str, ...]) -> No
         st.info("No speculative run matches these filters.")
         return
     groups = agg["groups"]
-    st.dataframe(_groups_shown(groups, by), hide_index=True, key="runs_groups")
+    st.dataframe(visible_frame(_groups_shown(groups, by)), hide_index=True, key="runs_groups")
     st.caption("α̂ pools the group's judged positions; its 95 % Wilson interval treats "
                "positions as independent, so read it with the runs' quartiles beside it. "
                "Speed-up: geometric mean of the runs with a baseline, 95 % t-interval, "
@@ -235,13 +236,14 @@ def runs_table_ui(db: RunsDB, key: str, f: Q.Filters) -> None:
     runs = _runs(key, _fkey(f), order, db, f)
     if runs.empty:
         return
-    st.dataframe(runs.drop(columns=["trace_file", "run_index"]), hide_index=True,
+    st.dataframe(visible_frame(runs.drop(columns=["trace_file", "run_index"])), hide_index=True,
                  key="runs_table")
     st.caption(f"The first {min(len(runs), SHOWN_RUNS)} runs in this order; narrow the "
                "filters or use SQL below for the others.")
     st.plotly_chart(RV.fig_runs_scatter(runs), key="runs_fig_scatter")
     c1, c2 = st.columns([3, 1])
-    pick = c1.selectbox("Run to open", runs["run_key"].tolist(), key="runs_pick")
+    pick = c1.selectbox("Run to open", runs["run_key"].tolist(), key="runs_pick",
+                        format_func=lambda v: visible(str(v)))
     if c2.button("Open in the Trace inspector", key="runs_open", type="primary"):
         error = open_run(db, pick)
         if error:
@@ -309,7 +311,7 @@ def sql_ui(db: RunsDB) -> None:
     except SqlRefused as e:
         st.error(as_text(f"Not run: {e}"))
         return
-    st.dataframe(df, hide_index=True, key="runs_sql_result")
+    st.dataframe(visible_frame(df), hide_index=True, key="runs_sql_result")
     if more:
         st.caption(f"The first {MAX_ROWS:,} rows; the query returned more.")
 

@@ -22,6 +22,8 @@ from typing import Any, Mapping
 
 import yaml
 
+from specviz.traces.visible import visible
+
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_]\w*)\s*(?::([^}]*))?\}\}")
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>$~&:])")
 
@@ -303,8 +305,9 @@ def read_lesson(path: Path, number: int) -> Lesson:
 
 
 def md_escape(text: str) -> str:
-    """Text safe inside markdown: every markdown (and LaTeX, HTML) character escaped."""
-    return _MD_SPECIAL.sub(r"\\\1", text)
+    """Text safe inside markdown: every markdown (and LaTeX, HTML) character escaped, and
+    control and bidirectional characters written as escapes (specviz.traces.visible)."""
+    return _MD_SPECIAL.sub(r"\\\1", visible(text))
 
 
 def placeholders(text: str) -> set[str]:
