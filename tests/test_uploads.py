@@ -66,6 +66,48 @@ def test_a_removed_upload_is_dropped_from_the_cache():
     assert uploads.PARSED.used() == 0
 
 
+def test_a_removed_upload_hands_its_memory_back(monkeypatch):
+    """Removing an upload (and reading one, kept or refused) runs the release: a collection
+    and glibc's malloc_trim; a rerun that removes nothing does not."""
+    calls = []
+    monkeypatch.setattr(uploads, "_give_back_memory", lambda: calls.append(1))
+    one = Upload("a.jsonl", jsonl([run_record()] + [step_record(i, k=5) for i in range(3)]))
+    bad = Upload("bad.jsonl", jsonl([run_record(config={"gamma": 99})]))
+
+    def page(shown):
+        return uploads.read_uploads(shown)
+    page([one, bad])
+    assert len(calls) == 2  # after each read, the refusal too
+    page([one, bad])  # a rerun: nothing read, nothing dropped
+    assert len(calls) == 2
+    page([bad])  # a.jsonl removed
+    assert len(calls) == 3 and uploads.PARSED.used() == 0
+
+
+def test_the_release_runs_where_there_is_no_glibc(monkeypatch):
+    def no_libc(name):
+        raise OSError(name)
+    monkeypatch.setattr(uploads.ctypes, "CDLL", no_libc)
+    uploads._give_back_memory()  # the collection alone, no error
+
+
+def test_reading_leaves_nothing_that_pins_the_memory_of_a_parse():
+    """A line's parse must not leave small objects behind among the memory it used (a
+    decoder made per line, a field name built per call and kept by the type attribute
+    cache): each would keep a 1 MiB arena of Python's allocator from going back to the
+    system after the trace is dropped. Counted in allocated blocks, not in bytes."""
+    import gc
+    import sys
+    data = jsonl([run_record()] + [step_record(i, k=5) for i in range(200)])
+    read_traces(data)  # caches of a first read (imports, regexes) made outside the count
+    gc.collect()
+    before = sys.getallocatedblocks()
+    for _ in range(3):
+        read_traces(data)
+    gc.collect()
+    assert sys.getallocatedblocks() - before < 100
+
+
 def test_a_run_records_objects_count_in_the_budget():
     """hardware, target, draft and config are what a record becomes too: a few MB of
     [{}, {}, ...] used to count as nothing while taking a gigabyte."""

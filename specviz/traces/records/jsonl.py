@@ -72,7 +72,12 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict:
 def loads_strict(text: str) -> Any:
     """json.loads that refuses NaN, Infinity and a key given twice in one object (raising
     ValueError), as the trace format and the prompts files require."""
-    return json.loads(text, parse_constant=_no_constant, object_pairs_hook=_unique_keys)
+    return _DECODER.decode(text)
+
+
+# one decoder for every line: one made per call (json.loads with options) leaves small
+# objects among a parse's memory that keep it from going back to the system
+_DECODER = json.JSONDecoder(parse_constant=_no_constant, object_pairs_hook=_unique_keys)
 
 
 def parse_lines(lines: Iterable[str], source: str = "<trace>", *,

@@ -133,11 +133,16 @@ def check_config(c: _Checker, config: dict, gamma_max: int, temperature_max: flo
             raise c.fail("config", f"'{key}' must lie in [{lo}, {hi:g}], got {_show(v)}")
 
 
+# the field names, made once: a name built at each call stays referenced by the type
+# attribute cache and pins the memory of the parse that made it
+_TOP = {(who, k): f"{who}_top_{k}" for who in "pq" for k in ("ids", "texts", "probs")}
+
+
 def check_topk(c: _Checker, step: StepRecord) -> None:
     """p's (and q's) top-k lists go together: ids, texts and probabilities all empty, or all
     one row per drafted token with as many entries each (q's also all null, or none)."""
     for who in ("p", "q"):
-        ids, texts, probs = (getattr(step, f"{who}_top_{k}") for k in ("ids", "texts", "probs"))
+        ids, texts, probs = (getattr(step, _TOP[who, k]) for k in ("ids", "texts", "probs"))
         rows = (ids, texts, probs)
         if who == "q" and any(r is None for r in rows):
             if not all(r is None for r in rows):
