@@ -5,7 +5,6 @@ on the Runs page and in a lesson's table, twice (two runs of the page)."""
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 
