@@ -109,7 +109,10 @@ def test_the_guard_runs_in_a_fresh_process_within_bounded_memory(tiny_folder, tm
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=ROOT, timeout=300)
     assert out.returncode == 2, out.stderr
-    assert int(out.stdout.split()[-1]) < 2_000_000  # KB: the 32 GB were never allocated
+    assert "config.json declares" in out.stderr, out.stderr  # the guard refused it
+    # KB: the 32 GB were never allocated (the process itself: torch and transformers imported,
+    # well under 1 GB on an idle machine; 2.4 GB was seen once under a loaded full run)
+    assert int(out.stdout.split()[-1]) < 4_000_000, out.stderr
 
 
 def test_a_cached_hub_model_is_checked_as_its_snapshot(tiny_folder, tmp_path, monkeypatch):
