@@ -399,7 +399,8 @@ def test_ctrl_c_ends_the_command_and_keeps_the_finished_work(tmp_path):
     err = _Stderr(proc)
     err.wait_for("round 1 of 3: speculative")
     proc.send_signal(signal.SIGINT)
-    stdout = proc.communicate(timeout=120)[0]
+    stdout = proc.stdout.read()  # until the command exits (its stderr goes to the reader)
+    proc.wait(timeout=120)
     stderr = err.text()
     assert proc.returncode == 130, stderr
     traces = read_traces(out)
@@ -424,7 +425,8 @@ def test_ctrl_c_during_the_baseline_prints_no_speedup(tmp_path):
     err = _Stderr(proc)
     err.wait_for("round 1 of 3: target alone")
     proc.send_signal(signal.SIGINT)
-    stdout = proc.communicate(timeout=120)[0]
+    stdout = proc.stdout.read()  # until the command exits (its stderr goes to the reader)
+    proc.wait(timeout=120)
     stderr = err.text()
     assert proc.returncode == 130, stderr
     (spec,) = read_traces(out)
