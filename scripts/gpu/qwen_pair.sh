@@ -63,9 +63,10 @@ assemble)
   ;;
 head)
   # the converted models as the head's scratch folder (no second conversion)
-  scratch=/tmp/qwen-scratch && mkdir -p $scratch
-  ln -sfn $SPECVIZ_CACHE/models/qwen2.5-coder-1.5b-instruct $scratch/${T%.gguf}
-  ln -sfn $SPECVIZ_CACHE/models/qwen2.5-coder-0.5b-instruct $scratch/${D%.gguf}
+  # (qwen-head converts into WORK/models/NAME unless NAME/config.json is there)
+  scratch=/tmp/qwen-scratch && mkdir -p $scratch/models
+  ln -sfn $SPECVIZ_CACHE/models/qwen2.5-coder-1.5b-instruct $scratch/models/${T%.gguf}
+  ln -sfn $SPECVIZ_CACHE/models/qwen2.5-coder-0.5b-instruct $scratch/models/${D%.gguf}
   bash scripts/gpu/qwen_head.sh /tmp/qwen "${1:-420}" --work $scratch "${@:2}"
   rm -rf /tmp/qwen-head-keep && cp -r /tmp/qwen-head/work/result/head /tmp/qwen-head-keep
   ;;
