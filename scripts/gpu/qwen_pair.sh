@@ -5,8 +5,10 @@
 #   bash scripts/gpu/qwen_pair.sh assemble   # GGUF parts in /tmp/q (t?? the 1.5B, d?? the 0.5B)
 #                                            # joined and checked, both converted into the cache,
 #                                            # one lossless run on the CUDA-graph engine
-#   bash scripts/gpu/qwen_pair.sh head       # the feature head (scripts/gpu/qwen_head.sh) from
+#   bash scripts/gpu/qwen_pair.sh head SECS  # the feature head (scripts/gpu/qwen_head.sh) from
 #                                            # the converted models, into assets/models
+#   bash scripts/gpu/qwen_pair.sh data SECS  # or the same in two runs: the target writes the
+#   bash scripts/gpu/qwen_pair.sh train SECS # data, then the head trains on all of it
 #   bash scripts/gpu/qwen_pair.sh bench      # target-only, draft model, feature head, trees and
 #                                            # transformers' assisted generation, held-out prompts
 #
@@ -61,14 +63,21 @@ assemble)
     --prompts /tmp/qwen/one.jsonl --max-new-tokens 64 --baseline --rounds 1 \
     --out "$out/lossless-graphs.jsonl" 2>&1 | tee -a "$out/assemble.log"
   ;;
-head)
+head|data|train)
+  # head: data and training in one run; data then train: the same in two runs (each up to
+  # ten minutes), the data kept in the scratch folder between them
+  extra=()
+  [[ $stage == data ]] && extra=(--data-only)
+  [[ $stage == train ]] && extra=(--reuse-data)
   # the converted models as the head's scratch folder (no second conversion)
   # (qwen-head converts into WORK/models/NAME unless NAME/config.json is there)
   scratch=/tmp/qwen-scratch && mkdir -p $scratch/models
   ln -sfn $SPECVIZ_CACHE/models/qwen2.5-coder-1.5b-instruct $scratch/models/${T%.gguf}
   ln -sfn $SPECVIZ_CACHE/models/qwen2.5-coder-0.5b-instruct $scratch/models/${D%.gguf}
-  bash scripts/gpu/qwen_head.sh /tmp/qwen "${1:-420}" --work $scratch "${@:2}"
-  rm -rf /tmp/qwen-head-keep && cp -r /tmp/qwen-head/work/result/head /tmp/qwen-head-keep
+  bash scripts/gpu/qwen_head.sh /tmp/qwen "${1:-420}" --work $scratch "${extra[@]}" "${@:2}"
+  if [[ $stage != data ]]; then
+    rm -rf /tmp/qwen-head-keep && cp -r /tmp/qwen-head/work/result/head /tmp/qwen-head-keep
+  fi
   ;;
 bench)
   env_line | tee "$out/bench.log"

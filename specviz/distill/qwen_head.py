@@ -262,10 +262,12 @@ def run(args) -> dict:
     target, draft, tok = load_models(args.gguf_dir, device, args.tiny, work / "models")
     target.requires_grad_(False)
     mark("load")
-    meta = make_qwen_data(target, tok, work / "data", args,
-                          max(1.0, args.data_share * (clock.left() - args.reserve)), device)
+    meta = _data(target, tok, work / "data", args, clock, device)
     seqs, _ = load_data(work / "data" / "data.npz")
     mark("data")
+    if args.data_only:
+        _log(f"data only: {len(seqs)} sequences in {work / 'data'}")
+        return {"stages_s": stages, "data": meta}
     head, info = _train(target, tok, seqs, args, max(1.0, clock.left() - args.reserve))
     info.update(n_params=sum(p.numel() for p in head.parameters()),
                 hardware=hardware_info(device), data=str(work / "data" / "data.npz"))
@@ -298,6 +300,17 @@ def run(args) -> dict:
     (out / "summary.md").write_text(summary_markdown(summary))
     _log(f"done in {summary['total_s']} s: {out}")
     return summary
+
+
+def _data(target, tok, folder: Path, args, clock: Clock, device) -> dict:
+    """The training data: written now for its share of the budget (all of what is left with
+    ``--data-only``), or, with ``--reuse-data``, what an earlier run left in ``folder``."""
+    if args.reuse_data and (folder / "data.npz").is_file():
+        _log(f"reusing the data in {folder}")
+        return json.loads((folder / "data-meta.json").read_text())
+    share = 1.0 if args.data_only else args.data_share
+    return make_qwen_data(target, tok, folder, args,
+                          max(1.0, share * (clock.left() - args.reserve)), device)
 
 
 def _device(name: str) -> torch.device:
@@ -387,6 +400,10 @@ def add_parser(sub) -> None:
     p.add_argument("--data-share", type=float, default=0.55,
                    help="share of the time after loading spent writing data")
     p.add_argument("--work", default=None, help="scratch folder (default OUT/work)")
+    p.add_argument("--data-only", action="store_true",
+                   help="write the training data into WORK/data and stop")
+    p.add_argument("--reuse-data", action="store_true",
+                   help="train on the data an earlier --data-only run left in WORK/data")
     p.add_argument("--n-self", type=int, default=4096)
     p.add_argument("--code-share", type=float, default=0.5)
     p.add_argument("--batch-size", type=int, default=512)
