@@ -9,8 +9,10 @@
 #                                            # the converted models, into assets/models
 #   bash scripts/gpu/qwen_pair.sh data SECS  # or the same in two runs: the target writes the
 #   bash scripts/gpu/qwen_pair.sh train SECS # data, then the head trains on all of it
-#   bash scripts/gpu/qwen_pair.sh bench      # target-only, draft model, feature head, trees and
-#                                            # transformers' assisted generation, held-out prompts
+#   bash scripts/gpu/qwen_pair.sh bench [N [PARTS]]  # target-only, draft model, feature head,
+#                                            # trees and transformers' assisted generation over N
+#                                            # held-out prompts a category; PARTS picks among
+#                                            # draft,head,trees (default all)
 #
 # The parts come from splitting the two GGUFs named in docs/qwen.md (split -b 58M -d -a 2);
 # the gguf wheel in .carry/whl. Results go to $OUT (the device tool's folder).
@@ -85,17 +87,20 @@ bench)
     mkdir -p assets/models && rm -rf $HEAD_DIR && cp -r /tmp/qwen-head-keep $HEAD_DIR
   fi
   n=${1:-2}
+  parts=${2:-draft,head,trees}  # which benches: draft, head, trees (comma-separated)
   prompts "$n" > /tmp/qwen/bench.jsonl
   common=(--target $TARGET --device cuda --prompts /tmp/qwen/bench.jsonl --max-new-tokens 128
           --repeats 2)
-  python3 -m specviz bench "${common[@]}" --drafter model --engines graphs --gamma 4 \
+  [[ ,$parts, == *,draft,* ]] && python3 -m specviz bench "${common[@]}" --drafter model \
+    --engines graphs --gamma 4 \
     --json "$out/bench-draft.json" --markdown "$out/bench-draft.md" 2>&1 | tee -a "$out/bench.log"
   if [[ -d $HEAD_DIR ]]; then
-    python3 -m specviz bench "${common[@]}" --drafter feature-head --engines graphs --gamma 4 \
+    [[ ,$parts, == *,head,* ]] && python3 -m specviz bench "${common[@]}" \
+      --drafter feature-head --engines graphs --gamma 4 \
       --no-transformers --json "$out/bench-head.json" --markdown "$out/bench-head.md" \
       2>&1 | tee -a "$out/bench.log"
-    python3 -m specviz bench "${common[@]}" --drafter feature-head --engines graphs \
-      --trees "chain 3-2-1 dynamic:16:6 dynamic:32:8" --no-transformers \
+    [[ ,$parts, == *,trees,* ]] && python3 -m specviz bench "${common[@]}" \
+      --drafter feature-head --engines graphs --trees "chain 3-2-1 dynamic:16:6 dynamic:32:8" --no-transformers \
       --json "$out/bench-trees.json" --markdown "$out/bench-trees.md" 2>&1 | tee -a "$out/bench.log"
   fi
   ;;
