@@ -4,7 +4,7 @@ import streamlit as st
 
 from specviz.traces import frames as F
 from ui.common import bundled_files, load_bundled
-from ui.overview import Example, examples, spread_text
+from ui.overview import Example, comparison, comparison_ui, examples, spread_text, with_comparison
 from ui.plain import as_text, visible
 from ui.views import render_trace
 
@@ -21,7 +21,10 @@ st.markdown(
 
 
 files = {f.name: f for f in bundled_files()}
-runs = examples(tuple((n, f.stat().st_mtime) for n, f in files.items()))
+versions = tuple((n, f.stat().st_mtime) for n, f in files.items())
+runs = examples(versions)
+pairs = comparison(versions) if runs else None
+runs = with_comparison(runs, pairs)
 if not runs:
     st.info("No bundled example trace yet (assets/traces/*.jsonl is empty). Open *Live "
             "decoding* to make one with the tiny demo models in a few seconds.")
@@ -34,10 +37,19 @@ def _label(r: Example) -> str:
     return f"{r.file} · {F.run_label(r.index, traces[r.index], 36)}{speed}"
 
 
-pick = st.selectbox("Example run (recorded; a typical one first)", range(len(runs)),
+if pairs:
+    comparison_ui(pairs)
+first = "the faster pair's run of that prompt first" if pairs else "a typical one first"
+pick = st.selectbox(f"Example run (recorded; {first})", range(len(runs)),
                     format_func=lambda i: _label(runs[i]), key="home_run")
 spread = spread_text(runs)
-if spread and pick == 0:
+if spread and pairs and pick < 2:
+    which = ("Not a typical run: the pair that shows the speed-up, on the prompt both pairs "
+             "ran (the other pair's run is next in the list)" if pick == 0 else
+             "The other pair's run of the same prompt")
+    st.caption(f"{which}. Across all bundled runs: {spread} (by pair, drafter, engine, "
+               "device and prompt); a run below 1× comes with the reason.")
+elif spread and pick == 0:
     st.caption(f"A typical run, not the fastest: a draft model's run whose speed-up is the "
                f"nearest to the median of all. "
                f"{spread} (by pair, drafter, engine, device and prompt). The others are in "

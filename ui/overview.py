@@ -1,14 +1,17 @@
 """The Overview's example runs: every bundled speculative run with its measured speed-up, and
-which one leads the page (``lead_run``: the one place that choice is made)."""
+which one leads the page (``lead_run``: a typical run; ``with_comparison``: where the bundled
+traces hold two pairs on one prompt, the faster pair's run leads and the other's follows)."""
 
 from __future__ import annotations
 
 import statistics
 from typing import NamedTuple
 
+import pandas as pd
 import streamlit as st
 
 from specviz.teaching.diagnosis import measure
+from specviz.teaching.pairs import Comparison, compare, pair_run
 from specviz.traces import frames as F
 from ui.common import bundled_files, load_bundled
 
@@ -65,3 +68,51 @@ def examples(versions: tuple[tuple[str, float], ...]) -> list[Example]:
                                 t.run.drafter == "model" and not F.is_tree(t)))
     lead = lead_run(rows)
     return [lead] + [r for r in rows if r is not lead] if lead else []
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def comparison(versions: tuple[tuple[str, float], ...]) -> Comparison | None:
+    """Two pairs' runs of one prompt among the bundled traces (``versions``: the cache's key),
+    the faster pair leading (specviz.teaching.pairs.compare); None without such runs."""
+    found = []
+    for f in bundled_files():
+        traces, error = load_bundled(f)
+        if error:
+            continue
+        found += [r for i, t in enumerate(traces) if (r := pair_run(f.name, i, t, traces))]
+    return compare(found)
+
+
+def with_comparison(runs: list[Example], cmp: Comparison | None) -> list[Example]:
+    """The runs in the order the page lists them: the comparison's lead first and its other
+    pair's run second, then the rest as ``examples`` orders them (typical first); without a
+    comparison, ``runs`` unchanged."""
+    if cmp is None:
+        return runs
+    at = {(r.file, r.index): r for r in runs}
+    first = [at[k] for k in ((cmp.lead.file, cmp.lead.index), (cmp.other.file, cmp.other.index))
+             if k in at]
+    return first + [r for r in runs if r not in first]
+
+
+def comparison_ui(cmp: Comparison) -> None:
+    """The two pairs side by side: the headline, a compact table of each pair's speed-up,
+    α̂, tokens per verification, c, v and predicted speed-up, and why each is what it is."""
+    from specviz.teaching import pairs as P
+    from ui.plain import as_text, visible_frame
+
+    st.subheader("Two pairs, one prompt")
+    st.markdown(as_text(P.headline(cmp)))
+    st.dataframe(visible_frame(pd.DataFrame(P.table_rows(cmp))), hide_index=True)
+    lead_why, other_why = P.why_text(cmp.lead), P.why_text(cmp.other)
+    limit = P.limiter_text(cmp.other)
+    st.markdown(f"**Why the other pair does not speed up as much.** {as_text(other_why)}"
+                + (f" {as_text(limit)}" if limit else ""))
+    st.markdown(f"**Why the leading pair does.** {as_text(lead_why)}")
+    st.caption(as_text(
+        f"One prompt, the same settings ({P.settings_text(cmp.lead)}); each speed-up is the "
+        f"median of its rounds against its own target-only baseline, speculative and "
+        f"target-only decodes alternated. c and v are in units of one target-only step of "
+        f"the same pair; predicted = tokens per verification / (γ c + v + overhead). From "
+        f"{cmp.lead.file}" + ("" if cmp.other.file == cmp.lead.file else
+                              f" and {cmp.other.file}") + "."))
