@@ -93,7 +93,7 @@ def test_lesson_renders_checks_its_claims_and_answers(at, number):
     lesson = _filled(at, number)
     assert at.header[0].value == f"{number}. {lesson.title}"
     assert any(lesson.explanation[:40] in m.value for m in at.markdown)
-    assert at.get("progress")[0].proto.text.startswith(f"Lesson {number} of 14")
+    assert at.get("progress")[0].proto.text.startswith(f"Lesson {number} of {len(L.LESSONS)}")
     assert at.get("plotly_chart") or at.dataframe  # views from the prepared runs
     assert any(d.value[R.COMMAND].str.startswith("python -m specviz run").any()
                for d in at.dataframe if R.COMMAND in d.value)  # provenance of the runs
@@ -234,7 +234,7 @@ def test_next_and_previous_lesson(at):
     at.button(key="lesson_prev").click().run()
     at.button(key="lesson_prev").click().run()
     assert at.header[0].value.startswith("2. ")
-    _open(at, 14)
+    _open(at, len(L.LESSONS))
     assert not [b for b in at.button if b.key == "lesson_next"]  # the last lesson
 
 

@@ -36,7 +36,7 @@ def test_one_lesson_end_to_end(page, app_url):
     page.goto(f"{app_url}/lessons")
     page.get_by_role("heading", name=f"1. {first.title}").wait_for()
     page.get_by_text("Speculative decoding pairs two language models").wait_for()
-    page.get_by_text("Lesson 1 of 14").wait_for()
+    page.get_by_text("Lesson 1 of 15").wait_for()
     page.locator(".st-key-l1_roles .js-plotly-plot").wait_for()
     n = len(first.claims)
     page.get_by_text(f"What this lesson claims, checked on its runs ({n} of {n} hold)").wait_for()
@@ -55,13 +55,13 @@ def test_one_lesson_end_to_end(page, app_url):
     page.get_by_text(f"Not quite. {wrong.feedback}").wait_for()
     quiz.get_by_text(right.text, exact=True).click()
     page.get_by_text(f"Correct. {right.feedback}").wait_for()
-    page.get_by_text("quizzes answered correctly: 1 of 14").wait_for()
+    page.get_by_text("quizzes answered correctly: 1 of 15").wait_for()
     page.screenshot(path=str(SHOTS / "lesson-1-answered.png"), full_page=True)
 
     # on to the next lesson
     page.locator(".st-key-lesson_next button").click()
     page.get_by_role("heading", name=f"2. {second.title}").wait_for()
-    page.get_by_text("Lesson 2 of 14").wait_for()
+    page.get_by_text("Lesson 2 of 15").wait_for()
     assert "lesson=2" in page.url
     page.locator(".st-key-l2_q .js-plotly-plot").wait_for()
     page.screenshot(path=str(SHOTS / "lesson-2.png"), full_page=True)
@@ -69,8 +69,8 @@ def test_one_lesson_end_to_end(page, app_url):
     # a reload keeps the lesson and the progress (held in the address)
     assert "quizzes=1" in page.url
     page.reload()
-    page.get_by_text("Lesson 2 of 14").wait_for()
-    page.get_by_text("quizzes answered correctly: 1 of 14").wait_for()
+    page.get_by_text("Lesson 2 of 15").wait_for()
+    page.get_by_text("quizzes answered correctly: 1 of 15").wait_for()
 
 
 def _pick(page, box, text: str, tries: int = 4) -> None:

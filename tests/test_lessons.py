@@ -34,7 +34,7 @@ from specviz.teaching.lessons import temperature_and_roles as L7
 from specviz.traces import frames as F
 
 LESSON_FILES = sorted((R.TRACES_ROOT / R.LESSON_DIR).glob("*.jsonl"))
-NUMBERS = list(range(1, 15))
+NUMBERS = list(range(1, 16))
 DECIMAL = re.compile(r"(?<![\w.])\d+\.\d+")
 
 
@@ -98,8 +98,8 @@ def test_each_lesson_is_one_data_file_and_its_number_code():
 
 def test_lesson_lookup():
     assert L.lesson(7).slug == "temperature-and-roles"
-    with pytest.raises(ValueError, match="no lesson 15"):
-        L.lesson(15)
+    with pytest.raises(ValueError, match="no lesson 16"):
+        L.lesson(16)
 
 
 def test_teaching_imports_neither_streamlit_nor_figures():

@@ -31,6 +31,7 @@ from specviz.teaching.lessons import temperature_and_roles as L7
 from specviz.teaching.lessons import token_trees as L14
 from specviz.traces import frames as F
 from specviz.traces.visible import visible
+from ui.lesson_passes import exp_pass_costs
 from ui.plain import visible_frame
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -501,6 +502,7 @@ EXPERIMENTS = {
     "draft-length-policy": exp_policy,
     "feature-head": exp_feature_head,
     "token-trees": exp_token_trees,
+    "pass-costs": exp_pass_costs,
 }
 
 

@@ -45,7 +45,8 @@ from .runs import LESSON_DIR, TRACES_ROOT, Files, load_files
 HERE = Path(__file__).resolve().parent
 
 # the course in the algorithm's order: who drafts, drafting, verifying, accepting, committing;
-# then what limits the speedup, the engineer's questions, and a draft that reads the target
+# then what limits the speedup, the engineer's questions, and a draft that reads the target;
+# last, what a pass costs a small target and a large one
 ORDER = (
     "architecture",
     "draft-distribution",
@@ -61,6 +62,7 @@ ORDER = (
     "draft-length-policy",
     "feature-head",
     "token-trees",
+    "pass-costs",
 )
 
 LESSONS: tuple[Lesson, ...] = tuple(read_lesson(HERE / f"{slug}.yaml", i + 1)

@@ -208,19 +208,26 @@ ANSWER_PLACES = (2, 0, 3, 1, 1, 3, 0, 2, 3, 2, 1, 0, 0, 3, 2, 1)
 
 
 def _quiz(d: Mapping, where: str, slug: str, number: int = 1, offset: int = 0) -> Quiz:
-    options = []
-    for i, o in enumerate(_need(d, "options", list, where)):
-        w = f"{where}, option {i + 1}"
-        if not isinstance(o, Mapping):
-            raise LessonFormatError(f"{w}: must be a mapping")
-        options.append(Option(_need(o, "text", str, w), bool(o.get("correct", False)),
-                               _need(o, "feedback", str, w)))
+    options = [Option(_need(o, "text", str, w), bool(o.get("correct", False)),
+                      _need(o, "feedback", str, w))
+               for w, o in _mappings(d, "options", where, "option")]
     if sum(o.correct for o in options) != 1:
         raise LessonFormatError(f"{where}: exactly one option must be correct")
     wrong = [o for o in shuffled(options, slug, "quiz") if not o.correct]
     at = ANSWER_PLACES[(number - 1 + offset) % len(ANSWER_PLACES)] % len(options)
     right = next(o for o in options if o.correct)
     return Quiz(_need(d, "question", str, where), tuple(wrong[:at] + [right] + wrong[at:]))
+
+
+def _mappings(d: Mapping, key: str, where: str, label: str) -> list[tuple[str, Mapping]]:
+    """The entries of the list ``d[key]``, each a mapping, with where each one stands."""
+    out = []
+    for i, item in enumerate(_need(d, key, list, where)):
+        w = f"{where}, {label} {i + 1}"
+        if not isinstance(item, Mapping):
+            raise LessonFormatError(f"{w}: must be a mapping")
+        out.append((w, item))
+    return out
 
 
 def _exercise(d: Mapping, where: str, slug: str, number: int = 1) -> Exercise:
@@ -248,23 +255,15 @@ def _exercise(d: Mapping, where: str, slug: str, number: int = 1) -> Exercise:
                        tol, _need(d, "worked", str, where),
                        tuple((str(k), str(v).strip()) for k, v in mistakes.items()))
     if kind == "factor":
-        choices = []
-        for i, c in enumerate(_need(d, "choices", list, where)):
-            w = f"{where}, choice {i + 1}"
-            if not isinstance(c, Mapping):
-                raise LessonFormatError(f"{w}: must be a mapping")
-            choices.append((_need(c, "text", str, w), _need(c, "number", str, w)))
+        choices = [(_need(c, "text", str, w), _need(c, "number", str, w))
+                   for w, c in _mappings(d, "choices", where, "choice")]
         if len(choices) < 3:
             raise LessonFormatError(f"{where}: 'choices' needs at least 3 factors")
         return Factor(key, _need(d, "question", str, where), tuple(choices),
                       _need(d, "worked", str, where))
     if kind == "case":
-        rubric = []
-        for i, r in enumerate(_need(d, "rubric", list, where)):
-            w = f"{where}, rubric point {i + 1}"
-            if not isinstance(r, Mapping):
-                raise LessonFormatError(f"{w}: must be a mapping")
-            rubric.append(RubricPoint(_need(r, "point", str, w), _need(r, "why", str, w)))
+        rubric = [RubricPoint(_need(r, "point", str, w), _need(r, "why", str, w))
+                  for w, r in _mappings(d, "rubric", where, "rubric point")]
         return CaseStudy(key, _need(d, "title", str, where), _need(d, "scenario", str, where),
                          _need(d, "task", str, where), tuple(rubric),
                          _need(d, "model_answer", str, where))

@@ -1,0 +1,56 @@
+"""What a pass of a target over T tokens costs, against its weight-reading floor (the data of
+lesson 15, ``specviz.teaching.lessons.pass_costs``)."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from ..teaching.lessons import pass_costs as PC
+from .theme import SERIES, themed
+
+# each target its own colour (Okabe-Ito), marker and dash, so no line needs colour to be told
+_STYLES = (("#0072B2", "circle", "solid", "dash"), ("#D55E00", "square", "dashdot", "dot"),
+           (SERIES[2], "diamond", "longdash", "longdashdot"))
+
+
+def fig_pass_times(passes: pd.DataFrame) -> go.Figure:
+    """Time per pass against tokens per pass (``pass_costs.passes_frame``): one line of
+    points per target (median, with its min-max range where the data has one) and one
+    horizontal line per target at its weight-reading floor, each labelled with its numbers.
+    The time axis is logarithmic (floors differ many times over between targets)."""
+    data = []
+    tokens = sorted(set(passes[PC.TOKENS].astype(int))) or [1]
+    x_max = max(tokens)
+    for i, (name, rows) in enumerate(passes.groupby(PC.TARGET, sort=False)):
+        color, symbol, dash, floor_dash = _STYLES[i % len(_STYLES)]
+        rows = rows.sort_values(PC.TOKENS)
+        spread = rows[PC.HIGH].notna().all() and rows[PC.LOW].notna().all()
+        error = dict(type="data", symmetric=False, array=rows[PC.HIGH] - rows[PC.MS],
+                     arrayminus=rows[PC.MS] - rows[PC.LOW], color=color,
+                     thickness=1.5) if spread else None
+        labels = [f"{ms:.3g} ms · v {v:.2f}" for ms, v in zip(rows[PC.MS], rows[PC.V])]
+        data.append(go.Scatter(
+            x=rows[PC.TOKENS], y=rows[PC.MS], mode="lines+markers+text", name=f"{name}: pass",
+            text=labels, textposition="top center", textfont=dict(size=12, color=color),
+            line=dict(color=color, dash=dash, width=2.5),
+            marker=dict(symbol=symbol, size=10, color=color), error_y=error,
+            hovertemplate=f"{name}<br>%{{x}} tokens: %{{y:.3f}} ms<extra></extra>"))
+        floor = float(rows[PC.FLOOR].iloc[0])
+        data.append(go.Scatter(
+            x=[min(tokens), x_max], y=[floor, floor], mode="lines+text",
+            name=f"{name}: weight-reading floor", text=["", f"floor {floor:.3g} ms"],
+            textposition="bottom left", textfont=dict(size=12, color=color),
+            line=dict(color=color, dash=floor_dash, width=1.5),
+            hovertemplate=f"{name}: weights read once, {floor:.3f} ms<extra></extra>"))
+    values = [*passes[PC.MS], *passes[PC.FLOOR], *passes[PC.HIGH].dropna()]
+    lo = min(values) if values else 0.1
+    hi = max(values) if values else 1.0
+    return themed(data, "Time per pass against tokens per pass, with each target's floor",
+                  height=460, legend=True,
+                  xaxis=dict(title="tokens per pass (T)", tickmode="array", tickvals=tokens,
+                             range=[min(tokens) - 0.6, x_max + 0.8]),
+                  yaxis=dict(title="ms per pass (log scale)", type="log",
+                             range=[math.log10(lo) - 0.3, math.log10(hi) + 0.35]))
