@@ -44,8 +44,8 @@ pick = st.selectbox(f"Example run (recorded; {first})", range(len(runs)),
                     format_func=lambda i: _label(runs[i]), key="home_run")
 spread = spread_text(runs)
 if spread and pairs and pick < 2:
-    which = ("Not a typical run: the pair that shows the speed-up, on the prompt both pairs "
-             "ran (the other pair's run is next in the list)" if pick == 0 else
+    which = ("Not a typical run: the pair with the larger speed-up, on the prompt both "
+             "pairs ran (the other pair's run is next in the list)" if pick == 0 else
              "The other pair's run of the same prompt")
     st.caption(f"{which}. Across all bundled runs: {spread} (by pair, drafter, engine, "
                "device and prompt); a run below 1× comes with the reason.")

@@ -106,9 +106,10 @@ def comparison_ui(cmp: Comparison) -> None:
     st.dataframe(visible_frame(pd.DataFrame(P.table_rows(cmp))), hide_index=True)
     lead_why, other_why = P.why_text(cmp.lead), P.why_text(cmp.other)
     limit = P.limiter_text(cmp.other)
-    st.markdown(f"**Why the other pair does not speed up as much.** {as_text(other_why)}"
-                + (f" {as_text(limit)}" if limit else ""))
-    st.markdown(f"**Why the leading pair does.** {as_text(lead_why)}")
+    lead_title, other_title = P.why_titles(cmp)
+    st.markdown(f"**{other_title}** {as_text(other_why)}" + (f" {as_text(limit)}" if limit
+                                                               else ""))
+    st.markdown(f"**{lead_title}** {as_text(lead_why)}")
     st.caption(as_text(
         f"One prompt, the same settings ({P.settings_text(cmp.lead)}); each speed-up is the "
         f"median of its rounds against its own target-only baseline, speculative and "

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..measure import NO_DIFFERENCE
 from ..traces import frames as F
 from ..traces.records import Trace
 from .diagnosis import Costs, diagnose, measure
@@ -123,7 +124,18 @@ def speed_text(r: PairRun) -> str:
     sp = r.costs.speedup
     if sp is None or sp.n < 2:
         return f"{r.speedup:.2f}× (one round: no spread)"
-    return f"{sp.median:.2f}× (range {sp.low:.2f}–{sp.high:.2f} over {sp.n} rounds)"
+    same = ", no measurable difference" if sp.verdict == NO_DIFFERENCE else ""
+    return f"{sp.median:.2f}× (range {sp.low:.2f}–{sp.high:.2f} over {sp.n} rounds{same})"
+
+
+def why_titles(cmp: Comparison) -> tuple[str, str]:
+    """The headings of the two explanations (lead, other), true to the measured speed-ups:
+    a pair at or below 1× is never said to speed up."""
+    lead = ("Why the leading pair speeds up." if cmp.lead.speedup > 1.0 else
+            "The leading pair (no faster than its target alone either).")
+    other = ("Why the other pair does not speed up." if cmp.other.speedup <= 1.0 else
+             "Why the other pair speeds up less.")
+    return lead, other
 
 
 def step_cost(r: PairRun) -> tuple[float, float, float] | None:
