@@ -462,7 +462,8 @@ def test_only_the_runs_own_tree_shape_asks_to_be_fused(pair, monkeypatch, tree):
                 seen.append((key[1], fuse))
             return fn()
 
-    monkeypatch.setattr(decoding, "EagerPhases", Recorder)
+    for module in (decoding, decoding.engine_parts):  # the loop's phases and a workspace's
+        monkeypatch.setattr(module, "EagerPhases", Recorder)
     decoding._WORKSPACES.clear()
     try:
         speculative_decode(pair, PROMPT, DecodeConfig(max_new_tokens=13, chat=False, tree=tree,
@@ -519,7 +520,8 @@ def test_a_sampled_tree_step_draws_nothing_inside_its_phases(pair, monkeypatch, 
             draws.append(inside[0])
             return _real(self, *args, **kwargs)
         monkeypatch.setattr(torch.Tensor, name, spy)
-    monkeypatch.setattr(decoding, "EagerPhases", Recorder)
+    for module in (decoding, decoding.engine_parts):  # the loop's phases and a workspace's
+        monkeypatch.setattr(module, "EagerPhases", Recorder)
     monkeypatch.setattr(decoding, "GRAPH_SAMPLED_TREES", True)
     decoding._WORKSPACES.clear()
     cfg = DecodeConfig(max_new_tokens=16, chat=False, tree=tree, drafter="model",
