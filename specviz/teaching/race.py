@@ -9,9 +9,9 @@ what the class should see, never more than the measurement carries.
 
 from __future__ import annotations
 
-from ..figures.theme import visible
 from ..measure import NO_DIFFERENCE, Speedup
 from ..traces.records import Trace
+from ..traces.visible import visible
 
 SPEEDS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0)  # replay speeds offered (1: real time)
 MIN_REPLAY_S = 4.0  # a race shorter than this is slowed down by default
