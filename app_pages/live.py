@@ -79,8 +79,9 @@ def _result_ui(result: dict | None) -> None:
     rate = spec.summary.tokens_per_s if spec is not None and spec.steps else 0.0
     made = f"{spec.summary.n_emitted} tokens at {rate:.1f} tokens/s · " if rate else ""
     if speedup is not None and speedup.median is not None:
+        over = f"medians of {speedup.n} rounds" if speedup.repeated else "one round"
         made = (f"{spec.summary.n_emitted} tokens at {speedup.spec_tokens_per_s:.1f} "
-                f"tokens/s, the target alone {speedup.base_tokens_per_s:.1f} (medians) · "
+                f"tokens/s, the target alone {speedup.base_tokens_per_s:.1f} ({over}) · "
                 f"speed-up {html.escape(speedup.describe())} · ")
     what = f"Last run {html.escape(run_id)}" if run_id else "Not run (refused before it began)"
     st.html(f'<div class="specviz-last-run" data-run-id="{html.escape(run_id)}" '

@@ -202,7 +202,7 @@ def test_live_run_with_tiny_models_and_baseline(monkeypatch):
     assert any("Identical output" in s.value for s in at.success)
     assert "specviz-text" in _html(at)
     assert f"Last run {spec.run.run_id}: 16 tokens at " in _html(at)
-    assert "the target alone" in _html(at) and "(medians) · speed-up" in _html(at)
+    assert "the target alone" in _html(at) and "(medians of 3 rounds) · speed-up" in _html(at)
     assert base.run.baseline_of == spec.run.run_id  # linked to its own run
     assert len(spec.summary.round_tokens_per_s) == 3 == len(base.summary.round_tokens_per_s)
     assert _charts(at) >= 6

@@ -168,3 +168,45 @@ def test_a_long_live_run_measures_a_shorter_baseline_and_says_so(monkeypatch):
     assert r["speedup"].n == 2
     assert any("measured on its first 8 tokens" in c.value for c in at.caption)
     assert 'data-tokens="12,8"' in _html(at)
+
+
+# ------------------------------------------------- the lanes' rates against the last-run line
+
+def test_lanes_say_which_round_plays_and_give_each_sides_median(runs):
+    """The lanes replay the median round: their tokens/s are that round's, which can differ
+    from each side's median over the rounds (what the last-run line gives): both are said,
+    each labelled. Rounds 1.2a/1.1b, a/b, 1.3a/1.5b: the median speed-up is round 2's,
+    the medians are 1.2a and 1.1b."""
+    from ui.race import race_html
+    spec, base = runs["greedy"], runs["greedy-base"]
+    a, b = spec.summary.tokens_per_s, base.summary.tokens_per_s
+    sp = _sp((1.2 * a, 1.1 * b), (a, b), (1.3 * a, 1.5 * b))
+    d = race_data(spec, base, sp)
+    left, right = d["sides"]
+    assert left["tokens_per_s"] == round(a, 3) and right["tokens_per_s"] == round(b, 3)
+    assert left["median_tokens_per_s"] == round(sp.spec_tokens_per_s, 3) == round(1.2 * a, 3)
+    assert right["median_tokens_per_s"] == round(sp.base_tokens_per_s, 3) == round(1.1 * b, 3)
+    assert d["replay"].startswith("Replaying round 2 of 3 (the median speed-up)")
+    page = race_html(d)
+    assert f"3-round median: {1.2 * a:.1f} tokens/s" in page
+    assert f"3-round median: {1.1 * b:.1f} tokens/s" in page
+    assert "Replaying round 2 of 3" in page
+    # one sample, or none: no medians, no replay line
+    for one in (None, _sp((a, b))):
+        d = race_data(spec, base, one)
+        assert d["replay"] == "" and "median_label" not in d["sides"][0]
+
+
+def test_live_race_medians_match_the_last_run_line():
+    """Twice: the race's medians (and the rates its lanes replay) are the last-run line's
+    numbers, labelled as medians of the rounds."""
+    from tests.test_app import _html, _no_failure, _run
+    at = _live_app()
+    for _ in range(2):
+        r = _run(at)
+        _no_failure(at)
+        sp, page = r["speedup"], _html(at)
+        assert (f'data-medians="{round(sp.spec_tokens_per_s, 3)},'
+                f'{round(sp.base_tokens_per_s, 3)}"') in page
+        assert (f"at {sp.spec_tokens_per_s:.1f} tokens/s, the target alone "
+                f"{sp.base_tokens_per_s:.1f} (medians of 3 rounds)") in page

@@ -21,7 +21,8 @@ from specviz.teaching.diagnosis import diagnose, measure
 from specviz.teaching.race import race_data, why_line
 from specviz.traces import frames as F
 
-RACE_HEIGHT = 540  # px of the player (a two-line headline and the key fit at 1024 px)
+RACE_HEIGHT = 600  # px of the player (a two-line headline, the rates' notes and the
+# key fit at 1024 px)
 SPEC_KINDS = ("accepted", "resampled", "bonus")
 
 
@@ -44,7 +45,8 @@ def _legend(tree: bool) -> str:
 _CSS = """
 body{margin:0;font-family:"Source Sans Pro",Arial,sans-serif;color:#1f1f1f}
 #head{font-size:22px;font-weight:700;margin:2px 0 2px 0}
-#why{font-size:17px;margin:0 0 8px 0;color:#333}
+#why{font-size:17px;margin:0 0 4px 0;color:#333}
+#replay{font-size:16px;margin:0 0 8px 0;color:#333}
 #bar{display:flex;gap:8px;align-items:center;margin-bottom:8px;font-size:19px;
  white-space:nowrap}
 button,select{font-size:19px;padding:3px 10px;border-radius:6px;border:2px solid #555;
@@ -56,11 +58,11 @@ button#play{background:#0072B2;color:#fff;border-color:#0072B2;font-weight:700;
 #lanes{display:flex;gap:12px}
 .lane{flex:1;min-width:0;border:4px solid #009E73;border-radius:8px;padding:6px 10px}
 .lane.base{border:4px dashed #555555}
-.top{display:flex;justify-content:space-between;align-items:baseline;gap:8px;
+.top{display:flex;flex-wrap:wrap;justify-content:space-between;align-items:baseline;gap:8px;
  font-size:22px;font-weight:700}
 .rate{font-size:20px;font-variant-numeric:tabular-nums;white-space:nowrap}
-.note{font-size:15px;color:#444}
-.text{height:250px;overflow-y:auto;font-size:21px;line-height:1.5;white-space:pre-wrap;
+.note{font-size:16px;color:#333}
+.text{height:230px;overflow-y:auto;font-size:21px;line-height:1.5;white-space:pre-wrap;
  overflow-wrap:anywhere;margin-top:4px}
 .done{font-size:18px;font-weight:700;min-height:1.4em}
 #legend{font-size:16px;margin-top:6px}
@@ -141,11 +143,13 @@ draw();
 def _lane(i: int, side: dict) -> str:
     rate = side["tokens_per_s"]
     rate_txt = f"{rate:.1f} tokens/s" if rate is not None else "– tokens/s"
-    note = (f'<div class="note">{html.escape(side["note"])}</div>' if side.get("note")
-            else "")
+    # the rate is the replayed round's; over rounds, the side's median under it
+    said = [side.get("median_label", ""), side.get("note", "")]
+    note = "".join(f'<div class="note">{html.escape(x)}</div>' for x in said if x)
     return (f'<div class="lane{" base" if i else ""}"><div class="top">'
             f'<span>{html.escape(side["name"])}</span>'
-            f'<span class="rate">{html.escape(rate_txt)}</span></div>{note}'
+            f'<span class="rate" id="rate{i}">{html.escape(rate_txt)}</span></div>'
+            f'<div id="notes{i}">{note}</div>'
             f'<div class="top" style="font-size:18px;font-weight:400">'
             f'<span id="cnt{i}">0 tokens</span><span class="done" id="done{i}"></span></div>'
             f'<div class="text" id="text{i}"></div></div>')
@@ -158,6 +162,7 @@ def race_html(data: dict, tree: bool = False) -> str:
     return (f"<!doctype html><html><head><meta charset='utf-8'><style>{_CSS}{kinds}</style>"
             f"</head><body><div id='head'>{html.escape(data['headline'])}</div>"
             f"<div id='why'>{html.escape(data.get('why', ''))}</div>"
+            f"<div id='replay'>{html.escape(data.get('replay', ''))}</div>"
             "<div id='bar'><button id='play'>▶ Play</button>"
             "<button id='end'>End</button>"
             "<select id='speed' aria-label='replay speed'></select>"
@@ -186,8 +191,10 @@ def _why(spec: Trace, base: Trace, speedup: Speedup | None) -> str:
 def race_ui(spec: Trace, base: Trace, speedup: Speedup | None, key: str) -> None:
     """The race player and, under it, the tokens-versus-wall-time chart of both runs."""
     data = race_data(spec, base, speedup, _why(spec, base, speedup))
+    medians = ",".join(str(s.get("median_tokens_per_s", "")) for s in data["sides"])
     st.html(f'<div class="specviz-race" data-speed="{data["speed"]}" '
-            f'data-tokens="{data["sides"][0]["tokens"]},{data["sides"][1]["tokens"]}"></div>')
+            f'data-tokens="{data["sides"][0]["tokens"]},{data["sides"][1]["tokens"]}" '
+            f'data-medians="{medians}"></div>')
     st.iframe(race_html(data, tree=F.is_tree(spec)), height=RACE_HEIGHT)  # its own document
     st.plotly_chart(G.fig_race(race_steps(spec, base)), key=f"{key}_race_chart")
 

@@ -9,6 +9,8 @@ what the class should see, never more than the measurement carries.
 
 from __future__ import annotations
 
+import math
+
 from ..measure import NO_DIFFERENCE, Speedup
 from ..traces.records import Trace
 from ..traces.visible import visible
@@ -81,13 +83,48 @@ def why_line(speedup: Speedup | None, tokens_per_pass: float | None, alpha: floa
     return f"Why: {limiter}" if limiter else ""
 
 
+def replayed_round(spec: Trace, base: Trace, speedup: Speedup | None) -> int | None:
+    """Which of the measurement's rounds the two traces are (from 0): the round whose
+    tokens/s both sides recorded; None without repeated rounds or a match."""
+    if speedup is None or not speedup.repeated or spec.summary is None or base.summary is None:
+        return None
+    a, b = spec.summary.tokens_per_s, base.summary.tokens_per_s
+    for i, r in enumerate(speedup.rounds):
+        if math.isclose(r.spec_tokens_per_s, a, rel_tol=1e-6) and \
+                math.isclose(r.base_tokens_per_s, b, rel_tol=1e-6):
+            return i
+    return None
+
+
+def _rates_said(left: dict, right: dict, spec: Trace, base: Trace,
+                speedup: Speedup | None) -> str:
+    """Label the rates unambiguously: the lanes replay one round (their tokens/s are that
+    round's); over repeated rounds each side also gets its median over the rounds (the
+    numbers the page's last-run line gives). Returns the line that says which round plays."""
+    if speedup is None or not speedup.repeated:
+        return ""
+    n = len(speedup.rounds)
+    for side, median in ((left, speedup.spec_tokens_per_s), (right, speedup.base_tokens_per_s)):
+        side["median_tokens_per_s"] = round(median, 3)
+        side["median_label"] = f"{n}-round median: {median:.1f} tokens/s"
+    i = replayed_round(spec, base, speedup)
+    which = f"round {i + 1} of {n}" if i is not None else f"one of the {n} rounds"
+    median = "the median speed-up" if n % 2 else "nearest the median speed-up"
+    return f"Replaying {which} ({median}); under each rate, its {n}-round median."
+
+
 def race_data(spec: Trace, base: Trace, speedup: Speedup | None, why: str = "") -> dict:
     """Both sides of the race, the replay speeds, the default one, the headline and ``why``
-    (one line under it: what made the difference, or why there is none)."""
+    (one line under it: what made the difference, or why there is none). A side's
+    ``tokens_per_s`` is its replayed run's; over repeated rounds ``replay`` says which round
+    plays and each side's ``median_label`` gives its median over the rounds (what the
+    page's last-run line reports)."""
     left = _side(spec, "speculative", target_only=False)
     right = _side(base, "target alone", target_only=True)
+    replay = _rates_said(left, right, spec, base, speedup)
     if right["tokens"] < left["tokens"]:
         right["note"] = f"a measured sample of {right['tokens']} of {left['tokens']} tokens"
     longest = max(left["wall_s"], right["wall_s"])
     return {"sides": [left, right], "speeds": list(SPEEDS),
-            "speed": default_speed(longest), "headline": headline(speedup), "why": why}
+            "speed": default_speed(longest), "headline": headline(speedup), "why": why,
+            "replay": replay}
