@@ -21,6 +21,7 @@ from ..decoding import encode_prompt, speculative_decode, target_only_decode
 from ..engines.static import fuse_layers
 from ..measure import Round, Speedup
 from ..models import hardware_info
+from .bench_categories import Sample, categories_markdown, category_figures
 
 DEFAULT_PROMPTS = [
     "Write a short story about a lighthouse keeper who finds a message in a bottle.",
@@ -139,11 +140,12 @@ def _warm_up(methods: dict, prompts: list[str], progress, every_prompt) -> dict:
 
 
 def _measure(methods: dict, prompts: list[str], repeats: int, progress,
-             per_repeat: dict | None = None):
+             per_repeat: dict | None = None, samples: list | None = None):
     """Every method (name -> fn(prompt) -> (ids, seconds, trace or None)) on every prompt,
     ``repeats`` times, interleaved prompt by prompt: tokens and seconds per method, each
     prompt's output ids, and the traces with steps in the order they ran. ``per_repeat``
-    (if given) receives each method's tokens/s in each repeat."""
+    (if given) receives each method's tokens/s in each repeat; ``samples`` (if given) one
+    Sample per method, repeat and prompt (for the per-category figures)."""
     tokens = {m: 0 for m in methods}
     seconds = {m: 0.0 for m in methods}
     outputs: dict[str, dict[int, list[int]]] = {m: {} for m in methods}
@@ -157,6 +159,8 @@ def _measure(methods: dict, prompts: list[str], repeats: int, progress,
                 tokens[name] += len(ids)
                 seconds[name] += dt
                 outputs[name][i] = ids
+                if samples is not None:
+                    samples.append(Sample(name, r, i, len(ids), dt, trace))
                 if trace is not None and trace.steps:
                     traces[name].append(trace)
         if per_repeat is not None:
@@ -193,7 +197,8 @@ def _bench_methods(pair, cfg, engines: list[str], transformers: bool,
 def run_bench(pair, cfg, *, prompts: list[str] | None = None, repeats: int = 3,
               engines: list[str] | None = None, command: str = "",
               progress=lambda msg: None, transformers: bool = True,
-              transformers_static: bool = False) -> dict:
+              transformers_static: bool = False,
+              categories: list[str | None] | None = None) -> dict:
     """Measure every method on every prompt ``repeats`` times, methods interleaved prompt by
     prompt; returns a result dict with a markdown table under "markdown".
 
@@ -203,14 +208,16 @@ def run_bench(pair, cfg, *, prompts: list[str] | None = None, repeats: int = 3,
     generate runs with and without the assistant. An engine named with the suffix "+fused"
     is that engine with its layers compiled by torch.compile. ``transformers_static`` adds
     transformers' generate with its static cache (compiled on its first call: the warm-up).
+    ``categories``: each prompt's category (None for none), for the per-category figures.
     """
     prompts = prompts or DEFAULT_PROMPTS
     engines = engines or default_engines(pair.device)
     methods = _bench_methods(pair, cfg, engines, transformers, transformers_static)
     warm_s = _warm_up(methods, prompts, progress, lambda name: FUSED in name)
     per_repeat: dict[str, list[float]] = {}
+    samples: list[Sample] = []
     tokens, seconds, outputs, traces = _measure(methods, prompts, repeats, progress,
-                                                per_repeat)
+                                                per_repeat, samples)
     tps = {m: tokens[m] / seconds[m] if seconds[m] else 0.0 for m in methods}
     same = identical = None
     if cfg.sampling.greedy:
@@ -240,6 +247,9 @@ def run_bench(pair, cfg, *, prompts: list[str] | None = None, repeats: int = 3,
         "greedy_output_equals_target_greedy": same,
         "prompts_identical_to_target_greedy": identical,
         "outputs": {m: [outputs[m][i] for i in range(len(prompts))] for m in methods},
+        "categories": list(categories) if categories else None,
+        "per_category": category_figures(samples, categories, len(prompts),
+                                         _baselines(methods, engines)),
     }
     if "eager" in engines and len(engines) > 1:
         fast = engines[-1]
@@ -250,6 +260,20 @@ def run_bench(pair, cfg, *, prompts: list[str] | None = None, repeats: int = 3,
                                                                  tps[_spec("eager", True)])
     result["markdown"] = to_markdown(result)
     return result
+
+
+def _baselines(methods: dict, engines: list[str]) -> dict[str, str | None]:
+    """Method -> the target-only method its per-category speed-up is taken against: a
+    specviz method's engine's target-only, transformers' methods transformers' generate."""
+    out = {}
+    for m in methods:
+        out[m] = None
+        for e in engines:
+            if m in (_spec(e, True), _spec(e, False)):
+                out[m] = _base(e)
+        if m in (HF_ASSISTED, HF_STATIC) and HF_TARGET in methods:
+            out[m] = HF_TARGET
+    return out
 
 
 def by_dtype(results: list[dict]) -> str:
@@ -391,12 +415,14 @@ def to_markdown(r: dict) -> str:
         lines.append("- graphed target-only (the faster graphed engine) / transformers' "
                      "static-cache generate: "
                      f"{_fmt(r['graphs_target_only_vs_transformers_static'], '.2f')}x")
+    if r.get("per_category"):
+        lines += ["", categories_markdown(r["per_category"], r["repeats"])]
     return "\n".join(lines)
 
 
 def run_tree_bench(pair, cfg, trees: list[str], *, prompts: list[str] | None = None,
                    repeats: int = 3, command: str = "", progress=lambda msg: None,
-                   fused: bool = False) -> dict:
+                   fused: bool = False, categories: list[str | None] | None = None) -> dict:
     """Chain against token trees on the same prompts, interleaved prompt by prompt, in one
     process, all on one engine: CUDA graphs on a GPU (each phase of a step graphed), the
     static engine elsewhere; the baseline is target-only on that engine. ``trees``: tree
@@ -422,7 +448,9 @@ def run_tree_bench(pair, cfg, trees: list[str], *, prompts: list[str] | None = N
             methods[name + ("" if on else UNTRACED)] = _with_fusion(
                 engine, lambda p, fn=fn, c=replace(c, trace_detail=on): _ours(fn, pair, p, c))
     warm = _warm_up(methods, prompts, progress, lambda name: fused)
-    tokens, seconds, _, traces = _measure(methods, prompts, repeats, progress)
+    samples: list[Sample] = []
+    tokens, seconds, outputs, traces = _measure(methods, prompts, repeats, progress,
+                                                samples=samples)
     tps = {m: tokens[m] / seconds[m] if seconds[m] else 0.0 for m in methods}
     n = len(prompts)  # the figures come from the first repeat's traced runs
     rows = {name: _tree_row(traces[name][:n], tps, name, baseline, traces[baseline][:n],
@@ -437,6 +465,12 @@ def run_tree_bench(pair, cfg, trees: list[str], *, prompts: list[str] | None = N
         "prompts": len(prompts), "repeats": repeats, "trees": trees, "engine": engine,
         "warmup_s": warm_s,
         "rows": rows,
+        "outputs": {m: [outputs[m][i] for i in range(n)] for m in methods},
+        "categories": list(categories) if categories else None,
+        "per_category": category_figures(
+            samples, categories, n, {m: None if m.removesuffix(UNTRACED) == baseline else
+                                     baseline + (UNTRACED if m.endswith(UNTRACED) else "")
+                                     for m in methods}),
     }
     result["markdown"] = trees_markdown(result)
     return result
@@ -489,4 +523,6 @@ def trees_markdown(r: dict) -> str:
             f"| {_fmt(f['drafted_per_verification'], '.1f')} | {_fmt(f['alpha_hat'])} | "
             f"{_fmt(f['vs_target_only'], '.2f')} | {_fmt(f['vs_target_only_untraced'], '.2f')} | "
             f"{'-' if same is None else f'{same}/{n}'} | {r['warmup_s'][name]:.1f} |")
+    if r.get("per_category"):
+        lines += ["", categories_markdown(r["per_category"], r["repeats"])]
     return "\n".join(lines)

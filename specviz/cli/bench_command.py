@@ -7,21 +7,14 @@ import json
 import sys
 from pathlib import Path
 
-from .common import (
-    CliError,
-    _check_prompt_sizes,
-    _command_line,
-    _common_model_args,
-    _config,
-    _load,
-    _precheck,
-)
-from .prompts import _prompts
+from . import common
+from .common import CliError
+from .prompts import _prompts, read_prompts
 
 
 def register(sub) -> None:
-    bench = sub.add_parser("bench", help="measure speed against transformers' generate")
-    _common_model_args(bench)
+    bench = common.model_command(sub, "bench", "measure speed against transformers' generate",
+                                 cmd_bench)
     bench.add_argument("--repeats", type=int, default=3)
     bench.add_argument("--engines", default=None,
                        help="comma-separated engines to compare: eager, static, graphs, and "
@@ -40,48 +33,53 @@ def register(sub) -> None:
                             "(dashes or commas between a static tree's numbers)")
     bench.add_argument("--markdown", default=None, metavar="FILE",
                        help="write the table as markdown")
-    bench.set_defaults(func=cmd_bench)
+    bench.add_argument("--no-float32-reference", action="store_true",
+                       help="in bfloat16 or float16, greedy: skip the comparison with the "
+                            "float32 target-only output (by default a float32 copy of the "
+                            "target gives the exact reference, and where an output first "
+                            "differs the target's top-2 logit gap is reported)")
+    bench.add_argument("--float32-reference", default=None, metavar="FILE",
+                       help="the --json of a float32 bench of the same prompts and length: "
+                            "its target-only outputs are the reference of a half-precision "
+                            "bench (instead of decoding them again)")
+
+
+def _bench_prompts(args) -> tuple[list[str] | None, list[str | None] | None]:
+    """The prompts, and from a prompts file each prompt's category (None where it has none)."""
+    if args.prompts is not None and args.prompt is None:
+        categories: list[str | None] = []
+        return read_prompts(args.prompts, categories), categories
+    return (_prompts(args) if (args.prompt or args.prompts) else None), None
+
+
+def _engines(args) -> list[str] | None:
+    if not args.engines:
+        return None
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    known = ("eager", "static", "graphs", "static+fused", "graphs+fused")
+    bad = [e for e in engines if e not in known]
+    if bad or not engines:
+        raise CliError(f"--engines takes {', '.join(known)}, got {args.engines!r}")
+    return engines
 
 
 def cmd_bench(args) -> int:
-    from .bench import by_dtype, run_bench
-    prompts = _prompts(args) if (args.prompt or args.prompts) else None
-    _precheck(args)
+    from ..models import DTYPES
+    prompts, categories = _bench_prompts(args)
+    common._precheck(args)
     _check_result_files(args)
     if args.repeats < 1:
         raise CliError("--repeats must be >= 1")
-    engines = None
-    if args.engines:
-        engines = [e.strip() for e in args.engines.split(",") if e.strip()]
-        known = ("eager", "static", "graphs", "static+fused", "graphs+fused")
-        bad = [e for e in engines if e not in known]
-        if bad or not engines:
-            raise CliError(f"--engines takes {', '.join(known)}, got {args.engines!r}")
+    engines = _engines(args)
     if args.trees:
-        return _bench_trees(args, prompts, engines)
-    from ..models import DTYPES
+        return _bench_trees(args, prompts, categories, engines)
     dtypes = [d.strip() for d in args.dtype.split(",") if d.strip()] or ["auto"]
     if bad := [d for d in dtypes if d != "auto" and d not in DTYPES]:
         raise CliError(f"unknown dtype {bad[0]!r}; use auto, {', '.join(DTYPES)}")
-    results = []
-    for dtype in dtypes:  # one process: the dtypes run one after the other, same prompts
-        pair = _load(argparse.Namespace(**{**vars(args), "dtype": dtype}))
-        if prompts:
-            _check_prompt_sizes(pair, prompts)
-        if engines and any(e.startswith("graphs") for e in engines) and \
-                pair.device.type != "cuda":
-            raise CliError(f"the graphs engine needs a CUDA device; the models are on "
-                           f"{pair.device}")
-        cfg = _config(args, pair, args.seed)
-        results.append(run_bench(
-            pair, cfg, prompts=prompts, repeats=args.repeats, engines=engines,
-            command=_command_line(), transformers=not args.no_transformers,
-            transformers_static=args.transformers_static,
-            progress=lambda msg, d=dtype: print(f"bench ({d}): {msg}", file=sys.stderr,
-                                                flush=True)))
-        del pair
+    results = _bench_dtypes(args, prompts, categories, engines, dtypes)
     text = "\n\n".join(r["markdown"] for r in results)
     if len(results) > 1:
+        from .bench import by_dtype
         text += "\n\n" + by_dtype(results)
     print(text)
     if args.json:
@@ -93,9 +91,52 @@ def cmd_bench(args) -> int:
     return 0
 
 
-def _bench_trees(args, prompts, engines: list[str] | None) -> int:
+def _bench_dtypes(args, prompts, categories, engines, dtypes: list[str]) -> list[dict]:
+    """One bench per dtype, in one process, one after the other, on the same prompts; a
+    half-precision run is compared with the float32 reference (bench_reference)."""
+    from .bench import DEFAULT_PROMPTS, run_bench
+    from .bench_reference import reference_for
+    reference = reference_for(args, prompts or DEFAULT_PROMPTS, dtypes)
+    results = []
+    for dtype in dtypes:
+        pair = common.load_for(argparse.Namespace(**{**vars(args), "dtype": dtype}), prompts)
+        if engines and any(e.startswith("graphs") for e in engines) and \
+                pair.device.type != "cuda":
+            raise CliError(f"the graphs engine needs a CUDA device; the models are on "
+                           f"{pair.device}")
+        cfg = common._config(args, pair, args.seed)
+        r = run_bench(
+            pair, cfg, prompts=prompts, repeats=args.repeats, engines=engines,
+            command=common._command_line(), transformers=not args.no_transformers,
+            transformers_static=args.transformers_static, categories=categories,
+            progress=lambda msg, d=dtype: print(f"bench ({d}): {msg}", file=sys.stderr,
+                                                flush=True))
+        _compare_with_reference(reference, r, pair, cfg, r["engines"][0])
+        results.append(r)
+        del pair
+    return results
+
+
+def _compare_with_reference(reference, result: dict, pair, cfg, engine: str) -> None:
+    """A float32 run gives the reference; a half-precision run is compared with it."""
+    from .bench import _base
+    from .bench_divergence import HALF
+    if reference is None:
+        return
+    dtype = result["target"]["dtype"]
+    if dtype == "float32" and reference.outputs is None:
+        base = _base(engine) if _base(engine) in result["outputs"] else \
+            f"target-only, {engine}"
+        reference.take(result["outputs"][base], f"float32 {base}, in this bench")
+    elif dtype in HALF:
+        print(f"bench ({dtype}): comparing with the float32 reference", file=sys.stderr,
+              flush=True)
+        reference.attach(result, pair, cfg)
+
+
+def _bench_trees(args, prompts, categories, engines: list[str] | None) -> int:
     from ..core.tree_decoder import parse_tree
-    from .bench import run_tree_bench
+    from .bench import DEFAULT_PROMPTS, run_tree_bench
     trees = args.trees.split()
     if engines not in (None, ["graphs"], ["static"], ["graphs+fused"], ["static+fused"]):
         raise CliError("--trees runs every method on one engine: graphs on a GPU, static "
@@ -107,18 +148,19 @@ def _bench_trees(args, prompts, engines: list[str] | None) -> int:
             raise CliError(str(e)) from None
     if "," in args.dtype:
         raise CliError("--trees measures one dtype at a time")
-    pair = _load(args)
-    if prompts:
-        _check_prompt_sizes(pair, prompts)
-    cfg = _config(args, pair, args.seed)
+    pair = common.load_for(args, prompts)
+    cfg = common._config(args, pair, args.seed)
     if cfg.drafter not in ("model", "early-exit", "feature-head"):
         raise CliError("token trees are drafted by a drafter with a distribution q: use "
                        "--drafter model, early-exit or feature-head")
     result = run_tree_bench(pair, cfg, trees, prompts=prompts, repeats=args.repeats,
-                            command=_command_line(), fused=bool(engines) and "+fused" in
-                            engines[0],
+                            command=common._command_line(), fused=bool(engines) and
+                            "+fused" in engines[0], categories=categories,
                             progress=lambda m: print(f"bench: {m}", file=sys.stderr,
                                                      flush=True))
+    from .bench_reference import reference_for
+    _compare_with_reference(reference_for(args, prompts or DEFAULT_PROMPTS, [args.dtype]),
+                            result, pair, cfg, result["engine"])
     print(result["markdown"])
     if args.json:
         _write(args.json, json.dumps(result, indent=1))

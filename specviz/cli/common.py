@@ -69,6 +69,22 @@ def _common_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="run i of a prompts file uses seed + i")
 
 
+def model_command(sub, name: str, help: str, func) -> argparse.ArgumentParser:
+    """A subcommand that loads a model pair: its parser, with the shared model arguments."""
+    p = sub.add_parser(name, help=help)
+    _common_model_args(p)
+    p.set_defaults(func=func)
+    return p
+
+
+def load_for(args, prompts: list[str] | None):
+    """The pair named by ``args``, with every prompt checked against its context."""
+    pair = _load(args)
+    if prompts:
+        _check_prompt_sizes(pair, prompts)
+    return pair
+
+
 def _command_line() -> str:
     """How this process was started, as recorded in traces and bench results."""
     return " ".join(["python -m specviz"] + sys.argv[1:])

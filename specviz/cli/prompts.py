@@ -72,13 +72,14 @@ def _read_stdin() -> bytes:
     return data
 
 
-def read_prompts(path: str) -> list[str]:
+def read_prompts(path: str, categories: list | None = None) -> list[str]:
     """Prompts from a JSON Lines file with a 'prompt' field per line.
 
     Lines are split on \\n only (a \\r before it is dropped), as in trace files: a prompt
     may hold U+2028 and the like. The file must be a regular file of at most
     MAX_PROMPTS_FILE_MB (limits.py), in UTF-8 ("-": standard input, to the same limit); a
-    prompt may not hold a lone surrogate.
+    prompt may not hold a lone surrogate. ``categories`` (if given) receives each prompt's
+    'category' field (None where it has none or it is not a string).
     """
     from ..traces.records import loads_strict
     try:
@@ -107,6 +108,9 @@ def read_prompts(path: str) -> list[str]:
             raise CliError(f"{path}, line {n}: the prompt holds a lone surrogate escape "
                            "(\\ud800-\\udfff), which is not text")
         prompts.append(obj["prompt"])
+        if categories is not None:
+            c = obj.get("category")
+            categories.append(c if isinstance(c, str) and c.strip() else None)
     if not prompts:
         raise CliError(f"{path} holds no prompts")
     return prompts

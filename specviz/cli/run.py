@@ -12,20 +12,18 @@ from ..errors import one_line
 from .common import (
     EXIT_INTERRUPTED,
     CliError,
-    _check_prompt_sizes,
     _command_line,
-    _common_model_args,
     _config,
-    _load,
     _precheck,
+    load_for,
+    model_command,
 )
 from .output import Output
 from .prompts import _prompts
 
 
 def register(sub) -> None:
-    run = sub.add_parser("run", help="decode prompts and write a trace (JSON Lines)")
-    _common_model_args(run)
+    run = model_command(sub, "run", "decode prompts and write a trace (JSON Lines)", cmd_run)
     run.add_argument("--baseline", action="store_true",
                      help="measure the speed-up: both paths warmed up, then the speculative "
                           "and the target-only decode alternated for --rounds rounds; the "
@@ -49,7 +47,6 @@ def register(sub) -> None:
                      default="exact",
                      help="acceptance rule (default exact); the others are deliberately wrong "
                           "rules, for teaching how the output checks catch them")
-    run.set_defaults(func=cmd_run)
 
 
 def cmd_run(args) -> int:
@@ -58,8 +55,7 @@ def cmd_run(args) -> int:
     output = Output(args.out, force=args.force,
                     inputs=(args.prompts, args.gguf or os.environ.get("SPECVIZ_GGUF")))
     out = output.shown
-    pair = _load(args)
-    _check_prompt_sizes(pair, prompts)
+    pair = load_for(args, prompts)
     writer = output.open()
     rows: list = []
     stop = _Interrupt()
