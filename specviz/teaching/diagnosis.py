@@ -164,24 +164,15 @@ def gap_shares(tokens_per_step: float, gamma_drafted: float, gamma_asked: float,
 def diagnose(costs: Costs, gamma_max: int = GAMMA_MAX) -> Diagnosis:
     """Say what limits the speedup, by splitting the gap between the ideal and the predicted
     speedup into comparable parts (module docstring), and show those parts."""
+    refused = _undiagnosable(costs)
+    if refused is not None:
+        return refused
     a, c, v, o = costs.alpha, costs.c, costs.v, costs.overhead
     e = costs.mean_accepted_length
-    if a is None or c is None or v is None or o is None or e is None:
-        return Diagnosis("unknown", "Not enough measurements to diagnose this run (it needs "
-                         "drafted steps with timings).")
-    if costs.speedup is not None and costs.speedup.verdict == NO_DIFFERENCE:
-        sp = costs.speedup
-        return Diagnosis("unknown", f"No measurable difference on this machine: the speed-up "
-                         f"ranged {sp.low:.2f}–{sp.high:.2f}× over {sp.n} rounds (median "
-                         f"{sp.median:.2f}×), so no bottleneck is named: it would explain "
-                         "noise.")
     g = costs.gamma  # drafted tokens per step (mean)
     g_asked = costs.gamma_config or max(int(round(g)), 1)
     g_ref = max(g_asked, g)
     total = g * c + v + o
-    if not total > 0:  # steps of 0 ms: no clock measured them
-        return Diagnosis("unknown", "The run's steps record no time (0 ms), so no speed-up "
-                         "can be predicted from them.")
     now = e / total
     ideal = g_ref + 1
     shares = gap_shares(e, g, g_asked, c, v, o)
@@ -199,6 +190,42 @@ def diagnose(costs: Costs, gamma_max: int = GAMMA_MAX) -> Diagnosis:
         parts = ", ".join(f"{k} {shares[k]:.0%}" for k in FACTORS if abs(shares[k]) >= 0.005)
         findings.append(f"Of the gap between the ideal {ideal:.2f}× (γ = {g_ref:g}, every draft "
                         f"kept, each step costing one target step) and {now:.2f}×: {parts}.")
+    findings += _cost_findings(a, v, o, g, g_asked)
+    if g >= 0.75 * g_asked and g_best != g_int and s_best > s_here * 1.05:
+        findings.append(f"By the i.i.d. model, γ = {g_best} would be better than γ = {g_int} "
+                        f"({s_best:.2f}× vs {s_here:.2f}×).")
+    if now < 1.0:
+        findings.append("Predicted below 1×: with these costs speculative decoding is slower "
+                        "than the target alone.")
+    if not shares:
+        return Diagnosis("unknown", "Nothing to improve: this run reaches the ideal "
+                         "speedup.", findings, now, ideal, shares, g_best)
+    limiter = max(shares, key=lambda k: shares[k])
+    return Diagnosis(limiter, _headline(limiter, a, c, v, o, g, g_asked), findings, now, ideal,
+                     shares, g_best)
+
+
+def _undiagnosable(costs: Costs) -> Diagnosis | None:
+    """The "unknown" diagnosis of a run whose costs name no bottleneck; None if they can."""
+    a, c, v, o = costs.alpha, costs.c, costs.v, costs.overhead
+    if a is None or c is None or v is None or o is None or costs.mean_accepted_length is None:
+        return Diagnosis("unknown", "Not enough measurements to diagnose this run (it needs "
+                         "drafted steps with timings).")
+    if costs.speedup is not None and costs.speedup.verdict == NO_DIFFERENCE:
+        sp = costs.speedup
+        return Diagnosis("unknown", f"No measurable difference on this machine: the speed-up "
+                         f"ranged {sp.low:.2f}–{sp.high:.2f}× over {sp.n} rounds (median "
+                         f"{sp.median:.2f}×), so no bottleneck is named: it would explain "
+                         "noise.")
+    if not costs.gamma * c + v + o > 0:  # steps of 0 ms: no clock measured them
+        return Diagnosis("unknown", "The run's steps record no time (0 ms), so no speed-up "
+                         "can be predicted from them.")
+    return None
+
+
+def _cost_findings(a: float, v: float, o: float, g: float, g_asked: int) -> list[str]:
+    """The findings on each measured cost that is out of the ordinary."""
+    findings = []
     if g < 0.75 * g_asked:
         findings.append(f"The drafter proposed {g:.2f} tokens per step on average, of γ = "
                         f"{g_asked}: prompt lookup finds no earlier match in most steps, or "
@@ -214,16 +241,12 @@ def diagnose(costs: Costs, gamma_max: int = GAMMA_MAX) -> Diagnosis:
     if o > 0.3:
         findings.append(f"Per-step overhead is {o:.2f} target steps (Python, sampling, "
                         "tracing): at this model size it eats the gain.")
-    if g >= 0.75 * g_asked and g_best != g_int and s_best > s_here * 1.05:
-        findings.append(f"By the i.i.d. model, γ = {g_best} would be better than γ = {g_int} "
-                        f"({s_best:.2f}× vs {s_here:.2f}×).")
-    if now < 1.0:
-        findings.append("Predicted below 1×: with these costs speculative decoding is slower "
-                        "than the target alone.")
-    if not shares:
-        return Diagnosis("unknown", "Nothing to improve: this run reaches the ideal "
-                         "speedup.", findings, now, ideal, shares, g_best)
-    limiter = max(shares, key=lambda k: shares[k])
+    return findings
+
+
+def _headline(limiter: str, a: float, c: float, v: float, o: float, g: float,
+              g_asked: int) -> str:
+    """The diagnosis's one line for the factor that limits the speedup most."""
     headlines = {
         "short drafts": f"Limited by short drafts: {g:.2f} tokens drafted per step of γ = "
                         f"{g_asked}.",
@@ -234,4 +257,4 @@ def diagnose(costs: Costs, gamma_max: int = GAMMA_MAX) -> Diagnosis:
                              "target steps.",
         "overhead": f"Limited by per-step overhead outside the models ({o:.2f} target steps).",
     }
-    return Diagnosis(limiter, headlines[limiter], findings, now, ideal, shares, g_best)
+    return headlines[limiter]
