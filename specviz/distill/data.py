@@ -145,36 +145,13 @@ def make_data(model, tokenizer, out_dir: str | Path, *, n_self: int = 8192,
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     eos_id = int(tokenizer.convert_tokens_to_ids(eos_token))
-    heldout = {r["prompt"] for r in load_heldout()}
-    prompts = self_written_prompts(model, tokenizer, n_self, batch_size=batch_size,
-                                   max_new_tokens=prompt_max_new_tokens, eos_id=eos_id,
-                                   seed=seed, log=log, code_share=code_share) if n_self else []
-    t_prompts = time.perf_counter() - t0
-    seeds = seed_prompts(seed)
-    if code_share is not None:
-        seeds = seeds + code_prompts(seed)
-        random.Random(seed).shuffle(seeds)
-    prompts += seeds[:n_seed] if n_seed is not None else seeds
-    prompts = [p for p in prompts if p["prompt"] not in heldout]
+    prompts, t_prompts = _training_prompts(model, tokenizer, n_self, n_seed, batch_size,
+                                           prompt_max_new_tokens, eos_id, seed, log,
+                                           code_share, t0)
     groups = _answer_groups(prompts, batch_size, random.Random(seed))
-    seqs, rows, stopped_early, n_done = [], [], False, 0
-    for b, (temp, chunk) in enumerate(groups):
-        if answer_batches is not None and b >= answer_batches:
-            log(f"stopping after {b} of {len(groups)} answer batches (answer_batches)")
-            break
-        if max_seconds is not None and b and time.perf_counter() - t0 > max_seconds:
-            stopped_early = True
-            log(f"time budget reached after {b} of {len(groups)} answer batches")
-            break
-        texts = [chat_text(tokenizer, p["prompt"]) for p in chunk]
-        enc, new = generate_batch(model, tokenizer, texts, temperature=temp,
-                                  max_new_tokens=max_new_tokens, eos_id=eos_id,
-                                  seed=seed * 1000 + 500 + b)
-        seqs += zip(enc, new)
-        rows += chunk
-        n_done += 1
-        log(f"answers: batch {b + 1}/{len(groups)} (T={temp}), {len(seqs)} sequences, "
-            f"{time.perf_counter() - t0:.0f} s")
+    seqs, rows, stopped_early, n_done = _answer(model, tokenizer, groups, max_new_tokens,
+                                                eos_id, seed, log, answer_batches,
+                                                max_seconds, t0)
     tokens = _save_sequences(out_dir, seqs, rows, tokenizer)
     from ..models import hardware_info
     meta = {
@@ -201,6 +178,49 @@ def make_data(model, tokenizer, out_dir: str | Path, *, n_self: int = 8192,
     log(f"data: {meta['n_sequences']} sequences, {meta['n_tokens']} tokens, "
         f"{meta['seconds_total']} s")
     return meta
+
+
+def _training_prompts(model, tokenizer, n_self: int, n_seed: int | None, batch_size: int,
+                      prompt_max_new_tokens: int, eos_id: int, seed: int, log,
+                      code_share: float | None, t0: float) -> tuple[list[dict], float]:
+    """The prompts to answer (self-written, then the seed prompts; none of the held-out
+    ones) and the seconds since ``t0`` when the self-written ones were done."""
+    heldout = {r["prompt"] for r in load_heldout()}
+    prompts = self_written_prompts(model, tokenizer, n_self, batch_size=batch_size,
+                                   max_new_tokens=prompt_max_new_tokens, eos_id=eos_id,
+                                   seed=seed, log=log, code_share=code_share) if n_self else []
+    t_prompts = time.perf_counter() - t0
+    seeds = seed_prompts(seed)
+    if code_share is not None:
+        seeds = seeds + code_prompts(seed)
+        random.Random(seed).shuffle(seeds)
+    prompts += seeds[:n_seed] if n_seed is not None else seeds
+    return [p for p in prompts if p["prompt"] not in heldout], t_prompts
+
+
+def _answer(model, tokenizer, groups, max_new_tokens: int, eos_id: int, seed: int, log,
+            answer_batches: int | None, max_seconds: float | None, t0: float):
+    """The target's answers, batch by batch, until the batches, the batch cut or the time
+    budget (from ``t0``) run out: (sequences, their prompt rows, stopped early, batches)."""
+    seqs, rows, stopped_early, n_done = [], [], False, 0
+    for b, (temp, chunk) in enumerate(groups):
+        if answer_batches is not None and b >= answer_batches:
+            log(f"stopping after {b} of {len(groups)} answer batches (answer_batches)")
+            break
+        if max_seconds is not None and b and time.perf_counter() - t0 > max_seconds:
+            stopped_early = True
+            log(f"time budget reached after {b} of {len(groups)} answer batches")
+            break
+        texts = [chat_text(tokenizer, p["prompt"]) for p in chunk]
+        enc, new = generate_batch(model, tokenizer, texts, temperature=temp,
+                                  max_new_tokens=max_new_tokens, eos_id=eos_id,
+                                  seed=seed * 1000 + 500 + b)
+        seqs += zip(enc, new)
+        rows += chunk
+        n_done += 1
+        log(f"answers: batch {b + 1}/{len(groups)} (T={temp}), {len(seqs)} sequences, "
+            f"{time.perf_counter() - t0:.0f} s")
+    return seqs, rows, stopped_early, n_done
 
 
 def load_data(path: str | Path) -> tuple[list[np.ndarray], dict]:

@@ -170,6 +170,28 @@ def _steps_for(max_seconds: float, t0: float, device: torch.device, log) -> int:
     return total
 
 
+def _allow_tf32(device: torch.device) -> None:
+    """TensorFloat-32 matrix products on a CUDA device (the training's speed, not its dtype)."""
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+
+def _draft_step(target, draft, opt, ids: torch.Tensor, mask: torch.Tensor, device,
+                autocast, lr: float) -> tuple[torch.Tensor, int]:
+    """One optimiser step of the draft on a batch, KL(p || q) over the mask's positions:
+    (the loss, the number of positions it counted)."""
+    ids, mask = ids.to(device, non_blocking=True), mask.to(device, non_blocking=True)
+    with torch.no_grad():
+        p_logits = target(input_ids=ids).logits  # (B, T, V)
+    with autocast():
+        q_logits = draft(input_ids=ids).logits  # (B, T, V)
+    loss = kl_loss(q_logits, p_logits, mask)
+    del p_logits, q_logits
+    optimizer_step(opt, loss, draft.parameters(), lr)
+    return loss, int(mask.sum())
+
+
 def train_draft(target, seqs: list[np.ndarray], *, steps: int | None = None,
                 max_seconds: float | None = None, max_tokens: int = 32768, max_len: int = 384,
                 lr: float = 2e-3, warmup: int = 100, weight_decay: float = 0.01,
@@ -184,9 +206,7 @@ def train_draft(target, seqs: list[np.ndarray], *, steps: int | None = None,
     torch.manual_seed(seed)
     rng = random.Random(seed)
     target.eval().requires_grad_(False)
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+    _allow_tf32(device)
     autocast = autocast_for(device)
     draft = init_draft(target, draft_config(target.config, **(shape or {})), seed)
     draft = draft.to(device).train()
@@ -200,16 +220,10 @@ def train_draft(target, seqs: list[np.ndarray], *, steps: int | None = None,
         for ids, mask in train:
             if step >= total:
                 break
-            ids, mask = ids.to(device, non_blocking=True), mask.to(device, non_blocking=True)
-            with torch.no_grad():
-                p_logits = target(input_ids=ids).logits  # (B, T, V)
-            with autocast():
-                q_logits = draft(input_ids=ids).logits  # (B, T, V)
-            loss = kl_loss(q_logits, p_logits, mask)
-            del p_logits, q_logits
-            optimizer_step(opt, loss, draft.parameters(), lr_at(step, total, lr, warmup))
+            loss, n_mask = _draft_step(target, draft, opt, ids, mask, device, autocast,
+                                       lr_at(step, total, lr, warmup))
             step += 1
-            n_tokens += int(mask.sum())
+            n_tokens += n_mask
             if step == 20 and steps is None and max_seconds is not None:
                 total = _steps_for(max_seconds, t0, device, log)
             if step % 50 == 0 or step == 1:
