@@ -10,16 +10,12 @@ from pathlib import Path
 import torch
 
 from ..errors import one_line
+from . import sources
 from .embedded import GGUF_SOURCES, fetch_embedded
 from .hardware import pick_device, pick_dtype
 from .hub import _from_hub
 from .sources import (
     DEFAULT_TARGET,
-    DRAFT_ASSET,
-    HEAD_ASSET,
-    QWEN_DRAFT,
-    QWEN_HEAD_ASSET,
-    QWEN_TARGET,
     ModelSourceError,
     Progress,
     _quiet,
@@ -94,7 +90,6 @@ def load_model(spec: str, *, device: torch.device, dtype: torch.dtype,
                progress: Progress = _quiet, allow_custom: bool | None = None,
                gguf: str | None = None) -> LoadedModel:
     """Load one causal LM and its tokenizer from a source string."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
     kind, value = parse_source(spec)
     if allow_custom is None:
         allow_custom = custom_sources_allowed()
@@ -109,37 +104,7 @@ def load_model(spec: str, *, device: torch.device, dtype: torch.dtype,
         model = tiny_model("draft" if value.endswith("draft") else "target", family=family)
         tok = tiny_tokenizer()
     else:
-        if kind == "embedded":
-            folder = str(fetch_embedded(value, gguf, progress) if value in GGUF_SOURCES
-                         else DRAFT_ASSET)
-            local = True
-        else:
-            folder, local = value, kind == "local"
-
-        def load(local_only: bool):
-            # safetensors only: a pickled checkpoint (pytorch_model.bin) is never opened
-            from .guard import check_allocation  # what the config would allocate, first
-            check_allocation(folder, dtype, device)
-            with _quiet_transformers():
-                tok = AutoTokenizer.from_pretrained(folder, local_files_only=local_only,
-                                                    trust_remote_code=False)
-                model = AutoModelForCausalLM.from_pretrained(
-                    folder, dtype=dtype, local_files_only=local_only,
-                    trust_remote_code=False, use_safetensors=True)
-            return tok, model
-
-        try:
-            if kind == "hf":
-                tok, model = _from_hub(spec, load)
-            else:
-                tok, model = load(local)
-        except ModelSourceError:
-            raise
-        except MemoryError:
-            raise ModelSourceError(f"out of memory loading {spec}") from None
-        except Exception as e:  # OSError, a bad safetensors header, a broken config, ...
-            raise ModelSourceError(f"cannot load {spec}: {one_line(e, with_type=False)}"
-                                   ) from None
+        tok, model = _load_folder(spec, kind, value, device, dtype, progress, gguf)
     quiet_tokenizer(tok)
     model = model.to(device=device, dtype=dtype).eval()
     if device.type == "cpu" and dtype == torch.float32:
@@ -151,6 +116,44 @@ def load_model(spec: str, *, device: torch.device, dtype: torch.dtype,
             "dtype": str(dtype).replace("torch.", ""), "device": str(device),
             "architecture": type(model).__name__}
     return LoadedModel(model, tok, info)
+
+
+def _load_folder(spec: str, kind: str, value: str, device: torch.device, dtype: torch.dtype,
+                 progress: Progress, gguf: str | None) -> tuple[object, torch.nn.Module]:
+    """(tokenizer, model) of a real source: an embedded folder (fetched and converted
+    first when it comes from a GGUF), a local folder or a Hub id; ModelSourceError (one
+    line) when it cannot load."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    if kind == "embedded":
+        folder = str(fetch_embedded(value, gguf, progress) if value in GGUF_SOURCES
+                     else sources.DRAFT_ASSET)
+        local = True
+    else:
+        folder, local = value, kind == "local"
+
+    def load(local_only: bool):
+        # safetensors only: a pickled checkpoint (pytorch_model.bin) is never opened
+        from .guard import check_allocation  # what the config would allocate, first
+        check_allocation(folder, dtype, device)
+        with _quiet_transformers():
+            tok = AutoTokenizer.from_pretrained(folder, local_files_only=local_only,
+                                                trust_remote_code=False)
+            model = AutoModelForCausalLM.from_pretrained(
+                folder, dtype=dtype, local_files_only=local_only,
+                trust_remote_code=False, use_safetensors=True)
+        return tok, model
+
+    try:
+        if kind == "hf":
+            return _from_hub(spec, load)
+        return load(local)
+    except ModelSourceError:
+        raise
+    except MemoryError:
+        raise ModelSourceError(f"out of memory loading {spec}") from None
+    except Exception as e:  # OSError, a bad safetensors header, a broken config, ...
+        raise ModelSourceError(f"cannot load {spec}: {one_line(e, with_type=False)}"
+                               ) from None
 
 
 def check_same_tokenizer(t_tok, d_tok, t_model, d_model) -> None:
@@ -178,12 +181,12 @@ def _eos_ids(model, tok) -> list[int]:
 
 
 # target -> its shipped draft (the Qwen pair's draft is fetched like its target)
-_DRAFTS = {QWEN_TARGET: QWEN_DRAFT,
+_DRAFTS = {sources.QWEN_TARGET: sources.QWEN_DRAFT,
            "embedded:tiny-random-target": "embedded:tiny-random-draft",
            "embedded:tiny-random-qwen2-target": "embedded:tiny-random-qwen2-draft"}
 # embedded feature heads: name -> (folder or None for one made in memory, its target)
-HEADS = {"smollm2-feature-head": (HEAD_ASSET, DEFAULT_TARGET),
-         "qwen2.5-coder-1.5b-feature-head": (QWEN_HEAD_ASSET, QWEN_TARGET),
+HEADS = {"smollm2-feature-head": (sources.HEAD_ASSET, DEFAULT_TARGET),
+         "qwen2.5-coder-1.5b-feature-head": (sources.QWEN_HEAD_ASSET, sources.QWEN_TARGET),
          "tiny-random-head": (None, "embedded:tiny-random-target")}
 
 
