@@ -69,11 +69,7 @@ def _draft_text(s: StepRecord, w: StepWalk, x: Position) -> str:
     who = "The draft model" if w.drafter == "model" else "The early-exit draft (the " \
         "target's first layers)"
     how = "takes its most likely token" if w.greedy else "samples from q"
-    top = _top(s.q_top_texts[x.pos] if s.q_top_texts else None,
-               s.q_top_probs[x.pos] if s.q_top_probs else None)
-    text = f"{who} {how}: {quote(x.text)} with q = {num(x.q)}."
-    if top:
-        text += f" q's top choices here: {top}."
+    text = _proposal(s, x, f"{who} {how}")
     if x.pos + 1 < w.gamma:
         text += " It feeds this token back in to draft the next one."
     return text
@@ -93,9 +89,14 @@ def _head_text(s: StepRecord, w: StepWalk, x: Position) -> str:
                  "state of it: the head feeds back its own guess of that hidden state, with "
                  "the embedding of the token it just drafted, and guesses the next one.")
     how = "It takes q's most likely token" if w.greedy else "It samples from q"
+    return _proposal(s, x, f"{reads} {how}")
+
+
+def _proposal(s: StepRecord, x: Position, lead: str) -> str:
+    """``lead``, then the drafted token with its q and q's top choices at its position."""
     top = _top(s.q_top_texts[x.pos] if s.q_top_texts else None,
                s.q_top_probs[x.pos] if s.q_top_probs else None)
-    text = f"{reads} {how}: {quote(x.text)} with q = {num(x.q)}."
+    text = f"{lead}: {quote(x.text)} with q = {num(x.q)}."
     if top:
         text += f" q's top choices here: {top}."
     return text
