@@ -60,16 +60,16 @@ class _ParsedUploads:
             while sum(u for _, u in self._items.values()) > MAX_TRACE_MB * 2**20:
                 self._items.popitem(last=False)
 
-    def hold(self, holder: tuple, keys: set[tuple]) -> None:
-        """``holder`` now shows the files ``keys``; drop the files nobody holds any more."""
+    def hold(self, holder: tuple, keys: set[tuple]) -> bool:
+        """``holder`` now shows the files ``keys``; drop the files nobody holds any more
+        (True when some were dropped)."""
         with self._lock:
             self._holds[holder] = keys
             held = set().union(*self._holds.values())
             gone = [k for k in self._items if k not in held]
             for k in gone:
                 del self._items[k]
-        if gone:
-            _give_back_memory()
+        return bool(gone)
 
     def refuse(self, key: tuple, message: str) -> None:
         with self._lock:
@@ -159,7 +159,27 @@ def _key(name: str, data: bytes) -> tuple:
 
 
 def _held(keys: set[tuple]) -> None:
-    PARSED.hold(_holder(), keys)
+    if PARSED.hold(_holder(), keys):
+        _drop_stale_fragments()
+        _give_back_memory()
+
+
+def _drop_stale_fragments() -> None:
+    """Forget the fragments of this session's earlier runs that this run has not drawn (yet).
+
+    Streamlit keeps each st.fragment with its arguments (a trace, its frames, its figures)
+    until a full run of the page ends normally; a run that ends in st.stop() (the inspector
+    once its last upload is removed) keeps the earlier run's fragments, and the removed
+    upload with them, until the session ends. A full run registers again every fragment it
+    draws, so dropping the others now is what Streamlit does at the end of the run."""
+    try:
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
+        ctx = get_script_run_ctx(suppress_warning=True)
+        if ctx is None or ctx.fragment_ids_this_run:  # outside a run, or a fragment's rerun
+            return
+        ctx.fragment_storage.clear(new_fragment_ids=ctx.shared.new_fragment_ids.snapshot())
+    except Exception:  # noqa: BLE001 - another Streamlit's internals: keep them, no harm
+        pass
 
 
 def read_upload(name: str, data: bytes) -> tuple[list[Trace], str | None]:
