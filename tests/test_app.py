@@ -136,14 +136,18 @@ def test_lead_run_is_typical_not_the_fastest():
 
 
 def test_home_opens_on_a_typical_shipped_run():
-    """With the shipped traces, the Overview opens on a run near the median and says so."""
+    """With the shipped traces, the Overview opens on a run near the median and says so; where
+    they hold two pairs' runs of one prompt, on the faster pair's, saying it is not typical
+    (issue 26; tests/test_overview_pairs.py), with the same spread."""
     at = _app()
+    pairs = any(s.value == "Two pairs, one prompt" for s in at.subheader)
+    told = "Not a typical run" if pairs else "A typical run, not the fastest"
     speed = float(next(m.value for m in at.metric if m.label == "speedup").rstrip("×"))
-    assert 0.8 < speed < 1.2, speed
-    assert any("A typical run, not the fastest" in c.value and "median" in c.value
+    assert pairs or 0.8 < speed < 1.2, speed
+    assert any(told in c.value and "median" in c.value
                and "range" in c.value for c in at.caption)
     at.run()
-    assert any("A typical run, not the fastest" in c.value for c in at.caption)
+    assert any(told in c.value for c in at.caption)
 
 
 def test_home_says_why_a_run_is_below_1x():
@@ -765,8 +769,8 @@ def test_live_settings_and_result_survive_a_reload():
 
 
 def test_live_settings_read_at_1024_px():
-    """At 1024×768 the main area is ~560 px: the target and the draft (long names) get half
-    a row each, no row holds more than four settings, and the labels are short enough for
+    """At 1024×768 the main area is ~560 px: the target and the draft (long names) get a
+    row each, no row holds more than four settings, and the labels are short enough for
     a quarter row (they were cut: "embedded:smollm", "feature-h", "c…")."""
     at = _app("app_pages/live.py")
     width = {}
@@ -774,7 +778,7 @@ def test_live_settings_read_at_1024_px():
         for w in col.children.values():
             if getattr(w, "key", None):
                 width[w.key] = col.weight
-    assert width["target"] == width["draft"] == 0.5
+    assert "target" not in width and "draft" not in width  # a row each: long names read
     assert width["drafter"] == width["engine"] == width["tree"] == 1 / 3
     assert all(width[k] >= 0.25 for k in ("gamma", "policy", "temperature", "top_k", "top_p",
                                           "seed", "max_new_tokens", "early_exit_layers"))

@@ -4,6 +4,7 @@ bottleneck diagnosis on measured costs."""
 import numpy as np
 import pytest
 
+from specviz.measure import NO_DIFFERENCE
 from specviz.teaching import theory as T
 from specviz.teaching.diagnosis import diagnose, measure
 from tests._traces import handmade_trace
@@ -115,6 +116,9 @@ def test_diagnosis_label_reads_right_on_the_bundled_runs():
     for name, t, base in _bundled_runs():
         costs = measure(t, base)
         d = diagnose(costs)
+        if costs.speedup is not None and costs.speedup.verdict == NO_DIFFERENCE:
+            assert d.limiter == "unknown" and not d.shares, name  # rounds: no verdict
+            continue
         assert d.limiter == max(d.shares, key=d.shares.get), name
         assert sum(d.shares.values()) == pytest.approx(1.0)
         top = f"{d.limiter} {d.shares[d.limiter]:.0%}"
