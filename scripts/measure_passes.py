@@ -331,11 +331,10 @@ def provisional(command: str) -> dict:
                              "docs/benchmarks.md: H100 ~3.35 TB/s, H200 4.8 TB/s)"}
     return {"schema": 1, "provisional": True, "loaded": False, "device": "cuda",
             "date": "2026-12-07T00:00:00+00:00", "command": command,
-            "note": "gathered from committed benchmarks, not measured by this script; the "
-                    "two pairs were measured on different machines (an NVIDIA "
-                    "H200 and an NVIDIA H100) on different days; only T = 1 and T = 5 exist "
-                    "there, and each is a mean over a whole bench run, not a median of "
-                    "passes.",
+            "note": "gathered from committed benchmarks, not measured by this script, each "
+                    "pair on its own machine and day (see each pair's hardware); only T = 1 "
+                    "and T = 5 exist there, each a mean over a whole bench run rather than a "
+                    "median of passes.",
             "hardware": {"device": "cuda", "gpu": "NVIDIA H200 / NVIDIA H100 80GB HBM3"},
             "rounds": None, "rows": [1, 5], "bandwidth_from": "vendor's figures",
             "load_before": None, "load_after": None, "pairs": pairs, "sources": src}

@@ -40,7 +40,9 @@ def exp_pass_costs(files, nums: dict) -> None:
     st.caption(f"{nums['machines_note']} Points: median time of a pass over T tokens after a "
                "chat prompt (bars: min–max over the rounds, where the file has them); "
                "dashed lines: weights ÷ memory bandwidth.")
-    st.dataframe(visible_frame(frame), hide_index=True)
+    shown = frame.dropna(axis=1, how="all").round({PC.MS: 3, PC.LOW: 3, PC.HIGH: 3,
+                                                   PC.FLOOR: 3, PC.V: 2})
+    st.dataframe(visible_frame(shown), hide_index=True)
     _provenance(data, nums["data_file"])
     c1, c2 = st.columns([1, 2])
     key = c1.radio("Pair", list(PAIRS), key="l15_pair",
@@ -50,7 +52,8 @@ def exp_pass_costs(files, nums: dict) -> None:
                   value=round(float(nums[f"{key}_c"]), 2), step=0.01, key=f"l15_c_{key}")
     e, v = nums[f"{key}_e4"], nums[f"{key}_v5"]
     g = nums["gamma"]
-    st.markdown(f"E(α̂ = {nums[f'{key}_alpha']:.3f}, γ = {g}) / ({g} × {c:.2f} + v = {v:.2f}) "
-                f"= **{PC.speedup(e, c, v):.2f}×** (measured c = {nums[f'{key}_c']:.3f} gives "
+    st.markdown(f"E(α̂, γ) / (γ c + v) = E({nums[f'{key}_alpha']:.3f}, {g}) / ({g} × {c:.2f} "
+                f"+ {v:.2f}) = {e:.2f} / {g * c + v:.2f} = **{PC.speedup(e, c, v):.2f}×** "
+                f"(the measured c = {nums[f'{key}_c']:.3f} gives "
                 f"{nums[f'{key}_speed4']:.2f}×; break-even at c = "
                 f"{max((e - v) / g, 0.0):.3f}).")

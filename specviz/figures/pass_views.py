@@ -34,23 +34,35 @@ def fig_pass_times(passes: pd.DataFrame) -> go.Figure:
         labels = [f"{ms:.3g} ms · v {v:.2f}" for ms, v in zip(rows[PC.MS], rows[PC.V])]
         data.append(go.Scatter(
             x=rows[PC.TOKENS], y=rows[PC.MS], mode="lines+markers+text", name=f"{name}: pass",
+            cliponaxis=False,
             text=labels, textposition="top center", textfont=dict(size=12, color=color),
             line=dict(color=color, dash=dash, width=2.5),
             marker=dict(symbol=symbol, size=10, color=color), error_y=error,
             hovertemplate=f"{name}<br>%{{x}} tokens: %{{y:.3f}} ms<extra></extra>"))
-        floor = float(rows[PC.FLOOR].iloc[0])
+        floor = float(rows[PC.FLOOR].iloc[0])  # its value in the legend, clear of the points
         data.append(go.Scatter(
-            x=[min(tokens), x_max], y=[floor, floor], mode="lines+text",
-            name=f"{name}: weight-reading floor", text=["", f"floor {floor:.3g} ms"],
-            textposition="bottom left", textfont=dict(size=12, color=color),
-            line=dict(color=color, dash=floor_dash, width=1.5),
+            x=[min(tokens) - 0.4, x_max + 0.4], y=[floor, floor], mode="lines",
+            name=f"{name}: floor {floor:.3g} ms", line=dict(color=color, dash=floor_dash,
+                                                            width=2),
             hovertemplate=f"{name}: weights read once, {floor:.3f} ms<extra></extra>"))
     values = [*passes[PC.MS], *passes[PC.FLOOR], *passes[PC.HIGH].dropna()]
     lo = min(values) if values else 0.1
     hi = max(values) if values else 1.0
-    return themed(data, "Time per pass against tokens per pass, with each target's floor",
-                  height=460, legend=True,
+    # the legend under the plot: at 1024 px its four entries wrap without covering the title
+    return themed(data, "Time per pass against tokens per pass", height=500, legend=True,
+                  margin=dict(l=60, r=20, t=50, b=150),
+                  legend_orientation="h", legend_y=-0.2, legend_yanchor="top",
                   xaxis=dict(title="tokens per pass (T)", tickmode="array", tickvals=tokens,
                              range=[min(tokens) - 0.6, x_max + 0.8]),
                   yaxis=dict(title="ms per pass (log scale)", type="log",
-                             range=[math.log10(lo) - 0.3, math.log10(hi) + 0.35]))
+                             range=[math.log10(lo) - 0.3, math.log10(hi) + 0.35],
+                             tickvals=_ticks(lo / 2, hi * 2),
+                             ticktext=[f"{t:g}" for t in _ticks(lo / 2, hi * 2)]))
+
+
+def _ticks(lo: float, hi: float) -> list[float]:
+    """1, 2, 5 times the powers of ten between lo and hi (a log axis's few labels)."""
+    out = []
+    for e in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1):
+        out += [k * 10.0 ** e for k in (1, 2, 5) if lo <= k * 10.0 ** e <= hi]
+    return out
