@@ -66,7 +66,7 @@ def test_a_removed_upload_is_released_by_the_server(monkeypatch):
     monkeypatch.setattr(uploads, "_give_back_memory", lambda: calls.append(1))
     a, b = _file("run-a", 4), _file("run-b", 6)
     at = _app()
-    for visit in range(2):  # two visits: the second starts from a cache the first emptied
+    for _ in range(2):  # two visits: the second starts from a cache the first emptied
         at.session_state["files"] = [("a.jsonl", a), ("b.jsonl", b)]
         at.run()
         assert not at.exception
@@ -108,3 +108,40 @@ def test_a_refusal_stays_remembered_across_removals(monkeypatch):
         at.run()
     assert reads.count("bad.jsonl") == 1  # refused once, by content, not read again
     assert reads.count("a.jsonl") == 2  # a removed file is read again when uploaded again
+
+
+class Upload:
+    def __init__(self, name: str, data: bytes):
+        self.name, self._data = name, data
+
+    def getvalue(self) -> bytes:
+        return self._data
+
+
+def test_a_removed_upload_leaves_the_views_caches(monkeypatch):
+    """The frames the views cached for a removed file's runs are dropped (those of a file
+    still shown are kept), and the Runs page's database of uploads is built again."""
+    from specviz.traces import frames as F
+    from ui import runs, views
+    uploads.PARSED.clear()
+    views.frames_of.clear()
+    runs._uploads_db.clear()
+    made, dbs = [], []
+    steps, load = F.steps_frame, runs.load_traces
+    monkeypatch.setattr(F, "steps_frame", lambda t: made.append(t.run.run_id) or steps(t))
+    monkeypatch.setattr(runs, "load_traces", lambda *a, **k: dbs.append(1) or load(*a, **k))
+    a, b = Upload("a.jsonl", _file("run-a")), Upload("b.jsonl", _file("run-b"))
+
+    def page(files):  # one uploader; the views of every run shown, the Runs page's database
+        named = [(name, ts) for name, ts, _ in uploads.read_uploads(files)]
+        for name, ts in named:
+            for t in ts:
+                views.frames_of(views.trace_key(t, name), t)
+        runs._uploads_db("uploads", named)
+    for _ in range(2):
+        page([a, b])
+    assert made == ["run-a", "run-b"] and len(dbs) == 1
+    page([b])  # a.jsonl removed
+    page([a, b])  # and uploaded again: its frames made again, b's kept
+    assert made == ["run-a", "run-b", "run-a"]
+    assert len(dbs) == 2

@@ -60,16 +60,14 @@ class _ParsedUploads:
             while sum(u for _, u in self._items.values()) > MAX_TRACE_MB * 2**20:
                 self._items.popitem(last=False)
 
-    def hold(self, holder: tuple, keys: set[tuple]) -> bool:
+    def hold(self, holder: tuple, keys: set[tuple]) -> list[tuple[tuple, list[Trace]]]:
         """``holder`` now shows the files ``keys``; drop the files nobody holds any more
-        (True when some were dropped)."""
+        (returned: their keys and traces)."""
         with self._lock:
             self._holds[holder] = keys
             held = set().union(*self._holds.values())
-            gone = [k for k in self._items if k not in held]
-            for k in gone:
-                del self._items[k]
-        return bool(gone)
+            gone = [(k, self._items.pop(k)[0]) for k in list(self._items) if k not in held]
+        return gone
 
     def refuse(self, key: tuple, message: str) -> None:
         with self._lock:
@@ -159,9 +157,27 @@ def _key(name: str, data: bytes) -> tuple:
 
 
 def _held(keys: set[tuple]) -> None:
-    if PARSED.hold(_holder(), keys):
+    gone = PARSED.hold(_holder(), keys)
+    if gone:
+        _forget_derived(gone)
+        del gone
         _drop_stale_fragments()
         _give_back_memory()
+
+
+def _forget_derived(gone: list[tuple[tuple, list[Trace]]]) -> None:
+    """Drop what the pages cached from the dropped files: the frames of each run (by the
+    key the views give it, the file's name as its source) and the Runs page's database of
+    uploads (built again from the parsed uploads still held, without reading them again)."""
+    try:
+        from ui.runs import _uploads_db
+        from ui.views import frames_of, trace_key
+    except ImportError:
+        return
+    for (name, _), traces in gone:
+        for t in traces:
+            frames_of.clear(trace_key(t, name), None)
+    _uploads_db.clear()
 
 
 def _drop_stale_fragments() -> None:
