@@ -371,3 +371,23 @@ def test_the_runs_library_leaves_streamlit_out():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=Path(__file__).resolve().parent.parent, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_tree_runs_left_out_of_positions_are_counted_and_said():
+    """A tree's drafted tokens are nodes, not positions: acceptance by position leaves tree
+    runs out and says how many (it did so silently); chains alone: nothing to say."""
+    tree = TRACES / "cpu-smollm2-draft-tree-greedy.jsonl"
+    loaded = scan.load_paths([GREEDY, tree])
+    db = RunsDB.from_tables(loaded.runs, loaded.steps)
+    f = Q.Filters({})
+    o = Q.overview(db, f)
+    n_tree = sum(1 for t in read_traces(tree) if t.run.mode == "speculative")
+    assert o["trees"] == n_tree > 0 and o["runs"] > n_tree
+    said = Q.positions_left_out(o)
+    assert said.startswith(f"{n_tree:,} of {o['runs']:,} runs here drafted token trees")
+    assert f"the other {o['runs'] - n_tree:,} (chains)" in said
+    pos_runs = db.df("SELECT count(DISTINCT run_key) AS n FROM positions")["n"][0]
+    assert pos_runs == o["runs"] - n_tree  # exactly the chains are in the positions
+    only_trees = Q.overview(db, Q.Filters({"source": (tree.name,)}))
+    assert "No chain run is left" in Q.positions_left_out(only_trees)
+    assert Q.positions_left_out(Q.overview(db, Q.Filters({"source": (GREEDY.name,)}))) == ""

@@ -73,6 +73,25 @@ def test_runs_page_filters_groups_and_sql_twice(traces_dir):
     assert _metric(again, "speculative runs") == "8"
 
 
+def test_the_page_says_which_tree_runs_acceptance_by_position_leaves_out(traces_dir):
+    """With a tree file beside the chains: the positions' caption counts the tree runs left
+    out; filtered to the tree file alone, an info line says so (it was silent). Twice, and
+    on a second visit."""
+    tree = "cpu-smollm2-draft-tree-greedy.jsonl"
+    shutil.copy(TRACES / tree, traces_dir / tree)
+    n_tree = sum(1 for t in read_traces(TRACES / tree) if t.run.mode == "speculative")
+    for at in (_runs_page(), _runs_page()):
+        for _ in range(2):
+            said = [c.value for c in at.caption if "drafted token trees" in c.value]
+            assert said and said[0].count(f"{n_tree:,} of {8 + n_tree:,} runs here") == 1
+            at.multiselect(key="runs_f_source").set_value([tree]).run()
+            _ok(at)
+            assert any(i.value.startswith("Acceptance by position: none to show.")
+                       and "No chain run is left" in i.value for i in at.info)
+            at.multiselect(key="runs_f_source").set_value([]).run()
+            _ok(at)
+
+
 def test_a_run_opens_in_the_trace_inspector_twice(traces_dir):
     at = _runs_page()
     for order in ("slowest first", "least accepted first"):

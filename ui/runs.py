@@ -199,10 +199,13 @@ def aggregates_ui(db: RunsDB, key: str, f: Q.Filters, by: tuple[str, ...]) -> No
         st.plotly_chart(RV.fig_group_speedup(groups), key="runs_fig_speed")
     else:
         st.info("No run here has a target-only baseline: no speed-up to show.")
+    left_out = Q.positions_left_out(o)
     if not agg["positions"].empty:
         st.plotly_chart(RV.fig_position_acceptance(agg["positions"]), key="runs_fig_pos")
-        st.caption("Chains only (a tree's positions are nodes). Up to "
-                   f"{RV.MAX_LINES} groups, those with the most judged positions.")
+        st.caption(f"Up to {RV.MAX_LINES} groups, those with the most judged positions. "
+                   + (left_out or "Every run here is a chain: all are shown."))
+    elif left_out:
+        st.info(f"Acceptance by position: none to show. {left_out}")
 
 
 def _groups_shown(groups: pd.DataFrame, by) -> pd.DataFrame:

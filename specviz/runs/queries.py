@@ -162,6 +162,23 @@ def position_table(db: RunsDB, f: Filters, by=DEFAULT_GROUP) -> pd.DataFrame:
         WHERE {where} GROUP BY ALL ORDER BY ALL LIMIT {MAX_GROUPS * 64}""", params)
 
 
+def positions_left_out(o: dict) -> str:
+    """What acceptance by position leaves out, in one line, from ``overview``'s counts: the
+    token-tree runs (a tree's drafted tokens are nodes on several branches, so "the k-th
+    drafted token" names no single position); "" when there are none."""
+    trees, runs = o.get("trees", 0), o.get("runs", 0)
+    if not trees:
+        return ""
+    chains = runs - trees
+    return (f"{trees:,} of {runs:,} runs here drafted token trees and are left out of "
+            "acceptance by position: a tree's drafted tokens are nodes on several branches, "
+            "not the 1st, 2nd, … token of one draft. "
+            + (f"The positions show the other {chains:,} (chains)." if chains else
+               "No chain run is left to show by position.")
+            + " A tree run's accepted depth per step is in its Token tree tab (Trace "
+            "inspector).")
+
+
 _LONG = ("pair", "prompt", "source")  # named last in a label: the short parts read first
 
 
@@ -169,8 +186,8 @@ def group_label(df: pd.DataFrame, by) -> pd.Series:
     """One readable name per row from its group columns, the short ones first (τ as 'τ=0.7');
     'all runs' without groups."""
     cols = sorted(_by(by), key=lambda c: c in _LONG)
-    if not cols:
-        return pd.Series(["all runs"] * len(df), index=df.index)
+    if not cols or df.empty:  # (an empty frame's row-wise join would give a frame)
+        return pd.Series(["all runs"] * len(df), index=df.index, dtype=object)
     parts = df[cols].astype(str).replace({"None": NONE, "nan": NONE, "<NA>": NONE})
     if "temperature" in parts:
         parts["temperature"] = "τ=" + parts["temperature"]
