@@ -130,9 +130,17 @@ def test_claims_hold_on_the_shipped_data_and_fail_on_contradicting_numbers(nums)
     assert all(PC.checks(nums).values()), PC.checks(nums)
     lesson = L.lesson(NUMBER)
     assert set(PC.checks(nums)) == {k for k, _ in lesson.claims}
-    assert not PC.checks({**nums, "l_ratio": 20.0})["large_near_floor"]
+    assert not PC.checks({**nums, "l_ratio": nums["s_ratio"] + 1})["small_further_from_floor"]
+    assert not PC.checks({**nums, "l_c_over_size": 0.9})["drafts_cost_more_than_their_weights"]
     assert not PC.checks({**nums, "s_c": nums["l_c"] + 0.1})["small_draft_cheaper"]
     assert not PC.checks({**nums, "l_free4": nums["s_free4"] - 0.1})["large_free_draft_higher"]
+
+
+def test_what_limits_a_pass_is_said_from_its_ratio_to_the_floor():
+    assert "far above its floor (17.0 times)" in PC.regime("X", 17.0, 1 / 17)
+    assert "within 3 times its floor (2.0 times): reading the weights takes 50%" in \
+        PC.regime("X", 2.0, 0.5)
+    assert "no bound" in PC.regime("X", 0.5, 2.0)  # a bandwidth measured too low
 
 
 def test_the_text_says_when_the_pairs_ran_on_different_machines(nums):
@@ -225,6 +233,7 @@ def test_measure_passes_on_a_tiny_model():
     assert rec["floor_ms"] == pytest.approx(rec["weight_bytes"] / 10e9 * 1e3)
     assert rec["target_layers"] == t.model.config.num_hidden_layers
     assert mp.copy_bandwidth(cpu, mib=4, repeats=2) > 0
+    assert mp.read_bandwidth(cpu, mib=4, repeats=2) > 0
 
 
 def test_measure_passes_refuses_a_busy_machine_and_names_gpus(monkeypatch, capsys):
@@ -257,3 +266,31 @@ def test_the_provisional_file_is_rebuilt_from_the_committed_benches(tmp_path):
     acc = json.loads((tmp_path / "acceptance.json").read_text())
     assert acc == json.loads((PC.DATA_DIR / "acceptance.json").read_text())
     assert math.isclose(acc[PC.LARGE]["alpha"], PC.acceptance()["alpha"])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
+def test_measure_passes_replays_graphed_passes_on_cuda():
+    mp = _script()
+    from specviz.models import load_model
+    gpu = torch.device("cuda")
+    t = load_model("embedded:tiny-random-target", device=gpu, dtype=torch.float32)
+    d = load_model("embedded:tiny-random-draft", device=gpu, dtype=torch.float32)
+    assert mp.engine_for(t.model, gpu) == "graphs"
+    ids = mp.prompt_ids(t.tokenizer, gpu)
+    passes = {"target": mp.Passes(t.model, ids, "graphs", 5),
+              mp.DRAFT_KEY: mp.Passes(d.model, ids, "graphs", 1)}
+    order = [("target", r) for r in (1, 5)] + [(mp.DRAFT_KEY, 1)]
+    times = mp.interleaved(passes, order, 2, gpu)
+    assert all(len(v) == 2 and min(v) > 0 for v in times.values())
+    eager = mp.Passes(t.model, ids, "eager", 5).run(5)()
+    graphed = passes["target"].lm.forward(*_rows(ids, 5, t.model), logits="all")
+    assert torch.allclose(eager, graphed, atol=1e-3)
+    rec = mp.pair_record("t", "d", t.model, d.model, times, (1, 5), "graphs", gpu, 3350.0,
+                         torch.cuda.get_device_name(gpu))
+    assert rec["engine"] == "graphs" and rec["v"]["5"] > 0
+
+
+def _rows(ids, n, model):
+    """The ids and positions of a pass over n tokens after the prompt, as Passes builds them."""
+    new = (torch.arange(n, device=ids.device) * 7 + 3) % model.config.vocab_size
+    return new, torch.arange(ids.shape[0], ids.shape[0] + n, device=ids.device)

@@ -150,6 +150,20 @@ def _pair_numbers(key: str, p: dict, alpha: float) -> dict[str, Any]:
     return {f"{key}_{k}": val for k, val in n.items()}
 
 
+def regime(name: str, ratio: float, share: float) -> str:
+    """What limits a target's one-token pass, from its time over its floor (one sentence)."""
+    if ratio < 1:
+        return (f"The {name} target's pass took less than its computed floor "
+                f"({ratio:.2f} times): the pass read faster than the bandwidth measured for "
+                "the floor, so here the floor is no bound.")
+    if ratio <= NEAR_FLOOR:
+        return (f"The {name} target's pass is within {NEAR_FLOOR:.0f} times its floor "
+                f"({ratio:.1f} times): reading the weights takes {share:.0%} of it.")
+    return (f"The {name} target's pass is far above its floor ({ratio:.1f} times): reading "
+            f"the weights takes {share:.0%} of it, the rest goes to kernel launches and "
+            "small products.")
+
+
 def _source_note(path: Path, data: dict, s: dict, l_: dict) -> str:
     if data.get("provisional"):
         return (f"These numbers are provisional ({path.name}): {data.get('note', '')}")
@@ -181,6 +195,9 @@ def numbers(files: Files, data_dir: Path | None = None) -> dict:
                 "data_file": path.name, "provisional": bool(data.get("provisional")),
                 "gamma": GAMMA, "rows": GAMMA + 1, "near_floor": NEAR_FLOOR})
     out["source_note"] = _source_note(path, data, out, out)
+    for k in ("s", "l"):
+        out[f"{k}_regime"] = regime(out[f"{k}_name"], out[f"{k}_ratio"], out[f"{k}_floor_share"])
+        out[f"{k}_c_over_size"] = out[f"{k}_c"] / out[f"{k}_size_ratio"]
     same = out["s_hw"] == out["l_hw"]
     out["same_machine"] = same
     out["machines_note"] = (
@@ -207,10 +224,10 @@ def numbers(files: Files, data_dir: Path | None = None) -> dict:
 
 def checks(n: dict) -> dict[str, bool]:
     return {
-        "small_far_above_floor": n["s_ratio"] > NEAR_FLOOR and n["s_ratio"] > n["l_ratio"],
-        "large_near_floor": n["l_ratio"] < NEAR_FLOOR,
+        "small_further_from_floor": n["s_ratio"] > n["l_ratio"],
         "small_draft_cheaper": n["s_c"] < n["l_c"],
         "large_free_draft_higher": n["l_free4"] > n["s_free4"],
         "cheap_draft_lifts_large": n["l_with_s_c"] > n["l_speed4"] and n["l_with_s_c"] > 1,
         "large_draft_far_above_floor": n["l_draft_ratio"] > n["l_ratio"],
+        "drafts_cost_more_than_their_weights": min(n["s_c_over_size"], n["l_c_over_size"]) > 1,
     }
