@@ -97,34 +97,49 @@ def fig_tree_step(tree: pd.DataFrame, title: str | None = "Token tree of the ste
     for kind, part, name in _groups(tree, greedy):
         if part.empty:
             continue
+        labels += _node_labels(kind, part)
         color = Q_COLOR if kind == DRAFTED else KIND_COLORS[_COLOR_OF.get(kind, kind)]
-        mark = {"accepted": "✓ ", "rejected": "✗ ", "resampled": "◆ ", "bonus": "★ ",
-                "q0": Q_ZERO_MARK + " "}.get(kind, "")
-        hover = []
-        for _, r in part.iterrows():
-            text = f"<b>{show_token(r[F.TEXT])}</b> · {name} · depth {r[F.DEPTH]}"
-            labels.append(dict(x=float(r[F.DEPTH]), y=float(r[F.Y]),
-                               text=mark + show_token(r[F.TEXT]), xanchor="left", xshift=10,
-                               showarrow=False, bgcolor="rgba(255,255,255,0.9)",
-                               font=dict(color="#8A8A8A" if kind in FADED else INK,
-                                         size=14)))
-            if kind in ("resampled", "bonus"):
-                hover.append(text + "<br>added by the target")
-                continue
-            verdict = (f"p's top token: {'yes' if r[F.ACCEPT_PROB] >= 1 else 'no'}" if greedy
-                       else f"{TREE_ACCEPT}={_fmt(r[F.ACCEPT_PROB])} u={_fmt(r[F.U])}")
-            if kind == DRAFTED:
-                hover.append(f"{text}<br>q={_fmt(r[F.Q])}")
-                continue
-            hover.append(f"{text}<br>p={_fmt(r[F.P])} q={_fmt(r[F.Q])} · "
-                         + (unjudged_why(r[F.Q], True) if kind in FADED else verdict))
         data.append(go.Scatter(
             x=part[F.DEPTH], y=part[F.Y], mode="markers", name=name,
             marker=dict(symbol=_SYMBOLS.get(kind) or KIND_SYMBOLS[kind],
                         size=11 if kind in FADED else 15, color=color,
                         line=dict(width=2, color=color)),
-            opacity=0.55 if kind in FADED else 1.0, customdata=hover,
+            opacity=0.55 if kind in FADED else 1.0,
+            customdata=_node_hovers(kind, part, name, greedy),
             hovertemplate="%{customdata}<extra></extra>"))
+    return go.Figure(data=data, layout=_tree_layout(tree, title, labels))
+
+
+def _node_labels(kind: str, part: pd.DataFrame) -> list[dict]:
+    """The text beside each node of one group: its mark (✓ ✗ ◆ ★) and its token."""
+    mark = {"accepted": "✓ ", "rejected": "✗ ", "resampled": "◆ ", "bonus": "★ ",
+            "q0": Q_ZERO_MARK + " "}.get(kind, "")
+    return [dict(x=float(r[F.DEPTH]), y=float(r[F.Y]), text=mark + show_token(r[F.TEXT]),
+                 xanchor="left", xshift=10, showarrow=False, bgcolor="rgba(255,255,255,0.9)",
+                 font=dict(color="#8A8A8A" if kind in FADED else INK, size=14))
+            for _, r in part.iterrows()]
+
+
+def _node_hovers(kind: str, part: pd.DataFrame, name: str, greedy: bool) -> list[str]:
+    """Each node's hover text: its token and group, then p, q and the walk's verdict."""
+    hover = []
+    for _, r in part.iterrows():
+        text = f"<b>{show_token(r[F.TEXT])}</b> · {name} · depth {r[F.DEPTH]}"
+        if kind in ("resampled", "bonus"):
+            hover.append(text + "<br>added by the target")
+            continue
+        verdict = (f"p's top token: {'yes' if r[F.ACCEPT_PROB] >= 1 else 'no'}" if greedy
+                   else f"{TREE_ACCEPT}={_fmt(r[F.ACCEPT_PROB])} u={_fmt(r[F.U])}")
+        if kind == DRAFTED:
+            hover.append(f"{text}<br>q={_fmt(r[F.Q])}")
+            continue
+        hover.append(f"{text}<br>p={_fmt(r[F.P])} q={_fmt(r[F.Q])} · "
+                     + (unjudged_why(r[F.Q], True) if kind in FADED else verdict))
+    return hover
+
+
+def _tree_layout(tree: pd.DataFrame, title: str | None, labels: list[dict]) -> dict:
+    """The tree's layout: as tall as its rows of labels, the legend under the plot."""
     n_rows = int(tree[F.Y].max()) + 1 if len(tree) else 1
     depth = int(tree[F.DEPTH].max()) if len(tree) else 1
     # a row of labels needs ~34 px (a 64-node tree: up to ~2,300 px, scrolled, not squeezed);
@@ -138,4 +153,4 @@ def fig_tree_step(tree: pd.DataFrame, title: str | None = "Token tree of the ste
                  margin=dict(l=50, r=20, t=60 if title else 30, b=40 + legend_px))
     lay["legend"] = dict(orientation="h", yanchor="top", y=(legend_px - 8) / height,
                          yref="container", xanchor="left", x=0.0)
-    return go.Figure(data=data, layout=lay)
+    return lay
