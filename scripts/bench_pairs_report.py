@@ -72,20 +72,32 @@ def summary_table(runs: list[dict]) -> list[str]:
             "|---|---|---|---:|---:|---:|---:|", *(x for rows in blocks.values() for x in rows)]
 
 
+def _first(x: dict) -> str:
+    f32 = (x["float32"] or {}).get("top2_gap")
+    return (f"prompt {x['prompt'] + 1} at token {x['position']}, top-2 gap "
+            f"{_fmt(x['half']['top2_gap'], '.3f')} ({_fmt(f32, '.3f')} in float32)")
+
+
 def divergence_lines(runs: list[dict]) -> list[str]:
+    """A line per run and set of methods that part from the float32 reference at the same
+    places (the untraced twin of a traced method is left out: same decoding)."""
     lines = []
     for run in runs:
         d = (run.get("result") or {}).get("divergence_from_float32")
         if not d:
             continue
+        same: dict[tuple, list[str]] = {}
         for m, rep in d.items():
-            firsts = ", ".join(f"prompt {x['prompt'] + 1} at token {x['position']} (top-2 gap "
-                               f"{_fmt(x['half']['top2_gap'], '.3f')} in half precision, "
-                               f"{_fmt((x['float32'] or {}).get('top2_gap'), '.3f')} in "
-                               "float32)" for x in rep["differences"])
-            lines.append(f"- {md_cell(run['name'])}, {m}: {rep['identical']}/{rep['prompts']} "
-                         f"identical to float32 target-only" + (f"; first differences: "
-                                                                 f"{firsts}" if firsts else ""))
+            if not m.endswith(("tracing off", UNTRACED)):
+                key = (rep["identical"], rep["prompts"], tuple(
+                    (x["prompt"], x["position"]) for x in rep["differences"]))
+                same.setdefault(key, []).append(m)
+        for (ident, n, _), methods in same.items():
+            rep = d[methods[0]]
+            firsts = "; ".join(_first(x) for x in rep["differences"])
+            lines.append(f"- {md_cell(run['name'])}: {md_cell(' / '.join(methods))}: "
+                         f"{ident}/{n} identical to float32 target-only"
+                         + (f". First differences: {firsts}" if firsts else ""))
     return lines
 
 

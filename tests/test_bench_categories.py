@@ -156,16 +156,30 @@ def test_bench_pairs_report_puts_the_runs_side_by_side(tmp_path):
            "result": {"target": {"dtype": "float32"}, "engines": ["eager"],
                       "tokens_per_s": {}, "per_category": per, "markdown": "(its tables)"}}
     failed = {"name": "p, bfloat16: token trees", "rc": 2, "error": "specviz: refused"}
+    parted = {"prompt": 0, "position": 3, "half": {"top2_gap": 0.0156},
+              "float32": {"top2_gap": 0.0071}}
+    half = {**run, "name": "p, bfloat16: draft model", "result": {
+        **run["result"], "target": {"dtype": "bfloat16"}, "divergence_from_float32": {
+            "specviz target-only, eager": {"prompts": 2, "identical": 1,
+                                           "differences": [parted]},
+            "specviz speculative, eager, tracing on": {"prompts": 2, "identical": 1,
+                                                       "differences": [parted]},
+            "specviz speculative, eager, tracing off": {"prompts": 2, "identical": 1,
+                                                        "differences": [parted]}}}}
     hw = {"cpu": "x", "torch_threads": 2, "torch": "t", "transformers": "u"}
     text = to_markdown({"date": "d", "command": "c", "hardware": hw, "engines": "eager",
                         "load_start": [1, 1, 1], "load_end": [2, 2, 2], "pairs": {"p": {
                             "target": "T", "draft": "D", "head": None,
                             "notes": ["no feature head for T here"],
-                            "runs": [run, failed]}}})
+                            "runs": [run, failed, half]}}})
     assert "| float32 | code (1) | draft model (eager) | 20.00 | 2.00x (1.90–2.10) | 0.900 " \
            "| 3.50 |" in text
     assert "- no feature head for T here" in text
     assert "- failed: p, bfloat16: token trees: specviz: refused" in text
+    assert ("- p, bfloat16: draft model: specviz target-only, eager / specviz speculative, "
+            "eager, tracing on: 1/2 identical to float32 target-only. First differences: "
+            "prompt 1 at token 3, top-2 gap 0.016 (0.007 in float32)") in text
+    assert "| bfloat16 | code (1) | draft model (eager) |" in text
 
 
 def test_half_precision_bench_decodes_its_own_float32_reference(tmp_path):
