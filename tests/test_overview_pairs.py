@@ -69,14 +69,19 @@ def test_why_text_is_computed_from_the_run():
     told = P.why_text(slow)
     # a step: 4 × 0.40 + 1.60 + 0.05 = 3.25 target passes for 3.40 tokens: 1.05× predicted
     assert "over γ + 1 = 5 tokens costs v = 1.60" in told and "c = 0.40" in told
-    assert "= 3.25 target passes" in told and "α̂ 0.80" in told
+    assert "4.00 drafted × 0.40 + 1.60 (verify) + 0.05 (overhead) = 3.25 target passes" in told
+    assert "α̂ 0.80" in told
     assert "3.40 / 3.25 = 1.05× predicted, 0.95× measured" in told
     # the range (0.06) is wider than the distance from 1× (0.05): no verdict
     assert P.speed_text(slow) == "0.95× (range 0.92–0.98 over 3 rounds, no measurable difference)"
     assert P.speed_text(_run("a", "large", 1.6)) == "1.60× (range 1.55–1.65 over 3 rounds)"
-    rows = P.table_rows(P.Comparison(_run("a", "large", 1.6, 0.1, 1.05), slow))
-    assert [r["c (draft token / target pass)"] for r in rows] == [0.1, 0.4]
-    assert rows[1]["predicted"] == "1.05×" and rows[0]["rounds"] == 3
+    rows = {r[""]: r for r in P.table_rows(P.Comparison(_run("a", "large", 1.6, 0.1, 1.05),
+                                                         slow))}
+    assert rows["c: a drafted token / target pass"] == {
+        "": "c: a drafted token / target pass", "large": "0.10", "small": "0.40"}
+    assert rows["predicted speed-up"]["small"] == "1.05×" and rows["rounds"]["large"] == "3"
+    same = P.table_rows(P.Comparison(slow, replace(slow, target="/other/embedded:small")))
+    assert list(same[0]) == ["", "1. small", "2. small"]  # two columns, never one
     assert P.settings_text(slow) == "cpu, float32, greedy, γ = 4, 16 new tokens"
     assert P.model_name("embedded:qwen2.5-coder-1.5b-instruct") == "qwen2.5-coder-1.5b-instruct"
     assert P.model_name("/models/my-model/") == "my-model"
@@ -84,6 +89,9 @@ def test_why_text_is_computed_from_the_run():
         "Why the leading pair speeds up.", "Why the other pair does not speed up.")
     lead, other = P.why_titles(P.Comparison(_run("a", "l", 0.9), _run("a", "s", 0.8)))
     assert "no faster than its target alone" in lead and "does not speed up" in other
+    noisy = replace(slow, costs=_costs(1.2, 0.1, 1.0, rounds=(0.5, 1.0, 1.02)))
+    lead, other = P.why_titles(P.Comparison(noisy, _run("a", "s", 1.1)))
+    assert "not measurably" in lead and other == "Why the other pair speeds up less."
     wide = replace(slow, costs=_costs(1.02, 0.4, 1.6, rounds=(0.8, 1.0, 1.3)))
     assert P.speed_text(wide).endswith("over 3 rounds, no measurable difference)")
     one = replace(slow, costs=_costs(0.95, 0.4, 1.6, rounds=(1.0,)))
@@ -183,3 +191,17 @@ def test_overview_with_one_pair_has_no_comparison(two_pairs, monkeypatch, tmp_pa
         at = _visit()
         assert not any(s.value == "Two pairs, one prompt" for s in at.subheader)
         assert "a typical one first" in at.selectbox(key="home_run").label
+
+
+def test_names_from_a_trace_reach_the_page_as_text():
+    """A crafted target name cannot draw markup: the page shows the texts through as_text
+    and the table through visible_frame."""
+    from ui.plain import as_text, visible_frame
+    evil = _run("a", "<img src=x onerror=alert(1)>\u202e", 1.6)
+    cmp = P.Comparison(evil, _run("a", "small", 0.9))
+    shown = as_text(P.headline(cmp)) + as_text(P.why_text(evil))
+    assert shown.count("<img") == shown.count("\\<img") == 3 and "\u202e" not in shown
+    import pandas as pd
+    table = visible_frame(pd.DataFrame(P.table_rows(cmp)))
+    assert not any("\u202e" in str(c) for c in table.columns)  # the pairs' names
+    assert all("\u202e" not in v for col in table for v in table[col].astype(str))

@@ -103,7 +103,8 @@ def comparison_ui(cmp: Comparison) -> None:
 
     st.subheader("Two pairs, one prompt")
     st.markdown(as_text(P.headline(cmp)))
-    st.dataframe(visible_frame(pd.DataFrame(P.table_rows(cmp))), hide_index=True)
+    st.dataframe(visible_frame(pd.DataFrame(P.table_rows(cmp))), hide_index=True,
+                 width="content")
     lead_why, other_why = P.why_text(cmp.lead), P.why_text(cmp.other)
     limit = P.limiter_text(cmp.other)
     lead_title, other_title = P.why_titles(cmp)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from ..measure import NO_DIFFERENCE
 from ..traces import frames as F
 from ..traces.records import Trace
+from ..traces.visible import visible
 from .diagnosis import Costs, diagnose, measure
 
 
@@ -131,8 +132,16 @@ def speed_text(r: PairRun) -> str:
 def why_titles(cmp: Comparison) -> tuple[str, str]:
     """The headings of the two explanations (lead, other), true to the measured speed-ups:
     a pair at or below 1× is never said to speed up."""
-    lead = ("Why the leading pair speeds up." if cmp.lead.speedup > 1.0 else
-            "The leading pair (no faster than its target alone either).")
+    def verdict(r: PairRun) -> str:
+        sp = r.costs.speedup
+        return sp.verdict if sp is not None else "one sample"
+
+    if cmp.lead.speedup <= 1.0:
+        lead = "The leading pair (no faster than its target alone either)."
+    elif verdict(cmp.lead) == "faster":
+        lead = "Why the leading pair speeds up."
+    else:
+        lead = "The leading pair (faster by its median, not measurably: see its range)."
     other = ("Why the other pair does not speed up." if cmp.other.speedup <= 1.0 else
              "Why the other pair speeds up less.")
     return lead, other
@@ -165,9 +174,9 @@ def why_text(r: PairRun) -> str:
     cost, tokens, predicted = parts
     return (f"{model_name(r.target)}: a verify pass over γ + 1 = {g + 1} tokens costs "
             f"v = {k.v:.2f} one-token target passes and each drafted token c = {k.c:.2f} of "
-            f"one, so a step costs {k.gamma:.2f} × {k.c:.2f} + {k.v:.2f} + {k.overhead:.2f} "
-            f"(overhead) = {cost:.2f} target passes; at {alpha} it yields {tokens:.2f} "
-            f"tokens: {tokens:.2f} / {cost:.2f} = {predicted:.2f}× predicted, "
+            f"one, so a step costs {k.gamma:.2f} drafted × {k.c:.2f} + {k.v:.2f} (verify) + "
+            f"{k.overhead:.2f} (overhead) = {cost:.2f} target passes; at {alpha} it yields "
+            f"{tokens:.2f} tokens: {tokens:.2f} / {cost:.2f} = {predicted:.2f}× predicted, "
             f"{r.speedup:.2f}× measured.")
 
 
@@ -185,21 +194,27 @@ def headline(cmp: Comparison) -> str:
 
 
 def table_rows(cmp: Comparison) -> list[dict]:
-    """One row per pair: what the compact comparison table shows."""
-    rows = []
+    """The compact comparison table, one row per measure and one column per pair (named by
+    its target: narrow enough for a 1024-px screen): speed-up, rounds, α̂, tokens per
+    verification, c, v and the predicted speed-up."""
+    names = [visible(model_name(cmp.lead.target)), visible(model_name(cmp.other.target))]
+    if names[0] == names[1]:
+        names = [f"1. {names[0]}", f"2. {names[1]}"]
+
+    def fmt(x, spec="{:.2f}"):
+        return "–" if x is None else spec.format(x)
+
+    cols = []
     for r in (cmp.lead, cmp.other):
         k = r.costs
         parts = step_cost(r)
-        rows.append({"pair (target with draft)": pair_name(r),
-                     "speed-up (median of rounds)": f"{r.speedup:.2f}×",
-                     "rounds": k.speedup.n if k.speedup else 1,
-                     "α̂": None if k.alpha is None else round(k.alpha, 2),
-                     "tokens per verification": None if k.mean_accepted_length is None
-                     else round(k.mean_accepted_length, 2),
-                     "c (draft token / target pass)": None if k.c is None else round(k.c, 2),
-                     "v (verify pass / target pass)": None if k.v is None else round(k.v, 2),
-                     "predicted": None if parts is None else f"{parts[2]:.2f}×"})
-    return rows
+        cols.append([f"{r.speedup:.2f}×", str(k.speedup.n if k.speedup else 1), fmt(k.alpha),
+                     fmt(k.mean_accepted_length), fmt(k.c), fmt(k.v),
+                     "–" if parts is None else f"{parts[2]:.2f}×"])
+    measures = ["speed-up (median of rounds)", "rounds", "α̂", "tokens per verification",
+                "c: a drafted token / target pass", "v: verify pass / target pass",
+                "predicted speed-up"]
+    return [{"": m, names[0]: a, names[1]: b} for m, a, b in zip(measures, *cols)]
 
 
 def settings_text(r: PairRun) -> str:
