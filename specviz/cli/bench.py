@@ -225,12 +225,7 @@ def run_bench(pair, cfg, *, prompts: list[str] | None = None, repeats: int = 3,
         identical = {m: sum(outputs[m][i] == ref[i] for i in ref) for m in methods}
         same = {m: identical[m] == len(ref) for m in methods}
 
-    per_engine = {e: _engine_figures(e, tps, traces, cfg.gamma) for e in engines}
-    for e in engines:  # the speed-up in each repeat (methods interleaved): its spread
-        sp = Speedup(tuple(Round(a, b) for a, b in zip(per_repeat[_spec(e, True)],
-                                                        per_repeat[_base(e)])))
-        per_engine[e]["speedup_per_repeat"] = sp.ratios
-        per_engine[e]["speedup_verdict"] = sp.verdict
+    per_engine = _per_engine(engines, tps, traces, cfg.gamma, per_repeat)
     result = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": command,
@@ -260,6 +255,19 @@ def run_bench(pair, cfg, *, prompts: list[str] | None = None, repeats: int = 3,
                                                                  tps[_spec("eager", True)])
     result["markdown"] = to_markdown(result)
     return result
+
+
+def _per_engine(engines: list[str], tps: dict, traces: dict, gamma: int,
+                per_repeat: dict) -> dict:
+    """Each engine's figures, with the speed-up in each repeat (methods interleaved): its
+    spread and verdict."""
+    per_engine = {e: _engine_figures(e, tps, traces, gamma) for e in engines}
+    for e in engines:
+        sp = Speedup(tuple(Round(a, b) for a, b in zip(per_repeat[_spec(e, True)],
+                                                        per_repeat[_base(e)])))
+        per_engine[e]["speedup_per_repeat"] = sp.ratios
+        per_engine[e]["speedup_verdict"] = sp.verdict
+    return per_engine
 
 
 def _baselines(methods: dict, engines: list[str]) -> dict[str, str | None]:
