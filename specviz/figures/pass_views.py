@@ -31,18 +31,26 @@ def fig_pass_times(passes: pd.DataFrame) -> go.Figure:
         error = dict(type="data", symmetric=False, array=rows[PC.HIGH] - rows[PC.MS],
                      arrayminus=rows[PC.MS] - rows[PC.LOW], color=color,
                      thickness=1.5) if spread else None
-        labels = [f"{ms:.3g} ms · v {v:.2f}" for ms, v in zip(rows[PC.MS], rows[PC.V])]
+        # labels at one token, at the lesson's pass of 5 and at the largest pass (the rest in
+        # the hover and the table): neighbouring points sit too close for more
+        ts = rows[PC.TOKENS].astype(int).tolist()
+        keep = {ts[0], 5, ts[-1]}
+        labels = [(f"{_ms(ms)} ms" if t == ts[0] else f"v {v:.2f}") if t in keep else ""
+                  for t, ms, v in zip(ts, rows[PC.MS], rows[PC.V])]
+        where = ["top left" if t == ts[-1] and t != ts[0] else "top center" for t in ts]
         data.append(go.Scatter(
             x=rows[PC.TOKENS], y=rows[PC.MS], mode="lines+markers+text", name=f"{name}: pass",
             cliponaxis=False,
-            text=labels, textposition="top center", textfont=dict(size=12, color=color),
+            text=labels, textposition=where, textfont=dict(size=12, color=color),
             line=dict(color=color, dash=dash, width=2.5),
             marker=dict(symbol=symbol, size=10, color=color), error_y=error,
-            hovertemplate=f"{name}<br>%{{x}} tokens: %{{y:.3f}} ms<extra></extra>"))
+            customdata=rows[PC.V],
+            hovertemplate=f"{name}<br>%{{x}} tokens: %{{y:.3f}} ms, v %{{customdata:.2f}}"
+                          "<extra></extra>"))
         floor = float(rows[PC.FLOOR].iloc[0])  # its value in the legend, clear of the points
         data.append(go.Scatter(
             x=[min(tokens) - 0.4, x_max + 0.4], y=[floor, floor], mode="lines",
-            name=f"{name}: floor {floor:.3g} ms", line=dict(color=color, dash=floor_dash,
+            name=f"{name}: floor {_ms(floor)} ms", line=dict(color=color, dash=floor_dash,
                                                             width=2),
             hovertemplate=f"{name}: weights read once, {floor:.3f} ms<extra></extra>"))
     values = [*passes[PC.MS], *passes[PC.FLOOR], *passes[PC.HIGH].dropna()]
@@ -57,7 +65,12 @@ def fig_pass_times(passes: pd.DataFrame) -> go.Figure:
                   yaxis=dict(title="ms per pass (log scale)", type="log",
                              range=[math.log10(lo) - 0.3, math.log10(hi) + 0.35],
                              tickvals=_ticks(lo / 2, hi * 2),
-                             ticktext=[f"{t:g}" for t in _ticks(lo / 2, hi * 2)]))
+                             ticktext=[_ms(t) for t in _ticks(lo / 2, hi * 2)]))
+
+
+def _ms(x: float) -> str:
+    """A time in ms, short: 0.112, 3.93, 765, 19,400."""
+    return f"{x:,.0f}" if x >= 100 else f"{x:.3g}"
 
 
 def _ticks(lo: float, hi: float) -> list[float]:
