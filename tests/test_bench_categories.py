@@ -134,6 +134,9 @@ def test_bench_per_category_and_half_precision_against_float32(tmp_path, capsys)
     assert main(["bench", *common, "--dtype", "bfloat16", "--float32-reference",
                  str(prompts)]) == 2
     assert "cannot read --float32-reference" in capsys.readouterr().err
+    assert main(["bench", *common, "--dtype", "bfloat16", "--float32-reference", str(f32),
+                 "--json", str(f32)]) == 2
+    assert "is the --float32-reference file the bench reads" in capsys.readouterr().err
 
 
 def test_bench_pairs_report_puts_the_runs_side_by_side(tmp_path):

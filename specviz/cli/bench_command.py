@@ -175,7 +175,8 @@ def _check_result_files(args) -> None:
     import os
 
     from .output import _same_file
-    inputs = {"--prompts": args.prompts, "--gguf": args.gguf or os.environ.get("SPECVIZ_GGUF")}
+    inputs = {"--prompts": args.prompts, "--gguf": args.gguf or os.environ.get("SPECVIZ_GGUF"),
+              "--float32-reference": args.float32_reference}
     names = [(flag, value) for flag, value in (("--json", args.json),
                                                ("--markdown", args.markdown)) if value is not None]
     for flag, value in names:
