@@ -46,7 +46,7 @@ def register(sub) -> None:
 
 def _bench_prompts(args) -> tuple[list[str] | None, list[str | None] | None]:
     """The prompts, and from a prompts file each prompt's category (None where it has none)."""
-    if args.prompts is not None and args.prompt is None:
+    if args.prompts and args.prompt is None:
         categories: list[str | None] = []
         return read_prompts(args.prompts, categories), categories
     return (_prompts(args) if (args.prompt or args.prompts) else None), None
