@@ -53,7 +53,7 @@ def test_the_lesson_renders_twice_with_its_numbers(at, nums):
         assert at.header[0].value == f"{NUMBER}. {lesson.title}"
         shown = _markdown(at)
         assert lesson.explanation[:60] in shown
-        assert f"{nums['l_t1']:.2f} ms" in shown and f"{nums['s_speed4']:.2f}×" in shown
+        assert f"{nums['l_t1']:,.4g} ms" in shown and f"{nums['s_speed4']:.2f}×" in shown
         ticks = [m.value for m in at.markdown if m.value.startswith(("✅", "❌"))]
         assert len(ticks) == len(lesson.claims) and all(t.startswith("✅") for t in ticks)
         assert len(at.get("plotly_chart")) == 1
