@@ -27,7 +27,7 @@ out=${OUT:-$final}
 prompt='Write a Python function that checks whether a string is a palindrome.'
 
 load() { python3 -c "import os; print('%.2f %.2f %.2f' % os.getloadavg())"; }
-one=$(python3 -c "import os; print(os.getloadavg()[0])")
+one=$(python3 -c "import os; print('%.2f' % os.getloadavg()[0])")
 echo "load average (1, 5, 15 min) before: $(load) on $(nproc) cores"
 if python3 -c "import sys; sys.exit(0 if float('$one') > 1.5 else 1)"; then
   if [[ "${FORCE:-0}" != 1 ]]; then
