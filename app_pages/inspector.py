@@ -8,8 +8,8 @@ from specviz import figures as G
 from specviz.teaching.diagnosis import diagnose, measure
 from specviz.traces import frames as F
 from ui.common import bundled_files, load_bundled
-from ui.inspector import compare_table_ui
-from ui.plain import as_text, visible_frame
+from ui.inspector import compare_table_ui, runs_table_ui
+from ui.plain import as_text
 from ui.runs import opened_runs
 from ui.uploads import MAX_UPLOAD_MB, UPLOAD_TYPES, read_uploads, upload_label
 from ui.views import diagnosis_ui, frames_of, render_trace, trace_key
@@ -45,7 +45,7 @@ sources = [s for _, s in loaded]
 runs = F.runs_frame(traces, sources)
 labels = runs[F.RUN_NAME].tolist()  # numbered, with the prompt: distinct
 st.subheader("Runs")
-st.dataframe(visible_frame(runs.drop(columns=[F.RUN_ID])), hide_index=True)
+runs_table_ui(runs.drop(columns=[F.RUN_ID]))
 
 
 def _baseline(i: int):

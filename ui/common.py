@@ -229,21 +229,27 @@ def settings_ui() -> Settings:
                     decode=decode)
 
 
+DRAFT_HELP = ("default: the draft shipped with the target, if any "
+              "(embedded:smollm2-draft for embedded:smollm2-135m-instruct, "
+              "embedded:qwen2.5-coder-0.5b-instruct for embedded:qwen2.5-coder-1.5b-instruct). "
+              "none: no draft model, for prompt lookup or early exit.")
+
+
 def _pair_ui() -> tuple[str, str]:
-    """Target and draft (a row of their own: their names are long), then drafter, engine
-    and the draft's shape; returns the target's and the draft's choice."""
+    """Target and draft, a row each (their names are long: half a row at 1024 px cut them),
+    then drafter, engine and the draft's shape; returns the target's and the draft's
+    choice."""
     from specviz.decoding import DRAFTERS, ENGINES
-    c = st.columns(2)
-    target = c[0].selectbox("Target (p)", _targets(), key="target",
-                            help="embedded:smollm2-135m-instruct is a real 135M chat model "
-                                 "(the first load converts it, about a minute). "
-                                 "embedded:qwen2.5-coder-1.5b-instruct (Qwen, Apache-2.0) "
-                                 "with its 0.5B sibling as draft is the pair where "
-                                 "speculative decoding pays (first load: a 1.6 GB download "
-                                 "and 5-10 minutes of conversion; 9.6 GB of memory). "
-                                 "embedded:tiny-random-target needs no download; its text is "
-                                 "gibberish but shows the mechanics at once.")
-    draft_choice = c[1].selectbox("Draft (q)", _drafts(), key="draft")
+    target = st.selectbox("Target (p)", _targets(), key="target",
+                          help="embedded:smollm2-135m-instruct is a real 135M chat model "
+                               "(the first load converts it, about a minute). "
+                               "embedded:qwen2.5-coder-1.5b-instruct (Qwen, Apache-2.0) "
+                               "with its 0.5B sibling as draft is the pair where "
+                               "speculative decoding pays (first load: a 1.6 GB download "
+                               "and 5-10 minutes of conversion; 9.6 GB of memory). "
+                               "embedded:tiny-random-target needs no download; its text is "
+                               "gibberish but shows the mechanics at once.")
+    draft_choice = st.selectbox("Draft (q)", _drafts(), key="draft", help=DRAFT_HELP)
     c = st.columns(3)
     c[0].selectbox("Drafter", [AUTO, *DRAFTERS], key="drafter",
                    help="auto: the drafter measured fastest for the pair and device: the "

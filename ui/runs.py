@@ -239,8 +239,13 @@ def runs_table_ui(db: RunsDB, key: str, f: Q.Filters) -> None:
     runs = _runs(key, _fkey(f), order, db, f)
     if runs.empty:
         return
+    every = st.checkbox("all columns", key="runs_all_columns",
+                        help="Also the prompt, pair, drafter, τ, device, engine, category, "
+                             "tokens/s, the baseline's kind, steps and file (the table then "
+                             "scrolls sideways on a narrow screen).")
     st.dataframe(visible_frame(runs.drop(columns=["trace_file", "run_index"])), hide_index=True,
-                 key="runs_table")
+                 key="runs_table", column_order=None if every else RUNS_DEFAULT,
+                 column_config=_runs_config(every))
     st.caption(f"The first {min(len(runs), SHOWN_RUNS)} runs in this order; narrow the "
                "filters or use SQL below for the others.")
     st.plotly_chart(RV.fig_runs_scatter(runs), key="runs_fig_scatter")
@@ -253,6 +258,29 @@ def runs_table_ui(db: RunsDB, key: str, f: Q.Filters) -> None:
             st.error(as_text(error))
         else:
             st.switch_page("app_pages/inspector.py")
+
+
+# The runs table's default view fits the main area at 1024 px (~560 px): which run, its
+# shape and what it gave; every other column one checkbox away.
+RUNS_DEFAULT = ["run_key", "shape", "alpha_hat", "tokens_per_step", "speedup"]
+
+
+def _runs_config(every: bool) -> dict:
+    cc = st.column_config
+    return {
+        "run_key": cc.TextColumn("run", width=280 if not every else "medium", pinned=every,
+                                 help="file#index: the run (open it below)"),
+        "shape": cc.TextColumn("shape", width=64),
+        "alpha_hat": cc.NumberColumn("α̂", format="%.2f", width=52,
+                                     help="accepted / judged drafted tokens"),
+        "tokens_per_step": cc.NumberColumn("tok/step", format="%.2f", width=70,
+                                           help="tokens emitted per verification step"),
+        "speedup": cc.NumberColumn("speed-up", format="%.2f×", width=74,
+                                   help="tokens/s over its target-only baseline's"),
+        "tokens_per_s": cc.NumberColumn("tokens/s", format="%.1f"),
+        "temperature": cc.NumberColumn("τ", format="%.2f"),
+        "prompt": cc.TextColumn("prompt", width="large"),
+    }
 
 
 def _read_run(db: RunsDB, row: dict) -> Trace:
