@@ -90,6 +90,23 @@ class _ParsedUploads:
 _REFUSALS_KEPT = 256
 
 
+def _tune_malloc() -> None:
+    """glibc's malloc, set so that a large block goes back to the system when it is freed:
+    blocks of 1 MiB and more (an upload's bytes, a file's text, arrays) are mapped on their
+    own instead of from the heap (glibc otherwise raises that threshold to 32 MiB after the
+    first such block is freed, and later ones fill the heap, which then cannot shrink), and
+    at most two heaps (arenas) for the server's threads instead of sixteen on two cores."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(_M_MMAP_THRESHOLD, 2**20)
+        libc.mallopt(_M_ARENA_MAX, 2)
+    except (OSError, AttributeError):
+        pass
+
+
+_M_MMAP_THRESHOLD, _M_ARENA_MAX = -3, -8  # glibc's malloc.h
+
+
 def _give_back_memory() -> None:
     """Collect what dropped uploads held and return the freed heap to the system (glibc's
     malloc_trim; elsewhere only the collection)."""
@@ -113,6 +130,7 @@ def _holder() -> tuple:
 
 
 PARSED = _ParsedUploads()
+_tune_malloc()
 
 
 def parse_trace_bytes(name: str, data: bytes, room: int | None = None
