@@ -11,8 +11,12 @@ see ``scripts/bench_matmul_rows.py --cpu`` and docs/qwen.md for the measured rat
 
 Where it runs (``usable``): float32 rows on the CPU, from ``MIN_ROWS`` to ``MAX_ROWS`` rows,
 against a weight of at least ``MIN_WEIGHT`` elements (small weights fit in cache, where the
-library's kernel is as good). One row stays on F.linear (a matrix-vector product, already
-reading the weight once). ``install(model)`` routes a transformers model's ``nn.Linear``
+library's kernel is as good). One row (a matrix-vector product: every one-token pass, the
+target alone's and the draft's) goes wherever it is faster on this machine, measured once
+per process (``one_row_on_onednn``): on the 2-core EPYC of docs/qwen.md, F.linear's
+matrix-vector product read the 1.5B's gate/up weight at about half the speed of oneDNN's
+(8.7 against 4.7 ms), so a one-token pass cost more than a two-token one, and a baseline
+left on the slower kernel would flatter every speed-up. ``install(model)`` routes a transformers model's ``nn.Linear``
 layers through it (their weights untouched: state dicts, tied weights and the static engine
 see the same tensors), so the eager engine's verify passes use it too.
 
@@ -26,10 +30,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-MIN_ROWS = 2
+MIN_ROWS = 2  # from here on, oneDNN; one row only where it measured faster
 MAX_ROWS = 32
 MIN_WEIGHT = 1 << 20  # elements (4 MiB in float32)
 _enabled = True
+_one_row: bool | None = None  # oneDNN for one row: measured at first use (None: not yet)
 
 
 def enable(on: bool = True) -> None:
@@ -67,7 +72,52 @@ def usable(h: torch.Tensor, w: torch.Tensor) -> bool:
     if h.dtype != torch.float32 or w.dtype != torch.float32 or w.dim() != 2:
         return False
     rows = h.numel() // max(h.shape[-1], 1)
-    return MIN_ROWS <= rows <= MAX_ROWS and w.numel() >= MIN_WEIGHT and w.is_contiguous()
+    if not (1 <= rows <= MAX_ROWS and w.numel() >= MIN_WEIGHT and w.is_contiguous()):
+        return False
+    return rows >= MIN_ROWS or one_row_on_onednn()
+
+
+def set_one_row(on: bool | None) -> None:
+    """Send one-row products through oneDNN (True), keep them on F.linear (False), or
+    measure which is faster at the next one-row product (None)."""
+    global _one_row
+    _one_row = on
+
+
+def one_row_on_onednn() -> bool:
+    """Whether a one-row product (a matrix-vector product) is faster through oneDNN than
+    through F.linear on this machine: both timed once per process, interleaved, on a
+    64 MiB weight (larger than a CPU's caches, as a layer's weights are); oneDNN only where
+    its median is at least 10 % below F.linear's. ``SPECVIZ_ONE_ROW=onednn`` or ``linear``
+    decides without measuring."""
+    global _one_row
+    if _one_row is None:
+        import os
+        choice = os.environ.get("SPECVIZ_ONE_ROW", "").strip().lower()
+        _one_row = {"onednn": True, "linear": False}.get(choice)
+        if _one_row is None:
+            _one_row = _measure_one_row()
+    return _one_row
+
+
+def _measure_one_row(rounds: int = 7) -> bool:
+    import statistics
+    import time
+    gen = torch.Generator().manual_seed(0)
+    w = torch.randn(8192, 2048, generator=gen)
+    x = torch.randn(1, 2048, generator=gen)
+    times: dict[str, list[float]] = {"linear": [], "onednn": []}
+    with torch.no_grad():
+        for r in range(rounds + 2):  # two rounds warm up
+            for name in ("linear", "onednn"):
+                t = time.perf_counter()
+                if name == "linear":
+                    F.linear(x, w)
+                else:
+                    linear(x, w)
+                if r >= 2:
+                    times[name].append(time.perf_counter() - t)
+    return statistics.median(times["onednn"]) < 0.9 * statistics.median(times["linear"])
 
 
 def linear(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
