@@ -20,7 +20,9 @@ c = draft pass / target pass.
 Writes JSON (hardware, versions, load average before and after, the command) to
 specviz/teaching/lessons/data/passes-<device>-<date>.json unless --out says otherwise.
 Refuses to time on a busy machine (1-minute load average above half the cores) unless
---force; the file then says "loaded": true and the lesson ranks it below idle ones.
+--force; the file then says "loaded": true and the lesson ranks it below idle ones; so it
+does when the load after the measurement exceeds half the cores plus the measurement's own
+threads (which raise the average by themselves).
 
 ``--from-bench`` writes instead a provisional file from benchmarks committed in docs/bench/
 (each number's file named under "sources"), marked "provisional": true.
@@ -298,7 +300,9 @@ def measure(device: torch.device, pairs, rows: tuple, rounds: int, command: str,
         print(f"{target} with {draft} ...", file=sys.stderr, flush=True)
         out["pairs"].append(measure_pair(target, draft, device, rows, rounds, bandwidth, hw))
     out["load_after"] = list(os.getloadavg())
-    out["loaded"] = loaded or out["load_after"][0] > cores / 2
+    # the average after counts the measurement's own threads (on 2 cores it always passes
+    # 1 by itself): busy afterwards means beyond them
+    out["loaded"] = loaded or out["load_after"][0] > cores / 2 + torch.get_num_threads()
     return out
 
 
