@@ -146,7 +146,7 @@ def test_how_v_grows_is_said_from_the_passes_the_file_holds():
     assert "passes over 1 and 5 tokens only" in PC.v_curve("X", {1: 1.0, 5: 1.2})
     flat = PC.v_curve("X", {1: 1.0, 2: 1.05, 3: 1.08, 5: 1.3, 9: 1.2, 17: 2.0})
     assert "up to T = 3" in flat and "reached 2.00 (at T = 17)" in flat
-    assert "at no T above one" in PC.v_curve("X", {1: 1.0, 2: 1.5, 3: 1.6})
+    assert "v was 1.50 already at T = 2" in PC.v_curve("X", {1: 1.0, 2: 1.5, 3: 1.6})
 
 
 def test_the_text_says_when_the_pairs_ran_on_different_machines(nums):

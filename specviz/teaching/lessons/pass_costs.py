@@ -177,9 +177,12 @@ def v_curve(name: str, v: dict[int, float]) -> str:
             break
         flat = t
     top = max(rows, key=lambda t: v[t])
-    said = (f"up to T = {flat}" if flat > rows[0] else "at no T above one")
-    return (f"For the {name}, v stayed within {FLAT:.0%} of one token's pass {said}; "
-            f"over T = {rows[0]}–{rows[-1]} it reached {v[top]:.2f} (at T = {top}).")
+    if flat > rows[0]:
+        said = f"v stayed within {FLAT:.0%} of one token's pass up to T = {flat}"
+    else:
+        said = f"v was {v[rows[1]]:.2f} already at T = {rows[1]}"
+    return (f"For the {name}, {said}; over T = {rows[0]}–{rows[-1]} it reached "
+            f"{v[top]:.2f} (at T = {top}).")
 
 
 def _source_note(path: Path, data: dict, s: dict, l_: dict) -> str:
