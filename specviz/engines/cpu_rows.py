@@ -16,9 +16,10 @@ target alone's and the draft's) goes wherever it is faster on this machine, meas
 per process (``one_row_on_onednn``): on the 2-core EPYC of docs/qwen.md, F.linear's
 matrix-vector product read the 1.5B's gate/up weight at about half the speed of oneDNN's
 (8.7 against 4.7 ms), so a one-token pass cost more than a two-token one, and a baseline
-left on the slower kernel would flatter every speed-up. ``install(model)`` routes a transformers model's ``nn.Linear``
-layers through it (their weights untouched: state dicts, tied weights and the static engine
-see the same tensors), so the eager engine's verify passes use it too.
+left on the slower kernel would flatter every speed-up. ``install(model)`` routes a
+transformers model's ``nn.Linear`` layers through it (their weights untouched: state
+dicts, tied weights and the static engine see the same tensors), so the eager engine's
+verify passes use it too.
 
 Exactness: each row's sums are float32 sums of the same products in another order, so rows
 differ from F.linear's by rounding only (as F.linear's own kernels for different row counts
