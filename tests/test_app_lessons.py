@@ -15,6 +15,8 @@ from specviz.teaching.lessons import runs as R
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
+from tests._lessons_app import lessons_page  # noqa: E402
+
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
 # lesson number -> how to change its experiment: (widget kind, key, new value)
@@ -40,12 +42,7 @@ SHOWN_FAILURES = ("The identical-output check fails", "Replayed over every step"
 
 @pytest.fixture(scope="module")
 def at():
-    app = AppTest.from_file(APP, default_timeout=180)
-    app.run()
-    app.switch_page("app_pages/lessons.py")
-    app.run()
-    _ok(app)
-    return app
+    return lessons_page(_ok)
 
 
 def _ok(at: AppTest) -> None:

@@ -2,7 +2,6 @@
 checked (on two visits), its figure and table show, the experiment's draft cost changes the
 speed-up shown, the quiz and the numeric exercise answer."""
 
-from pathlib import Path
 
 import pytest
 
@@ -13,7 +12,8 @@ from specviz.teaching.lessons import runs as R
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
+from tests._lessons_app import lessons_page  # noqa: E402
+
 NUMBER = L.ORDER.index("pass-costs") + 1
 
 
@@ -33,12 +33,7 @@ def _markdown(at: AppTest) -> str:
 
 @pytest.fixture(scope="module")
 def at():
-    app = AppTest.from_file(APP, default_timeout=180)
-    app.run()
-    app.switch_page("app_pages/lessons.py")
-    app.run()
-    _ok(app)
-    return app
+    return lessons_page(_ok)
 
 
 @pytest.fixture(scope="module")
