@@ -155,4 +155,6 @@ def install(model: torch.nn.Module) -> int:
         if type(module) is torch.nn.Linear:
             module.__class__ = RowsLinear
             n += 1
+    if n:
+        one_row_on_onednn()  # measured here, at load, not in a decoding's first pass
     return n
