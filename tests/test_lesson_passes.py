@@ -212,12 +212,17 @@ def test_the_figure_draws_each_target_and_its_floor_apart_without_colour(nums):
 # ---------------------------------------------------------------- scripts/measure_passes.py
 
 
+def _tiny_pair(device: torch.device):
+    """The tiny target and draft, loaded in float32 on ``device``."""
+    from specviz.models import load_model
+    return tuple(load_model(f"embedded:tiny-random-{k}", device=device, dtype=torch.float32)
+                 for k in ("target", "draft"))
+
+
 def test_measure_passes_on_a_tiny_model():
     mp = _script()
-    from specviz.models import load_model
     cpu = torch.device("cpu")
-    t = load_model("embedded:tiny-random-target", device=cpu, dtype=torch.float32)
-    d = load_model("embedded:tiny-random-draft", device=cpu, dtype=torch.float32)
+    t, d = _tiny_pair(cpu)
     assert mp.engine_for(t.model, cpu) == "eager"
     ids = mp.prompt_ids(t.tokenizer, cpu)
     rows = (1, 2, 3)
@@ -277,10 +282,8 @@ def test_the_provisional_file_is_rebuilt_from_the_committed_benches(tmp_path):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
 def test_measure_passes_replays_graphed_passes_on_cuda():
     mp = _script()
-    from specviz.models import load_model
     gpu = torch.device("cuda")
-    t = load_model("embedded:tiny-random-target", device=gpu, dtype=torch.float32)
-    d = load_model("embedded:tiny-random-draft", device=gpu, dtype=torch.float32)
+    t, d = _tiny_pair(gpu)
     assert mp.engine_for(t.model, gpu) == "graphs"
     ids = mp.prompt_ids(t.tokenizer, gpu)
     passes = {"target": mp.Passes(t.model, ids, "graphs", 5),
