@@ -263,3 +263,25 @@ def test_qwen_head_command_refuses_a_folder_without_the_ggufs(tmp_path, capsys):
         assert stop.value.code == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("error: ") and "\n" not in err
+
+
+def test_the_draft_gguf_is_optional_the_target_is_not(tmp_path):
+    """Without the 0.5B's GGUF (or its converted folder) only the target is loaded and the
+    evaluation leaves the draft model out; without the target's, a one-line refusal."""
+    from specviz.distill.qwen_head import DRAFT_GGUF, TARGET_GGUF, _present
+    scratch = tmp_path / "models"
+    scratch.mkdir()
+    (tmp_path / TARGET_GGUF).write_bytes(b"")
+    assert _present(tmp_path, scratch) == [TARGET_GGUF]
+    (scratch / DRAFT_GGUF.removesuffix(".gguf")).symlink_to(tmp_path / "gone")  # dangling
+    assert _present(tmp_path, scratch) == [TARGET_GGUF]
+    (tmp_path / DRAFT_GGUF).write_bytes(b"")
+    assert _present(tmp_path, scratch) == [TARGET_GGUF, DRAFT_GGUF]
+    (tmp_path / TARGET_GGUF).unlink()
+    converted = scratch / TARGET_GGUF.removesuffix(".gguf")
+    converted.mkdir()
+    (converted / "config.json").write_text("{}")
+    assert _present(tmp_path, scratch) == [TARGET_GGUF, DRAFT_GGUF]
+    converted.joinpath("config.json").unlink()
+    with pytest.raises(ValueError, match="missing"):
+        _present(tmp_path, scratch)

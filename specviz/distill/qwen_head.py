@@ -78,22 +78,20 @@ def load_models(gguf_dir: str | None, device: torch.device, tiny: bool,
         return (tiny_qwen2(0).to(device), tiny_qwen2(0, layers=2, drift=0.02).to(device), tok)
     from transformers import AutoModelForCausalLM, AutoTokenizer
     folder = Path(gguf_dir)
-    for name in (TARGET_GGUF, DRAFT_GGUF):
-        if not (folder / name).is_file():
-            raise ValueError(f"{folder / name} is missing")
+    names = _present(folder, scratch)
     try:
         from ..models.gguf import convert_gguf
     except ImportError:
         convert_gguf = None
     if convert_gguf is not None and scratch is not None:
         sources = []
-        for name in (TARGET_GGUF, DRAFT_GGUF):
+        for name in names:
             dest = Path(scratch) / name.removesuffix(".gguf")
             if not (dest / "config.json").exists():
                 convert_gguf(folder / name, dest, progress=_every_tenth(name))
             sources.append((str(dest), {}))
     else:
-        sources = [(str(folder), {"gguf_file": name}) for name in (TARGET_GGUF, DRAFT_GGUF)]
+        sources = [(str(folder), {"gguf_file": name}) for name in names]
     tok = AutoTokenizer.from_pretrained(sources[0][0], **sources[0][1])
     if "<|im_end|>" in tok.get_vocab():  # the chat's turns end there
         tok.eos_token = tok.pad_token = "<|im_end|>"
@@ -103,7 +101,22 @@ def load_models(gguf_dir: str | None, device: torch.device, tiny: bool,
     for m in models:
         m.requires_grad_(False)
         m.generation_config.pad_token_id = tok.pad_token_id
-    return models[0], models[1], tok
+    return models[0], (models[1] if len(models) > 1 else None), tok
+
+
+def _present(folder: Path, scratch: Path | None) -> list[str]:
+    """The GGUFs to load: the target's, which must be there (as a file or converted), and
+    the draft's where it is (without it the evaluation leaves the draft model out)."""
+    def there(name: str) -> bool:
+        return (folder / name).is_file() or (
+            scratch is not None and (Path(scratch) / name.removesuffix(".gguf")
+                                     / "config.json").exists())
+    if not there(TARGET_GGUF):
+        raise ValueError(f"{folder / TARGET_GGUF} is missing")
+    if not there(DRAFT_GGUF):
+        _log(f"{folder / DRAFT_GGUF} is missing: no draft model to compare with")
+        return [TARGET_GGUF]
+    return [TARGET_GGUF, DRAFT_GGUF]
 
 
 def _every_tenth(name: str):
@@ -169,9 +182,10 @@ def evaluate(target, draft, heads: dict, texts: list[dict], gamma: int) -> list[
             c = head_counts(head, target, passes[head.cfg.feature_layers], t["n_prompt"],
                             gamma, out_ids)
             counts.setdefault(name, []).append((t["category"], c))
-        tp = next(iter(passes.values()))
-        counts.setdefault("draft model (0.5B)", []).append(
-            (t["category"], draft_counts(draft, tp, t["n_prompt"], gamma)))
+        if draft is not None:
+            tp = next(iter(passes.values()))
+            counts.setdefault("draft model (0.5B)", []).append(
+                (t["category"], draft_counts(draft, tp, t["n_prompt"], gamma)))
     rows = []
     cats = list(dict.fromkeys(t["category"] for t in texts)) + ["all"]
     for name, per in counts.items():
