@@ -109,11 +109,11 @@ bench)
     --json "$out/bench-draft.json" --markdown "$out/bench-draft.md" 2>&1 | tee -a "$out/bench.log"
   if [[ -d $HEAD_DIR ]]; then
     [[ ,$parts, == *,head,* ]] && python3 -m specviz bench "${common[@]}" \
-      --drafter feature-head --engines graphs --gamma 4 \
+      --drafter feature-head --draft none --engines graphs --gamma 4 \
       --no-transformers --json "$out/bench-head.json" --markdown "$out/bench-head.md" \
       2>&1 | tee -a "$out/bench.log"
     [[ ,$parts, == *,trees,* ]] && python3 -m specviz bench "${common[@]}" \
-      --drafter feature-head --engines graphs --trees "chain 3-2-1 dynamic:16:6 dynamic:32:8" --no-transformers \
+      --drafter feature-head --draft none --engines graphs --trees "chain 3-2-1 dynamic:16:6 dynamic:32:8" --no-transformers \
       --json "$out/bench-trees.json" --markdown "$out/bench-trees.md" 2>&1 | tee -a "$out/bench.log"
   fi
   ;;
