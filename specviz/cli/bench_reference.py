@@ -26,7 +26,8 @@ class Float32Reference:
 
     def pair(self):
         if self._pair is None:
-            ns = {**vars(self.args), "dtype": "float32", "draft": "none", "drafter": None}
+            ns = {**vars(self.args), "dtype": "float32", "draft": "none", "drafter": None,
+                  "draft_int8": False}
             self._pair = load_for(argparse.Namespace(**ns), self.prompts)
         return self._pair
 

@@ -42,6 +42,9 @@ def _common_model_args(p: argparse.ArgumentParser) -> None:
                    default=None,
                    help="who drafts (default: the draft model if loaded, else prompt lookup)")
     p.add_argument("--early-exit-layers", type=int, default=4, metavar="N")
+    p.add_argument("--draft-int8", action="store_true",
+                   help="the draft model's linear layers with int8 weights (CPU, eager engine): "
+                        "it reads a quarter of the bytes; output unchanged, acceptance may drop")
     p.add_argument("--gguf", default=None,
                    help="path to the embedded target's GGUF, for offline machines "
                         "(SmolLM2: also $SPECVIZ_GGUF; the Qwen2.5-Coder pair: "
@@ -166,7 +169,8 @@ def _load(args):
           file=sys.stderr, flush=True)
     try:
         pair = load_pair(target, draft, device=args.device, dtype=args.dtype,
-                         progress=_progress_printer(), gguf=args.gguf)
+                         progress=_progress_printer(), gguf=args.gguf,
+                         draft_int8=getattr(args, "draft_int8", False))
     except ModelSourceError as e:
         raise CliError(str(e)) from None
     if args.drafter == "model" and pair.draft is None:

