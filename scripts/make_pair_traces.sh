@@ -3,7 +3,8 @@
 # greedy, gamma 4) linked to a target-only baseline measured over rounds, into ONE file that
 # the Overview reads to compare the pairs: assets/traces/cpu-pairs-code.jsonl.
 #   135M pair: embedded:smollm2-135m-instruct (p) with its shipped draft (q)
-#   1.5B pair: embedded:qwen2.5-coder-1.5b-instruct (p) with embedded:qwen2.5-coder-0.5b-instruct (q)
+#   1.5B pair: embedded:qwen2.5-coder-1.5b-instruct (p) with embedded:qwen2.5-coder-0.5b-instruct (q),
+#              its linear layers in int8 (--draft-int8; QWEN_DRAFT_INT8=0 for float32)
 # The bundled speed-ups must be measured on an IDLE machine: the script prints the load
 # average before and after, and refuses to start when the 1-minute load is above 1.5 unless
 # FORCE=1. Needs ~10 GB of free memory (the 1.5B pair in float32).
@@ -51,8 +52,14 @@ run --target embedded:smollm2-135m-instruct \
     --label "$device pairs: 135M target, draft model, greedy" --out "$tmp/smollm2.jsonl"
 echo "load average after the 135M pair: $(load)"
 echo "[2/2] the 1.5B pair ($(date -u +%H:%M:%S) UTC)"
-run --target embedded:qwen2.5-coder-1.5b-instruct --draft embedded:qwen2.5-coder-0.5b-instruct \
-    --label "$device pairs: 1.5B target, 0.5B draft, greedy" --out "$tmp/qwen.jsonl"
+if [[ "${QWEN_DRAFT_INT8:-1}" == 1 ]]; then  # the 0.5B with int8 weights (--draft-int8)
+  run --target embedded:qwen2.5-coder-1.5b-instruct --draft embedded:qwen2.5-coder-0.5b-instruct \
+      --draft-int8 --label "$device pairs: 1.5B target, 0.5B draft (int8 weights), greedy" \
+      --out "$tmp/qwen.jsonl"
+else
+  run --target embedded:qwen2.5-coder-1.5b-instruct --draft embedded:qwen2.5-coder-0.5b-instruct \
+      --label "$device pairs: 1.5B target, 0.5B draft, greedy" --out "$tmp/qwen.jsonl"
+fi
 cat "$tmp/smollm2.jsonl" "$tmp/qwen.jsonl" > "$out"
 if [[ "$out" == "$final" ]]; then rm -f assets/traces/cpu-pairs-code-provisional.jsonl; fi
 echo "load average after: $(load) ($(date -u +%H:%M:%S) UTC)"

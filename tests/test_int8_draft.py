@@ -112,3 +112,20 @@ def test_a_token_tree_with_an_int8_draft_runs_eager_and_exact(pair):
     assert spec.run.hardware["engine"] == {**spec.run.hardware["engine"], "path": "eager",
                                            "why": "an int8 draft runs on the eager engine only"}
     assert spec.summary.output_token_ids == base.summary.output_token_ids
+
+
+def test_the_overview_names_an_int8_draft(tmp_path):
+    """A recorded run says its draft was int8 (the trace keeps the draft's dtype) and the
+    Overview's pair comparison names it so: its cost is not the float draft's."""
+    from specviz.cli import main
+    from specviz.teaching import pairs
+    from specviz.traces.records.jsonl import read_traces
+    out = tmp_path / "int8.jsonl"
+    assert main(["run", "--target", TARGET, "--draft", DRAFT, "--draft-int8", "--device", "cpu",
+                 "--prompt", PROMPT, "--no-chat", "--max-new-tokens", "8", "--baseline",
+                 "--rounds", "1", "--out", str(out)]) == 0
+    traces = read_traces(out)
+    assert traces[0].run.draft["dtype"].startswith("int8 weights")
+    run = pairs.pair_run(str(out), 0, traces[0], traces)
+    assert run is not None and run.draft.endswith(" (int8 weights)")
+    assert pairs.pair_name(run).endswith("tiny-random-qwen2-draft (int8 weights)")

@@ -27,7 +27,7 @@ class PairRun:
     file: str
     index: int  # in its file
     target: str  # the target's source
-    draft: str  # the draft's source
+    draft: str  # the draft's source, " (int8 weights)" added for an int8 draft
     target_params: int | None
     prompt: str
     setting: tuple  # what must match between the two pairs' runs
@@ -71,8 +71,10 @@ def pair_run(file: str, index: int, trace: Trace, traces: list[Trace]) -> PairRu
     if not costs.speedup_measured:
         return None
     n = trace.run.target.get("n_params")
-    return PairRun(file, index, str(trace.run.target.get("source", "?")),
-                   str(trace.run.draft.get("source", "?")),
+    draft = str(trace.run.draft.get("source", "?"))
+    if str(trace.run.draft.get("dtype", "")).startswith("int8"):
+        draft += " (int8 weights)"  # --draft-int8: its cost is not the float draft's
+    return PairRun(file, index, str(trace.run.target.get("source", "?")), draft,
                    int(n) if isinstance(n, (int, float)) else None,
                    trace.run.prompt_text, setting_of(trace), costs)
 
