@@ -91,7 +91,11 @@ def test_why_text_is_computed_from_the_run():
     assert "no faster than its target alone" in lead and "does not speed up" in other
     noisy = replace(slow, costs=_costs(1.2, 0.1, 1.0, rounds=(0.5, 1.0, 1.02)))
     lead, other = P.why_titles(P.Comparison(noisy, _run("a", "s", 1.1)))
-    assert "not measurably" in lead and other == "Why the other pair speeds up less."
+    assert "not measurably" in lead and "ranges overlap" in other  # 0.60-1.22 and 1.07-1.13
+    apart = P.why_titles(P.Comparison(_run("a", "l", 1.6), _run("a", "s", 1.2)))
+    assert apart[1] == "Why the other pair speeds up less."  # 1.55-1.65 and 1.16-1.24
+    close = P.why_titles(P.Comparison(_run("a", "l", 1.74), _run("a", "s", 1.64)))
+    assert "these rounds do not say which pair is faster" in close[1]  # 1.69-1.79, 1.59-1.69
     wide = replace(slow, costs=_costs(1.02, 0.4, 1.6, rounds=(0.8, 1.0, 1.3)))
     assert P.speed_text(wide).endswith("over 3 rounds, no measurable difference)")
     one = replace(slow, costs=_costs(0.95, 0.4, 1.6, rounds=(1.0,)))

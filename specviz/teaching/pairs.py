@@ -133,7 +133,8 @@ def speed_text(r: PairRun) -> str:
 
 def why_titles(cmp: Comparison) -> tuple[str, str]:
     """The headings of the two explanations (lead, other), true to the measured speed-ups:
-    a pair at or below 1× is never said to speed up."""
+    a pair at or below 1× is never said to speed up, and the other pair is said to gain
+    less only where its range of rounds lies below the leading pair's."""
     def verdict(r: PairRun) -> str:
         sp = r.costs.speedup
         return sp.verdict if sp is not None else "one sample"
@@ -144,9 +145,20 @@ def why_titles(cmp: Comparison) -> tuple[str, str]:
         lead = "Why the leading pair speeds up."
     else:
         lead = "The leading pair (faster by its median, not measurably: see its range)."
-    other = ("Why the other pair does not speed up." if cmp.other.speedup <= 1.0 else
-             "Why the other pair speeds up less.")
+    if cmp.other.speedup <= 1.0:
+        other = "Why the other pair does not speed up."
+    elif _span(cmp.other)[1] >= _span(cmp.lead)[0]:
+        other = ("Why the other pair speeds up about as much (the two ranges overlap: these "
+                 "rounds do not say which pair is faster).")
+    else:
+        other = "Why the other pair speeds up less."
     return lead, other
+
+
+def _span(r: PairRun) -> tuple[float, float]:
+    """The run's range of speed-ups over its rounds (one round: its one value twice)."""
+    sp = r.costs.speedup
+    return (sp.low, sp.high) if sp is not None and sp.n >= 2 else (r.speedup, r.speedup)
 
 
 def step_cost(r: PairRun) -> tuple[float, float, float] | None:
