@@ -129,3 +129,25 @@ def test_the_overview_names_an_int8_draft(tmp_path):
     run = pairs.pair_run(str(out), 0, traces[0], traces)
     assert run is not None and run.draft.endswith(" (int8 weights)")
     assert pairs.pair_name(run).endswith("tiny-random-qwen2-draft (int8 weights)")
+
+
+def test_live_page_int8_draft_on_the_real_pair_twice_then_refused_on_static():
+    """The Live page's "Draft with int8 weights" box: two Runs on the real embedded pair, each
+    exact and recorded as int8; with the static engine, one "Not run" line."""
+    from tests.test_app import REAL, _html, _live, _run
+    at = _live(REAL)
+    at.checkbox(key="draft_int8").check()
+    at.selectbox(key="drafter").set_value("model")
+    at.checkbox(key="with_baseline").check()
+    at.number_input(key="rounds").set_value(1)
+    for _ in range(2):
+        r = _run(at)
+        assert r["error"] is None, r["error"]
+        assert r["spec"].run.draft["dtype"].startswith("int8 weights")
+        assert r["spec"].summary.output_token_ids == r["base"].summary.output_token_ids
+    assert not at.error, [e.value for e in at.error]
+    at.selectbox(key="engine").set_value("static")
+    _run(at)
+    assert any("eager engine only" in e.value and e.value.startswith("Not run: ")
+               for e in at.error)
+    assert "Not run (refused before it began)" in _html(at)
