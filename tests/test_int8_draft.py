@@ -146,6 +146,7 @@ def test_live_page_int8_draft_on_the_real_pair_twice_then_refused_on_static():
         assert r["spec"].run.draft["dtype"].startswith("int8 weights")
         assert r["spec"].summary.output_token_ids == r["base"].summary.output_token_ids
     assert not at.error, [e.value for e in at.error]
+    assert "draft default (int8 weights) · drafter model" in _html(at)  # the last-run line
     at.selectbox(key="engine").set_value("static")
     _run(at)
     assert any("eager engine only" in e.value and e.value.startswith("Not run: ")

@@ -155,7 +155,9 @@ def test_why_line_names_a_reason_only_when_the_rounds_agree():
     from specviz.teaching.race import why_line
     agree, noisy = _sp((20, 10), (21, 10), (22, 10)), _sp((12, 10), (8, 10), (11, 10))
     assert "the difference is noise" in why_line(noisy, 2.5, 0.6, "Limited by x")
-    assert why_line(agree, 2.5, 0.6).startswith("Why: 2.50 tokens per target pass (α̂ = 0.60)")
+    assert why_line(agree, 2.5, 0.6) == (
+        "Why: 2.50 tokens per target pass (α̂ = 0.60), and a step (its drafts and one verify "
+        "pass) costs less than that many tokens of the target alone.")  # no claim on v alone
     slow = _sp((8, 10), (7.5, 10), (8.2, 10))
     assert why_line(slow, 1.2, 0.1, "Limited by acceptance.") == "Why: Limited by acceptance."
     assert "tree step costs more" in why_line(slow, 1.2, 0.1, tree=True)

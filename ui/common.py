@@ -156,7 +156,9 @@ class Settings:
         """One line naming every setting of the run."""
         d = self.decode
         shape = TREES.get(d.tree, d.tree) if d.tree else f"γ = {d.gamma} ({d.policy})"
-        return (f"target {self.target} · draft {self.draft or 'none'} · drafter {d.drafter} "
+        int8 = " (int8 weights)" if self.draft_int8 else ""
+        return (f"target {self.target} · draft {self.draft or 'none'}{int8} · "
+                f"drafter {d.drafter} "
                 f"· {shape} · τ = {d.temperature:g} · top-k {d.top_k} · "
                 f"top-p {d.top_p:g} · seed {d.seed} · max {d.max_new_tokens} tokens · "
                 f"engine {d.engine}" + ("" if d.chat else " · no chat template"))

@@ -75,8 +75,8 @@ def why_line(speedup: Speedup | None, tokens_per_pass: float | None, alpha: floa
     per = (f"{tokens_per_pass:.2f} tokens per target pass"
            + (f" (α̂ = {alpha:.2f})" if alpha is not None else "")) if tokens_per_pass else ""
     if speedup.verdict == "faster":
-        return f"Why: {per}, each pass about as cheap as one token of the target alone." \
-            if per else ""
+        return (f"Why: {per}, and a step (its drafts and one verify pass) costs less "
+                "than that many tokens of the target alone.") if per else ""
     if tree:
         return (f"Why: {per}, but each tree step costs more than that many steps of the "
                 "target alone.") if per else ""
