@@ -219,11 +219,8 @@ def run_bench(pair, cfg, *, prompts: list[str] | None = None, repeats: int = 3,
     tokens, seconds, outputs, traces = _measure(methods, prompts, repeats, progress,
                                                 per_repeat, samples)
     tps = {m: tokens[m] / seconds[m] if seconds[m] else 0.0 for m in methods}
-    same = identical = None
-    if cfg.sampling.greedy:
-        ref = outputs[HF_TARGET] if transformers else outputs[_base(engines[0])]
-        identical = {m: sum(outputs[m][i] == ref[i] for i in ref) for m in methods}
-        same = {m: identical[m] == len(ref) for m in methods}
+    same, identical = _greedy_agreement(
+        cfg, outputs, HF_TARGET if transformers else _base(engines[0]), methods)
 
     per_engine = _per_engine(engines, tps, traces, cfg.gamma, per_repeat)
     result = {
@@ -246,15 +243,31 @@ def run_bench(pair, cfg, *, prompts: list[str] | None = None, repeats: int = 3,
         "per_category": category_figures(samples, categories, len(prompts),
                                          _baselines(methods, engines)),
     }
-    if "eager" in engines and len(engines) > 1:
-        fast = engines[-1]
-        result["fast_engine"] = fast
-        result["fast_target_only_vs_eager_target_only"] = _ratio(tps[_base(fast)],
-                                                                 tps[_base("eager")])
-        result["fast_speculative_vs_eager_speculative"] = _ratio(tps[_spec(fast, True)],
-                                                                 tps[_spec("eager", True)])
+    result.update(_fast_engine(engines, tps))
     result["markdown"] = to_markdown(result)
     return result
+
+
+def _greedy_agreement(cfg, outputs: dict, reference: str, methods) -> tuple:
+    """Greedy runs: ({method: every prompt's output equals the reference's},
+    {method: how many prompts do}); (None, None) for sampled runs."""
+    if not cfg.sampling.greedy:
+        return None, None
+    ref = outputs[reference]
+    identical = {m: sum(outputs[m][i] == ref[i] for i in ref) for m in methods}
+    return {m: identical[m] == len(ref) for m in methods}, identical
+
+
+def _fast_engine(engines: list[str], tps: dict) -> dict:
+    """With eager and a faster engine compared: the last engine against eager."""
+    if "eager" not in engines or len(engines) < 2:
+        return {}
+    fast = engines[-1]
+    return {"fast_engine": fast,
+            "fast_target_only_vs_eager_target_only": _ratio(tps[_base(fast)],
+                                                             tps[_base("eager")]),
+            "fast_speculative_vs_eager_speculative": _ratio(tps[_spec(fast, True)],
+                                                            tps[_spec("eager", True)])}
 
 
 def _per_engine(engines: list[str], tps: dict, traces: dict, gamma: int,
