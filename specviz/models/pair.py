@@ -248,6 +248,14 @@ def load_head_source(spec: str, target: torch.nn.Module, *, allow_custom: bool |
     return head, info
 
 
+def _check_int8(draft: str | None, device: torch.device) -> None:
+    """ModelSourceError (one line) where an int8 draft cannot run."""
+    if not draft:
+        raise ModelSourceError("an int8 draft needs a draft model")
+    if device.type != "cpu":
+        raise ModelSourceError("an int8 draft runs on the CPU only")
+
+
 def _int8(d: LoadedModel) -> None:
     """The loaded draft ``d`` with int8 weights, its info saying so."""
     from ..engines import int8_draft
@@ -274,10 +282,12 @@ def load_pair(target: str = DEFAULT_TARGET, draft: str | None = "default", *,
     """
     dev = pick_device(device)
     dt = pick_dtype(dtype, dev)
-    t = load_model(target, device=dev, dtype=dt, progress=progress, allow_custom=allow_custom,
-                   gguf=gguf)
     if draft == "default":
         draft = default_draft_for(target)
+    if draft_int8:  # refused before any model is loaded
+        _check_int8(draft, dev)
+    t = load_model(target, device=dev, dtype=dt, progress=progress, allow_custom=allow_custom,
+                   gguf=gguf)
     d = None
     if draft:
         d = load_model(draft, device=dev, dtype=dt, progress=progress,
@@ -285,8 +295,6 @@ def load_pair(target: str = DEFAULT_TARGET, draft: str | None = "default", *,
         check_same_tokenizer(t.tokenizer, d.tokenizer, t.model, d.model)
         if draft_int8:
             _int8(d)
-    elif draft_int8:
-        raise ModelSourceError("an int8 draft needs a draft model")
     if head == "default":
         head = default_head_for(target)
     h, h_info = (load_head_source(head, t.model, allow_custom=allow_custom) if head
