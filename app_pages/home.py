@@ -39,12 +39,12 @@ def _label(r: Example) -> str:
 
 if pairs:
     comparison_ui(pairs)
-first = "the faster pair's run of that prompt first" if pairs else "a typical one first"
+first = "the run with the larger median speed-up first" if pairs else "a typical one first"
 pick = st.selectbox(f"Example run (recorded; {first})", range(len(runs)),
                     format_func=lambda i: _label(runs[i]), key="home_run")
 spread = spread_text(runs)
 if spread and pairs and pick < 2:
-    which = ("Not a typical run: the pair with the larger speed-up, on the prompt both "
+    which = ("Not a typical run: the pair with the larger median speed-up, on the prompt both "
              "pairs ran (the other pair's run is next in the list)" if pick == 0 else
              "The other pair's run of the same prompt")
     st.caption(f"{which}. Across all bundled runs: {spread} (by pair, drafter, engine, "

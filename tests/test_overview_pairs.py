@@ -156,7 +156,7 @@ def _check_page(at: AppTest, small: Trace, large: Trace) -> None:
     from specviz.teaching.diagnosis import measure
     assert any(s.value == "Two pairs, one prompt" for s in at.subheader)
     box = at.selectbox(key="home_run")
-    assert "faster pair" in box.label
+    assert "the run with the larger median speed-up first" in box.label
     assert "tiny-random-qwen2-target pair" in box.options[0]  # the faster pair leads
     assert "tiny-random-target pair" in box.options[1]  # the other pair's run next
     text = " ".join(m.value for m in at.markdown)

@@ -237,8 +237,8 @@ def settings_ui() -> Settings:
 INT8_HELP = ("The draft model's linear layers stored as int8 (one scale per row): on a "
              "CPU it reads a quarter of the bytes, so a drafted token costs less; the output "
              "is unchanged (the target verifies every token), acceptance may drop a little. "
-             "CPU and the eager engine only. On the 1.5B pair over 24 prompts: 1.21-1.24x "
-             "instead of 0.99-1.01x (docs/qwen.md).")
+             "CPU and the eager engine only. On the 1.5B pair over 24 prompts, one bench run on "
+             "a 2-core CPU: 1.21-1.24x instead of 0.99-1.01x (docs/qwen.md).")
 
 DRAFT_HELP = ("default: the draft shipped with the target, if any "
               "(embedded:smollm2-draft for embedded:smollm2-135m-instruct, "

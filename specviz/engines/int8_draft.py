@@ -5,9 +5,9 @@ Why: on a memory-bound CPU a draft pass costs about the bytes it reads. The Qwen
 target's and a chain of four drafts costs more than the verify pass itself (docs/qwen.md).
 Stored as int8 it reads a quarter of that. The product is torch's weight-only int8 kernel
 (``torch._weight_int8pack_mm``: activations in bfloat16, weights int8, one bfloat16 scale per
-output row), which on the 2-core EPYC of docs/qwen.md multiplied one row by the 0.5B's
-gate/up weight in 0.28 ms against 3.3 ms for F.linear in float32, and stays ahead up to 128
-rows (``scripts/measure_int8_draft.py`` measures the whole pass).
+output row). On the 2-core EPYC of docs/qwen.md the 0.5B's one-token pass took 41 ms with
+it against 93 ms in float32 (with the oneDNN row products of ``cpu_rows``), the target's 287
+ms (``scripts/measure_int8_draft.py``, docs/bench/qwen/cpu-20261207-int8-draft.json).
 
 Exactness: only the draft changes. Greedy output stays the target's own (the target verifies
 every token); sampled output still follows p, because acceptance and the residual use the q
